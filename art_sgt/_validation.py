@@ -1,0 +1,183 @@
+"""Argument checks shared by every public entry point.
+
+Every check raises before any work starts, with a message of one style:
+``"<name> must be <expected form>, got <what was given>."``
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "check_fraction",
+    "check_non_negative",
+    "check_positive_int",
+    "check_choice",
+    "check_array",
+    "check_finite",
+    "check_same_length",
+    "check_labels",
+]
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, np.ndarray):
+        return f"an array of shape {value.shape} and dtype {value.dtype}"
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def check_fraction(name: str, value: Any, low_inclusive: bool = False, high_inclusive: bool = False) -> float:
+    """Check that ``value`` is a real number in (0, 1), with the bounds made inclusive on request.
+
+    :param name: The parameter's name, used in the error message.
+    :param value: The value to check.
+    :param low_inclusive: Whether 0 is allowed.
+    :param high_inclusive: Whether 1 is allowed.
+    :return: ``value`` as a float.
+    :raises TypeError: If ``value`` is not a real number.
+    :raises ValueError: If ``value`` is outside the interval.
+    """
+    lo, hi = ("[" if low_inclusive else "("), ("]" if high_inclusive else ")")
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number in {lo}0, 1{hi}, got {_describe(value)}.")
+    value = float(value)
+    ok_low = value >= 0.0 if low_inclusive else value > 0.0
+    ok_high = value <= 1.0 if high_inclusive else value < 1.0
+    if math.isnan(value) or not (ok_low and ok_high):
+        raise ValueError(f"{name} must be a real number in {lo}0, 1{hi}, got {value!r}.")
+    return value
+
+
+def check_non_negative(name: str, value: Any) -> float:
+    """Check that ``value`` is a finite real number >= 0.
+
+    :param name: The parameter's name, used in the error message.
+    :param value: The value to check.
+    :return: ``value`` as a float.
+    :raises TypeError: If ``value`` is not a real number.
+    :raises ValueError: If ``value`` is negative, NaN or infinite.
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a finite real number >= 0, got {_describe(value)}.")
+    value = float(value)
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"{name} must be a finite real number >= 0, got {value!r}.")
+    return value
+
+
+def check_positive_int(name: str, value: Any, allow_none: bool = False) -> int | None:
+    """Check that ``value`` is an integer >= 1 (or ``None`` when allowed).
+
+    :param name: The parameter's name, used in the error message.
+    :param value: The value to check.
+    :param allow_none: Whether ``None`` is accepted.
+    :return: ``value`` as an int, or ``None``.
+    :raises TypeError: If ``value`` is not an integer.
+    :raises ValueError: If ``value`` is smaller than 1.
+    """
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer >= 1, got {_describe(value)}.")
+    if value < 1:
+        raise ValueError(f"{name} must be an integer >= 1, got {value!r}.")
+    return int(value)
+
+
+def check_choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
+    """Check that ``value`` is one of the strings in ``choices``.
+
+    :param name: The parameter's name, used in the error message.
+    :param value: The value to check.
+    :param choices: The accepted strings.
+    :return: ``value``.
+    :raises ValueError: If ``value`` is not one of ``choices``.
+    """
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}, got {_describe(value)}.")
+    return value
+
+
+def check_array(name: str, value: Any, min_ndim: int = 1) -> np.ndarray:
+    """Check that ``value`` is a non-empty numeric numpy array with at least ``min_ndim`` dimensions.
+
+    :param name: The parameter's name, used in the error message.
+    :param value: The value to check.
+    :param min_ndim: The smallest accepted number of dimensions.
+    :return: ``value`` (never copied, never modified).
+    :raises TypeError: If ``value`` is not a numeric numpy array.
+    :raises ValueError: If ``value`` is empty or has too few dimensions.
+    """
+    if not isinstance(value, np.ndarray):
+        raise TypeError(f"{name} must be a numpy.ndarray, got {type(value).__name__}.")
+    if not (np.issubdtype(value.dtype, np.number) or value.dtype == np.bool_):
+        raise TypeError(f"{name} must have a numeric dtype, got dtype {value.dtype}.")
+    if value.ndim < min_ndim:
+        raise ValueError(f"{name} must have at least {min_ndim} dimension(s), got shape {value.shape}.")
+    if value.shape[0] == 0:
+        raise ValueError(f"{name} must not be empty, got shape {value.shape}.")
+    return value
+
+
+def check_finite(name: str, value: np.ndarray) -> np.ndarray:
+    """Check that a numeric array holds no NaN or infinity.
+
+    :param name: The parameter's name, used in the error message.
+    :param value: The array to check.
+    :return: ``value``.
+    :raises ValueError: If ``value`` holds a NaN or an infinity.
+    """
+    if np.issubdtype(value.dtype, np.floating) and not np.isfinite(value).all():
+        bad = int((~np.isfinite(value)).sum())
+        raise ValueError(f"{name} must hold only finite values, got {bad} NaN or infinite entries.")
+    return value
+
+
+def check_same_length(name_a: str, a: Any, name_b: str, b: Any) -> None:
+    """Check that two arrays have the same number of samples.
+
+    :param name_a: The first parameter's name.
+    :param a: The first array.
+    :param name_b: The second parameter's name.
+    :param b: The second array.
+    :raises ValueError: If ``len(a) != len(b)``.
+    """
+    if len(a) != len(b):
+        raise ValueError(f"{name_a} and {name_b} must have the same length, got {len(a)} and {len(b)}.")
+
+
+def check_labels(name: str, y: np.ndarray, nb_classes: int) -> np.ndarray:
+    """Check class labels and return them as int64 indices.
+
+    Accepts index labels of shape ``(n,)`` (or ``(n, 1)``) and one-hot / probability labels of shape
+    ``(n, nb_classes)``, the two forms ART accepts.
+
+    :param name: The parameter's name, used in the error message.
+    :param y: The labels.
+    :param nb_classes: The number of classes of the classifier.
+    :return: A new int64 array of shape ``(n,)``.
+    :raises ValueError: If the labels have a wrong shape, are not finite or are out of range.
+    """
+    check_array(name, y)
+    check_finite(name, y)
+    if y.ndim == 2 and y.shape[1] == nb_classes and nb_classes > 1:
+        return np.argmax(y, axis=1).astype(np.int64)
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    if y.ndim != 1:
+        raise ValueError(
+            f"{name} must be index labels of shape (n,) or one-hot labels of shape (n, {nb_classes}), "
+            f"got shape {y.shape}."
+        )
+    if np.issubdtype(y.dtype, np.floating) and not np.all(np.equal(np.mod(y, 1), 0)):
+        raise ValueError(f"{name} must hold integer class indices, got non-integer values.")
+    if y.min() < 0 or y.max() >= nb_classes:
+        raise ValueError(
+            f"{name} must hold class indices in [0, {nb_classes - 1}], got values in [{y.min()}, {y.max()}]."
+        )
+    return y.astype(np.int64)
