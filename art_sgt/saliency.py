@@ -1,0 +1,136 @@
+"""Saliency maps as pure torch functions, and an adapter over Captum attributions.
+
+Nothing here imports ART: ``model`` is any ``torch.nn.Module`` that maps inputs to logits (the trainers
+compose the classifier's preprocessing into it, so saliency is always taken with respect to the raw input).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+from collections.abc import Callable, Iterator
+from typing import Any, Union
+
+import torch
+from torch import nn
+
+__all__ = ["input_gradient", "eval_mode", "make_saliency_fn", "SaliencyFn", "SaliencySpec"]
+
+SaliencyFn = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
+"""A saliency function ``(model, x, target) -> map`` returning a tensor of ``x``'s shape."""
+
+SaliencySpec = Union[str, type, Any, SaliencyFn]
+
+
+@contextlib.contextmanager
+def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """Put ``model`` and every submodule in eval mode, restoring each module's own previous mode on exit.
+
+    :param model: The model.
+    :return: A context manager yielding ``model``.
+    """
+    modes = [(module, module.training) for module in model.modules()]
+    model.eval()
+    try:
+        yield model
+    finally:
+        for module, training in modes:
+            module.training = training
+
+
+def input_gradient(model: nn.Module, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Gradient of each sample's ``target`` logit with respect to its input (the "vanilla gradient" map).
+
+    The model is evaluated in eval mode (the previous mode of every submodule is restored afterwards) and
+    only the input gradient is computed: no ``.grad`` is written to any parameter.
+
+    :param model: A module mapping a batch of inputs to logits of shape ``(n, nb_classes)``.
+    :param x: The inputs, shape ``(n, ...)``. Not modified.
+    :param target: Class indices of shape ``(n,)`` whose logits are differentiated.
+    :return: A tensor of ``x``'s shape and dtype, detached from any graph.
+
+    >>> import torch
+    >>> model = torch.nn.Linear(3, 2, bias=False)
+    >>> with torch.no_grad():
+    ...     _ = model.weight.copy_(torch.tensor([[1.0, 2.0, 3.0], [-1.0, 0.0, 1.0]]))
+    >>> input_gradient(model, torch.zeros(2, 3), torch.tensor([0, 1]))
+    tensor([[ 1.,  2.,  3.],
+            [-1.,  0.,  1.]])
+    """
+    with eval_mode(model), torch.enable_grad():
+        x_in = x.detach().requires_grad_(True)
+        logits = model(x_in)
+        selected = logits.gather(1, target.reshape(-1, 1).to(logits.device)).sum()
+        (grad,) = torch.autograd.grad(selected, x_in)
+    return grad.detach()
+
+
+def _captum_attribution_base() -> type | None:
+    try:
+        from captum.attr import Attribution
+    except ImportError:  # pragma: no cover - captum is a dependency
+        return None
+    return Attribution
+
+
+def make_saliency_fn(method: SaliencySpec, **attribute_kwargs: Any) -> SaliencyFn:
+    """Turn a saliency specification into a function ``(model, x, target) -> map``.
+
+    :param method: One of
+
+        - ``"gradient"``: :func:`input_gradient` (signed; the SGT reference behaviour);
+        - a Captum attribution class (``captum.attr.Saliency``, ``IntegratedGradients``, ``InputXGradient``,
+          ...): instantiated on the model at every call, so it always sees the current weights;
+        - a Captum attribution instance (e.g. ``NoiseTunnel(Saliency(model))``): used as it is, so its
+          forward function must take the same raw inputs as the classifier;
+        - any callable ``(model, x, target) -> tensor`` of ``x``'s shape.
+    :param attribute_kwargs: Keyword arguments passed to Captum's ``attribute`` (e.g. ``abs=False`` for
+        ``Saliency``, whose default returns absolute gradients, or ``n_steps`` for integrated gradients).
+    :return: The saliency function. Captum methods run with the model in eval mode (restored afterwards)
+        and return detached maps.
+    :raises TypeError: If ``method`` is none of the above.
+    :raises ValueError: If ``method`` is an unknown string.
+    """
+    attribution_base = _captum_attribution_base()
+    if isinstance(method, str):
+        if method != "gradient":
+            raise ValueError(
+                "saliency must be 'gradient', a Captum attribution class or instance, or a callable "
+                f"(model, x, target) -> tensor, got {method!r}."
+            )
+        if attribute_kwargs:
+            raise TypeError(f"saliency='gradient' takes no attribute kwargs, got {sorted(attribute_kwargs)}.")
+        return input_gradient
+    if attribution_base is not None and inspect.isclass(method) and issubclass(method, attribution_base):
+        cls = method
+        try:
+            inspect.signature(cls).bind(nn.Identity())
+        except TypeError as err:
+            raise TypeError(
+                f"saliency class {cls.__name__} cannot be built from a model alone; pass an instance "
+                f"(e.g. NoiseTunnel(Saliency(model))) instead."
+            ) from err
+
+        def captum_class_fn(model: nn.Module, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+            with eval_mode(model):
+                return cls(model).attribute(x.detach(), target=target, **attribute_kwargs).detach()
+
+        captum_class_fn.__name__ = f"captum_{cls.__name__}"
+        return captum_class_fn
+    if attribution_base is not None and isinstance(method, attribution_base):
+        instance = method
+
+        def captum_instance_fn(model: nn.Module, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+            with eval_mode(model):
+                return instance.attribute(x.detach(), target=target, **attribute_kwargs).detach()
+
+        captum_instance_fn.__name__ = f"captum_{type(instance).__name__}"
+        return captum_instance_fn
+    if callable(method) and not inspect.isclass(method):
+        if attribute_kwargs:
+            raise TypeError("attribute kwargs apply to Captum methods only, not to a saliency callable.")
+        return method
+    raise TypeError(
+        "saliency must be 'gradient', a Captum attribution class or instance, or a callable "
+        f"(model, x, target) -> tensor, got {type(method).__name__}."
+    )
