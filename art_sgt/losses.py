@@ -77,8 +77,4 @@ def asgt_loss(
     :return: A scalar tensor.
     """
     task_loss = F.cross_entropy if task_loss is None else task_loss
-    return (
-        task_loss(logits, y)
-        + task_loss(adv_logits, y)
-        + kl_weight * kl_divergence(adv_logits, masked_adv_logits)
-    )
+    return task_loss(logits, y) + task_loss(adv_logits, y) + kl_weight * kl_divergence(adv_logits, masked_adv_logits)

@@ -70,9 +70,7 @@ def least_salient_mask(saliency: torch.Tensor, fraction: float, absolute: bool =
     return mask.reshape(_mask_shape(saliency))
 
 
-def _fill_values(
-    x: torch.Tensor, mask: torch.Tensor, fill: Fill, generator: torch.Generator | None
-) -> torch.Tensor:
+def _fill_values(x: torch.Tensor, mask: torch.Tensor, fill: Fill, generator: torch.Generator | None) -> torch.Tensor:
     dims = tuple(range(1, x.ndim))
     if isinstance(fill, str):
         check_choice("fill", fill, FILL_MODES)

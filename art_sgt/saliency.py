@@ -14,7 +14,7 @@ from typing import Any, Union
 import torch
 from torch import nn
 
-__all__ = ["input_gradient", "eval_mode", "make_saliency_fn", "SaliencyFn", "SaliencySpec"]
+__all__ = ["input_gradient", "eval_mode", "is_mode_independent", "make_saliency_fn", "SaliencyFn", "SaliencySpec"]
 
 SaliencyFn = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
 """A saliency function ``(model, x, target) -> map`` returning a tensor of ``x``'s shape."""
@@ -134,3 +134,44 @@ def make_saliency_fn(method: SaliencySpec, **attribute_kwargs: Any) -> SaliencyF
         "saliency must be 'gradient', a Captum attribution class or instance, or a callable "
         f"(model, x, target) -> tensor, got {type(method).__name__}."
     )
+
+
+_MODE_DEPENDENT = (
+    nn.modules.batchnorm._BatchNorm,
+    nn.modules.instancenorm._InstanceNorm,
+    nn.MultiheadAttention,
+    nn.RNNBase,
+    nn.TransformerEncoderLayer,
+    nn.TransformerDecoderLayer,
+)
+
+
+def is_mode_independent(model: nn.Module, probe: torch.Tensor) -> bool:
+    """Whether ``model`` computes the same function in train and eval mode.
+
+    True when no submodule is of a type whose behaviour depends on the mode (dropout with ``p > 0``, batch
+    or instance norm, attention, recurrent layers) *and* a forward pass of ``probe`` gives bitwise equal
+    logits in both modes (which also catches custom code such as ``F.dropout(x, training=self.training)``).
+    The probe runs without gradients on a forked RNG, and every submodule's mode is restored.
+
+    :param model: The model.
+    :param probe: A few inputs to compare the two modes on.
+    :return: ``True`` if the train-mode forward can stand in for the eval-mode one.
+    """
+    for module in model.modules():
+        if isinstance(module, _MODE_DEPENDENT):
+            return False
+        if isinstance(module, nn.modules.dropout._DropoutNd) and module.p > 0:
+            return False
+    devices = [probe.device.index or 0] if probe.device.type == "cuda" else []
+    modes = [(module, module.training) for module in model.modules()]
+    try:
+        with torch.no_grad(), torch.random.fork_rng(devices=devices):
+            model.train()
+            train_out = model(probe)
+            model.eval()
+            eval_out = model(probe)
+    finally:
+        for module, training in modes:
+            module.training = training
+    return torch.equal(train_out, eval_out)

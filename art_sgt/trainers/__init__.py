@@ -1,0 +1,6 @@
+"""ART trainers for saliency-guided training."""
+
+from art_sgt.trainers.base import SaliencyTrainerBase
+from art_sgt.trainers.sgt import SaliencyGuidedTrainer
+
+__all__ = ["SaliencyTrainerBase", "SaliencyGuidedTrainer"]

@@ -1,0 +1,142 @@
+"""Validation of the trainers' arguments, done once before any work starts."""
+
+from __future__ import annotations
+
+import numbers
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from art_sgt._validation import check_array, check_finite, check_labels, check_positive_int, check_same_length
+from art_sgt.masking import FILL_MODES
+from art_sgt.trainers import _checkpoint as ckpt
+
+__all__ = ["check_fill", "inputs_to_device", "RunOptions", "check_run_options"]
+
+
+def check_fill(fill: Any) -> Any:
+    """Check the ``fill`` argument of a trainer (see :func:`art_sgt.masking.apply_mask`).
+
+    :param fill: The value to check.
+    :return: ``fill``.
+    :raises ValueError: For an unknown string or a non-finite float.
+    :raises TypeError: For any other type that is not callable.
+    """
+    if isinstance(fill, str):
+        if fill not in FILL_MODES:
+            raise ValueError(f"fill must be one of {FILL_MODES}, a float or a callable, got {fill!r}.")
+    elif isinstance(fill, numbers.Real) and not isinstance(fill, bool):
+        if not np.isfinite(float(fill)):
+            raise ValueError(f"fill must be a finite float, got {fill!r}.")
+    elif not callable(fill):
+        raise TypeError(f"fill must be one of {FILL_MODES}, a float or a callable, got {type(fill).__name__}.")
+    return fill
+
+
+def inputs_to_device(
+    classifier: Any, device: torch.device, name_x: str, x: Any, name_y: str, y: Any
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Check a user's ``(x, y)`` against the classifier and return float32 inputs and int64 labels on ``device``.
+
+    ``x`` is never modified (on CPU the returned tensor may share its memory; the trainers never write to it).
+
+    :param classifier: The ART classifier (``input_shape``, ``clip_values``, ``nb_classes``).
+    :param device: The training device.
+    :param name_x: Name of the inputs in error messages.
+    :param x: Inputs ``(n, *input_shape)``.
+    :param name_y: Name of the labels in error messages.
+    :param y: Index or one-hot labels.
+    :return: ``(x, y)`` as tensors on ``device``.
+    :raises TypeError: If ``x`` or ``y`` is not a numeric numpy array.
+    :raises ValueError: For a wrong shape, non-finite values, values outside ``clip_values``, labels out of
+        range or mismatched lengths.
+    """
+    check_array(name_x, x, min_ndim=2)
+    expected = tuple(classifier.input_shape)
+    if tuple(x.shape[1:]) != expected:
+        hint = " (channels-last data? move the channel axis first)" if x.shape[-1] == expected[0] else ""
+        raise ValueError(
+            f"{name_x} must have shape (n, {', '.join(map(str, expected))}) to match the classifier's input_shape, "
+            f"got {x.shape}{hint}."
+        )
+    check_finite(name_x, x)
+    if classifier.clip_values is not None:
+        low, high = (float(v) for v in classifier.clip_values)
+        x_min, x_max = float(x.min()), float(x.max())
+        if x_min < low - 1e-6 or x_max > high + 1e-6:
+            raise ValueError(
+                f"{name_x} must lie within the classifier's clip_values ({low:g}, {high:g}), "
+                f"got values in [{x_min:g}, {x_max:g}]."
+            )
+    labels = check_labels(name_y, y, classifier.nb_classes)
+    check_same_length(name_x, x, name_y, labels)
+    return torch.as_tensor(x, dtype=torch.float32, device=device), torch.as_tensor(labels, device=device)
+
+
+@dataclass
+class RunOptions:
+    """The checked options of one ``fit`` call."""
+
+    nb_epochs: int
+    scheduler: Any
+    seed: int | None
+    validation: tuple[torch.Tensor, torch.Tensor] | None
+    checkpoint_dir: Any
+    checkpoint_every: int
+    resume_payload: dict[str, Any] | None
+    verbose: bool
+
+
+def check_run_options(
+    trainer: Any,
+    validation_data: Any,
+    nb_epochs: Any,
+    scheduler: Any,
+    seed: Any,
+    verbose: Any,
+    checkpoint_dir: Any,
+    checkpoint_every: Any,
+    resume: Any,
+    kwargs: dict[str, Any],
+) -> RunOptions:
+    """Check the options shared by ``fit`` and ``fit_generator`` (see their docstrings).
+
+    :return: The checked options; the checkpoint is already read when resuming.
+    :raises TypeError: For an unknown keyword or a value of the wrong type.
+    :raises ValueError: For an out-of-range value, a scheduler on another optimizer, ``resume`` without a folder,
+        or a checkpoint of another trainer.
+    :raises FileNotFoundError: If ``resume`` is set and the folder holds no checkpoint.
+    """
+    classifier = trainer.get_classifier()
+    if kwargs:
+        raise TypeError(f"unexpected keyword argument(s) for fit: {', '.join(sorted(kwargs))}.")
+    nb_epochs = check_positive_int("nb_epochs", nb_epochs)
+    checkpoint_every = check_positive_int("checkpoint_every", checkpoint_every)
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0):
+        raise TypeError(f"seed must be a non-negative int or None, got {seed!r}.")
+    if not isinstance(verbose, (bool, np.bool_)):
+        raise TypeError(f"verbose must be a bool, got {type(verbose).__name__}.")
+    if scheduler is not None and getattr(scheduler, "optimizer", None) is not classifier.optimizer:
+        raise ValueError("scheduler must be a torch learning-rate scheduler built on the classifier's optimizer.")
+    if checkpoint_dir is not None and not isinstance(checkpoint_dir, str) and not hasattr(checkpoint_dir, "__fspath__"):
+        raise TypeError(f"checkpoint_dir must be a path or None, got {type(checkpoint_dir).__name__}.")
+    if not isinstance(resume, (bool, np.bool_)):
+        raise TypeError(f"resume must be a bool, got {type(resume).__name__}.")
+    if resume and checkpoint_dir is None:
+        raise ValueError("resume=True needs checkpoint_dir, the folder holding the checkpoint to resume from.")
+    payload = ckpt.load_checkpoint(checkpoint_dir, classifier.device) if resume else None
+    if payload is not None and payload.get("trainer") != type(trainer).__name__:
+        raise ValueError(
+            f"checkpoint_dir holds a checkpoint of {payload.get('trainer')}, not of {type(trainer).__name__}."
+        )
+    validation = None
+    if validation_data is not None:
+        if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+            raise TypeError("validation_data must be a tuple (x_val, y_val) or None.")
+        validation = inputs_to_device(
+            classifier, torch.device(classifier.device), "validation_data[0]", validation_data[0],
+            "validation_data[1]", validation_data[1],
+        )  # fmt: skip
+    return RunOptions(nb_epochs, scheduler, seed, validation, checkpoint_dir, checkpoint_every, payload, bool(verbose))
