@@ -103,17 +103,17 @@ def make_saliency_fn(method: SaliencySpec, **attribute_kwargs: Any) -> SaliencyF
         return input_gradient
     if attribution_base is not None and inspect.isclass(method) and issubclass(method, attribution_base):
         cls = method
-        try:
-            inspect.signature(cls).bind(nn.Identity())
-        except TypeError as err:
+        from captum.attr import NoiseTunnel
+
+        if issubclass(cls, NoiseTunnel):
             raise TypeError(
-                f"saliency class {cls.__name__} cannot be built from a model alone; pass an instance "
-                f"(e.g. NoiseTunnel(Saliency(model))) instead."
-            ) from err
+                f"saliency class {cls.__name__} wraps another attribution and cannot be built from a model; "
+                "pass an instance (e.g. NoiseTunnel(Saliency(model))) instead."
+            )
 
         def captum_class_fn(model: nn.Module, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
             with eval_mode(model):
-                return cls(model).attribute(x.detach(), target=target, **attribute_kwargs).detach()
+                return cls(model).attribute(x.detach().requires_grad_(True), target=target, **attribute_kwargs).detach()
 
         captum_class_fn.__name__ = f"captum_{cls.__name__}"
         return captum_class_fn
@@ -122,7 +122,7 @@ def make_saliency_fn(method: SaliencySpec, **attribute_kwargs: Any) -> SaliencyF
 
         def captum_instance_fn(model: nn.Module, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
             with eval_mode(model):
-                return instance.attribute(x.detach(), target=target, **attribute_kwargs).detach()
+                return instance.attribute(x.detach().requires_grad_(True), target=target, **attribute_kwargs).detach()
 
         captum_instance_fn.__name__ = f"captum_{type(instance).__name__}"
         return captum_instance_fn

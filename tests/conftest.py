@@ -1,0 +1,58 @@
+"""Shared fixtures: a tiny, seeded, learnable synthetic image task and small ART classifiers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from art.estimators.classification import PyTorchClassifier
+
+
+def make_task(n: int = 256, seed: int = 0, channels: int = 1, size: int = 8, classes: int = 4):
+    """Images whose brightest quadrant is the class; channels-first float32 in [0, 1], index labels."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, classes, n)
+    x = rng.random((n, channels, size, size), dtype=np.float32) * 0.4
+    half = size // 2
+    for c in range(classes):
+        r, q = divmod(c, 2)
+        x[y == c, :, r * half : (r + 1) * half, q * half : (q + 1) * half] += 0.6
+    return np.clip(x, 0.0, 1.0).astype(np.float32), y.astype(np.int64)
+
+
+def small_model(channels: int = 1, size: int = 8, classes: int = 4, seed: int = 0) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    return torch.nn.Sequential(
+        torch.nn.Conv2d(channels, 8, 3, padding=1),
+        torch.nn.ReLU(),
+        torch.nn.Flatten(),
+        torch.nn.Linear(8 * size * size, classes),
+    )
+
+
+def make_classifier(model=None, channels=1, size=8, classes=4, lr=0.01, preprocessing=None, optimizer="adam"):
+    model = small_model(channels, size, classes) if model is None else model
+    opt = None
+    if optimizer == "adam":
+        opt = torch.optim.Adam(model.parameters(), lr=lr)
+    elif optimizer == "sgd":
+        opt = torch.optim.SGD(model.parameters(), lr=lr)
+    return PyTorchClassifier(
+        model,
+        loss=torch.nn.CrossEntropyLoss(),
+        input_shape=(channels, size, size),
+        nb_classes=classes,
+        optimizer=opt,
+        clip_values=(0.0, 1.0),
+        preprocessing=preprocessing,
+    )
+
+
+@pytest.fixture
+def task():
+    return make_task()
+
+
+@pytest.fixture
+def classifier():
+    return make_classifier()

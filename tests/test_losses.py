@@ -1,0 +1,55 @@
+import math
+
+import pytest
+import torch
+
+from art_sgt.losses import asgt_loss, kl_divergence, sgt_loss
+
+# p = softmax(0, 0) = (1/2, 1/2); q = softmax(0, 1) = (1/(1+e), e/(1+e))
+P_LOGITS = torch.tensor([[0.0, 0.0]])
+Q_LOGITS = torch.tensor([[0.0, 1.0]])
+KL_PQ = 0.5 * math.log(0.5 * (1 + math.e)) + 0.5 * math.log(0.5 * (1 + math.e) / math.e)
+CE_P = math.log(2.0)
+CE_Q_LABEL0 = math.log(1 + math.e)
+
+
+def test_kl_direction_and_value():
+    assert float(kl_divergence(P_LOGITS, Q_LOGITS)) == pytest.approx(KL_PQ, abs=1e-6)
+    # KL(q || p) differs: the direction is p(x) first
+    kl_qp = (1 / (1 + math.e)) * math.log(2 / (1 + math.e)) + (math.e / (1 + math.e)) * math.log(
+        2 * math.e / (1 + math.e)
+    )
+    assert float(kl_divergence(Q_LOGITS, P_LOGITS)) == pytest.approx(kl_qp, abs=1e-6)
+
+
+def test_kl_is_batch_mean():
+    p = torch.cat([P_LOGITS, P_LOGITS])
+    q = torch.cat([Q_LOGITS, P_LOGITS])
+    assert float(kl_divergence(p, q)) == pytest.approx(KL_PQ / 2, abs=1e-6)
+
+
+def test_sgt_loss_by_hand():
+    y = torch.tensor([0])
+    assert float(sgt_loss(P_LOGITS, Q_LOGITS, y, kl_weight=2.0)) == pytest.approx(CE_P + 2 * KL_PQ, abs=1e-6)
+    assert float(sgt_loss(P_LOGITS, Q_LOGITS, y, kl_weight=0.0)) == pytest.approx(CE_P, abs=1e-6)
+
+
+def test_asgt_loss_by_hand():
+    y = torch.tensor([0])
+    # clean logits Q, adversarial P, masked adversarial Q
+    value = asgt_loss(Q_LOGITS, P_LOGITS, Q_LOGITS, y, kl_weight=0.5)
+    assert float(value) == pytest.approx(CE_Q_LABEL0 + CE_P + 0.5 * KL_PQ, abs=1e-6)
+
+
+def test_gradients_flow_into_both_logits():
+    a = P_LOGITS.clone().requires_grad_(True)
+    b = Q_LOGITS.clone().requires_grad_(True)
+    sgt_loss(a, b, torch.tensor([1]), 1.0).backward()
+    assert a.grad is not None and b.grad is not None
+    assert float(b.grad.abs().sum()) > 0
+
+
+def test_custom_task_loss():
+    y = torch.tensor([0])
+    value = sgt_loss(P_LOGITS, P_LOGITS, y, 1.0, task_loss=lambda logits, labels: logits.sum() * 0 + 3.0)
+    assert float(value) == pytest.approx(3.0)
