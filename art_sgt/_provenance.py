@@ -1,0 +1,69 @@
+"""What every results file records: the exact command, seed, package versions and hardware."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+import shlex
+import sys
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import torch
+
+__all__ = ["run_info", "write_json"]
+
+
+def _version(package: str) -> str | None:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def run_info(seed: int | None = None, device: str | None = None) -> dict[str, Any]:
+    """Describe the current run.
+
+    :param seed: The seed the run used.
+    :param device: The device the run used.
+    :return: A JSON-serialisable dict.
+    """
+    return {
+        "command": " ".join(shlex.quote(a) for a in [Path(sys.executable).name, *sys.argv]),
+        "seed": seed,
+        "date_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "versions": {
+            "python": platform.python_version(),
+            "art_sgt": _version("art-sgt"),
+            "torch": torch.__version__,
+            "adversarial-robustness-toolbox": _version("adversarial-robustness-toolbox"),
+            "captum": _version("captum"),
+            "numpy": _version("numpy"),
+        },
+        "hardware": {
+            "machine": platform.machine(),
+            "processor": platform.processor() or None,
+            "cpu_count": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(),
+            "device": device,
+            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        },
+    }
+
+
+def write_json(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
+    """Write ``payload`` as indented JSON, creating the folder, atomically (temporary file, then rename).
+
+    :param path: Destination file.
+    :param payload: JSON-serialisable data.
+    :return: The path written.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(payload, indent=2, sort_keys=False) + "\n")
+    os.replace(tmp, path)
+    return path
