@@ -270,7 +270,7 @@ class SaliencyTrainerBase(Trainer, abc.ABC):
                     loss, logits = self._batch_loss(xb, yb)
                     if not bool(torch.isfinite(loss)):
                         raise FloatingPointError(
-                            f"non-finite training loss ({float(loss)}) at epoch {epoch + 1}, batch {b + 1}; "
+                            f"non-finite training loss ({float(loss.detach())}) at epoch {epoch + 1}, batch {b + 1}; "
                             "training stopped, the last checkpoint is untouched."
                         )
                     loss.backward(inputs=params)

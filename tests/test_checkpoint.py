@@ -1,0 +1,114 @@
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from art_sgt import SaliencyGuidedTrainer
+from tests.conftest import make_classifier, make_task, small_model
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _child(*args):
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, "-m", "tests._train_child", *map(str, args)], cwd=ROOT, env=env)
+
+
+def _weights(path):
+    return torch.load(path, weights_only=True)
+
+
+def test_sigkill_mid_epoch_then_resume_is_bitwise_identical(tmp_path):
+    # 192 samples / batch 32 = 6 batches per epoch; batch 9 is in the middle of epoch 2
+    assert _child(tmp_path / "ref_ckpt", tmp_path / "ref.pt", -1, "fresh").returncode == 0
+    killed = _child(tmp_path / "ckpt", tmp_path / "run.pt", 9, "fresh")
+    assert killed.returncode == -signal.SIGKILL
+    assert (tmp_path / "ckpt" / "checkpoint.pt").is_file()
+    assert not (tmp_path / "run.pt").exists()
+    assert _child(tmp_path / "ckpt", tmp_path / "run.pt", -1, "resume").returncode == 0
+    ref, run = _weights(tmp_path / "ref.pt"), _weights(tmp_path / "run.pt")
+    assert ref.keys() == run.keys()
+    assert all(torch.equal(ref[k], run[k]) for k in ref)
+
+
+class _InterruptAt(SaliencyGuidedTrainer):
+    def __init__(self, *args, at=-1, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.at, self.calls = at, 0
+
+    def _batch_loss(self, x, y):
+        self.calls += 1
+        if self.calls == self.at:
+            raise KeyboardInterrupt
+        return super()._batch_loss(x, y)
+
+
+def _fit(trainer, x, y, **kwargs):
+    trainer.fit(x, y, nb_epochs=2, batch_size=32, seed=5, verbose=False, **kwargs)
+
+
+def test_ctrl_c_writes_mid_epoch_checkpoint_and_resume_matches(tmp_path):
+    x, y = make_task(n=128, seed=6)
+    reference = make_classifier(model=small_model(seed=2))
+    _fit(_InterruptAt(reference), x, y)
+
+    classifier = make_classifier(model=small_model(seed=2))
+    with pytest.raises(KeyboardInterrupt):
+        _fit(_InterruptAt(classifier, at=6), x, y, checkpoint_dir=tmp_path)  # batch 2 of epoch 2
+    payload = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    assert (payload["epoch"], payload["batch"]) == (1, 1)
+
+    resumed = make_classifier(model=small_model(seed=77))  # different start: everything comes from the checkpoint
+    _fit(_InterruptAt(resumed), x, y, checkpoint_dir=tmp_path, resume=True)
+    for a, b in zip(reference.model.parameters(), resumed.model.parameters()):
+        assert torch.equal(a, b)
+
+
+def test_non_finite_loss_keeps_last_checkpoint(tmp_path):
+    x, y = make_task(n=64, seed=1)
+    classifier = make_classifier()
+    trainer = SaliencyGuidedTrainer(classifier)
+    trainer.fit(x, y, nb_epochs=1, batch_size=32, verbose=False, checkpoint_dir=tmp_path)
+    before = (tmp_path / "checkpoint.pt").read_bytes()
+    with torch.no_grad():
+        next(classifier.model.parameters()).fill_(float("nan"))
+    with pytest.raises(FloatingPointError, match=r"epoch 1, batch 1"):
+        trainer.fit(x, y, nb_epochs=1, batch_size=32, verbose=False, checkpoint_dir=tmp_path)
+    assert (tmp_path / "checkpoint.pt").read_bytes() == before
+
+
+def test_resume_errors(tmp_path):
+    x, y = make_task(n=32)
+    trainer = SaliencyGuidedTrainer(make_classifier())
+    with pytest.raises(FileNotFoundError, match="checkpoint_dir"):
+        trainer.fit(x, y, nb_epochs=1, checkpoint_dir=tmp_path, resume=True, verbose=False)
+    (tmp_path / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="checkpoint_dir"):
+        trainer.fit(x, y, nb_epochs=1, checkpoint_dir=tmp_path, resume=True, verbose=False)
+    with pytest.raises(ValueError, match="checkpoint_dir"):
+        trainer.fit(x, y, nb_epochs=1, resume=True, verbose=False)
+
+
+def test_checkpoint_every_and_contents(tmp_path):
+    x, y = make_task(n=64)
+    classifier = make_classifier()
+    scheduler = torch.optim.lr_scheduler.StepLR(classifier.optimizer, step_size=1, gamma=0.5)
+    SaliencyGuidedTrainer(classifier).fit(
+        x,
+        y,
+        nb_epochs=3,
+        batch_size=32,
+        checkpoint_dir=tmp_path,
+        checkpoint_every=2,
+        scheduler=scheduler,
+        verbose=False,
+    )
+    payload = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    assert payload["epoch"] == 3 and payload["batch"] == 0
+    assert payload["scheduler"]["last_epoch"] == 3
+    assert set(payload["rng"]) >= {"torch", "numpy", "python", "generators"}
+    assert not list(tmp_path.glob(".checkpoint-*"))  # no temporary file left behind
