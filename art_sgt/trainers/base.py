@@ -266,13 +266,13 @@ class SaliencyTrainerBase(Trainer, abc.ABC):
                     leave=False,
                 )
                 for b, (xb, yb) in enumerate(source.epoch(epoch, start_batch), start=start_batch):
-                    optimizer.zero_grad(set_to_none=True)
                     loss, logits = self._batch_loss(xb, yb)
                     if not bool(torch.isfinite(loss)):
                         raise FloatingPointError(
                             f"non-finite training loss ({float(loss.detach())}) at epoch {epoch + 1}, batch {b + 1}; "
                             "training stopped, the last checkpoint is untouched."
                         )
+                    optimizer.zero_grad(set_to_none=True)  # after _batch_loss: ART attacks may write .grad
                     loss.backward(inputs=params)
                     optimizer.step()
                     with torch.no_grad():

@@ -1,0 +1,129 @@
+import numpy as np
+import pytest
+import torch
+from art.attacks.evasion import (
+    AutoProjectedGradientDescent,
+    DeepFool,
+    FastGradientMethod,
+    ProjectedGradientDescent,
+)
+
+from art_sgt import SaliencyGuidedAdversarialTrainer
+from art_sgt.attacks import pgd
+from art_sgt.losses import asgt_loss
+from art_sgt.masking import least_salient_mask
+from art_sgt.saliency import input_gradient
+from tests.conftest import make_classifier, make_task, small_model
+
+
+def _pgd(classifier, eps=0.15, **kwargs):
+    params = dict(eps=eps, eps_step=eps / 5, max_iter=10, num_random_init=0, verbose=False)
+    return ProjectedGradientDescent(classifier, **{**params, **kwargs})
+
+
+def _robust_accuracy(classifier, x, y, eps=0.15):
+    x_adv = _pgd(classifier, eps=eps).generate(x, y=y)
+    return float((classifier.predict(x_adv).argmax(1) == y).mean())
+
+
+def test_fast_path_loss_equals_hand_computation():
+    x, y = make_task(n=16, seed=3)
+    classifier = make_classifier()
+    trainer = SaliencyGuidedAdversarialTrainer(
+        classifier, _pgd(classifier), mask_fraction=0.25, kl_weight=0.5, fill="zero"
+    )
+    assert trainer.uses_fast_path
+    trainer.fit(x, y, nb_epochs=1, batch_size=16, verbose=False, seed=0)
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    loss, _ = trainer._batch_loss(xt, yt)
+
+    model = classifier.model
+    x_adv = torch.from_numpy(_pgd(classifier).generate(x, y=y))
+    masked = torch.where(least_salient_mask(input_gradient(model, x_adv, yt), 0.25), torch.zeros(()), x_adv)
+    expected = asgt_loss(model(xt), model(x_adv), model(masked), yt, kl_weight=0.5)
+    assert float(loss.detach()) == pytest.approx(float(expected.detach()), rel=1e-4)
+
+
+def test_asgt_is_more_robust_than_standard_training():
+    x, y = make_task(n=512, seed=1)
+    x_test, y_test = make_task(n=200, seed=2)
+    standard = make_classifier(model=small_model(seed=0))
+    standard.fit(x, y, nb_epochs=6, batch_size=32)
+    adversarial = make_classifier(model=small_model(seed=0))
+    trainer = SaliencyGuidedAdversarialTrainer(adversarial, _pgd(adversarial, eps=0.25, num_random_init=1))
+    trainer.fit(x, y, nb_epochs=6, batch_size=32, verbose=False, seed=0)
+    clean = float((adversarial.predict(x_test).argmax(1) == y_test).mean())
+    robust_std = _robust_accuracy(standard, x_test, y_test, eps=0.25)
+    robust_asgt = _robust_accuracy(adversarial, x_test, y_test, eps=0.25)
+    assert clean > 0.8
+    assert robust_asgt > robust_std + 0.2, (robust_std, robust_asgt)
+
+
+def test_general_path_with_deepfool_and_prediction_target():
+    x, y = make_task(n=64, seed=5)
+    classifier = make_classifier()
+    attack = DeepFool(classifier, max_iter=3, verbose=False)
+    trainer = SaliencyGuidedAdversarialTrainer(classifier, attack, saliency_target="prediction")
+    assert not trainer.uses_fast_path
+    before = [p.detach().clone() for p in classifier.model.parameters()]
+    trainer.fit(x, y, nb_epochs=1, batch_size=32, verbose=False, seed=0)
+    assert any(not torch.equal(a, b) for a, b in zip(before, classifier.model.parameters()))
+    assert np.isfinite(trainer.history[-1]["loss"])
+
+
+def test_fgsm_uses_fast_path_and_matches_art():
+    x, y = make_task(n=8)
+    classifier = make_classifier()
+    attack = FastGradientMethod(classifier, eps=0.1)
+    trainer = SaliencyGuidedAdversarialTrainer(classifier, attack)
+    assert trainer.uses_fast_path
+    ours = trainer._craft(torch.from_numpy(x), torch.from_numpy(y))
+    np.testing.assert_allclose(ours.numpy(), attack.generate(x, y=y), atol=1e-5)
+
+
+def test_attack_on_another_estimator_is_rejected_unless_transfer():
+    classifier, other = make_classifier(), make_classifier()
+    with pytest.raises(ValueError, match="attack must be bound"):
+        SaliencyGuidedAdversarialTrainer(classifier, _pgd(other))
+    trainer = SaliencyGuidedAdversarialTrainer(classifier, _pgd(other), allow_transfer=True)
+    assert not trainer.uses_fast_path
+
+
+def test_apgd_with_loss_type_builds_its_own_estimator_and_is_rejected():
+    classifier = make_classifier()
+    attack = AutoProjectedGradientDescent(classifier, eps=0.1, max_iter=2, loss_type="cross_entropy", verbose=False)
+    with pytest.raises(ValueError, match="AutoProjectedGradientDescent"):
+        SaliencyGuidedAdversarialTrainer(classifier, attack)
+
+
+@pytest.mark.parametrize(
+    ("attack", "error", "match"),
+    [
+        (None, TypeError, "attack must be an ART EvasionAttack"),
+        ("pgd", TypeError, "attack must be an ART EvasionAttack"),
+        (lambda c: _pgd(c, targeted=True), ValueError, "untargeted"),
+        (lambda c: _pgd(c, eps=1.5, eps_step=0.1), ValueError, "exceeds the classifier's clip range"),
+    ],
+)
+def test_bad_attacks(attack, error, match):
+    classifier = make_classifier()
+    with pytest.raises(error, match=match):
+        SaliencyGuidedAdversarialTrainer(classifier, attack(classifier) if callable(attack) else attack)
+
+
+def test_bad_saliency_target():
+    classifier = make_classifier()
+    with pytest.raises(ValueError, match="saliency_target"):
+        SaliencyGuidedAdversarialTrainer(classifier, _pgd(classifier), saliency_target="logits")
+
+
+def test_fast_path_pgd_is_the_ground_floor_function():
+    x, y = make_task(n=8)
+    classifier = make_classifier(preprocessing=(0.5, 0.25))
+    trainer = SaliencyGuidedAdversarialTrainer(classifier, _pgd(classifier))
+    ours = trainer._craft(torch.from_numpy(x), torch.from_numpy(y))
+    direct = pgd(
+        trainer._net, torch.from_numpy(x), torch.from_numpy(y), eps=0.15, eps_step=0.03, max_iter=10, clip_values=(0, 1)
+    )
+    assert torch.equal(ours, direct)
+    np.testing.assert_allclose(ours.numpy(), _pgd(classifier).generate(x, y=y), atol=1e-5)
