@@ -1,0 +1,242 @@
+"""The catalogue of bad inputs: each raises the right exception, names the parameter, and changes nothing.
+
+Every case gets a fresh context (classifier, data, an empty folder); after the call raised, the test checks
+that the classifier's weights, the user's arrays and the folder are exactly as before.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from art.attacks.evasion import ProjectedGradientDescent
+from art.estimators.classification import SklearnClassifier
+from sklearn.linear_model import LogisticRegression
+
+from art_sgt import SaliencyGuidedAdversarialTrainer, SaliencyGuidedTrainer, apply_mask, least_salient_mask
+from art_sgt.attacks import pgd
+from art_sgt.cli import main as cli_main
+from art_sgt.datasets import load_cifar10, load_mnist
+from art_sgt.saliency import make_saliency_fn
+from tests.conftest import make_classifier, make_task
+
+
+class Ctx:
+    def __init__(self, tmp_path):
+        self.classifier = make_classifier()
+        self.x, self.y = make_task(n=32)
+        self.dir = tmp_path / "out"
+        self.dir.mkdir()
+        self.tmp = tmp_path
+
+    def sgt(self, **kwargs):
+        return SaliencyGuidedTrainer(self.classifier, **kwargs)
+
+    def fit(self, x=None, y=None, **kwargs):
+        x = self.x if x is None else x
+        y = self.y if y is None else y
+        self.sgt().fit(x, y, **{"nb_epochs": 1, "verbose": False, **kwargs})
+
+    def pgd_attack(self, classifier=None, **kwargs):
+        params = {"eps": 0.1, "eps_step": 0.02, "max_iter": 2, "verbose": False, **kwargs}
+        return ProjectedGradientDescent(classifier or self.classifier, **params)
+
+    def asgt(self, attack=None, **kwargs):
+        return SaliencyGuidedAdversarialTrainer(self.classifier, attack or self.pgd_attack(), **kwargs)
+
+
+def _with_nan(x):
+    x = x.copy()
+    x[0, 0, 0, 0] = np.nan
+    return x
+
+
+def _corrupt_checkpoint(c):
+    (c.dir / "checkpoint.pt").write_bytes(b"\x00garbage")
+    return lambda: c.fit(checkpoint_dir=c.dir, resume=True)
+
+
+def _corrupt_npz(c):
+    (c.dir / "mnist.npz").write_bytes(b"not a zip file")
+    return lambda: load_mnist(c.dir, download=False)
+
+
+T = torch.zeros(2, 1, 4, 4)
+CASES = [
+    # SGT trainer construction
+    ("mask_fraction zero", lambda c: lambda: c.sgt(mask_fraction=0.0), ValueError, "mask_fraction"),
+    ("mask_fraction one", lambda c: lambda: c.sgt(mask_fraction=1.0), ValueError, "mask_fraction"),
+    ("mask_fraction negative", lambda c: lambda: c.sgt(mask_fraction=-0.2), ValueError, "mask_fraction"),
+    ("mask_fraction string", lambda c: lambda: c.sgt(mask_fraction="half"), TypeError, "mask_fraction"),
+    ("kl_weight negative", lambda c: lambda: c.sgt(kl_weight=-1.0), ValueError, "kl_weight"),
+    ("kl_weight nan", lambda c: lambda: c.sgt(kl_weight=float("nan")), ValueError, "kl_weight"),
+    ("kl_weight inf", lambda c: lambda: c.sgt(kl_weight=float("inf")), ValueError, "kl_weight"),
+    ("unknown fill", lambda c: lambda: c.sgt(fill="median"), ValueError, "fill"),
+    ("fill of wrong type", lambda c: lambda: c.sgt(fill=[0.0]), TypeError, "fill"),
+    ("fill nan", lambda c: lambda: c.sgt(fill=float("nan")), ValueError, "fill"),
+    ("unknown saliency", lambda c: lambda: c.sgt(saliency="smoothgrad9"), ValueError, "saliency"),
+    ("saliency of wrong type", lambda c: lambda: c.sgt(saliency=3), TypeError, "saliency"),
+    ("absolute not bool", lambda c: lambda: c.sgt(absolute="yes"), TypeError, "absolute"),
+    (
+        "non-PyTorch estimator",
+        lambda c: lambda: SaliencyGuidedTrainer(SklearnClassifier(LogisticRegression())),
+        TypeError,
+        "classifier",
+    ),
+    ("plain torch module", lambda c: lambda: SaliencyGuidedTrainer(c.classifier.model), TypeError, "classifier"),
+    (
+        "classifier without optimizer",
+        lambda c: lambda: SaliencyGuidedTrainer(make_classifier(optimizer=None)),
+        ValueError,
+        "optimizer",
+    ),  # noqa: E501
+    # fit arguments
+    ("len(x) != len(y)", lambda c: lambda: c.fit(y=c.y[:-1]), ValueError, "x and y"),
+    ("nan in x", lambda c: lambda: c.fit(x=_with_nan(c.x)), ValueError, "x must hold only finite"),
+    ("labels out of range", lambda c: lambda: c.fit(y=c.y + 4), ValueError, "y must hold class indices"),
+    ("negative labels", lambda c: lambda: c.fit(y=c.y - 5), ValueError, "y must hold class indices"),
+    ("fractional labels", lambda c: lambda: c.fit(y=c.y + 0.5), ValueError, "y must hold integer"),
+    ("one-hot of wrong width", lambda c: lambda: c.fit(y=np.eye(3)[c.y % 3]), ValueError, "y must be index labels"),
+    ("batch_size zero", lambda c: lambda: c.fit(batch_size=0), ValueError, "batch_size"),
+    ("batch_size float", lambda c: lambda: c.fit(batch_size=12.5), TypeError, "batch_size"),
+    ("nb_epochs zero", lambda c: lambda: c.fit(nb_epochs=0), ValueError, "nb_epochs"),
+    ("wrong channel count", lambda c: lambda: c.fit(x=np.repeat(c.x, 3, axis=1)), ValueError, "x must have shape"),
+    ("channels-last x", lambda c: lambda: c.fit(x=c.x.transpose(0, 2, 3, 1).copy()), ValueError, "x must have shape"),  # noqa: E501
+    ("empty x", lambda c: lambda: c.fit(x=c.x[:0], y=c.y[:0]), ValueError, "x must not be empty"),
+    ("x as a list", lambda c: lambda: c.fit(x=c.x.tolist()), TypeError, "x must be a numpy.ndarray"),
+    ("x of strings", lambda c: lambda: c.fit(x=c.x.astype(str)), TypeError, "x must have a numeric dtype"),
+    ("x outside clip_values", lambda c: lambda: c.fit(x=c.x * 255), ValueError, "clip_values"),
+    ("unknown fit keyword", lambda c: lambda: c.fit(epochs=3), TypeError, "epochs"),
+    ("negative seed", lambda c: lambda: c.fit(seed=-1), TypeError, "seed"),
+    ("validation_data not a pair", lambda c: lambda: c.fit(validation_data=c.x), TypeError, "validation_data"),
+    (
+        "validation labels out of range",
+        lambda c: lambda: c.fit(validation_data=(c.x, c.y + 9)),
+        ValueError,
+        "validation_data\\[1\\]",
+    ),  # noqa: E501
+    (
+        "scheduler on another optimizer",
+        lambda c: (
+            lambda: c.fit(
+                scheduler=torch.optim.lr_scheduler.StepLR(
+                    torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1), 1
+                )
+            )
+        ),
+        ValueError,
+        "scheduler",
+    ),  # noqa: E501
+    ("resume without checkpoint_dir", lambda c: lambda: c.fit(resume=True), ValueError, "checkpoint_dir"),
+    (
+        "resume from empty folder",
+        lambda c: lambda: c.fit(checkpoint_dir=c.dir, resume=True),
+        FileNotFoundError,
+        "checkpoint_dir",
+    ),  # noqa: E501
+    ("corrupted checkpoint", _corrupt_checkpoint, ValueError, "checkpoint_dir"),
+    (
+        "checkpoint_every zero",
+        lambda c: lambda: c.fit(checkpoint_dir=c.dir, checkpoint_every=0),
+        ValueError,
+        "checkpoint_every",
+    ),  # noqa: E501
+    ("fit_generator with arrays", lambda c: lambda: c.sgt().fit_generator((c.x, c.y)), TypeError, "generator"),
+    # ASGT trainer
+    ("attack missing", lambda c: lambda: SaliencyGuidedAdversarialTrainer(c.classifier, None), TypeError, "attack"),
+    (
+        "attack on another model",
+        lambda c: lambda: c.asgt(c.pgd_attack(make_classifier())),
+        ValueError,
+        "attack must be bound",
+    ),  # noqa: E501
+    ("targeted attack", lambda c: lambda: c.asgt(c.pgd_attack(targeted=True)), ValueError, "untargeted"),
+    ("eps beyond clip range", lambda c: lambda: c.asgt(c.pgd_attack(eps=2.0, eps_step=0.5)), ValueError, "eps"),
+    ("unknown saliency_target", lambda c: lambda: c.asgt(saliency_target="max"), ValueError, "saliency_target"),
+    # ground floor
+    ("mask fraction above one", lambda c: lambda: least_salient_mask(T, 1.2), ValueError, "fraction"),
+    (
+        "mask of wrong shape",
+        lambda c: lambda: apply_mask(T, torch.ones(3, 3, dtype=torch.bool), "zero"),
+        ValueError,
+        "mask",
+    ),  # noqa: E501
+    ("saliency fn for bad kwargs", lambda c: lambda: make_saliency_fn("gradient", abs=True), TypeError, "gradient"),
+    (
+        "pgd negative eps",
+        lambda c: lambda: pgd(c.classifier.model, T.repeat(1, 1, 2, 2), torch.zeros(2, dtype=torch.long), -0.1, 0.1, 3),
+        ValueError,
+        "eps",
+    ),  # noqa: E501
+    (
+        "pgd zero max_iter",
+        lambda c: lambda: pgd(c.classifier.model, T.repeat(1, 1, 2, 2), torch.zeros(2, dtype=torch.long), 0.1, 0.1, 0),
+        ValueError,
+        "max_iter",
+    ),  # noqa: E501
+    (
+        "pgd unknown norm",
+        lambda c: (
+            lambda: pgd(c.classifier.model, T.repeat(1, 1, 2, 2), torch.zeros(2, dtype=torch.long), 0.1, 0.1, 3, norm=1)
+        ),
+        ValueError,
+        "norm",
+    ),  # noqa: E501
+    # loaders
+    (
+        "missing dataset folder",
+        lambda c: lambda: load_mnist(c.tmp / "nowhere", download=False),
+        FileNotFoundError,
+        "data_dir",
+    ),  # noqa: E501
+    (
+        "folder without the file",
+        lambda c: lambda: load_cifar10(c.dir, download=False),
+        FileNotFoundError,
+        "cifar10.npz",
+    ),  # noqa: E501
+    ("corrupted dataset file", _corrupt_npz, ValueError, "mnist.npz"),
+    ("data_dir of wrong type", lambda c: lambda: load_mnist(data_dir=3), TypeError, "data_dir"),
+]
+
+
+@pytest.mark.parametrize(("name", "make", "error", "match"), CASES, ids=[case[0] for case in CASES])
+def test_bad_input(tmp_path, name, make, error, match):
+    ctx = Ctx(tmp_path)
+    call = make(ctx)
+    folder_before = sorted(p.name for p in ctx.dir.iterdir())
+    weights = [p.detach().clone() for p in ctx.classifier.model.parameters()]
+    x, y = ctx.x.copy(), ctx.y.copy()
+    with pytest.raises(error, match=match):
+        call()
+    assert all(torch.equal(a, b) for a, b in zip(weights, ctx.classifier.model.parameters()))
+    assert np.array_equal(ctx.x, x) and np.array_equal(ctx.y, y)
+    assert sorted(p.name for p in ctx.dir.iterdir()) == folder_before
+
+
+def test_catalogue_is_large():
+    assert len(CASES) >= 40
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["train", "--mask-fraction", "1.5"], "--mask-fraction"),
+        (["train", "--epochs", "0"], "--epochs"),
+        (["train", "--dataset", "imagenet"], "--dataset"),
+        (["train", "--trainer", "trades"], "--trainer"),
+        (["evaluate"], "--model"),
+    ],
+)
+def test_cli_rejects_bad_arguments(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli_main(argv)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_cli_reports_missing_data_folder(tmp_path, capsys):
+    code = cli_main(["train", "--data-dir", str(tmp_path / "none"), "--out", str(tmp_path / "r.json")])
+    assert code == 2
+    assert "data_dir" in capsys.readouterr().err
+    assert not (tmp_path / "r.json").exists()
