@@ -1,0 +1,110 @@
+"""Copy the measured numbers from ``results/`` into the README, between its ``results`` markers.
+
+Nothing is typed by hand: each line below is read from a file a script in this repository wrote. Files that
+do not exist yet are listed as missing.
+
+Usage::
+
+    python examples/update_readme.py [--readme README.md] [--results results]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from pathlib import Path
+
+START, END = "<!-- results:start -->", "<!-- results:end -->"
+
+
+def _load(path: Path) -> dict | None:
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _missing(name: str) -> list[str]:
+    return [f"- `results/{name}`: not produced yet.", ""]
+
+
+def _main_job(results: Path) -> list[str]:
+    data = _load(results / "mnist_sgt.json")
+    if data is None:
+        return _missing("mnist_sgt.json")
+    std, sgt = data["standard"], data["sgt"]
+    return [
+        f"Main job (`{data['command']}`, seed {data['seed']}, {data['dataset']['train']} training / "
+        f"{data['dataset']['test']} test images, {data['hardware']['cpu_count']} CPU cores):",
+        "",
+        "| model | epochs | test accuracy | training time |",
+        "|---|---|---|---|",
+        f"| standard (ART `fit`) | {std['epochs']} | {std['test_accuracy']:.4f} | {std['train_seconds']:.0f} s |",
+        f"| SGT | {sgt['epochs']} | {sgt['test_accuracy']:.4f} | {sgt['train_seconds']:.0f} s |",
+        "",
+        f"![saliency maps]({data['figure']})",
+        "",
+    ]
+
+
+def _asgt(results: Path) -> list[str]:
+    data = _load(results / "mnist_asgt.json")
+    if data is None:
+        return _missing("mnist_asgt.json")
+    acc = data["evaluation"]["accuracy"]
+    cells = " | ".join(f"{k}: {v:.4f}" for k, v in acc.items())
+    return [
+        f"ASGT example (`{data['command']}`, {data['dataset']['train']} training images, "
+        f"{data['training']['epochs']} epoch(s), training PGD eps {data['training']['attack']['eps']}; "
+        f"{data['dataset']['test']} test images, {data['evaluation']['attack']}): {cells}",
+        "",
+    ]
+
+
+def _bench(results: Path, name: str, title: str) -> list[str]:
+    data = _load(results / name)
+    if data is None:
+        return _missing(name)
+    lines = [f"{title} (`{data['command']}`, ratios of medians measured side by side in one run):", ""]
+    lines += ["| contender | baseline | ratio | target |", "|---|---|---|---|"]
+    for contender, r in data.get("ratios", {}).items():
+        target = "" if r.get("target") is None else f"<= {r['target']}"
+        lines.append(f"| {contender} | {r['baseline']} | {r['ratio']:.3f} | {target} |")
+    return [*lines, ""]
+
+
+def _markdown(results: Path, name: str, title: str) -> list[str]:
+    path = results / name
+    if not path.is_file():
+        return _missing(name)
+    body = re.sub(r"^#", "###", path.read_text().strip(), flags=re.M)
+    return [f"### {title}", "", f"(copied from `results/{name}`)", "", body, ""]
+
+
+def render(results: Path) -> str:
+    lines = ["### Training", ""]
+    lines += _main_job(results) + _asgt(results)
+    lines += ["### Speed", ""]
+    lines += _bench(results, "bench_trainers.json", "Trainers against ART")
+    lines += _bench(results, "bench_evaluators.json", "Evaluators against their floors")
+    lines += ["## Does the paper's claim hold?", ""]
+    lines += _markdown(results, "mnist_quick.md", "MNIST, quick profile")
+    lines += _markdown(results, "cifar10_quick.md", "CIFAR-10, quick profile")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--readme", default="README.md")
+    parser.add_argument("--results", default="results")
+    args = parser.parse_args()
+    readme = Path(args.readme)
+    text = readme.read_text()
+    if START not in text or END not in text:
+        raise SystemExit(f"{readme} lacks the {START} ... {END} markers")
+    head, rest = text.split(START, 1)
+    _, tail = rest.split(END, 1)
+    readme.write_text(f"{head}{START}\n{render(Path(args.results))}{END}{tail}")
+    print(f"updated {readme}")
+
+
+if __name__ == "__main__":
+    main()
