@@ -38,7 +38,7 @@ def sgt_loss(
     kl_weight: float = 1.0,
     task_loss: TaskLoss | None = None,
 ) -> torch.Tensor:
-    """Saliency-guided training loss (Ismail et al. 2021, Eq. 3).
+    """Saliency-guided training loss (Ismail et al. 2021, equation 3).
 
     ``L = task_loss(f(x), y) + kl_weight * KL(p(x) || p(x_masked))``, where ``p(.) = softmax(f(.))``, the KL
     term is averaged over the batch (:func:`kl_divergence`) and ``task_loss`` defaults to batch-mean

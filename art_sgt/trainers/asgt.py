@@ -53,6 +53,9 @@ class SaliencyGuidedAdversarialTrainer(SaliencyTrainerBase):
     :param fill: ``"uniform"`` (default), ``"mean"``, ``"zero"``, a float or a callable.
     :param saliency_target: ``"label"`` (default) or ``"prediction"``: whose saliency on ``x_adv`` is used.
     :param allow_transfer: Accept an attack bound to another estimator (transfer-style training).
+    :raises TypeError: If ``attack`` is not an ART ``EvasionAttack`` or an argument has the wrong type.
+    :raises ValueError: If the attack is bound to another estimator, targeted, or has an eps beyond the
+        classifier's clip range, or another argument is out of range.
 
     >>> import numpy as np, torch
     >>> from art.attacks.evasion import ProjectedGradientDescent

@@ -43,6 +43,8 @@ class SaliencyTrainerBase(Trainer, abc.ABC):
         ``(model, x, target) -> map`` (see :func:`art_sgt.saliency.make_saliency_fn`).
     :param absolute: Rank positions by absolute instead of signed saliency.
     :param fill: What masked positions receive (see :func:`art_sgt.masking.apply_mask`).
+    :raises TypeError: If ``classifier`` is not a ``PyTorchClassifier`` or an argument has the wrong type.
+    :raises ValueError: If the classifier has no optimizer or an argument is out of range.
     """
 
     def __init__(

@@ -36,6 +36,8 @@ class SaliencyGuidedTrainer(SaliencyTrainerBase):
         ``(model, x, target) -> map``.
     :param absolute: Rank positions by absolute instead of signed saliency.
     :param fill: ``"uniform"`` (default), ``"mean"``, ``"zero"``, a float or a callable ``(x, mask) -> values``.
+    :raises TypeError: If ``classifier`` is not a ``PyTorchClassifier`` or an argument has the wrong type.
+    :raises ValueError: If the classifier has no optimizer or an argument is out of range.
 
     >>> import numpy as np, torch
     >>> from art.estimators.classification import PyTorchClassifier
