@@ -1,0 +1,391 @@
+"""Projected gradient descent crafted entirely in torch, and a reader of ART attack objects.
+
+:func:`pgd` reproduces ART's ``ProjectedGradientDescentPyTorch`` for the L-inf and L2 norms (L-inf results are
+identical, L2 results agree to float rounding), hence also ``ProjectedGradientDescentNumpy``,
+``BasicIterativeMethod`` and ``FastGradientMethod``, without ART's per-step round trips through numpy and
+without computing parameter gradients. :func:`pgd_params_from_art` tells which ART attacks it reproduces and
+with which arguments.
+
+Nothing here imports ART at module level.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import numbers
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from statistics import NormalDist
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from art_sgt._validation import check_non_negative, check_positive_int
+
+__all__ = ["PGDParams", "pgd", "pgd_params_from_art", "is_fast_path_attack"]
+
+# CDF of the standard normal at 0 and at 2: ART's random eps is a normal of scale eps / 2 truncated to [0, eps].
+_NORMAL = NormalDist()
+_CDF_LOW, _CDF_HIGH = _NORMAL.cdf(0.0), _NORMAL.cdf(2.0)
+
+
+@dataclass(frozen=True)
+class PGDParams:
+    """Arguments of :func:`pgd` read from an ART attack, plus the attack's ``batch_size``.
+
+    :param eps: Radius of the perturbation ball.
+    :param eps_step: Step size of each iteration.
+    :param max_iter: Number of iterations.
+    :param norm: ``"inf"`` or ``"2"``.
+    :param num_random_init: Number of random starts (0: start at the input).
+    :param clip_values: ``(min, max)`` of the input domain, or ``None``.
+    :param targeted: Whether the attack is targeted.
+    :param random_eps: Whether ``eps`` is drawn at random on each call, as ART does.
+    :param batch_size: The attack's batch size; not an argument of :func:`pgd`.
+    """
+
+    eps: float
+    eps_step: float
+    max_iter: int
+    norm: str
+    num_random_init: int
+    clip_values: tuple[float, float] | None
+    targeted: bool
+    random_eps: bool
+    batch_size: int
+
+    def pgd_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for :func:`pgd` (every field except ``batch_size``).
+
+        :return: A new dictionary.
+        """
+        kwargs = asdict(self)
+        del kwargs["batch_size"]
+        return kwargs
+
+
+def _check_norm(norm: Any) -> str:
+    if isinstance(norm, str) and norm in ("inf", "2"):
+        return norm
+    if isinstance(norm, numbers.Real) and not isinstance(norm, bool) and float(norm) in (math.inf, 2.0):
+        return "inf" if math.isinf(norm) else "2"
+    raise ValueError(f"norm must be one of 'inf', numpy.inf or 2, got {norm!r}.")
+
+
+def _check_clip_values(clip_values: Any) -> tuple[float, float] | None:
+    if clip_values is None:
+        return None
+    try:
+        low, high = (float(v) for v in clip_values)
+    except (TypeError, ValueError):
+        raise ValueError(f"clip_values must be None or a pair (min, max) of numbers, got {clip_values!r}.") from None
+    if not (math.isfinite(low) and math.isfinite(high) and low < high):
+        raise ValueError(
+            f"clip_values must be a pair (min, max) of finite numbers with min < max, got {clip_values!r}."
+        )
+    return low, high
+
+
+def _check_positive(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a finite real number > 0, got {value!r}.")
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be a finite real number > 0, got {value!r}.")
+    return float(value)
+
+
+def _check_bool(name: str, value: Any) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a bool, got {value!r}.")
+    return bool(value)
+
+
+@contextlib.contextmanager
+def _frozen_eval(model: nn.Module) -> Iterator[None]:
+    """Eval mode and ``requires_grad=False`` on every parameter, each module's and parameter's state restored."""
+    modes = [(module, module.training) for module in model.modules()]
+    flags = [(param, param.requires_grad) for param in model.parameters()]
+    model.eval()
+    for param, _ in flags:
+        param.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for module, training in modes:
+            module.training = training
+        for param, requires_grad in flags:
+            param.requires_grad_(requires_grad)
+
+
+def _draw_eps(eps: float, eps_step: float, generator: torch.Generator | None) -> tuple[float, float]:
+    """ART's ``random_eps``: one eps per call from a normal of scale eps/2 truncated to [0, eps], eps_step scaled."""
+    device = generator.device if generator is not None else None
+    u = torch.rand((), generator=generator, device=device, dtype=torch.float64).item()
+    drawn = round(0.5 * eps * _NORMAL.inv_cdf(_CDF_LOW + u * (_CDF_HIGH - _CDF_LOW)), 10)
+    return drawn, eps_step / eps * drawn
+
+
+def _random_start(x: torch.Tensor, eps: float, norm: str, generator: torch.Generator | None) -> torch.Tensor:
+    """Uniform noise in the eps ball, drawn as ART's ``random_sphere`` draws it."""
+    n, m = x.shape[0], x[0].numel()
+    device = generator.device if generator is not None else x.device
+    if norm == "inf":
+        noise = torch.rand((n, m), generator=generator, device=device, dtype=x.dtype).mul_(2 * eps).sub_(eps)
+    else:
+        dtype = torch.float32 if device.type == "mps" else torch.float64
+        a = torch.randn((n, m), generator=generator, device=device, dtype=dtype)
+        s_2 = a.square().sum(dim=1, keepdim=True)
+        radius = torch.special.gammainc(torch.full_like(s_2, m / 2.0), s_2 / 2.0) ** (1.0 / m) * eps
+        noise = a * (radius / s_2.sqrt())
+    return noise.to(device=x.device, dtype=x.dtype).view_as(x)
+
+
+def _attack_once(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    eps: float,
+    eps_step: float,
+    max_iter: int,
+    norm: str,
+    clip: tuple[float, float] | None,
+    direction: float,
+    noise: torch.Tensor | None,
+) -> torch.Tensor:
+    """One run of PGD from ``x`` (plus ``noise``), following ART's order of operations step for step."""
+    low, high = clip if clip is not None else (None, None)
+    with torch.no_grad():
+        x_adv = x + noise if noise is not None else x.clone()
+        if noise is not None and clip is not None:
+            x_adv.clamp_(low, high)
+    shape = (-1,) + (1,) * (x.ndim - 1)
+    for _ in range(max_iter):
+        with torch.enable_grad():  # the caller may be under torch.no_grad()
+            x_adv.requires_grad_(True)
+            loss = F.cross_entropy(model(x_adv), y)
+            (grad,) = torch.autograd.grad(loss, x_adv)
+        x_adv = x_adv.detach()
+        with torch.no_grad():
+            if direction < 0:
+                grad.neg_()
+            if norm == "inf":
+                # ART replaces NaN gradients (sign(NaN) = NaN) by 0.
+                step = grad.sign_().nan_to_num_(nan=0.0).mul_(eps_step)
+            else:
+                grad = torch.where(grad.isnan(), 0.0, grad)
+                g_norm = torch.linalg.vector_norm(grad.flatten(1), dim=1).view(shape)
+                # Zero gradients give a zero step; infinite ones give NaN, which ART also zeroes.
+                scale = torch.where(g_norm == 0, 0.0, g_norm.reciprocal())
+                step = grad.mul_(scale).mul_(eps_step).nan_to_num_(nan=0.0)
+            x_adv.add_(step)
+            if clip is not None:
+                x_adv.clamp_(low, high)
+            delta = x_adv.sub_(x)
+            if norm == "inf":
+                delta.clamp_(-eps, eps)
+            else:
+                d_norm = torch.linalg.vector_norm(delta.flatten(1), dim=1).view(shape)
+                delta.mul_(torch.where(d_norm == 0, 0.0, torch.clamp(eps / d_norm, max=1.0)))
+            x_adv = delta.add_(x)
+    return x_adv
+
+
+def pgd(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    eps: float,
+    eps_step: float,
+    max_iter: int,
+    norm: str | float = "inf",
+    num_random_init: int = 0,
+    clip_values: tuple[float, float] | None = None,
+    targeted: bool = False,
+    random_eps: bool = False,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Craft adversarial examples with projected gradient descent (Madry et al.), on ``x``'s device.
+
+    Each iteration takes the gradient of the mean cross-entropy of ``model(x_adv)`` with respect to the input
+    only, steps by ``eps_step * sign(grad)`` (L-inf) or ``eps_step * grad / ||grad||_2`` (L2, per sample),
+    clips to ``clip_values`` and projects the perturbation back onto the eps ball, exactly as ART's
+    ``ProjectedGradientDescentPyTorch`` does. ``eps_step > eps`` is allowed (the projection bounds the step).
+    With ``num_random_init > 1`` the runs are kept as ART keeps them: the first run, then each later run
+    overwrites the samples on which it succeeds (prediction differs from the clean prediction, or equals the
+    target when ``targeted``), so a sample keeps the *last* successful run.
+
+    The model is put in eval mode with its parameters' ``requires_grad`` off while crafting, and both are
+    restored afterwards; no parameter ``.grad`` is written and the step loop never synchronises with the host.
+
+    :param model: A module mapping a batch of inputs to logits (compose any preprocessing into it).
+    :param x: Inputs of shape ``(n, ...)``, floating point, finite. Not modified.
+    :param y: Class indices of shape ``(n,)``: the true classes, or the target classes if ``targeted``.
+    :param eps: Radius of the perturbation ball, ``>= 0``.
+    :param eps_step: Step size of each iteration, ``> 0``.
+    :param max_iter: Number of iterations, ``>= 1``.
+    :param norm: ``"inf"`` (or ``numpy.inf``) or ``2`` (or ``"2"``).
+    :param num_random_init: Number of random starts drawn uniformly in the eps ball; 0 starts at ``x``.
+    :param clip_values: ``(min, max)`` of the input domain, applied after every step; ``None`` for no clipping.
+    :param targeted: Descend the loss of ``y`` instead of ascending it.
+    :param random_eps: Draw ``eps`` once per call from a normal of mean 0 and scale ``eps / 2`` truncated to
+                       ``[0, eps]`` (rounded to 10 decimals, as ART does) and scale ``eps_step`` by the same factor.
+    :param generator: Source of all randomness (random starts and ``random_eps``).
+    :return: The adversarial examples, a new tensor of ``x``'s shape, dtype and device, detached.
+    :raises TypeError: If an argument has the wrong type.
+    :raises ValueError: If an argument has an invalid value.
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}.")
+    if not isinstance(x, torch.Tensor) or not x.is_floating_point():
+        raise TypeError(f"x must be a floating-point torch.Tensor, got {getattr(x, 'dtype', type(x).__name__)}.")
+    if x.ndim < 2 or x.shape[0] == 0:
+        raise ValueError(f"x must have shape (n, ...) with n >= 1, got shape {tuple(x.shape)}.")
+    if not isinstance(y, torch.Tensor) or y.dtype.is_floating_point or y.dtype.is_complex or y.dtype == torch.bool:
+        raise TypeError(f"y must be an integer torch.Tensor of class indices, got {getattr(y, 'dtype', type(y))}.")
+    if y.shape != (x.shape[0],):
+        raise ValueError(
+            f"x and y must have the same length with y of shape (n,), got {tuple(x.shape)} and {tuple(y.shape)}."
+        )
+    eps = check_non_negative("eps", eps)
+    eps_step = _check_positive("eps_step", eps_step)
+    max_iter = check_positive_int("max_iter", max_iter)
+    norm = _check_norm(norm)
+    if isinstance(num_random_init, bool) or not isinstance(num_random_init, numbers.Integral):
+        raise TypeError(f"num_random_init must be an integer >= 0, got {num_random_init!r}.")
+    if num_random_init < 0:
+        raise ValueError(f"num_random_init must be an integer >= 0, got {num_random_init!r}.")
+    clip = _check_clip_values(clip_values)
+    targeted = _check_bool("targeted", targeted)
+    random_eps = _check_bool("random_eps", random_eps)
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}.")
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError("x must hold only finite values, got NaN or infinite entries.")
+
+    if random_eps and eps > 0:
+        eps, eps_step = _draw_eps(eps, eps_step, generator)
+    x = x.detach()
+    y = y.detach().to(device=x.device, dtype=torch.long)
+    direction = -1.0 if targeted else 1.0
+    shape = (-1,) + (1,) * (x.ndim - 1)
+
+    def run() -> torch.Tensor:
+        noise = _random_start(x, eps, norm, generator) if num_random_init > 0 else None
+        return _attack_once(model, x, y, eps, eps_step, max_iter, norm, clip, direction, noise)
+
+    with _frozen_eval(model):
+        best = run()
+        if num_random_init > 1:
+            with torch.no_grad():
+                reference = y if targeted else model(x).argmax(dim=1)
+            for _ in range(num_random_init - 1):
+                x_adv = run()
+                with torch.no_grad():
+                    pred = model(x_adv).argmax(dim=1)
+                    success = pred == reference if targeted else pred != reference
+                    best = torch.where(success.view(shape), x_adv, best)
+    return best
+
+
+def _scalar(value: Any) -> float | None:
+    """A Python float from a number or a one-element array, ``None`` for anything else."""
+    if isinstance(value, np.ndarray):
+        return float(value.reshape(-1)[0]) if value.size == 1 else None
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        return float(value)
+    return None
+
+
+def pgd_params_from_art(attack: Any) -> PGDParams | None:
+    """Read an ART attack into the arguments of :func:`pgd`, or ``None`` if :func:`pgd` cannot reproduce it.
+
+    Supported: ``ProjectedGradientDescent``, ``ProjectedGradientDescentPyTorch``,
+    ``ProjectedGradientDescentNumpy``, ``BasicIterativeMethod`` and ``FastGradientMethod`` (one step of size
+    ``eps``), exactly these classes, with the L-inf or L2 norm, scalar ``eps`` and ``eps_step``, no momentum
+    (``decay``), no summary writer, ``max_iter >= 1``, and a ``PyTorchClassifier`` whose loss is a plain
+    ``CrossEntropyLoss``, whose preprocessing all runs in torch and whose ``clip_values`` are scalars.
+    ``FastGradientMethod`` is also refused with ``minimal=True`` or ``num_random_init > 1`` (it then keeps the
+    restart with the best success rate over the whole input, not per sample).
+
+    :param attack: An ART evasion attack.
+    :return: The parameters, or ``None``.
+    """
+    from art.attacks.evasion import (
+        BasicIterativeMethod,
+        FastGradientMethod,
+        ProjectedGradientDescent,
+        ProjectedGradientDescentNumpy,
+        ProjectedGradientDescentPyTorch,
+    )
+    from art.estimators.classification import PyTorchClassifier
+
+    kind = type(attack)
+    if kind in (ProjectedGradientDescent, BasicIterativeMethod):
+        inner = attack._attack  # holds decay and the summary writer, which the wrapper does not expose
+    elif kind in (ProjectedGradientDescentPyTorch, ProjectedGradientDescentNumpy, FastGradientMethod):
+        inner = attack
+    else:
+        return None
+    eps, eps_step = _scalar(attack.eps), _scalar(attack.eps_step)
+    if eps is None or eps_step is None:
+        return None
+    if kind is FastGradientMethod:
+        if attack.minimal or attack.num_random_init > 1:
+            return None
+        max_iter, eps_step, random_eps = 1, eps, False
+    else:
+        max_iter, random_eps = int(attack.max_iter), bool(attack.random_eps)
+    norm_dist = getattr(attack, "norm_dist", None)
+    if random_eps and inner is attack and norm_dist is not None and eps > 0:
+        # generate() overwrites eps with its draw (keeping eps_step / eps); the distribution keeps the original.
+        original = float(norm_dist.support()[1])
+        eps, eps_step = original, eps_step / eps * original
+    if max_iter < 1 or getattr(inner, "decay", None) is not None or inner.summary_writer is not None:
+        return None
+    try:
+        norm = _check_norm(attack.norm)
+    except ValueError:
+        return None
+
+    estimator = attack.estimator
+    if not isinstance(estimator, PyTorchClassifier) or not estimator.all_framework_preprocessing:
+        return None
+    loss = estimator.loss
+    if (
+        type(loss) is not nn.CrossEntropyLoss
+        or loss.weight is not None
+        or loss.label_smoothing != 0.0
+        or loss.reduction not in ("mean", "sum")
+        or loss.ignore_index >= 0
+    ):
+        return None
+    clip_values = None
+    if estimator.clip_values is not None:
+        low, high = (np.asarray(bound) for bound in estimator.clip_values)
+        if low.size != 1 or high.size != 1:
+            return None
+        clip_values = (float(low.reshape(-1)[0]), float(high.reshape(-1)[0]))
+    return PGDParams(
+        eps=eps,
+        eps_step=eps_step,
+        max_iter=int(max_iter),
+        norm=norm,
+        num_random_init=int(attack.num_random_init),
+        clip_values=clip_values,
+        targeted=bool(attack.targeted),
+        random_eps=random_eps,
+        batch_size=int(attack.batch_size),
+    )
+
+
+def is_fast_path_attack(attack: Any) -> bool:
+    """Whether :func:`pgd` reproduces ``attack`` (see :func:`pgd_params_from_art`).
+
+    :param attack: An ART evasion attack.
+    :return: ``True`` if :func:`pgd_params_from_art` returns parameters for it.
+    """
+    return pgd_params_from_art(attack) is not None
