@@ -1,0 +1,531 @@
+"""Adversarial robustness report built on ART's own attacks, with a gradient-masking checklist.
+
+:func:`robustness_report` runs ART's ``ProjectedGradientDescent``, ``AutoProjectedGradientDescent`` (cross-entropy
+and difference-of-logits-ratio losses) and ``SquareAttack`` at every ``eps``; it records the accuracy per attack
+and the per-sample worst case over the attacks (AutoAttack-style robust accuracy: a sample counts as robust
+only if it is classified correctly clean and under every attack). It then runs the checks of Athalye, Carlini
+and Wagner (ICML 2018, Section 6) that reveal gradient masking, each raising a flag when it fails:
+
+- ``more_iterations``: PGD with more iterations and restarts must not give a *higher* accuracy than PGD;
+- ``single_step``: single-step FGSM must not be stronger than iterative PGD;
+- ``black_box``: black-box Square must not be stronger than white-box PGD;
+- ``large_eps``: PGD at a very large ``eps`` must bring the accuracy to about 0;
+- ``transfer``: PGD transferred from another (standard) model must not be stronger than white-box PGD
+  (only when ``transfer_from`` is given).
+
+Every attack is run on all of ``x`` with numpy's and torch's global generators seeded to ``seed`` just before,
+so any number in the report equals the same ART attack run by hand after ``np.random.seed(seed)`` and
+``torch.manual_seed(seed)``.
+
+| Paper link: https://arxiv.org/abs/1802.00420 (Athalye et al.), https://arxiv.org/abs/2003.01690 (AutoAttack)
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from art_sgt._art import require_pytorch_classifier
+from art_sgt._validation import (
+    check_array,
+    check_finite,
+    check_labels,
+    check_non_negative,
+    check_positive_int,
+)
+
+__all__ = [
+    "ATTACKS",
+    "CHECKS",
+    "GradientMaskingCheck",
+    "RobustnessReport",
+    "robustness_report",
+    "plot_robustness",
+]
+
+#: Attack names accepted by :func:`robustness_report`.
+ATTACKS = ("pgd", "apgd-ce", "apgd-dlr", "square")
+
+#: The gradient-masking checks, by name, with what each verifies.
+CHECKS = {
+    "more_iterations": "more PGD iterations and restarts do not give a higher accuracy than PGD",
+    "single_step": "single-step FGSM is not stronger than iterative PGD",
+    "black_box": "black-box Square is not stronger than white-box PGD",
+    "large_eps": "accuracy goes to about 0 under PGD at a very large eps",
+    "transfer": "PGD transferred from another model is not stronger than white-box PGD",
+}
+
+_NORMS = {"inf": np.inf, "2": 2, "1": 1}
+_SQUARE_NORMS = ("inf", "2")
+
+
+@dataclass
+class GradientMaskingCheck:
+    """One check of the gradient-masking checklist.
+
+    :param name: Key of :data:`CHECKS`.
+    :param description: What the check verifies.
+    :param flagged: ``True`` when the check failed (a sign of gradient masking), ``False`` when it passed,
+        ``None`` when it was not run.
+    :param evidence: The accuracies the verdict rests on.
+    """
+
+    name: str
+    description: str
+    flagged: bool | None
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class RobustnessReport:
+    """Accuracy per attack and ``eps``, the per-sample worst case, and the gradient-masking checklist.
+
+    :param eps: Attack strengths, in the order given.
+    :param norm: The norm, ``"inf"``, ``"2"`` or ``"1"``.
+    :param attacks: Attack names (see :data:`ATTACKS`).
+    :param n_samples: Number of samples attacked.
+    :param clean_accuracy: Accuracy on ``x``.
+    :param accuracy: ``{attack: [accuracy at each eps]}``.
+    :param worst_case: Per ``eps``, the fraction of samples correct clean and under every attack.
+    :param checklist: The checks (see :data:`CHECKS`).
+    :param params: The attack parameters used.
+    :param seconds: Wall-clock seconds per attack (summed over ``eps``) and per check.
+    """
+
+    eps: list[float]
+    norm: str
+    attacks: list[str]
+    n_samples: int
+    clean_accuracy: float
+    accuracy: dict[str, list[float]]
+    worst_case: list[float]
+    checklist: list[GradientMaskingCheck]
+    params: dict[str, Any]
+    seconds: dict[str, float]
+
+    @property
+    def gradient_masking(self) -> bool:
+        """Whether any check of the checklist raised its flag."""
+        return any(check.flagged for check in self.checklist)
+
+    @property
+    def flags(self) -> list[str]:
+        """Names of the checks that raised their flag."""
+        return [check.name for check in self.checklist if check.flagged]
+
+    def accuracy_at(self, eps: float, attack: str = "worst_case") -> float:
+        """Accuracy at one of the report's ``eps`` under one attack, or the worst case.
+
+        :param eps: One of :attr:`eps`.
+        :param attack: An attack of :attr:`attacks` or ``"worst_case"``.
+        :return: The accuracy.
+        :raises ValueError: If ``eps`` or ``attack`` is not in the report.
+        """
+        matches = [i for i, e in enumerate(self.eps) if math.isclose(e, float(eps), rel_tol=1e-9, abs_tol=1e-12)]
+        if not matches:
+            raise ValueError(f"eps must be one of {self.eps}, got {eps!r}.")
+        if attack == "worst_case":
+            return self.worst_case[matches[0]]
+        if attack not in self.accuracy:
+            raise ValueError(f"attack must be one of {[*self.accuracy, 'worst_case']}, got {attack!r}.")
+        return self.accuracy[attack][matches[0]]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The report as plain Python types, with ``gradient_masking`` and ``flags`` added.
+
+        :return: A JSON-serialisable dictionary.
+        """
+        return {**asdict(self), "gradient_masking": self.gradient_masking, "flags": self.flags}
+
+
+def _check_eps(eps: Any, norm: str, clip_values: Any) -> list[float]:
+    values = [eps] if isinstance(eps, numbers.Real) else eps
+    if isinstance(values, (str, bytes)) or not isinstance(values, Sequence) or not values:
+        raise TypeError(f"eps must be a real number or a non-empty sequence of them, got {eps!r}.")
+    out = [check_non_negative("eps", e) for e in values]
+    if clip_values is not None and norm == "inf":
+        span = float(np.max(clip_values[1]) - np.min(clip_values[0]))
+        too_big = [e for e in out if e > span]
+        if too_big:
+            raise ValueError(
+                f"eps must not exceed the classifier's clip range {span:g} under the L-inf norm, got {too_big[0]!r}."
+            )
+    return out
+
+
+def _check_count(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer >= 0, got {value!r}.")
+    if value < 0:
+        raise ValueError(f"{name} must be an integer >= 0, got {value!r}.")
+    return int(value)
+
+
+def _check_norm(norm: Any) -> str:
+    key = "inf" if norm in (np.inf, "inf", "np.inf") else str(norm) if norm in (1, 2, "1", "2") else None
+    if key is None or isinstance(norm, bool):
+        raise ValueError(f"norm must be one of 'inf', 2 or 1, got {norm!r}.")
+    return key
+
+
+def _check_attacks(attacks: Any, norm: str) -> list[str]:
+    names = [attacks] if isinstance(attacks, str) else list(attacks)
+    if not names:
+        raise ValueError("attacks must name at least one attack, got an empty sequence.")
+    for name in names:
+        if name not in ATTACKS:
+            raise ValueError(f"attacks must hold names from {', '.join(map(repr, ATTACKS))}, got {name!r}.")
+    if len(set(names)) != len(names):
+        raise ValueError(f"attacks must not repeat a name, got {names}.")
+    if "square" in names and norm not in _SQUARE_NORMS:
+        raise ValueError(f"norm must be 'inf' or 2 when attacks include 'square' (ART's SquareAttack), got {norm!r}.")
+    return names
+
+
+def _seeded(seed: int) -> None:
+    np.random.seed(seed)  # noqa: NPY002 - ART's attacks draw from numpy's global generator
+    torch.manual_seed(seed)
+
+
+def _pgd(classifier: Any, eps: float, norm: str, max_iter: int, restarts: int, batch_size: int) -> Any:
+    from art.attacks.evasion import ProjectedGradientDescent
+
+    return ProjectedGradientDescent(
+        classifier,
+        norm=_NORMS[norm],
+        eps=eps,
+        eps_step=2.5 * eps / max_iter,
+        max_iter=max_iter,
+        num_random_init=restarts,
+        batch_size=batch_size,
+        verbose=False,
+    )
+
+
+def _build(name: str, classifier: Any, eps: float, norm: str, p: dict[str, Any]) -> Any:
+    """The ART attack ``name`` at ``eps`` with the report's parameters ``p``."""
+    from art.attacks.evasion import AutoProjectedGradientDescent, SquareAttack
+
+    if name == "pgd":
+        return _pgd(classifier, eps, norm, p["pgd_max_iter"], p["pgd_restarts"], p["batch_size"])
+    if name in ("apgd-ce", "apgd-dlr"):
+        return AutoProjectedGradientDescent(
+            classifier,
+            norm=_NORMS[norm],
+            eps=eps,
+            eps_step=2.0 * eps,
+            max_iter=p["apgd_max_iter"],
+            nb_random_init=p["apgd_restarts"],
+            batch_size=p["batch_size"],
+            loss_type="cross_entropy" if name == "apgd-ce" else "difference_logits_ratio",
+            verbose=False,
+        )
+    return SquareAttack(
+        classifier,
+        norm=_NORMS[norm],
+        eps=eps,
+        max_iter=p["square_max_iter"],
+        nb_restarts=p["square_restarts"],
+        batch_size=p["batch_size"],
+        verbose=False,
+    )
+
+
+def _correct(classifier: Any, x: np.ndarray, labels: np.ndarray, batch_size: int) -> np.ndarray:
+    return np.argmax(classifier.predict(x, batch_size=batch_size), axis=1) == labels
+
+
+def _run(attack: Any, target: Any, x: np.ndarray, onehot: np.ndarray, labels: np.ndarray, p: dict[str, Any]) -> Any:
+    """Per-sample correctness of ``target`` on ``attack``'s adversarial ``x`` (eps 0: on ``x``)."""
+    if attack is None:
+        return _correct(target, x, labels, p["batch_size"])
+    _seeded(p["seed"])
+    x_adv = attack.generate(x, y=onehot)
+    return _correct(target, x_adv.astype(np.float32), labels, p["batch_size"])
+
+
+def robustness_report(
+    classifier: Any,
+    x: np.ndarray,
+    y: np.ndarray,
+    eps: Sequence[float] | float = (0.1, 0.2, 0.3),
+    norm: str | int | float = "inf",
+    attacks: Sequence[str] = ATTACKS,
+    pgd_max_iter: int = 40,
+    pgd_restarts: int = 1,
+    apgd_max_iter: int = 100,
+    apgd_restarts: int = 1,
+    square_max_iter: int = 1000,
+    square_restarts: int = 1,
+    checklist: bool = True,
+    check_eps: float | None = None,
+    strong_factor: int = 4,
+    large_eps: float | None = None,
+    transfer_from: Any = None,
+    tolerance: float = 0.03,
+    batch_size: int = 128,
+    seed: int = 0,
+    verbose: bool = True,
+) -> RobustnessReport:
+    """Accuracy of ``classifier`` under ART's attacks at every ``eps``, the worst case, and the checklist.
+
+    PGD takes ``pgd_max_iter`` steps of ``2.5 eps / pgd_max_iter`` (Madry et al.) from ``pgd_restarts``
+    random starts (0: from ``x``); APGD starts with step ``2 eps`` (Croce and Hein); Square spends
+    ``square_max_iter`` queries per restart. The checklist runs at ``check_eps``: PGD with ``strong_factor``
+    times the iterations and one more restart; FGSM (one step of ``eps``); Square (reused from the attacks
+    when run, else run); PGD at ``large_eps``; and, given ``transfer_from``, PGD crafted on that model and
+    evaluated on ``classifier``. A check raises its flag when the accuracy it compares is off by more than
+    ``tolerance`` in the wrong direction (for ``large_eps``: when the accuracy there exceeds ``tolerance``).
+
+    :param classifier: An ART ``PyTorchClassifier`` returning logits.
+    :param x: Inputs ``(n, *input_shape)`` within the classifier's ``clip_values``. Not modified.
+    :param y: True labels, indices ``(n,)`` or one-hot ``(n, nb_classes)``.
+    :param eps: Attack strength(s), each ``>= 0`` (``0`` is the clean accuracy).
+    :param norm: ``"inf"`` (or ``np.inf``), ``2`` or ``1``; Square supports only ``"inf"`` and ``2``.
+    :param attacks: Names from :data:`ATTACKS`.
+    :param pgd_max_iter: PGD iterations.
+    :param pgd_restarts: PGD random restarts (ART's ``num_random_init``), >= 0.
+    :param apgd_max_iter: APGD iterations.
+    :param apgd_restarts: APGD restarts (ART's ``nb_random_init``).
+    :param square_max_iter: Square queries per restart.
+    :param square_restarts: Square restarts.
+    :param checklist: Whether to run the gradient-masking checklist.
+    :param check_eps: ``eps`` of the checks; ``None``: the median of ``eps`` (the larger middle one).
+    :param strong_factor: Iteration multiplier of the stronger PGD of the ``more_iterations`` check, >= 2.
+    :param large_eps: ``eps`` of the ``large_eps`` check; ``None``: half the clip range under L-inf (enough to
+        turn every image into a constant grey one), ``10 * max(eps)`` for the other norms.
+    :param transfer_from: A second ART classifier (e.g. a standard model) for the ``transfer`` check, or ``None``.
+    :param tolerance: Accuracy margin of the checks, in [0, 1).
+    :param batch_size: Batch size of the attacks and predictions.
+    :param seed: Seed of numpy's and torch's global generators, set before every attack.
+    :param verbose: Show a progress bar over the attack runs.
+    :return: The report.
+    :raises TypeError: If ``classifier`` is not a ``PyTorchClassifier`` or an argument has the wrong type.
+    :raises ValueError: For a negative ``eps`` (or one beyond the clip range under L-inf), an unknown attack or
+        norm, ``apgd-dlr`` on fewer than 3 classes, a norm an attack does not support, labels or inputs of the
+        wrong shape, or a ``transfer_from`` model of another input shape.
+    """
+    require_pytorch_classifier("classifier", classifier)
+    norm = _check_norm(norm)
+    eps_list = _check_eps(eps, norm, classifier.clip_values)
+    names = _check_attacks(attacks, norm)
+    if "apgd-dlr" in names and classifier.nb_classes < 3:
+        raise ValueError(
+            f"attacks must not include 'apgd-dlr' for a classifier of {classifier.nb_classes} classes: the DLR "
+            "loss needs at least 3."
+        )
+    check_array("x", x, min_ndim=2)
+    check_finite("x", x)
+    if tuple(x.shape[1:]) != tuple(classifier.input_shape):
+        raise ValueError(f"x must have shape (n, *{tuple(classifier.input_shape)}), got {x.shape}.")
+    labels = check_labels("y", y, classifier.nb_classes)
+    if len(labels) != len(x):
+        raise ValueError(f"x and y must have the same length, got {len(x)} and {len(labels)}.")
+    p: dict[str, Any] = {
+        "pgd_max_iter": check_positive_int("pgd_max_iter", pgd_max_iter),
+        "pgd_restarts": _check_count("pgd_restarts", pgd_restarts),
+        "apgd_max_iter": check_positive_int("apgd_max_iter", apgd_max_iter),
+        "apgd_restarts": check_positive_int("apgd_restarts", apgd_restarts),
+        "square_max_iter": check_positive_int("square_max_iter", square_max_iter),
+        "square_restarts": check_positive_int("square_restarts", square_restarts),
+        "batch_size": check_positive_int("batch_size", batch_size),
+        "seed": _check_count("seed", seed),
+        "strong_factor": check_positive_int("strong_factor", strong_factor),
+        "tolerance": check_non_negative("tolerance", tolerance),
+    }
+    if p["strong_factor"] < 2:
+        raise ValueError(f"strong_factor must be an integer >= 2, got {strong_factor!r}.")
+    if p["tolerance"] >= 1:
+        raise ValueError(f"tolerance must be a real number in [0, 1), got {tolerance!r}.")
+    positive = sorted(e for e in eps_list if e > 0)
+    if check_eps is None:
+        check_eps = positive[len(positive) // 2] if positive else None
+    elif check_non_negative("check_eps", check_eps) == 0:
+        raise ValueError(f"check_eps must be a real number > 0, got {check_eps!r}.")
+    if checklist and check_eps is None:
+        raise ValueError("eps must hold a value > 0 for the checklist, or pass check_eps (or checklist=False).")
+    if large_eps is None:
+        if norm == "inf" and classifier.clip_values is not None:
+            large_eps = 0.5 * float(np.max(classifier.clip_values[1]) - np.min(classifier.clip_values[0]))
+        else:
+            large_eps = 10.0 * max(eps_list + [0.1])
+    large_eps = _check_eps(large_eps, norm, classifier.clip_values)[0]
+    if transfer_from is not None:
+        require_pytorch_classifier("transfer_from", transfer_from)
+        if tuple(transfer_from.input_shape) != tuple(classifier.input_shape):
+            raise ValueError(
+                f"transfer_from must take inputs of shape {tuple(classifier.input_shape)} like classifier, "
+                f"got {tuple(transfer_from.input_shape)}."
+            )
+    p.update(norm=norm, check_eps=check_eps, large_eps=large_eps)
+
+    onehot = np.eye(classifier.nb_classes, dtype=np.float32)[labels]
+    x = x.astype(np.float32, copy=False)
+    clean = _correct(classifier, x, labels, p["batch_size"])
+    jobs = [(name, e) for name in names for e in eps_list]
+    seconds: dict[str, float] = dict.fromkeys(names, 0.0)
+    correct: dict[tuple[str, float], np.ndarray] = {}
+    bar = tqdm(total=len(jobs) + (6 if checklist else 0), desc="robustness", disable=not verbose)
+    for name, e in jobs:
+        bar.set_postfix_str(f"{name} eps={e:g}")
+        started = time.perf_counter()
+        attack = None if e == 0 else _build(name, classifier, e, norm, p)
+        correct[(name, e)] = _run(attack, classifier, x, onehot, labels, p)
+        seconds[name] += time.perf_counter() - started
+        bar.update()
+    accuracy = {name: [float(correct[(name, e)].mean()) for e in eps_list] for name in names}
+    worst = [float(np.logical_and.reduce([clean, *(correct[(n, e)] for n in names)]).mean()) for e in eps_list]
+
+    checks: list[GradientMaskingCheck] = []
+    if checklist:
+        checks = _checklist(classifier, x, onehot, labels, p, correct, transfer_from, bar, seconds)
+    bar.close()
+    return RobustnessReport(
+        eps=eps_list,
+        norm=norm,
+        attacks=names,
+        n_samples=len(x),
+        clean_accuracy=float(clean.mean()),
+        accuracy=accuracy,
+        worst_case=worst,
+        checklist=checks,
+        params=p,
+        seconds={k: round(v, 3) for k, v in seconds.items()},
+    )
+
+
+def _checklist(
+    classifier: Any,
+    x: np.ndarray,
+    onehot: np.ndarray,
+    labels: np.ndarray,
+    p: dict[str, Any],
+    correct: dict[tuple[str, float], np.ndarray],
+    transfer_from: Any,
+    bar: Any,
+    seconds: dict[str, float],
+) -> list[GradientMaskingCheck]:
+    """Run the five checks at ``p["check_eps"]``, reusing attack runs of the report where they exist."""
+    e, tol, norm, bs = p["check_eps"], p["tolerance"], p["norm"], p["batch_size"]
+
+    def accuracy_of(key: str, make: Any, target: Any = classifier) -> float:
+        bar.set_postfix_str(f"check {key}")
+        started = time.perf_counter()
+        if key in ("pgd", "square") and (key, e) in correct:
+            acc = float(correct[(key, e)].mean())
+        else:
+            attack = make()
+            acc = float(_run(attack, target, x, onehot, labels, p).mean()) if attack is not None else float("nan")
+        seconds[f"check_{key}"] = round(time.perf_counter() - started, 3)
+        bar.update()
+        return acc
+
+    pgd = accuracy_of("pgd", lambda: _pgd(classifier, e, norm, p["pgd_max_iter"], p["pgd_restarts"], bs))
+    strong_iter, strong_restarts = p["strong_factor"] * p["pgd_max_iter"], p["pgd_restarts"] + 1
+    strong = accuracy_of("pgd_strong", lambda: _pgd(classifier, e, norm, strong_iter, strong_restarts, bs))
+    fgsm = accuracy_of("fgsm", lambda: _fgsm(classifier, e, norm, bs))
+    square = float("nan")
+    if norm in _SQUARE_NORMS:
+        square = accuracy_of("square", lambda: _build("square", classifier, e, norm, p))
+    else:
+        bar.update()
+    large = accuracy_of("large_eps", lambda: _pgd(classifier, p["large_eps"], norm, p["pgd_max_iter"], 1, bs))
+    transfer = float("nan")
+    if transfer_from is not None:
+        source = _pgd(transfer_from, e, norm, p["pgd_max_iter"], p["pgd_restarts"], bs)
+        transfer = accuracy_of("transfer", lambda: source)
+    else:
+        bar.update()
+
+    def flag(value: float, condition: bool) -> bool | None:
+        return None if math.isnan(value) else bool(condition)
+
+    return [
+        GradientMaskingCheck(
+            "more_iterations",
+            CHECKS["more_iterations"],
+            flag(strong, strong > pgd + tol),
+            {
+                "eps": e,
+                "pgd": pgd,
+                "pgd_strong": strong,
+                "strong_iter": strong_iter,
+                "strong_restarts": strong_restarts,
+            },
+        ),
+        GradientMaskingCheck(
+            "single_step",
+            CHECKS["single_step"],
+            flag(fgsm, fgsm < pgd - tol),
+            {"eps": e, "pgd": pgd, "fgsm": fgsm},
+        ),
+        GradientMaskingCheck(
+            "black_box",
+            CHECKS["black_box"],
+            flag(square, square < pgd - tol),
+            {"eps": e, "pgd": pgd, "square": None if math.isnan(square) else square},
+        ),
+        GradientMaskingCheck(
+            "large_eps",
+            CHECKS["large_eps"],
+            flag(large, large > tol),
+            {"large_eps": p["large_eps"], "pgd": large},
+        ),
+        GradientMaskingCheck(
+            "transfer",
+            CHECKS["transfer"],
+            flag(transfer, transfer < pgd - tol),
+            {"eps": e, "pgd": pgd, "transfer": None if math.isnan(transfer) else transfer},
+        ),
+    ]
+
+
+def _fgsm(classifier: Any, eps: float, norm: str, batch_size: int) -> Any:
+    from art.attacks.evasion import FastGradientMethod
+
+    return FastGradientMethod(classifier, norm=_NORMS[norm], eps=eps, batch_size=batch_size)
+
+
+def plot_robustness(
+    reports: RobustnessReport | Mapping[str, RobustnessReport],
+    path: str | Path | None = None,
+) -> Any:
+    """Accuracy vs ``eps``: one panel per report (model), one line per attack, the worst case dashed, clean a star.
+
+    :param reports: A report, or ``{title: report}``.
+    :param path: Save the figure here (folders are created).
+    :return: The ``matplotlib`` figure.
+    :raises TypeError: If ``reports`` holds something other than :class:`RobustnessReport` objects.
+    """
+    import matplotlib.pyplot as plt
+
+    panels = {"": reports} if isinstance(reports, RobustnessReport) else dict(reports)
+    if not panels or not all(isinstance(r, RobustnessReport) for r in panels.values()):
+        raise TypeError("reports must be a RobustnessReport or a non-empty mapping {title: RobustnessReport}.")
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.8 * len(panels), 3.4), squeeze=False, sharey=True)
+    for ax, (title, report) in zip(axes[0], panels.items()):
+        for k, (name, values) in enumerate(report.accuracy.items()):
+            ax.plot(report.eps, values, marker="o", color=f"C{k}", label=name)
+        ax.plot(report.eps, report.worst_case, "k--", marker="s", label="worst case")
+        ax.plot([0.0], [report.clean_accuracy], "k*", markersize=9, label="clean")
+        flags = ", ".join(report.flags) or "none"
+        ax.set_title(f"{title}\nmasking flags: {flags}" if title else f"masking flags: {flags}", fontsize=9)
+        ax.set_xlabel(f"eps (L{'-inf' if report.norm == 'inf' else report.norm})")
+        ax.set_ylim(-0.02, 1.02)
+        ax.grid(alpha=0.3)
+    axes[0, 0].set_ylabel("accuracy")
+    axes[0, 0].legend(fontsize=7)
+    fig.tight_layout()
+    if path is not None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=120, bbox_inches="tight")
+    return fig

@@ -1,0 +1,152 @@
+"""robustness_report: numbers equal ART's attacks run by hand, the checklist flags a masked model, bad inputs."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from art.attacks.evasion import AutoProjectedGradientDescent, ProjectedGradientDescent, SquareAttack
+from art.estimators.classification import PyTorchClassifier
+
+from art_sgt.evaluation.robustness import ATTACKS, RobustnessReport, plot_robustness, robustness_report
+
+SHAPE = (1, 8, 8)
+
+
+def _data(n: int = 40, seed: int = 0, classes: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """Two classes: the mean pixel below / above 0.5 (0.15 to 0.3 away); three: means near 0.2, 0.5, 0.8."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, classes, n)
+    if classes == 2:
+        centre = np.where(y == 1, 0.5 + rng.uniform(0.15, 0.3, n), 0.5 - rng.uniform(0.15, 0.3, n))
+    else:
+        centre = 0.2 + 0.3 * y + rng.uniform(-0.05, 0.05, n)
+    x = np.clip(centre[:, None, None, None] + rng.uniform(-0.1, 0.1, (n, *SHAPE)), 0, 1)
+    return x.astype(np.float32), y.astype(np.int64)
+
+
+class _Quantise(torch.nn.Module):
+    """Rounds inputs to multiples of 0.1: the gradient is zero everywhere (a deliberately masked model)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.round(x * 10) / 10
+
+
+def _classifier(masked: bool = False, classes: int = 2) -> PyTorchClassifier:
+    """A linear model on the mean pixel (the Bayes classifier of :func:`_data`); ``masked``: rounding in front."""
+    linear = torch.nn.Linear(64, classes)
+    slopes, biases = ([-20.0, 20.0], [10.0, -10.0]) if classes == 2 else ([-20.0, 0.0, 20.0], [7.0, 0.0, -13.0])
+    with torch.no_grad():
+        linear.weight.copy_(torch.tensor(slopes)[:, None].repeat(1, 64) / 64)
+        linear.bias.copy_(torch.tensor(biases))
+    layers = [_Quantise()] if masked else []
+    model = torch.nn.Sequential(*layers, torch.nn.Flatten(), linear)
+    return PyTorchClassifier(
+        model, loss=torch.nn.CrossEntropyLoss(), input_shape=SHAPE, nb_classes=classes, clip_values=(0.0, 1.0)
+    )
+
+
+def _accuracy(classifier: PyTorchClassifier, x: np.ndarray, y: np.ndarray) -> float:
+    return float((classifier.predict(x).argmax(1) == y).mean())
+
+
+def test_numbers_equal_art_attacks_run_by_hand() -> None:
+    x, y = _data(classes=3)
+    clf = _classifier(classes=3)
+    eps = (0.0, 0.1, 0.2)
+    report = robustness_report(
+        clf, x, y, eps=eps, pgd_max_iter=5, apgd_max_iter=5, square_max_iter=30, checklist=False, seed=3,
+        verbose=False,
+    )
+    onehot = np.eye(3, dtype=np.float32)[y]
+    by_hand = {name: [] for name in ATTACKS}
+    for e in eps[1:]:
+        attacks = {
+            "pgd": ProjectedGradientDescent(clf, eps=e, eps_step=2.5 * e / 5, max_iter=5, verbose=False),
+            "apgd-ce": AutoProjectedGradientDescent(
+                clf, eps=e, eps_step=2 * e, max_iter=5, nb_random_init=1, loss_type="cross_entropy", verbose=False
+            ),
+            "apgd-dlr": AutoProjectedGradientDescent(
+                clf, eps=e, eps_step=2 * e, max_iter=5, nb_random_init=1, loss_type="difference_logits_ratio",
+                verbose=False,
+            ),
+            "square": SquareAttack(clf, eps=e, max_iter=30, verbose=False),
+        }
+        for name, attack in attacks.items():
+            np.random.seed(3)  # noqa: NPY002 - the report seeds ART's global generator the same way
+            torch.manual_seed(3)
+            by_hand[name].append(_accuracy(clf, attack.generate(x, y=onehot), y))
+    clean = _accuracy(clf, x, y)
+    assert report.clean_accuracy == clean
+    for name in ATTACKS:
+        assert report.accuracy[name] == [clean, *by_hand[name]], name
+    # The worst case is per sample, so it is at most the smallest attack accuracy and not above clean.
+    assert report.worst_case[0] == clean
+    for i in range(len(eps)):
+        assert report.worst_case[i] <= min(report.accuracy[name][i] for name in ATTACKS) + 1e-12
+    assert report.accuracy_at(0.2, "pgd") == by_hand["pgd"][-1]
+    assert report.accuracy["pgd"][2] < clean  # the attacks do something on this model
+
+
+def test_checklist_flags_a_masked_model_and_not_a_normal_one(tmp_path) -> None:
+    x, y = _data(seed=1)
+    kwargs = dict(eps=(0.1, 0.3), attacks=("pgd", "square"), pgd_max_iter=10, square_max_iter=200,
+                  check_eps=0.3, seed=0, verbose=False)
+    normal = robustness_report(_classifier(), x, y, **kwargs)
+    masked = robustness_report(_classifier(masked=True), x, y, transfer_from=_classifier(), **kwargs)
+    assert normal.clean_accuracy == masked.clean_accuracy == 1.0
+    assert normal.flags == [] and not normal.gradient_masking
+    assert masked.gradient_masking
+    assert {"black_box", "large_eps", "transfer"} <= set(masked.flags)
+    checks = {c.name: c for c in masked.checklist}
+    assert checks["black_box"].evidence["square"] < checks["black_box"].evidence["pgd"]
+    assert {c.name: c.flagged for c in normal.checklist}["transfer"] is None  # not run without transfer_from
+    payload = json.loads(json.dumps(masked.to_dict()))
+    assert payload["gradient_masking"] is True and "large_eps" in payload["flags"]
+    fig = plot_robustness({"normal": normal, "masked": masked}, path=tmp_path / "acc.png")
+    assert (tmp_path / "acc.png").stat().st_size > 0
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "name"),
+    [
+        ({"eps": (0.1, -0.1)}, ValueError, "eps"),
+        ({"eps": 1.5}, ValueError, "eps"),
+        ({"attacks": ("pgd", "cw")}, ValueError, "attacks"),
+        ({"attacks": ()}, ValueError, "attacks"),
+        ({"norm": 1, "attacks": ("pgd", "square")}, ValueError, "norm"),  # Square has no L1 version
+        ({"norm": "l3"}, ValueError, "norm"),
+        ({"tolerance": 1.0}, ValueError, "tolerance"),
+        ({"pgd_max_iter": 0}, ValueError, "pgd_max_iter"),
+        ({"pgd_restarts": -1}, ValueError, "pgd_restarts"),
+        ({"seed": 1.5}, TypeError, "seed"),
+        ({"attacks": ("apgd-dlr",)}, ValueError, "attacks"),  # DLR needs 3 classes or more
+    ],
+)
+def test_bad_arguments_name_the_parameter(kwargs, error, name) -> None:
+    x, y = _data(8)
+    with pytest.raises(error, match=name):
+        robustness_report(_classifier(), x, y, verbose=False, **{"attacks": ("pgd",), **kwargs})
+
+
+def test_bad_models_and_data_name_the_parameter() -> None:
+    x, y = _data(8)
+    with pytest.raises(TypeError, match="classifier"):
+        robustness_report(torch.nn.Linear(64, 2), x, y)
+    with pytest.raises(ValueError, match="x must have shape"):
+        robustness_report(_classifier(), x.reshape(8, 1, 4, 16), y, attacks="pgd")
+    with pytest.raises(ValueError, match="x and y"):
+        robustness_report(_classifier(), x, y[:4], attacks="pgd")
+    other = PyTorchClassifier(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 2)),
+                              loss=torch.nn.CrossEntropyLoss(), input_shape=(1, 2, 2), nb_classes=2)
+    with pytest.raises(ValueError, match="transfer_from"):
+        robustness_report(_classifier(), x, y, attacks="pgd", transfer_from=other)
+    with pytest.raises(TypeError, match="reports"):
+        plot_robustness({"a": 1})
+    assert isinstance(robustness_report(_classifier(), x, y, eps=0.1, attacks="pgd", checklist=False,
+                                        pgd_max_iter=2, verbose=False), RobustnessReport)
