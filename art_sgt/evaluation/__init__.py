@@ -1,0 +1,104 @@
+"""Saliency-map quality evaluators: a functional core and a thin :class:`SaliencyEvaluator`.
+
+Every function takes an ART ``PyTorchClassifier`` (its preprocessing composed differentiably before its
+model) or a ``torch.nn.Module`` returning logits, and numpy arrays or tensors (channels first). Work runs in
+batches on the model's device, seeded, without modifying the inputs or the model.
+
+- :mod:`~art_sgt.evaluation.attribution`: Captum attributions by name, class or instance.
+- :mod:`~art_sgt.evaluation.faithfulness`: MoRF / LeRF / random masking curves, ROAD imputation.
+- :mod:`~art_sgt.evaluation.metrics`: infidelity, max-sensitivity, sparseness, complexity.
+- :mod:`~art_sgt.evaluation.stability`: map stability under ART's PGD.
+- :mod:`~art_sgt.evaluation.sanity`: cascading randomisation and random-logit tests.
+- :mod:`~art_sgt.evaluation.robustness`: robustness report over ART's attacks, gradient-masking checklist.
+- :mod:`~art_sgt.evaluation.report`: :class:`SaliencyEvaluator` and :class:`SaliencyReport`.
+"""
+
+from art_sgt.evaluation.attribution import METHODS, Method, MethodSpec, attribute, get_method, register_method
+from art_sgt.evaluation.faithfulness import (
+    FRACTIONS,
+    ORDERS,
+    MaskingCurve,
+    NoisyLinearImputer,
+    area_under_curve,
+    masking_curve,
+    noisy_linear_imputation,
+    ranking_scores,
+    removal_ranks,
+)
+from art_sgt.evaluation.metrics import complexity, infidelity, sensitivity, sparseness
+from art_sgt.evaluation.report import METRICS, SaliencyEvaluator, SaliencyReport, summarise
+from art_sgt.evaluation.robustness import (
+    ATTACKS,
+    CHECKS,
+    GradientMaskingCheck,
+    RobustnessReport,
+    plot_robustness,
+    robustness_report,
+)
+from art_sgt.evaluation.sanity import (
+    RandomizationResult,
+    RandomLogitResult,
+    cascading_randomization,
+    parameter_layers,
+    random_logit,
+)
+from art_sgt.evaluation.stability import (
+    EPS,
+    StabilityResult,
+    adversarial_stability,
+    cosine_similarity,
+    map_similarity,
+    rank_correlation,
+    top_k_intersection,
+)
+
+__all__ = [
+    # robustness
+    "ATTACKS",
+    "CHECKS",
+    "GradientMaskingCheck",
+    "RobustnessReport",
+    "plot_robustness",
+    "robustness_report",
+    # attribution
+    "METHODS",
+    "Method",
+    "MethodSpec",
+    "attribute",
+    "get_method",
+    "register_method",
+    # faithfulness
+    "FRACTIONS",
+    "ORDERS",
+    "MaskingCurve",
+    "NoisyLinearImputer",
+    "area_under_curve",
+    "masking_curve",
+    "noisy_linear_imputation",
+    "ranking_scores",
+    "removal_ranks",
+    # metrics
+    "complexity",
+    "infidelity",
+    "sensitivity",
+    "sparseness",
+    # stability
+    "EPS",
+    "StabilityResult",
+    "adversarial_stability",
+    "cosine_similarity",
+    "map_similarity",
+    "rank_correlation",
+    "top_k_intersection",
+    # sanity
+    "RandomizationResult",
+    "RandomLogitResult",
+    "cascading_randomization",
+    "parameter_layers",
+    "random_logit",
+    # report
+    "METRICS",
+    "SaliencyEvaluator",
+    "SaliencyReport",
+    "summarise",
+]
