@@ -68,6 +68,8 @@ def _bench(results: Path, name: str, title: str) -> list[str]:
     for contender, r in data.get("ratios", {}).items():
         target = "" if r.get("target") is None else f"<= {r['target']}"
         lines.append(f"| {contender} | {r['baseline']} | {r['ratio']:.3f} | {target} |")
+    for metric, r in data.get("metrics", {}).items():
+        lines.append(f"| {metric} | floor: {r['floor']} | {r['ratio']:.3f} | <= 1.3 |")
     return [*lines, ""]
 
 
