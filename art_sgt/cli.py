@@ -6,6 +6,9 @@ Examples::
     art-sgt train --trainer asgt --dataset mnist --eps 0.3 --checkpoint-dir ckpt/ --resume
     art-sgt evaluate --model results/mnist_sgt.pt --n 1000
     art-sgt reproduce --dataset mnist --profile quick
+
+``train`` runs under ``torchrun`` as it is (``torchrun --nproc_per_node=4 -m art_sgt.cli train ...``): it joins
+the process group torchrun describes (NCCL on GPUs, gloo on CPUs), and only rank 0 writes files.
 """
 
 from __future__ import annotations
@@ -88,6 +91,11 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--model", required=True, help="a .pt file written by 'art-sgt train --save-model'")
     evaluate.add_argument("--n", type=_positive_int, default=1000, help="test images to evaluate (default 1000)")
     evaluate.add_argument("--robust-n", type=_positive_int, default=200, help="test images for the attacks")
+    evaluate.add_argument("--pgd-iter", type=_positive_int, default=40, help="PGD iterations (default 40)")
+    evaluate.add_argument("--apgd-iter", type=_positive_int, default=100, help="APGD iterations (default 100)")
+    evaluate.add_argument(
+        "--square-queries", type=_positive_int, default=1000, help="Square attack queries (default 1000)"
+    )
     evaluate.add_argument("--out", default=None, help="results JSON (default next to the model)")
 
     reproduce = sub.add_parser("reproduce", help="rerun the paper's comparison (see examples/reproduce_paper.py)")
@@ -136,11 +144,25 @@ def load_model(path: str, device: str = "auto", lr: float = 1e-3) -> tuple[Any, 
     return make_classifier(model, _ARCHS[dataset][1], lr=lr, device_type=device), dataset
 
 
+def _join_torchrun(device: str) -> int:
+    """Join the process group described by torchrun's environment, if any; return this process's rank."""
+    dist = torch.distributed
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or not dist.is_available():
+        return 0
+    if not dist.is_initialized():
+        use_cuda = device != "cpu" and torch.cuda.is_available()
+        if use_cuda:
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        dist.init_process_group("nccl" if use_cuda else "gloo")
+    return dist.get_rank()
+
+
 def _train(args: argparse.Namespace) -> dict[str, Any]:
     from art_sgt.models import make_classifier
     from art_sgt.trainers import SaliencyGuidedTrainer
 
     (x_train, y_train), (x_test, y_test) = _load_data(args, args.limit)
+    args.rank = _join_torchrun(args.device)
     torch.manual_seed(args.seed)
     classifier = make_classifier(_new_model(args.dataset), _ARCHS[args.dataset][1], lr=args.lr, device_type=args.device)
     options = dict(mask_fraction=args.mask_fraction, kl_weight=args.kl_weight, absolute=args.absolute)
@@ -163,14 +185,22 @@ def _train(args: argparse.Namespace) -> dict[str, Any]:
     )  # fmt: skip
     seconds = time.perf_counter() - start
     accuracy = float((classifier.predict(x_test, batch_size=1000).argmax(1) == y_test.argmax(1)).mean())
-    print(f"test accuracy {accuracy:.4f} on {len(x_test)} images ({seconds:.0f}s)")
-    if args.save_model:
+    if args.rank == 0:
+        print(f"test accuracy {accuracy:.4f} on {len(x_test)} images ({seconds:.0f}s)")
+    if args.save_model and args.rank == 0:
         os.makedirs(os.path.dirname(args.save_model) or ".", exist_ok=True)
         state = {k: v.cpu() for k, v in classifier.model.state_dict().items()}
         torch.save({"dataset": args.dataset, "trainer": args.trainer, "state_dict": state}, args.save_model)
         print(f"saved model to {args.save_model}")
-    config = {k: v for k, v in vars(args).items() if k not in ("quiet", "func")}
-    return {"config": config, "test_accuracy": accuracy, "train_seconds": seconds, "history": trainer.history}
+    config = {k: v for k, v in vars(args).items() if k not in ("quiet", "func", "rank")}
+    world = torch.distributed.get_world_size() if torch.distributed.is_initialized() else 1
+    return {
+        "config": config,
+        "world_size": world,
+        "test_accuracy": accuracy,
+        "train_seconds": seconds,
+        "history": trainer.history,
+    }
 
 
 def _evaluate(args: argparse.Namespace) -> dict[str, Any]:
@@ -180,11 +210,20 @@ def _evaluate(args: argparse.Namespace) -> dict[str, Any]:
     args.dataset = dataset
     _, (x_test, y_test) = _load_data(args)
     x, y = x_test[: args.n], y_test[: args.n].argmax(1)
-    saliency = SaliencyEvaluator(classifier, seed=args.seed).evaluate(x, y)
+    saliency = SaliencyEvaluator(classifier, seed=args.seed, progress=not args.quiet).evaluate(x, y)
+    for method, metrics in saliency.summary().items():
+        print(f"{method}: " + ", ".join(f"{name} {value:.4g}" for name, value in metrics.items()))
     eps = (0.1, 0.2, 0.3) if dataset == "mnist" else (2 / 255, 0.02, 8 / 255)
-    robust = robustness_report(classifier, x[: args.robust_n], y[: args.robust_n], eps=eps, seed=args.seed)
-    print(robust.summary() if hasattr(robust, "summary") else robust.to_dict())
-    return {"model": args.model, "saliency": saliency.to_dict(), "robustness": robust.to_dict()}
+    robust = robustness_report(
+        classifier, x[: args.robust_n], y[: args.robust_n], eps=eps, pgd_max_iter=args.pgd_iter,
+        apgd_max_iter=args.apgd_iter, square_max_iter=args.square_queries, seed=args.seed, verbose=not args.quiet,
+    )  # fmt: skip
+    print(f"clean accuracy {robust.clean_accuracy:.4f} on {robust.n_samples} images")
+    for attack, values in {**robust.accuracy, "worst case": robust.worst_case}.items():
+        print(f"{attack:>10}: " + ", ".join(f"eps {e:.4g} {a:.4f}" for e, a in zip(robust.eps, values)))
+    print(f"gradient-masking flags: {', '.join(robust.flags) or 'none'}")
+    config = {k: v for k, v in vars(args).items() if k not in ("quiet", "func")}
+    return {"config": config, "saliency": saliency.to_dict(), "robustness": robust.to_dict()}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -206,6 +245,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (FileNotFoundError, ValueError, TypeError) as err:
         print(f"art-sgt {args.command}: error: {err}", file=sys.stderr)
         return 2
+    finally:
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+    if getattr(args, "rank", 0) != 0:
+        return 0
     default = (
         f"results/{args.dataset}_{args.trainer}_cli.json"
         if args.command == "train"

@@ -20,7 +20,8 @@ import numpy as np
 import torch
 
 from art_sgt._provenance import run_info, write_json
-from art_sgt.evaluation.robustness import CHECKS, robustness_report
+from art_sgt.evaluation.checklist import CHECKS
+from art_sgt.evaluation.robustness import robustness_report
 
 __all__ = [
     "MODELS", "PAPER", "Profile", "PROFILES", "ABLATIONS", "get_profile", "train_model", "evaluate_model",

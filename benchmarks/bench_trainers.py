@@ -14,15 +14,29 @@ that machine noise hits every contender alike:
 and writes the medians and ratios to ``results/bench_trainers.json``. Other contenders register themselves in
 ``CONTENDERS`` (name -> (baseline name, setup function)).
 
+It then measures, for both art-sgt trainers on the same data and model:
+
+- memory: the process RSS at the end of every epoch of one ``fit(nb_epochs=10)`` (read by a do-nothing scheduler
+  that ``fit`` steps once per epoch, after a ``gc.collect()``); the growth from epoch 1 to epoch 10 (target < 5%,
+  i.e. no leak across epochs) and the process's peak RSS;
+- checkpointing: one-epoch ``fit`` calls with and without ``checkpoint_dir``, interleaved, and the time of
+  writing the resulting checkpoint file alone (target < 5% of an epoch).
+
 Usage::
 
-    python benchmarks/bench_trainers.py [--repeats 5] [--n 2048] [--out results/bench_trainers.json]
+    python benchmarks/bench_trainers.py [--repeats 5] [--n 2048] [--memory-epochs 10]
+        [--out results/bench_trainers.json]
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
+import os
+import resource
 import statistics
+import sys
+import tempfile
 import time
 from collections.abc import Callable
 
@@ -35,6 +49,7 @@ from art_sgt import MnistCNN, SaliencyGuidedAdversarialTrainer, SaliencyGuidedTr
 from art_sgt._art import PreprocessedModel
 from art_sgt._provenance import run_info, write_json
 from art_sgt.attacks import pgd
+from art_sgt.trainers._checkpoint import load_checkpoint, save_checkpoint
 
 Epoch = Callable[[], None]
 
@@ -98,6 +113,118 @@ CONTENDERS: dict[str, tuple[str | None, Callable[..., Epoch]]] = {
 }
 
 TARGETS = {"sgt": 2.4, "asgt": 0.6, "fast_pgd": 0.4}
+FOOTPRINT_TARGETS = {"rss_growth": 0.05, "checkpoint_overhead": 0.05}
+
+
+def _trainer(name: str, args: argparse.Namespace):
+    classifier = _classifier(args.seed)
+    if name == "sgt":
+        return SaliencyGuidedTrainer(classifier)
+    attack = ProjectedGradientDescent(classifier, batch_size=args.batch_size, verbose=False, **PGD)
+    return SaliencyGuidedAdversarialTrainer(classifier, attack)
+
+
+def rss_bytes() -> int:
+    """The resident set size of this process now (Linux ``/proc``; psutil elsewhere)."""
+    if os.path.exists("/proc/self/statm"):
+        with open("/proc/self/statm") as handle:
+            return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    import psutil  # only needed off Linux
+
+    return int(psutil.Process().memory_info().rss)
+
+
+def peak_rss_bytes() -> int:
+    """The peak resident set size of this process so far."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(peak if sys.platform == "darwin" else peak * 1024)
+
+
+class EpochProbe:
+    """A do-nothing learning-rate "scheduler" on the classifier's optimizer: ``fit`` steps it once per epoch,
+    which is where the RSS is read."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer) -> None:
+        self.optimizer = optimizer
+        self.rss: list[int] = []
+
+    def step(self) -> None:
+        gc.collect()
+        self.rss.append(rss_bytes())
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass
+
+
+def measure_memory(name: str, x: np.ndarray, y: np.ndarray, args: argparse.Namespace) -> dict:
+    """RSS after each of ``args.memory_epochs`` epochs of one ``fit`` call."""
+    trainer = _trainer(name, args)
+    probe = EpochProbe(trainer.get_classifier().optimizer)
+    fit_kwargs = dict(batch_size=args.batch_size, verbose=False, seed=args.seed, scheduler=probe)
+    trainer.fit(x, y, nb_epochs=args.memory_epochs, **fit_kwargs)
+    rss_mb = [r / 2**20 for r in probe.rss]
+    return {
+        "epochs": args.memory_epochs,
+        "rss_mb_after_epoch": rss_mb,
+        "rss_growth": (rss_mb[-1] - rss_mb[0]) / rss_mb[0],
+        "rss_slope_mb_per_epoch": float(np.polyfit(np.arange(len(rss_mb)), rss_mb, 1)[0]),
+        "target": FOOTPRINT_TARGETS["rss_growth"],
+    }
+
+
+def measure_checkpointing(name: str, x: np.ndarray, y: np.ndarray, args: argparse.Namespace) -> dict:
+    """One-epoch fits with and without a checkpoint, interleaved; then the checkpoint write alone."""
+    trainer = _trainer(name, args)
+    fit_kwargs = dict(batch_size=args.batch_size, nb_epochs=1, verbose=False, seed=args.seed)
+    plain, with_ckpt, writes = [], [], []
+    with tempfile.TemporaryDirectory() as folder:
+        for round_ in range(1 + args.repeats):
+            start = time.perf_counter()
+            trainer.fit(x, y, **fit_kwargs)
+            middle = time.perf_counter()
+            trainer.fit(x, y, checkpoint_dir=folder, **fit_kwargs)
+            if round_:
+                plain.append(middle - start)
+                with_ckpt.append(time.perf_counter() - middle)
+        payload = load_checkpoint(folder)
+        size_mb = os.path.getsize(os.path.join(folder, "checkpoint.pt")) / 2**20
+        for _ in range(args.repeats):
+            start = time.perf_counter()
+            save_checkpoint(folder, payload)
+            writes.append(time.perf_counter() - start)
+    epoch = statistics.median(plain)
+    return {
+        "epoch_seconds": epoch,
+        "epoch_with_checkpoint_seconds": statistics.median(with_ckpt),
+        "overhead_measured_side_by_side": statistics.median(with_ckpt) / epoch - 1,
+        "write_seconds": statistics.median(writes),
+        "write_fraction_of_epoch": statistics.median(writes) / epoch,
+        "checkpoint_mb": size_mb,
+        "target": FOOTPRINT_TARGETS["checkpoint_overhead"],
+    }
+
+
+def footprint(x: np.ndarray, y: np.ndarray, args: argparse.Namespace) -> dict:
+    """Memory and checkpointing measurements of both trainers, printed as a table."""
+    result = {}
+    print(f"\n{'trainer':<8}{'RSS ep1 MB':>12}{'RSS ep' + str(args.memory_epochs) + ' MB':>12}{'growth':>9}"
+          f"{'epoch s':>9}{'+ckpt':>8}{'write s':>9}{'write/ep':>10}")  # fmt: skip
+    for name in ("sgt", "asgt"):
+        memory = measure_memory(name, x, y, args)
+        checkpoint = measure_checkpointing(name, x, y, args)
+        result[name] = {"memory": memory, "checkpointing": checkpoint}
+        rss = memory["rss_mb_after_epoch"]
+        print(
+            f"{name:<8}{rss[0]:>12.1f}{rss[-1]:>12.1f}{memory['rss_growth']:>9.2%}"
+            f"{checkpoint['epoch_seconds']:>9.3f}{checkpoint['overhead_measured_side_by_side']:>8.1%}"
+            f"{checkpoint['write_seconds']:>9.4f}{checkpoint['write_fraction_of_epoch']:>10.2%}"
+        )
+    result["peak_rss_mb"] = peak_rss_bytes() / 2**20
+    print(f"peak RSS of the process: {result['peak_rss_mb']:.0f} MB (targets: growth < 5%, checkpoint < 5%)")
+    return result
 
 
 def time_interleaved(epochs: dict[str, Epoch], repeats: int, warmup: int = 1) -> dict[str, list[float]]:
@@ -120,6 +247,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--only", nargs="*", help="contenders to run (their baselines are added)")
+    parser.add_argument("--memory-epochs", type=int, default=10, help="epochs of the RSS measurement; 0 skips it")
     parser.add_argument("--out", default="results/bench_trainers.json")
     args = parser.parse_args()
 
@@ -159,6 +287,9 @@ def main() -> None:
         "median_seconds": medians,
         "ratios": ratios,
     }
+    if args.memory_epochs > 0:
+        payload["setup"]["memory_epochs"] = args.memory_epochs
+        payload["footprint"] = footprint(x, y, args)
     print(f"Wrote {write_json(args.out, payload)}")
 
 

@@ -27,6 +27,7 @@ extensions = [
     "sphinx.ext.napoleon",
     "sphinx.ext.viewcode",
     "sphinx.ext.doctest",
+    "artsgt_api",
     "artsgt_docs",
     "mathtext_svg",
 ]

@@ -22,14 +22,15 @@ def _weights(path):
     return torch.load(path, weights_only=True)
 
 
-def test_sigkill_mid_epoch_then_resume_is_bitwise_identical(tmp_path):
+@pytest.mark.parametrize("name", ["sgt", "asgt"])
+def test_sigkill_mid_epoch_then_resume_is_bitwise_identical(tmp_path, name):
     # 192 samples / batch 32 = 6 batches per epoch; batch 9 is in the middle of epoch 2
-    assert _child(tmp_path / "ref_ckpt", tmp_path / "ref.pt", -1, "fresh").returncode == 0
-    killed = _child(tmp_path / "ckpt", tmp_path / "run.pt", 9, "fresh")
+    assert _child(name, tmp_path / "ref_ckpt", tmp_path / "ref.pt", -1, "fresh").returncode == 0
+    killed = _child(name, tmp_path / "ckpt", tmp_path / "run.pt", 9, "fresh")
     assert killed.returncode == -signal.SIGKILL
     assert (tmp_path / "ckpt" / "checkpoint.pt").is_file()
     assert not (tmp_path / "run.pt").exists()
-    assert _child(tmp_path / "ckpt", tmp_path / "run.pt", -1, "resume").returncode == 0
+    assert _child(name, tmp_path / "ckpt", tmp_path / "run.pt", -1, "resume").returncode == 0
     ref, run = _weights(tmp_path / "ref.pt"), _weights(tmp_path / "run.pt")
     assert ref.keys() == run.keys()
     assert all(torch.equal(ref[k], run[k]) for k in ref)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import art.config
 import art.utils
 import numpy as np
@@ -11,26 +9,9 @@ import pytest
 
 from art_sgt import datasets
 from art_sgt.datasets import ENV_VAR, load_cifar10, load_mnist
+from tests.conftest import write_npz
 
-SHAPES = {"mnist": (28, 28), "cifar10": (32, 32, 3)}
 LOADERS = {"mnist": load_mnist, "cifar10": load_cifar10}
-
-
-def write_npz(folder: Path, name: str, n_train: int = 6, n_test: int = 4, fill: int | None = None, **override):
-    """Write ``<name>.npz`` with random uint8 images; ``fill`` sets every pixel, to tell files apart."""
-    rng = np.random.default_rng(0)
-    arrays = {}
-    for split, n in (("train", n_train), ("test", n_test)):
-        x = rng.integers(0, 256, size=(n, *SHAPES[name]), dtype=np.uint8)
-        x.reshape(n, -1)[:, 0], x.reshape(n, -1)[:, 1] = 0, 255  # full range in every image
-        if fill is not None:
-            x[:] = fill
-        arrays[f"x_{split}"] = x
-        arrays[f"y_{split}"] = (np.arange(n) % 10).astype(np.uint8)
-    arrays.update(override)
-    folder.mkdir(parents=True, exist_ok=True)
-    np.savez(folder / f"{name}.npz", **arrays)
-    return arrays
 
 
 @pytest.fixture(autouse=True)

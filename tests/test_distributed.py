@@ -1,4 +1,5 @@
-"""Two gloo processes on CPU train to the same weights as one process with the same global batch."""
+"""Two gloo processes on CPU train to the same weights as one process with the same global batch, for both
+trainers (deterministic fill and PGD start, so that the per-rank random streams do not enter)."""
 
 import socket
 
@@ -7,25 +8,33 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from art_sgt import SaliencyGuidedTrainer
+from art_sgt import SaliencyGuidedAdversarialTrainer, SaliencyGuidedTrainer
 from tests.conftest import make_classifier, make_task, small_model
 
 pytestmark = pytest.mark.skipif(not dist.is_available(), reason="torch.distributed is not available")
 
 
-def _train(rank: int = 0) -> dict:
+def _train(name: str) -> tuple[dict, list]:
     torch.set_num_threads(1)
     x, y = make_task(n=128, seed=8)
     classifier = make_classifier(model=small_model(seed=4), optimizer="sgd", lr=0.05)
-    trainer = SaliencyGuidedTrainer(classifier, fill="zero", mask_fraction=0.3)
+    if name == "sgt":
+        trainer = SaliencyGuidedTrainer(classifier, fill="zero", mask_fraction=0.3)
+    else:
+        from art.attacks.evasion import ProjectedGradientDescent
+
+        attack = ProjectedGradientDescent(
+            classifier, eps=0.1, eps_step=0.05, max_iter=3, num_random_init=0, verbose=False
+        )
+        trainer = SaliencyGuidedAdversarialTrainer(classifier, attack, fill="zero", mask_fraction=0.3)
     trainer.fit(x, y, nb_epochs=2, batch_size=32, seed=3, verbose=False)
     return {k: v.detach().clone() for k, v in classifier.model.state_dict().items()}, trainer.history
 
 
-def _worker(rank: int, world: int, port: int, out: str) -> None:
+def _worker(rank: int, world: int, port: int, out: str, name: str) -> None:
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
     try:
-        weights, history = _train(rank)
+        weights, history = _train(name)
         if rank == 0:
             torch.save({"weights": weights, "history": history}, out)
     finally:
@@ -38,11 +47,12 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_two_gloo_processes_match_one_process(tmp_path):
+@pytest.mark.parametrize("name", ["sgt", "asgt"])
+def test_two_gloo_processes_match_one_process(tmp_path, name):
     out = str(tmp_path / "ddp.pt")
-    mp.spawn(_worker, args=(2, _free_port(), out), nprocs=2, join=True)
+    mp.spawn(_worker, args=(2, _free_port(), out, name), nprocs=2, join=True)
     ddp = torch.load(out, weights_only=True)
-    single, single_history = _train()
+    single, single_history = _train(name)
     for name, value in single.items():
         torch.testing.assert_close(ddp["weights"][name], value, rtol=1e-4, atol=1e-5)
     # epoch statistics are all-reduced over ranks, so rank 0 reports the global numbers

@@ -59,6 +59,22 @@ def test_asgt_is_more_robust_than_standard_training():
     assert robust_asgt > robust_std + 0.2, (robust_std, robust_asgt)
 
 
+def _asgt_weights(seed):
+    x, y = make_task(n=96, seed=5)
+    classifier = make_classifier(model=small_model(seed=3))
+    attack = _pgd(classifier, max_iter=3, num_random_init=1)  # random starts and uniform fill draw noise
+    state = torch.get_rng_state()
+    SaliencyGuidedAdversarialTrainer(classifier, attack).fit(x, y, nb_epochs=2, batch_size=32, seed=seed, verbose=False)
+    assert torch.equal(state, torch.get_rng_state())  # the caller's global generator is left as it was
+    return torch.cat([p.detach().flatten() for p in classifier.model.parameters()])
+
+
+def test_same_seed_same_weights_different_seed_different_weights():
+    first, again, other = _asgt_weights(4), _asgt_weights(4), _asgt_weights(5)
+    assert torch.equal(first, again)
+    assert not torch.equal(first, other)
+
+
 def test_general_path_with_deepfool_and_prediction_target():
     x, y = make_task(n=64, seed=5)
     classifier = make_classifier()

@@ -9,11 +9,13 @@ batches on the model's device, seeded, without modifying the inputs or the model
 - :mod:`~art_sgt.evaluation.metrics`: infidelity, max-sensitivity, sparseness, complexity.
 - :mod:`~art_sgt.evaluation.stability`: map stability under ART's PGD.
 - :mod:`~art_sgt.evaluation.sanity`: cascading randomisation and random-logit tests.
-- :mod:`~art_sgt.evaluation.robustness`: robustness report over ART's attacks, gradient-masking checklist.
+- :mod:`~art_sgt.evaluation.robustness`: robustness report over ART's attacks.
+- :mod:`~art_sgt.evaluation.checklist`: the gradient-masking checklist of that report.
 - :mod:`~art_sgt.evaluation.report`: :class:`SaliencyEvaluator` and :class:`SaliencyReport`.
 """
 
 from art_sgt.evaluation.attribution import METHODS, Method, MethodSpec, attribute, get_method, register_method
+from art_sgt.evaluation.checklist import CHECKS, GradientMaskingCheck
 from art_sgt.evaluation.faithfulness import (
     FRACTIONS,
     ORDERS,
@@ -27,14 +29,7 @@ from art_sgt.evaluation.faithfulness import (
 )
 from art_sgt.evaluation.metrics import complexity, infidelity, sensitivity, sparseness
 from art_sgt.evaluation.report import METRICS, SaliencyEvaluator, SaliencyReport, summarise
-from art_sgt.evaluation.robustness import (
-    ATTACKS,
-    CHECKS,
-    GradientMaskingCheck,
-    RobustnessReport,
-    plot_robustness,
-    robustness_report,
-)
+from art_sgt.evaluation.robustness import ATTACKS, RobustnessReport, plot_robustness, robustness_report
 from art_sgt.evaluation.sanity import (
     RandomizationResult,
     RandomLogitResult,

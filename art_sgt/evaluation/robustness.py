@@ -26,12 +26,11 @@ import math
 import numbers
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from tqdm.auto import tqdm
 
 from art_sgt._art import require_pytorch_classifier
@@ -42,11 +41,11 @@ from art_sgt._validation import (
     check_non_negative,
     check_positive_int,
 )
+from art_sgt.evaluation._art_attacks import SQUARE_NORMS, build_attack, correct_mask, run_attack
+from art_sgt.evaluation.checklist import GradientMaskingCheck, run_checklist
 
 __all__ = [
     "ATTACKS",
-    "CHECKS",
-    "GradientMaskingCheck",
     "RobustnessReport",
     "robustness_report",
     "plot_robustness",
@@ -54,35 +53,6 @@ __all__ = [
 
 #: Attack names accepted by :func:`robustness_report`.
 ATTACKS = ("pgd", "apgd-ce", "apgd-dlr", "square")
-
-#: The gradient-masking checks, by name, with what each verifies.
-CHECKS = {
-    "more_iterations": "more PGD iterations and restarts do not give a higher accuracy than PGD",
-    "single_step": "single-step FGSM is not stronger than iterative PGD",
-    "black_box": "black-box Square is not stronger than white-box PGD",
-    "large_eps": "accuracy goes to about 0 under PGD at a very large eps",
-    "transfer": "PGD transferred from another model is not stronger than white-box PGD",
-}
-
-_NORMS = {"inf": np.inf, "2": 2, "1": 1}
-_SQUARE_NORMS = ("inf", "2")
-
-
-@dataclass
-class GradientMaskingCheck:
-    """One check of the gradient-masking checklist.
-
-    :param name: Key of :data:`CHECKS`.
-    :param description: What the check verifies.
-    :param flagged: ``True`` when the check failed (a sign of gradient masking), ``False`` when it passed,
-        ``None`` when it was not run.
-    :param evidence: The accuracies the verdict rests on.
-    """
-
-    name: str
-    description: str
-    flagged: bool | None
-    evidence: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -96,7 +66,7 @@ class RobustnessReport:
     :param clean_accuracy: Accuracy on ``x``.
     :param accuracy: ``{attack: [accuracy at each eps]}``.
     :param worst_case: Per ``eps``, the fraction of samples correct clean and under every attack.
-    :param checklist: The checks (see :data:`CHECKS`).
+    :param checklist: The checks (see :data:`~art_sgt.evaluation.checklist.CHECKS`).
     :param params: The attack parameters used.
     :param seconds: Wall-clock seconds per attack (summed over ``eps``) and per check.
     """
@@ -186,71 +156,9 @@ def _check_attacks(attacks: Any, norm: str) -> list[str]:
             raise ValueError(f"attacks must hold names from {', '.join(map(repr, ATTACKS))}, got {name!r}.")
     if len(set(names)) != len(names):
         raise ValueError(f"attacks must not repeat a name, got {names}.")
-    if "square" in names and norm not in _SQUARE_NORMS:
+    if "square" in names and norm not in SQUARE_NORMS:
         raise ValueError(f"norm must be 'inf' or 2 when attacks include 'square' (ART's SquareAttack), got {norm!r}.")
     return names
-
-
-def _seeded(seed: int) -> None:
-    np.random.seed(seed)  # noqa: NPY002 - ART's attacks draw from numpy's global generator
-    torch.manual_seed(seed)
-
-
-def _pgd(classifier: Any, eps: float, norm: str, max_iter: int, restarts: int, batch_size: int) -> Any:
-    from art.attacks.evasion import ProjectedGradientDescent
-
-    return ProjectedGradientDescent(
-        classifier,
-        norm=_NORMS[norm],
-        eps=eps,
-        eps_step=2.5 * eps / max_iter,
-        max_iter=max_iter,
-        num_random_init=restarts,
-        batch_size=batch_size,
-        verbose=False,
-    )
-
-
-def _build(name: str, classifier: Any, eps: float, norm: str, p: dict[str, Any]) -> Any:
-    """The ART attack ``name`` at ``eps`` with the report's parameters ``p``."""
-    from art.attacks.evasion import AutoProjectedGradientDescent, SquareAttack
-
-    if name == "pgd":
-        return _pgd(classifier, eps, norm, p["pgd_max_iter"], p["pgd_restarts"], p["batch_size"])
-    if name in ("apgd-ce", "apgd-dlr"):
-        return AutoProjectedGradientDescent(
-            classifier,
-            norm=_NORMS[norm],
-            eps=eps,
-            eps_step=2.0 * eps,
-            max_iter=p["apgd_max_iter"],
-            nb_random_init=p["apgd_restarts"],
-            batch_size=p["batch_size"],
-            loss_type="cross_entropy" if name == "apgd-ce" else "difference_logits_ratio",
-            verbose=False,
-        )
-    return SquareAttack(
-        classifier,
-        norm=_NORMS[norm],
-        eps=eps,
-        max_iter=p["square_max_iter"],
-        nb_restarts=p["square_restarts"],
-        batch_size=p["batch_size"],
-        verbose=False,
-    )
-
-
-def _correct(classifier: Any, x: np.ndarray, labels: np.ndarray, batch_size: int) -> np.ndarray:
-    return np.argmax(classifier.predict(x, batch_size=batch_size), axis=1) == labels
-
-
-def _run(attack: Any, target: Any, x: np.ndarray, onehot: np.ndarray, labels: np.ndarray, p: dict[str, Any]) -> Any:
-    """Per-sample correctness of ``target`` on ``attack``'s adversarial ``x`` (eps 0: on ``x``)."""
-    if attack is None:
-        return _correct(target, x, labels, p["batch_size"])
-    _seeded(p["seed"])
-    x_adv = attack.generate(x, y=onehot)
-    return _correct(target, x_adv.astype(np.float32), labels, p["batch_size"])
 
 
 def robustness_report(
@@ -370,7 +278,7 @@ def robustness_report(
 
     onehot = np.eye(classifier.nb_classes, dtype=np.float32)[labels]
     x = x.astype(np.float32, copy=False)
-    clean = _correct(classifier, x, labels, p["batch_size"])
+    clean = correct_mask(classifier, x, labels, p["batch_size"])
     jobs = [(name, e) for name in names for e in eps_list]
     seconds: dict[str, float] = dict.fromkeys(names, 0.0)
     correct: dict[tuple[str, float], np.ndarray] = {}
@@ -378,8 +286,8 @@ def robustness_report(
     for name, e in jobs:
         bar.set_postfix_str(f"{name} eps={e:g}")
         started = time.perf_counter()
-        attack = None if e == 0 else _build(name, classifier, e, norm, p)
-        correct[(name, e)] = _run(attack, classifier, x, onehot, labels, p)
+        attack = None if e == 0 else build_attack(name, classifier, e, norm, p)
+        correct[(name, e)] = run_attack(attack, classifier, x, onehot, labels, p)
         seconds[name] += time.perf_counter() - started
         bar.update()
     accuracy = {name: [float(correct[(name, e)].mean()) for e in eps_list] for name in names}
@@ -387,7 +295,7 @@ def robustness_report(
 
     checks: list[GradientMaskingCheck] = []
     if checklist:
-        checks = _checklist(classifier, x, onehot, labels, p, correct, transfer_from, bar, seconds)
+        checks = run_checklist(classifier, x, onehot, labels, p, correct, transfer_from, bar, seconds)
     bar.close()
     return RobustnessReport(
         eps=eps_list,
@@ -401,98 +309,6 @@ def robustness_report(
         params=p,
         seconds={k: round(v, 3) for k, v in seconds.items()},
     )
-
-
-def _checklist(
-    classifier: Any,
-    x: np.ndarray,
-    onehot: np.ndarray,
-    labels: np.ndarray,
-    p: dict[str, Any],
-    correct: dict[tuple[str, float], np.ndarray],
-    transfer_from: Any,
-    bar: Any,
-    seconds: dict[str, float],
-) -> list[GradientMaskingCheck]:
-    """Run the five checks at ``p["check_eps"]``, reusing attack runs of the report where they exist."""
-    e, tol, norm, bs = p["check_eps"], p["tolerance"], p["norm"], p["batch_size"]
-
-    def accuracy_of(key: str, make: Any, target: Any = classifier) -> float:
-        bar.set_postfix_str(f"check {key}")
-        started = time.perf_counter()
-        if key in ("pgd", "square") and (key, e) in correct:
-            acc = float(correct[(key, e)].mean())
-        else:
-            attack = make()
-            acc = float(_run(attack, target, x, onehot, labels, p).mean()) if attack is not None else float("nan")
-        seconds[f"check_{key}"] = round(time.perf_counter() - started, 3)
-        bar.update()
-        return acc
-
-    pgd = accuracy_of("pgd", lambda: _pgd(classifier, e, norm, p["pgd_max_iter"], p["pgd_restarts"], bs))
-    strong_iter, strong_restarts = p["strong_factor"] * p["pgd_max_iter"], p["pgd_restarts"] + 1
-    strong = accuracy_of("pgd_strong", lambda: _pgd(classifier, e, norm, strong_iter, strong_restarts, bs))
-    fgsm = accuracy_of("fgsm", lambda: _fgsm(classifier, e, norm, bs))
-    square = float("nan")
-    if norm in _SQUARE_NORMS:
-        square = accuracy_of("square", lambda: _build("square", classifier, e, norm, p))
-    else:
-        bar.update()
-    large = accuracy_of("large_eps", lambda: _pgd(classifier, p["large_eps"], norm, p["pgd_max_iter"], 1, bs))
-    transfer = float("nan")
-    if transfer_from is not None:
-        source = _pgd(transfer_from, e, norm, p["pgd_max_iter"], p["pgd_restarts"], bs)
-        transfer = accuracy_of("transfer", lambda: source)
-    else:
-        bar.update()
-
-    def flag(value: float, condition: bool) -> bool | None:
-        return None if math.isnan(value) else bool(condition)
-
-    return [
-        GradientMaskingCheck(
-            "more_iterations",
-            CHECKS["more_iterations"],
-            flag(strong, strong > pgd + tol),
-            {
-                "eps": e,
-                "pgd": pgd,
-                "pgd_strong": strong,
-                "strong_iter": strong_iter,
-                "strong_restarts": strong_restarts,
-            },
-        ),
-        GradientMaskingCheck(
-            "single_step",
-            CHECKS["single_step"],
-            flag(fgsm, fgsm < pgd - tol),
-            {"eps": e, "pgd": pgd, "fgsm": fgsm},
-        ),
-        GradientMaskingCheck(
-            "black_box",
-            CHECKS["black_box"],
-            flag(square, square < pgd - tol),
-            {"eps": e, "pgd": pgd, "square": None if math.isnan(square) else square},
-        ),
-        GradientMaskingCheck(
-            "large_eps",
-            CHECKS["large_eps"],
-            flag(large, large > tol),
-            {"large_eps": p["large_eps"], "pgd": large},
-        ),
-        GradientMaskingCheck(
-            "transfer",
-            CHECKS["transfer"],
-            flag(transfer, transfer < pgd - tol),
-            {"eps": e, "pgd": pgd, "transfer": None if math.isnan(transfer) else transfer},
-        ),
-    ]
-
-
-def _fgsm(classifier: Any, eps: float, norm: str, batch_size: int) -> Any:
-    from art.attacks.evasion import FastGradientMethod
-
-    return FastGradientMethod(classifier, norm=_NORMS[norm], eps=eps, batch_size=batch_size)
 
 
 def plot_robustness(

@@ -1,0 +1,87 @@
+"""ART attacks as the robustness report builds and runs them (internal).
+
+Every attack runs with numpy's and torch's global generators seeded just before, so a number in a report equals
+the same ART attack run by hand after ``np.random.seed(seed)`` and ``torch.manual_seed(seed)``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+__all__ = ["NORMS", "SQUARE_NORMS", "seeded", "build_pgd", "build_attack", "build_fgsm", "correct_mask", "run_attack"]
+
+NORMS = {"inf": np.inf, "2": 2, "1": 1}
+SQUARE_NORMS = ("inf", "2")
+
+
+def seeded(seed: int) -> None:
+    np.random.seed(seed)  # noqa: NPY002 - ART's attacks draw from numpy's global generator
+    torch.manual_seed(seed)
+
+
+def build_pgd(classifier: Any, eps: float, norm: str, max_iter: int, restarts: int, batch_size: int) -> Any:
+    from art.attacks.evasion import ProjectedGradientDescent
+
+    return ProjectedGradientDescent(
+        classifier,
+        norm=NORMS[norm],
+        eps=eps,
+        eps_step=2.5 * eps / max_iter,
+        max_iter=max_iter,
+        num_random_init=restarts,
+        batch_size=batch_size,
+        verbose=False,
+    )
+
+
+def build_attack(name: str, classifier: Any, eps: float, norm: str, p: dict[str, Any]) -> Any:
+    """The ART attack ``name`` at ``eps`` with the report's parameters ``p``."""
+    from art.attacks.evasion import AutoProjectedGradientDescent, SquareAttack
+
+    if name == "pgd":
+        return build_pgd(classifier, eps, norm, p["pgd_max_iter"], p["pgd_restarts"], p["batch_size"])
+    if name in ("apgd-ce", "apgd-dlr"):
+        return AutoProjectedGradientDescent(
+            classifier,
+            norm=NORMS[norm],
+            eps=eps,
+            eps_step=2.0 * eps,
+            max_iter=p["apgd_max_iter"],
+            nb_random_init=p["apgd_restarts"],
+            batch_size=p["batch_size"],
+            loss_type="cross_entropy" if name == "apgd-ce" else "difference_logits_ratio",
+            verbose=False,
+        )
+    return SquareAttack(
+        classifier,
+        norm=NORMS[norm],
+        eps=eps,
+        max_iter=p["square_max_iter"],
+        nb_restarts=p["square_restarts"],
+        batch_size=p["batch_size"],
+        verbose=False,
+    )
+
+
+def correct_mask(classifier: Any, x: np.ndarray, labels: np.ndarray, batch_size: int) -> np.ndarray:
+    return np.argmax(classifier.predict(x, batch_size=batch_size), axis=1) == labels
+
+
+def run_attack(
+    attack: Any, target: Any, x: np.ndarray, onehot: np.ndarray, labels: np.ndarray, p: dict[str, Any]
+) -> Any:
+    """Per-sample correctness of ``target`` on ``attack``'s adversarial ``x`` (eps 0: on ``x``)."""
+    if attack is None:
+        return correct_mask(target, x, labels, p["batch_size"])
+    seeded(p["seed"])
+    x_adv = attack.generate(x, y=onehot)
+    return correct_mask(target, x_adv.astype(np.float32), labels, p["batch_size"])
+
+
+def build_fgsm(classifier: Any, eps: float, norm: str, batch_size: int) -> Any:
+    from art.attacks.evasion import FastGradientMethod
+
+    return FastGradientMethod(classifier, norm=NORMS[norm], eps=eps, batch_size=batch_size)
