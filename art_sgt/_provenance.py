@@ -31,8 +31,12 @@ def run_info(seed: int | None = None, device: str | None = None) -> dict[str, An
     :param device: The device the run used.
     :return: A JSON-serialisable dict.
     """
+    if Path(sys.argv[0]).name == "art-sgt":  # the console script: write the command as the user typed it
+        argv = ["art-sgt", *sys.argv[1:]]
+    else:
+        argv = [Path(sys.executable).name, *sys.argv]
     return {
-        "command": " ".join(shlex.quote(a) for a in [Path(sys.executable).name, *sys.argv]),
+        "command": " ".join(shlex.quote(a) for a in argv),
         "seed": seed,
         "date_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "versions": {

@@ -98,8 +98,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument("--out", default=None, help="results JSON (default next to the model)")
 
-    reproduce = sub.add_parser("reproduce", help="rerun the paper's comparison (see examples/reproduce_paper.py)")
-    reproduce.add_argument("args", nargs=argparse.REMAINDER, help="arguments of examples/reproduce_paper.py")
+    from art_sgt._reproduce import add_arguments
+
+    add_arguments(
+        sub.add_parser(
+            "reproduce",
+            help="rerun the paper's comparison: standard, SGT, PGD-AT and ASGT on real data",
+            description="Train standard, SGT, PGD-AT and ASGT models with one recipe, evaluate them with ART's "
+            "attacks and the saliency evaluators, and write <out-dir>/<dataset>_<profile>.json/.md and figures.",
+        )
+    )
     return parser
 
 
@@ -237,9 +245,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if args.command == "reproduce":
-        from art_sgt.reproduction import main as reproduce_main
+        from art_sgt._reproduce import run
 
-        return int(reproduce_main(args.args) or 0)
+        try:
+            return run(args)
+        except (FileNotFoundError, ValueError, TypeError) as err:
+            print(f"art-sgt reproduce: error: {err}", file=sys.stderr)
+            return 2
     try:
         result = _train(args) if args.command == "train" else _evaluate(args)
     except (FileNotFoundError, ValueError, TypeError) as err:

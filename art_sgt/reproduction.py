@@ -20,8 +20,6 @@ import numpy as np
 import torch
 
 from art_sgt._provenance import run_info, write_json
-from art_sgt.evaluation.checklist import CHECKS
-from art_sgt.evaluation.robustness import robustness_report
 
 __all__ = [
     "MODELS", "PAPER", "Profile", "PROFILES", "ABLATIONS", "get_profile", "train_model", "evaluate_model",
@@ -202,7 +200,7 @@ def evaluate_model(
     :param verbose: Show progress bars.
     :return: ``(numbers, objects)``: JSON-ready numbers, and the report, maps and curve for the figures.
     """
-    from art_sgt.evaluation import adversarial_stability, attribute, masking_curve, sparseness
+    from art_sgt.evaluation import adversarial_stability, attribute, masking_curve, robustness_report, sparseness
 
     eps = PAPER[dataset]
     xe, ye, xr, yr = x[: profile.n_eval], y[: profile.n_eval], x[: profile.n_report], y[: profile.n_report]
@@ -294,6 +292,8 @@ def write_markdown(payload: dict[str, Any], path: str | Path) -> str:
         lines.append(f"- Signs of gradient masking in {m}: {', '.join(checks)} (evidence: {checks}; tolerance "
                      f"{results[m]['robustness']['params']['tolerance']:g} on {results[m]['n_report']} images).")
     if not masked:
+        from art_sgt.evaluation.checklist import CHECKS
+
         lines.append(f"- No model raised a gradient-masking flag ({', '.join(CHECKS)}).")
     order = sorted(models, key=lambda m: -results[m]["worst_case_paper_eps"])
     lines.append(f"- Ranking by worst-case accuracy at eps {pe:.3g}: {' > '.join(order)}.")

@@ -7,7 +7,7 @@ share code with training) and writes ``results/mnist_asgt.json``.
 
 Usage::
 
-    python examples/mnist_asgt.py [--data-dir DIR] [--eps 0.3] [--epochs 2] [--quick]
+    python examples/mnist_asgt.py [--data-dir DIR] [--eps 0.3] [--eps-step STEP] [--epochs 2] [--quick]
 """
 
 from __future__ import annotations
@@ -29,7 +29,9 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data-dir", default=os.environ.get("ART_SGT_DATA"), help="folder with mnist.npz")
     parser.add_argument("--eps", type=float, default=0.3, help="training PGD radius (0.2 is the paper's setting)")
-    parser.add_argument("--eps-step", type=float, default=0.01)
+    parser.add_argument(
+        "--eps-step", type=float, default=None, help="training PGD step (default 2.5 * eps / pgd-steps, Madry et al.)"
+    )
     parser.add_argument("--pgd-steps", type=int, default=10)
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--train-size", type=int, default=60000)
@@ -47,6 +49,8 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if args.quick:
         args.train_size, args.epochs, args.test_size = 10000, 1, 500
+    if args.eps_step is None:
+        args.eps_step = 2.5 * args.eps / args.pgd_steps
     (x_train, y_train), (x_test, y_test), _, _ = load_mnist(args.data_dir)
     x_train, y_train = to_channels_first(x_train[: args.train_size]), y_train[: args.train_size]
     x_test, y_test = to_channels_first(x_test[: args.test_size]), y_test[: args.test_size]

@@ -59,6 +59,27 @@ def _asgt(results: Path) -> list[str]:
     ]
 
 
+def _cli(results: Path) -> list[str]:
+    train, evaluation = (
+        _load(results / "cli" / "mnist_sgt_train.json"),
+        _load(results / "cli" / "mnist_sgt_evaluation.json"),
+    )
+    if train is None or evaluation is None:
+        return _missing("cli/mnist_sgt_train.json and cli/mnist_sgt_evaluation.json")
+    robust = evaluation["robustness"]
+    worst = ", ".join(f"eps {e:g}: {a:.3f}" for e, a in zip(robust["eps"], robust["worst_case"]))
+    summary = evaluation["saliency"]["summary"]
+    return [
+        f"Command line on real MNIST: `{train['command']}` gave test accuracy {train['test_accuracy']:.4f} "
+        f"in {train['train_seconds']:.0f} s; `{evaluation['command']}` measured clean accuracy "
+        f"{robust['clean_accuracy']:.3f} on {robust['n_samples']} test images, worst case over "
+        f"{', '.join(robust['attacks'])}: {worst}; gradient-masking flags: {', '.join(robust['flags']) or 'none'}; "
+        f"saliency sparseness {summary['saliency']['sparseness']:.3f} (gradient), "
+        f"{summary['integrated_gradients']['sparseness']:.3f} (integrated gradients).",
+        "",
+    ]
+
+
 def _bench(results: Path, name: str, title: str) -> list[str]:
     data = _load(results / name)
     if data is None:
@@ -73,6 +94,30 @@ def _bench(results: Path, name: str, title: str) -> list[str]:
     return [*lines, ""]
 
 
+def _footprint(results: Path) -> list[str]:
+    data = _load(results / "bench_trainers.json")
+    if data is None or "footprint" not in data:
+        return _missing("bench_trainers.json (footprint)")
+    foot = data["footprint"]
+    lines = [
+        f"Memory and checkpointing (same run, {data['setup']['n']} samples per epoch, batch "
+        f"{data['setup']['batch_size']}; peak RSS of the process {foot['peak_rss_mb']:.0f} MB):",
+        "",
+        "| trainer | RSS after epoch 1 | RSS after last epoch | growth (target < 5%) | checkpoint write "
+        "| write / epoch (target < 5%) | with / without checkpoint, side by side |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name in ("sgt", "asgt"):
+        mem, ckpt = foot[name]["memory"], foot[name]["checkpointing"]
+        rss = mem["rss_mb_after_epoch"]
+        lines.append(
+            f"| {name} | {rss[0]:.0f} MB | {rss[-1]:.0f} MB (epoch {mem['epochs']}) | {mem['rss_growth']:+.1%} "
+            f"| {ckpt['write_seconds'] * 1000:.0f} ms ({ckpt['checkpoint_mb']:.1f} MB) "
+            f"| {ckpt['write_fraction_of_epoch']:.2%} | {ckpt['overhead_measured_side_by_side']:+.1%} |"
+        )
+    return [*lines, ""]
+
+
 def _markdown(results: Path, name: str, title: str) -> list[str]:
     path = results / name
     if not path.is_file():
@@ -83,9 +128,10 @@ def _markdown(results: Path, name: str, title: str) -> list[str]:
 
 def render(results: Path) -> str:
     lines = ["### Training", ""]
-    lines += _main_job(results) + _asgt(results)
+    lines += _main_job(results) + _asgt(results) + _cli(results)
     lines += ["### Speed", ""]
     lines += _bench(results, "bench_trainers.json", "Trainers against ART")
+    lines += _footprint(results)
     lines += _bench(results, "bench_evaluators.json", "Evaluators against their floors")
     lines += ["## Does the paper's claim hold?", ""]
     lines += _markdown(results, "mnist_quick.md", "MNIST, quick profile")

@@ -78,3 +78,18 @@ def test_train_under_torchrun_with_two_processes(data_dir, tmp_path):
     assert result["world_size"] == 2 and len(result["history"]) == 1
     assert done.stdout.count("test accuracy") == 1  # only rank 0 reports
     assert sorted(os.listdir(tmp_path / "ckpt")) == ["checkpoint.pt"]
+
+
+def test_reproduce_writes_results_for_the_chosen_models(data_dir, tmp_path):
+    argv = ["reproduce", "--dataset", "mnist", "--data-dir", str(data_dir), "--out-dir", str(tmp_path / "out")]
+    argv += ["--models", "asgt", "--n-train", "32", "--epochs", "1", "--n-eval", "8", "--n-report", "8"]
+    assert main(argv) == 0
+    result = json.loads((tmp_path / "out" / "mnist_quick.json").read_text())
+    assert list(result["results"]) == ["asgt"]
+    assert result["setup"] and (tmp_path / "out" / "mnist_quick.md").is_file()
+
+
+def test_reproduce_rejects_unknown_models(capsys):
+    with pytest.raises(SystemExit):
+        main(["reproduce", "--dataset", "mnist", "--models", "standard,trades"])
+    assert "--models" in capsys.readouterr().err
