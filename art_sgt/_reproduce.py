@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 
 from art_sgt import reproduction as rp
+from art_sgt._argtypes import positive_int
 from art_sgt._provenance import run_info, write_json
 from art_sgt.datasets import load_cifar10, load_mnist
 from art_sgt.models import to_channels_first
@@ -32,13 +33,6 @@ def _models(text: str) -> list[str]:
     if not names or unknown:
         raise argparse.ArgumentTypeError(f"must be a comma-separated subset of {','.join(rp.MODELS)}, got {text!r}")
     return names
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text}")
-    return value
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -58,10 +52,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     )
     parser.add_argument("--out-dir", default="results", help="where the JSON, markdown and figures go")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    parser.add_argument("--n-train", type=_positive_int, help="override the profile's number of training images")
-    parser.add_argument("--epochs", type=_positive_int, help="override the profile's epochs")
-    parser.add_argument("--n-eval", type=_positive_int, help="override the profile's clean/PGD test images")
-    parser.add_argument("--n-report", type=_positive_int, help="override the profile's report/saliency test images")
+    parser.add_argument("--n-train", type=positive_int, help="override the profile's number of training images")
+    parser.add_argument("--epochs", type=positive_int, help="override the profile's epochs")
+    parser.add_argument("--n-eval", type=positive_int, help="override the profile's clean/PGD test images")
+    parser.add_argument("--n-report", type=positive_int, help="override the profile's report/saliency test images")
     parser.add_argument("--rewrite-md", action="store_true", help="only re-render the markdown from the JSON")
     return parser
 

@@ -21,33 +21,13 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
 import torch
+
+from art_sgt._argtypes import fraction, non_negative, positive_int
 
 __all__ = ["main", "build_parser", "load_model"]
 
 _ARCHS = {"mnist": ("MnistCNN", (1, 28, 28)), "cifar10": ("CifarCNN", (3, 32, 32))}
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text}")
-    return value
-
-
-def _fraction(text: str) -> float:
-    value = float(text)
-    if not 0.0 < value < 1.0:
-        raise argparse.ArgumentTypeError(f"must be in (0, 1), got {text}")
-    return value
-
-
-def _non_negative(text: str) -> float:
-    value = float(text)
-    if not value >= 0.0 or not np.isfinite(value):
-        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
-    return value
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -71,16 +51,16 @@ def build_parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="train a reference model with SGT or ASGT on MNIST or CIFAR-10")
     _common(train)
     train.add_argument("--trainer", choices=("sgt", "asgt"), default="sgt", help="SGT or adversarial SGT")
-    train.add_argument("--epochs", type=_positive_int, default=3)
-    train.add_argument("--batch-size", type=_positive_int, default=128)
-    train.add_argument("--lr", type=_non_negative, default=1e-3, help="Adam learning rate")
-    train.add_argument("--limit", type=_positive_int, default=None, help="use only the first N training images")
-    train.add_argument("--mask-fraction", type=_fraction, default=0.5)
-    train.add_argument("--kl-weight", type=_non_negative, default=1.0)
+    train.add_argument("--epochs", type=positive_int, default=3)
+    train.add_argument("--batch-size", type=positive_int, default=128)
+    train.add_argument("--lr", type=non_negative, default=1e-3, help="Adam learning rate")
+    train.add_argument("--limit", type=positive_int, default=None, help="use only the first N training images")
+    train.add_argument("--mask-fraction", type=fraction, default=0.5)
+    train.add_argument("--kl-weight", type=non_negative, default=1.0)
     train.add_argument("--absolute", action="store_true", help="rank by |saliency|")
-    train.add_argument("--eps", type=_non_negative, default=0.3, help="ASGT: PGD L-inf radius (default 0.3)")
-    train.add_argument("--eps-step", type=_non_negative, default=0.01, help="ASGT: PGD step (default 0.01)")
-    train.add_argument("--pgd-steps", type=_positive_int, default=10, help="ASGT: PGD iterations (default 10)")
+    train.add_argument("--eps", type=non_negative, default=0.3, help="ASGT: PGD L-inf radius (default 0.3)")
+    train.add_argument("--eps-step", type=non_negative, default=0.01, help="ASGT: PGD step (default 0.01)")
+    train.add_argument("--pgd-steps", type=positive_int, default=10, help="ASGT: PGD iterations (default 10)")
     train.add_argument("--checkpoint-dir", default=None, help="write checkpoint.pt here every epoch")
     train.add_argument("--resume", action="store_true", help="continue from --checkpoint-dir")
     train.add_argument("--save-model", default=None, help="save the trained model here (.pt)")
@@ -89,12 +69,12 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = sub.add_parser("evaluate", help="saliency evaluators and robustness report of a saved model")
     _common(evaluate)
     evaluate.add_argument("--model", required=True, help="a .pt file written by 'art-sgt train --save-model'")
-    evaluate.add_argument("--n", type=_positive_int, default=1000, help="test images to evaluate (default 1000)")
-    evaluate.add_argument("--robust-n", type=_positive_int, default=200, help="test images for the attacks")
-    evaluate.add_argument("--pgd-iter", type=_positive_int, default=40, help="PGD iterations (default 40)")
-    evaluate.add_argument("--apgd-iter", type=_positive_int, default=100, help="APGD iterations (default 100)")
+    evaluate.add_argument("--n", type=positive_int, default=1000, help="test images to evaluate (default 1000)")
+    evaluate.add_argument("--robust-n", type=positive_int, default=200, help="test images for the attacks")
+    evaluate.add_argument("--pgd-iter", type=positive_int, default=40, help="PGD iterations (default 40)")
+    evaluate.add_argument("--apgd-iter", type=positive_int, default=100, help="APGD iterations (default 100)")
     evaluate.add_argument(
-        "--square-queries", type=_positive_int, default=1000, help="Square attack queries (default 1000)"
+        "--square-queries", type=positive_int, default=1000, help="Square attack queries (default 1000)"
     )
     evaluate.add_argument("--out", default=None, help="results JSON (default next to the model)")
 

@@ -7,6 +7,7 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from torch.nn.parallel import DistributedDataParallel
 
 from art_sgt import SaliencyGuidedAdversarialTrainer, SaliencyGuidedTrainer
 from tests.conftest import make_classifier, make_task, small_model
@@ -28,6 +29,9 @@ def _train(name: str) -> tuple[dict, list]:
         )
         trainer = SaliencyGuidedAdversarialTrainer(classifier, attack, fill="zero", mask_fraction=0.3)
     trainer.fit(x, y, nb_epochs=2, batch_size=32, seed=3, verbose=False)
+    # the classifier handed back is a plain ART classifier on every rank (DDP stays inside the trainer)
+    assert trainer.get_classifier() is classifier and not isinstance(classifier.model, DistributedDataParallel)
+    assert classifier.predict(x[:8]).shape == (8, 4)
     return {k: v.detach().clone() for k, v in classifier.model.state_dict().items()}, trainer.history
 
 
