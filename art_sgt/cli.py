@@ -59,7 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--kl-weight", type=non_negative, default=1.0)
     train.add_argument("--absolute", action="store_true", help="rank by |saliency|")
     train.add_argument("--eps", type=non_negative, default=0.3, help="ASGT: PGD L-inf radius (default 0.3)")
-    train.add_argument("--eps-step", type=non_negative, default=0.01, help="ASGT: PGD step (default 0.01)")
+    train.add_argument(
+        "--eps-step", type=non_negative, default=None, help="ASGT: PGD step (default 2.5 * eps / pgd-steps)"
+    )
     train.add_argument("--pgd-steps", type=positive_int, default=10, help="ASGT: PGD iterations (default 10)")
     train.add_argument("--checkpoint-dir", default=None, help="write checkpoint.pt here every epoch")
     train.add_argument("--resume", action="store_true", help="continue from --checkpoint-dir")
@@ -159,6 +161,8 @@ def _train(args: argparse.Namespace) -> dict[str, Any]:
 
         from art_sgt.trainers import SaliencyGuidedAdversarialTrainer
 
+        if args.eps_step is None:
+            args.eps_step = 2.5 * args.eps / args.pgd_steps  # Madry et al.'s rule
         attack = ProjectedGradientDescent(
             classifier, eps=args.eps, eps_step=args.eps_step, max_iter=args.pgd_steps, num_random_init=1, verbose=False
         )
