@@ -7,7 +7,7 @@ and timings in ``results/mnist_sgt.json`` and draws test images with both models
 
 Usage::
 
-    python examples/mnist_sgt.py [--data-dir DIR] [--quick] [--epochs 3] [--seed 0]
+    python examples/mnist_sgt.py [--data-dir DIR] [--quick] [--epochs 4] [--seed 0]
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data-dir", default=os.environ.get("ART_SGT_DATA"), help="folder with mnist.npz")
     parser.add_argument("--quick", action="store_true", help="10k training images, 1 epoch each, 2k test images")
-    parser.add_argument("--epochs", type=int, default=3, help="SGT epochs (default 3)")
+    parser.add_argument("--epochs", type=int, default=4, help="SGT epochs (default 4)")
     parser.add_argument("--baseline-epochs", type=int, default=2, help="standard-training epochs (default 2)")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--lr", type=float, default=1e-3)

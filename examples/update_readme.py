@@ -49,11 +49,12 @@ def _asgt(results: Path) -> list[str]:
     data = _load(results / "mnist_asgt.json")
     if data is None:
         return _missing("mnist_asgt.json")
-    acc = data["evaluation"]["accuracy"]
+    acc, attack = data["evaluation"]["accuracy"], data["training"]["attack"]
     cells = " | ".join(f"{k}: {v:.4f}" for k, v in acc.items())
     return [
         f"ASGT example (`{data['command']}`, {data['dataset']['train']} training images, "
-        f"{data['training']['epochs']} epoch(s), training PGD eps {data['training']['attack']['eps']}; "
+        f"{data['training']['epochs']} epoch(s) in {data['training']['train_seconds']:.0f} s, training PGD eps "
+        f"{attack['eps']} ({attack['max_iter']} steps of {attack['eps_step']:.3g}, seed {data['seed']}); "
         f"{data['dataset']['test']} test images, {data['evaluation']['attack']}): {cells}",
         "",
     ]
