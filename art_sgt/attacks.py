@@ -237,6 +237,14 @@ def pgd(
     :return: The adversarial examples, a new tensor of ``x``'s shape, dtype and device, detached.
     :raises TypeError: If an argument has the wrong type.
     :raises ValueError: If an argument has an invalid value.
+
+    >>> import torch
+    >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 3))
+    >>> x = torch.rand(5, 1, 2, 2, generator=torch.Generator().manual_seed(0))
+    >>> y = torch.tensor([0, 1, 2, 0, 1])
+    >>> x_adv = pgd(model, x, y, eps=0.1, eps_step=0.05, max_iter=5, clip_values=(0.0, 1.0))
+    >>> bool((x_adv - x).abs().max() <= 0.1 + 1e-6) and bool(((x_adv >= 0) & (x_adv <= 1)).all())
+    True
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}.")
@@ -313,6 +321,18 @@ def pgd_params_from_art(attack: Any) -> PGDParams | None:
 
     :param attack: An ART evasion attack.
     :return: The parameters, or ``None``.
+
+    >>> import torch
+    >>> from art.attacks.evasion import DeepFool, ProjectedGradientDescent
+    >>> from art.estimators.classification import PyTorchClassifier
+    >>> classifier = PyTorchClassifier(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 3)),
+    ...     loss=torch.nn.CrossEntropyLoss(), input_shape=(1, 2, 2), nb_classes=3, clip_values=(0.0, 1.0))
+    >>> params = pgd_params_from_art(ProjectedGradientDescent(classifier, eps=0.1, eps_step=0.02, max_iter=5,
+    ...     verbose=False))
+    >>> params.eps, params.eps_step, params.max_iter, params.norm, params.clip_values
+    (0.1, 0.02, 5, 'inf', (0.0, 1.0))
+    >>> pgd_params_from_art(DeepFool(classifier, verbose=False)) is None
+    True
     """
     from art.attacks.evasion import (
         BasicIterativeMethod,

@@ -50,6 +50,13 @@ def sgt_loss(
     :param kl_weight: Weight of the KL term (``0`` gives plain training).
     :param task_loss: Loss of logits and labels; defaults to ``torch.nn.functional.cross_entropy``.
     :return: A scalar tensor.
+
+    >>> import torch
+    >>> logits, y = torch.tensor([[2.0, 0.0]]), torch.tensor([0])
+    >>> round(float(sgt_loss(logits, logits, y)), 4)  # masking changed nothing: the KL term is 0, CE = log(1 + e^-2)
+    0.1269
+    >>> round(float(sgt_loss(logits, torch.zeros(1, 2), y)), 4)  # masking changed the prediction: KL adds to CE
+    0.4547
     """
     task_loss = F.cross_entropy if task_loss is None else task_loss
     return task_loss(logits, y) + kl_weight * kl_divergence(logits, masked_logits)
@@ -75,6 +82,11 @@ def asgt_loss(
     :param kl_weight: Weight of the KL term.
     :param task_loss: Loss of logits and labels; defaults to ``torch.nn.functional.cross_entropy``.
     :return: A scalar tensor.
+
+    >>> import torch
+    >>> logits, y = torch.tensor([[2.0, 0.0]]), torch.tensor([0])
+    >>> round(float(asgt_loss(logits, logits, logits, y)), 4)  # two cross-entropies, no KL
+    0.2539
     """
     task_loss = F.cross_entropy if task_loss is None else task_loss
     return task_loss(logits, y) + task_loss(adv_logits, y) + kl_weight * kl_divergence(adv_logits, masked_adv_logits)

@@ -28,6 +28,14 @@ def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
 
     :param model: The model.
     :return: A context manager yielding ``model``.
+
+    >>> import torch
+    >>> net = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Dropout(0.5))
+    >>> with eval_mode(net):
+    ...     print(net.training, net[1].training)
+    False False
+    >>> net.training
+    True
     """
     modes = [(module, module.training) for module in model.modules()]
     model.eval()
@@ -90,6 +98,13 @@ def make_saliency_fn(method: SaliencySpec, **attribute_kwargs: Any) -> SaliencyF
         and return detached maps.
     :raises TypeError: If ``method`` is none of the above.
     :raises ValueError: If ``method`` is an unknown string.
+
+    >>> import torch
+    >>> model = torch.nn.Linear(3, 2, bias=False)
+    >>> with torch.no_grad():
+    ...     _ = model.weight.copy_(torch.tensor([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]))
+    >>> make_saliency_fn("gradient")(model, torch.zeros(1, 3), torch.tensor([1]))  # gradient of logit 1: row 1
+    tensor([[4., 5., 6.]])
     """
     attribution_base = _captum_attribution_base()
     if isinstance(method, str):
@@ -157,6 +172,13 @@ def is_mode_independent(model: nn.Module, probe: torch.Tensor) -> bool:
     :param model: The model.
     :param probe: A few inputs to compare the two modes on.
     :return: ``True`` if the train-mode forward can stand in for the eval-mode one.
+
+    >>> import torch
+    >>> probe = torch.zeros(4, 2)
+    >>> is_mode_independent(torch.nn.Linear(2, 2), probe)
+    True
+    >>> is_mode_independent(torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Dropout(0.5)), probe)
+    False
     """
     for module in model.modules():
         if isinstance(module, _MODE_DEPENDENT):

@@ -72,6 +72,14 @@ def infidelity(
     :return: Infidelity per sample, ``(n,)``: numpy if ``x`` is numpy, else a tensor.
     :raises ValueError: If the maps' shape differs from ``x``, maps are not finite, ``std < 0`` or ``x`` and
         ``y`` differ in length.
+
+    >>> import torch
+    >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 3))
+    >>> x = torch.rand(5, 1, 2, 2, generator=torch.Generator().manual_seed(0))
+    >>> y = torch.tensor([0, 1, 2, 0, 1])
+    >>> maps = model[1].weight[y].detach().reshape(5, 1, 2, 2)  # the exact gradient of a linear model
+    >>> bool(infidelity(model, x, y, maps).abs().max() < 1e-6)  # explains every perturbation exactly
+    True
     """
     resolved = resolve_model("model", model)
     n_perturb = check_positive_int("n_perturb", n_perturb)
@@ -145,6 +153,12 @@ def sensitivity(
     :return: Max-sensitivity per sample, ``(n,)``: numpy if ``x`` is numpy, else a tensor.
     :raises ValueError: If ``radius < 0``, given maps do not match ``x`` or are not finite, or ``x`` and ``y``
         differ in length.
+
+    >>> import torch
+    >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 3))
+    >>> x = torch.rand(5, 1, 2, 2, generator=torch.Generator().manual_seed(0))
+    >>> sensitivity(model, x, torch.tensor([0, 1, 2, 0, 1]), "saliency")  # a linear model's gradient never changes
+    tensor([0., 0., 0., 0., 0.])
     """
     resolved = resolve_model("model", model)
     n_perturb = check_positive_int("n_perturb", n_perturb)

@@ -221,6 +221,20 @@ def robustness_report(
     :raises ValueError: For a negative ``eps`` (or one beyond the clip range under L-inf), an unknown attack or
         norm, ``apgd-dlr`` on fewer than 3 classes, a norm an attack does not support, labels or inputs of the
         wrong shape, or a ``transfer_from`` model of another input shape.
+
+    >>> import numpy as np, torch
+    >>> from art.estimators.classification import PyTorchClassifier
+    >>> _ = torch.manual_seed(0)
+    >>> classifier = PyTorchClassifier(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 3)),
+    ...     loss=torch.nn.CrossEntropyLoss(), input_shape=(1, 8, 8), nb_classes=3, clip_values=(0.0, 1.0))
+    >>> x = np.random.default_rng(0).random((16, 1, 8, 8), dtype=np.float32)
+    >>> y = classifier.predict(x).argmax(1)  # labels the model gets right
+    >>> report = robustness_report(classifier, x, y, eps=(0.05, 0.5), pgd_max_iter=5, apgd_max_iter=5,
+    ...     square_max_iter=20, verbose=False)
+    >>> report.clean_accuracy, report.accuracy_at(0.5)  # an undefended model loses everything at eps 0.5
+    (1.0, 0.0)
+    >>> [check.name for check in report.checklist], report.gradient_masking
+    (['more_iterations', 'single_step', 'black_box', 'large_eps', 'transfer'], False)
     """
     require_pytorch_classifier("classifier", classifier)
     norm = _check_norm(norm)

@@ -163,6 +163,13 @@ def map_similarity(a: Any, b: torch.Tensor, top_k: float = 0.1, absolute: bool =
     :param top_k: Fraction of features of the top-k intersection.
     :param absolute: Compare absolute values.
     :return: ``{"spearman": ..., "top_k": ..., "cosine": ...}``.
+
+    >>> import torch
+    >>> a = torch.rand(2, 1, 4, 4, generator=torch.Generator().manual_seed(1))
+    >>> map_similarity(a, a)
+    {'spearman': 1.0, 'top_k': 1.0, 'cosine': 1.0}
+    >>> {k: round(v, 3) for k, v in map_similarity(a, -a, absolute=False).items()}
+    {'spearman': -1.0, 'top_k': 0.0, 'cosine': -1.0}
     """
     fa = a if isinstance(a, _Features) else _Features.of(a, absolute, top_k)
     values = fa.compare(_Features.of(b, absolute, top_k))
