@@ -11,10 +11,29 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["NORMS", "SQUARE_NORMS", "seeded", "build_pgd", "build_attack", "build_fgsm", "correct_mask", "run_attack"]
+__all__ = [
+    "NORMS",
+    "SQUARE_NORMS",
+    "SQUARE_MIN_SIDE",
+    "square_supported",
+    "seeded",
+    "build_pgd",
+    "build_attack",
+    "build_fgsm",
+    "correct_mask",
+    "run_attack",
+]
 
 NORMS = {"inf": np.inf, "2": 2, "1": 1}
 SQUARE_NORMS = ("inf", "2")
+# Smallest image side ART's SquareAttack accepts: its first square tile covers 80% of the image, and smaller
+# images leave no room to place it (numpy "high <= 0"; measured with ART 1.20 on square images).
+SQUARE_MIN_SIDE = {"inf": 5, "2": 6}
+
+
+def square_supported(input_shape: tuple[int, ...], norm: str) -> bool:
+    """Whether ART's SquareAttack can run on inputs of ``input_shape`` (channels first) under ``norm``."""
+    return norm in SQUARE_NORMS and len(input_shape) == 3 and min(input_shape[1:]) >= SQUARE_MIN_SIDE[norm]
 
 
 def seeded(seed: int) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from art_sgt.evaluation._art_attacks import SQUARE_NORMS, build_attack, build_fgsm, build_pgd, run_attack
+from art_sgt.evaluation._art_attacks import build_attack, build_fgsm, build_pgd, run_attack, square_supported
 
 __all__ = ["CHECKS", "GradientMaskingCheck", "run_checklist"]
 
@@ -90,7 +90,7 @@ def run_checklist(
     strong = accuracy_of("pgd_strong", lambda: build_pgd(classifier, e, norm, strong_iter, strong_restarts, bs))
     fgsm = accuracy_of("fgsm", lambda: build_fgsm(classifier, e, norm, bs))
     square = float("nan")
-    if norm in SQUARE_NORMS:
+    if square_supported(tuple(x.shape[1:]), norm):
         square = accuracy_of("square", lambda: build_attack("square", classifier, e, norm, p))
     else:
         bar.update()

@@ -41,7 +41,14 @@ from art_sgt._validation import (
     check_non_negative,
     check_positive_int,
 )
-from art_sgt.evaluation._art_attacks import SQUARE_NORMS, build_attack, correct_mask, run_attack
+from art_sgt.evaluation._art_attacks import (
+    SQUARE_MIN_SIDE,
+    SQUARE_NORMS,
+    build_attack,
+    correct_mask,
+    run_attack,
+    square_supported,
+)
 from art_sgt.evaluation.checklist import GradientMaskingCheck, run_checklist
 
 __all__ = [
@@ -219,8 +226,9 @@ def robustness_report(
     :return: The report.
     :raises TypeError: If ``classifier`` is not a ``PyTorchClassifier`` or an argument has the wrong type.
     :raises ValueError: For a negative ``eps`` (or one beyond the clip range under L-inf), an unknown attack or
-        norm, ``apgd-dlr`` on fewer than 3 classes, a norm an attack does not support, labels or inputs of the
-        wrong shape, or a ``transfer_from`` model of another input shape.
+        norm, ``apgd-dlr`` on fewer than 3 classes, a norm an attack does not support, ``square`` on images smaller
+        than ART's SquareAttack accepts (5x5 under L-inf, 6x6 under L2; the checklist then skips ``black_box``),
+        labels or inputs of the wrong shape, or a ``transfer_from`` model of another input shape.
 
     >>> import numpy as np, torch
     >>> from art.estimators.classification import PyTorchClassifier
@@ -249,6 +257,11 @@ def robustness_report(
     check_finite("x", x)
     if tuple(x.shape[1:]) != tuple(classifier.input_shape):
         raise ValueError(f"x must have shape (n, *{tuple(classifier.input_shape)}), got {x.shape}.")
+    if "square" in names and not square_supported(tuple(x.shape[1:]), norm):
+        raise ValueError(
+            f"attacks must not include 'square' for inputs of shape {tuple(x.shape[1:])}: ART's SquareAttack needs "
+            f"images (c, h, w) of at least {SQUARE_MIN_SIDE[norm]}x{SQUARE_MIN_SIDE[norm]} pixels under this norm."
+        )
     labels = check_labels("y", y, classifier.nb_classes)
     if len(labels) != len(x):
         raise ValueError(f"x and y must have the same length, got {len(x)} and {len(labels)}.")

@@ -167,6 +167,17 @@ def cascading_randomization(
     :param attribute_kwargs: Keyword arguments for Captum's ``attribute``.
     :return: The result.
     :raises ValueError: If the model has no parameters, or ``x`` and ``y`` differ in length.
+
+    >>> import torch
+    >>> _ = torch.manual_seed(0)
+    >>> model = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.Flatten(),
+    ...     torch.nn.Linear(64, 3))
+    >>> x, y = torch.rand(8, 1, 4, 4, generator=torch.Generator().manual_seed(0)), torch.arange(8) % 3
+    >>> result = cascading_randomization(model, x, y)
+    >>> result.layers  # randomised from the top: the Linear layer, then the Conv2d
+    ['3', '0']
+    >>> all(s < 0.5 for s in result.spearman)  # the gradient maps depend on the weights: they pass the test
+    True
     """
     resolved, x_t, y_t, batch_size = _prepare(model, x, y, batch_size)
     top_k = check_fraction("top_k", top_k, high_inclusive=True)
@@ -233,6 +244,15 @@ def random_logit(
     :param attribute_kwargs: Keyword arguments for Captum's ``attribute``.
     :return: The result.
     :raises ValueError: If there are fewer than 2 classes, or ``x`` and ``y`` differ in length.
+
+    >>> import torch
+    >>> _ = torch.manual_seed(0)
+    >>> model = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.Flatten(),
+    ...     torch.nn.Linear(64, 3))
+    >>> x, y = torch.rand(8, 1, 4, 4, generator=torch.Generator().manual_seed(0)), torch.arange(8) % 3
+    >>> result = random_logit(model, x, y)
+    >>> result.n_samples, result.spearman < 0.5  # maps of another class differ from those of the true class
+    (8, True)
     """
     resolved, x_t, y_t, batch_size = _prepare(model, x, y, batch_size)
     top_k = check_fraction("top_k", top_k, high_inclusive=True)

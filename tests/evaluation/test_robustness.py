@@ -150,3 +150,17 @@ def test_bad_models_and_data_name_the_parameter() -> None:
         plot_robustness({"a": 1})
     assert isinstance(robustness_report(_classifier(), x, y, eps=0.1, attacks="pgd", checklist=False,
                                         pgd_max_iter=2, verbose=False), RobustnessReport)
+
+
+def test_images_too_small_for_square_are_refused_up_front_and_skipped_by_the_checklist() -> None:
+    rng = np.random.default_rng(0)
+    x, y = rng.random((8, 1, 4, 4), dtype=np.float32), np.arange(8) % 2
+    small = PyTorchClassifier(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 2)),
+                              loss=torch.nn.CrossEntropyLoss(), input_shape=(1, 4, 4), nb_classes=2,
+                              clip_values=(0.0, 1.0))
+    with pytest.raises(ValueError, match="attacks must not include 'square'.*5x5"):
+        robustness_report(small, x, y, attacks=("pgd", "square"), verbose=False)
+    report = robustness_report(small, x, y, eps=0.1, attacks="pgd", pgd_max_iter=2, verbose=False)
+    checks = {c.name: c for c in report.checklist}
+    assert checks["black_box"].flagged is None and checks["black_box"].evidence["square"] is None
+    assert checks["single_step"].flagged is not None  # the other checks still ran
