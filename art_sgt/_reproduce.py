@@ -46,7 +46,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument(
         "--models", type=_models, default=list(rp.MODELS), help=f"comma-separated subset of {','.join(rp.MODELS)}"
     )
-    parser.add_argument("--ablations", action="store_true", help="MNIST ablations instead of the four models")
+    parser.add_argument(
+        "--ablations", action="store_true", help="MNIST ablations instead of the four models (ignores --models)"
+    )
     parser.add_argument(
         "--data-dir", default=os.environ.get("ART_SGT_DATA"), help="folder with mnist.npz / cifar10.npz ($ART_SGT_DATA)"
     )
@@ -66,6 +68,8 @@ def run(args: argparse.Namespace) -> int:
     :param args: The parsed arguments.
     :return: The exit status (0).
     """
+    if args.ablations and args.dataset != "mnist":
+        raise ValueError(f"--ablations runs on MNIST only (it writes mnist_ablations.json), not on {args.dataset}.")
     stem, out = f"{args.dataset}_{args.profile}", Path(args.out_dir)
     if args.rewrite_md:
         print(rp.write_markdown(json.loads((out / f"{stem}.json").read_text()), out / f"{stem}.md"))

@@ -134,17 +134,22 @@ def load_model(path: str, device: str = "auto", lr: float = 1e-3) -> tuple[Any, 
     return make_classifier(model, _ARCHS[dataset][1], lr=lr, device_type=device), dataset
 
 
-def _join_torchrun(device: str) -> int:
-    """Join the process group described by torchrun's environment, if any; return this process's rank."""
+def _join_torchrun(device: str) -> tuple[int, bool]:
+    """Join the process group described by torchrun's environment, if any.
+
+    :return: ``(rank, created)``: this process's rank, and whether this call created the group (and so must
+        destroy it).
+    """
     dist = torch.distributed
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or not dist.is_available():
-        return 0
-    if not dist.is_initialized():
-        use_cuda = device != "cpu" and torch.cuda.is_available()
-        if use_cuda:
-            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-        dist.init_process_group("nccl" if use_cuda else "gloo")
-    return dist.get_rank()
+        return 0, False
+    if dist.is_initialized():
+        return dist.get_rank(), False
+    use_cuda = device != "cpu" and torch.cuda.is_available()
+    if use_cuda:
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    dist.init_process_group("nccl" if use_cuda else "gloo")
+    return dist.get_rank(), True
 
 
 def _train(args: argparse.Namespace) -> dict[str, Any]:
@@ -152,7 +157,7 @@ def _train(args: argparse.Namespace) -> dict[str, Any]:
     from art_sgt.trainers import SaliencyGuidedTrainer
 
     (x_train, y_train), (x_test, y_test) = _load_data(args, args.limit)
-    args.rank = _join_torchrun(args.device)
+    args.rank, args.created_group = _join_torchrun(args.device)
     torch.manual_seed(args.seed)
     classifier = make_classifier(_new_model(args.dataset), _ARCHS[args.dataset][1], lr=args.lr, device_type=args.device)
     options = dict(mask_fraction=args.mask_fraction, kl_weight=args.kl_weight, absolute=args.absolute)
@@ -184,7 +189,7 @@ def _train(args: argparse.Namespace) -> dict[str, Any]:
         state = {k: v.cpu() for k, v in classifier.model.state_dict().items()}
         torch.save({"dataset": args.dataset, "trainer": args.trainer, "state_dict": state}, args.save_model)
         print(f"saved model to {args.save_model}")
-    config = {k: v for k, v in vars(args).items() if k not in ("quiet", "func", "rank")}
+    config = {k: v for k, v in vars(args).items() if k not in ("quiet", "func", "rank", "created_group")}
     world = torch.distributed.get_world_size() if torch.distributed.is_initialized() else 1
     return {
         "config": config,
@@ -242,7 +247,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"art-sgt {args.command}: error: {err}", file=sys.stderr)
         return 2
     finally:
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
+        if getattr(args, "created_group", False):
             torch.distributed.destroy_process_group()
     if getattr(args, "rank", 0) != 0:
         return 0

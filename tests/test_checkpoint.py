@@ -69,6 +69,39 @@ def test_ctrl_c_writes_mid_epoch_checkpoint_and_resume_matches(tmp_path):
         assert torch.equal(a, b)
 
 
+class _SigintAt(SaliencyGuidedTrainer):
+    """Sends itself a real SIGINT (Ctrl-C) in the middle of its ``at``-th batch."""
+
+    def __init__(self, *args, at=-1, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.at, self.calls = at, 0
+
+    def _batch_loss(self, x, y):
+        self.calls += 1
+        out = super()._batch_loss(x, y)
+        if self.calls == self.at:
+            os.kill(os.getpid(), signal.SIGINT)
+        return out
+
+
+def test_real_ctrl_c_stops_at_the_batch_boundary_and_resume_matches(tmp_path):
+    x, y = make_task(n=128, seed=6)
+    reference = make_classifier(model=small_model(seed=2))
+    _fit(SaliencyGuidedTrainer(reference), x, y)
+
+    classifier = make_classifier(model=small_model(seed=2))
+    with pytest.raises(KeyboardInterrupt):
+        _fit(_SigintAt(classifier, at=7), x, y, checkpoint_dir=tmp_path)  # during batch 3 of epoch 2
+    payload = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    assert (payload["epoch"], payload["batch"]) == (1, 3)  # batch 3 was finished before stopping
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is put back
+
+    resumed = make_classifier(model=small_model(seed=77))
+    _fit(_SigintAt(resumed), x, y, checkpoint_dir=tmp_path, resume=True)
+    for a, b in zip(reference.model.parameters(), resumed.model.parameters()):
+        assert torch.equal(a, b)
+
+
 def test_non_finite_loss_keeps_last_checkpoint(tmp_path):
     x, y = make_task(n=64, seed=1)
     classifier = make_classifier()

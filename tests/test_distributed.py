@@ -61,3 +61,42 @@ def test_two_gloo_processes_match_one_process(tmp_path, name):
         torch.testing.assert_close(ddp["weights"][name], value, rtol=1e-4, atol=1e-5)
     # epoch statistics are all-reduced over ranks, so rank 0 reports the global numbers
     assert ddp["history"][-1]["train_accuracy"] == pytest.approx(single_history[-1]["train_accuracy"])
+
+
+def _resume_worker(rank: int, world: int, port: int, folder: str) -> None:
+    """Uniform fill draws from each rank's own stream: resuming must give every rank its own stream back."""
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
+    try:
+        torch.set_num_threads(1)
+        x, y = make_task(n=129, seed=8)  # 129 = 4 batches of 32 and a last batch of 1, fewer than the 2 ranks
+
+        def run(**kwargs) -> dict:
+            classifier = make_classifier(model=small_model(seed=4), optimizer="sgd", lr=0.05)
+            SaliencyGuidedTrainer(classifier, fill="uniform").fit(x, y, batch_size=32, seed=3, verbose=False, **kwargs)
+            return {k: v.detach().clone() for k, v in classifier.model.state_dict().items()}
+
+        straight = run(nb_epochs=2)
+        run(nb_epochs=1, checkpoint_dir=f"{folder}/ckpt")
+        dist.barrier()  # rank 0 has written the checkpoint every rank resumes from
+        resumed = run(nb_epochs=2, checkpoint_dir=f"{folder}/ckpt", resume=True)
+        torch.save({"straight": straight, "resumed": resumed}, f"{folder}/rank{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+def test_distributed_resume_restores_every_ranks_stream_and_uneven_batches_do_not_hang(tmp_path):
+    context = mp.start_processes(_resume_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=False)
+    deadline = 240.0
+    while not context.join(timeout=5):
+        deadline -= 5
+        if deadline <= 0:
+            for process in context.processes:
+                process.kill()
+            pytest.fail("the distributed run hung")
+    for rank in range(2):
+        run = torch.load(tmp_path / f"rank{rank}.pt", weights_only=True)
+        for name, value in run["straight"].items():
+            assert torch.equal(run["resumed"][name], value), (rank, name)
+    payload = torch.load(tmp_path / "ckpt" / "checkpoint.pt", weights_only=True)
+    assert len(payload["noise_per_rank"]) == 2
+    assert not torch.equal(payload["noise_per_rank"][0], payload["noise_per_rank"][1])

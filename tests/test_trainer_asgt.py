@@ -143,3 +143,22 @@ def test_fast_path_pgd_is_the_ground_floor_function():
     )
     assert torch.equal(ours, direct)
     np.testing.assert_allclose(ours.numpy(), _pgd(classifier).generate(x, y=y), atol=1e-5)
+
+
+def test_seed_covers_art_attacks_drawing_from_numpy_and_restores_numpy_state():
+    x, y = make_task(n=64, seed=5)
+    source = make_classifier(model=small_model(seed=8))  # a fixed model to transfer from: ART's own generate runs
+
+    def weights():
+        classifier = make_classifier(model=small_model(seed=3))
+        attack = _pgd(source, max_iter=2, num_random_init=1)  # random start from numpy's global generator
+        trainer = SaliencyGuidedAdversarialTrainer(classifier, attack, allow_transfer=True)
+        assert not trainer.uses_fast_path
+        state = np.random.get_state()[1].copy()  # noqa: NPY002 - the global state ART draws from
+        trainer.fit(x, y, nb_epochs=1, batch_size=32, seed=4, verbose=False)
+        assert np.array_equal(state, np.random.get_state()[1])  # noqa: NPY002
+        return torch.cat([p.detach().flatten() for p in classifier.model.parameters()])
+
+    first = weights()
+    np.random.seed(123)  # noqa: NPY002 - the caller's own numpy state must not matter
+    assert torch.equal(first, weights())

@@ -2,16 +2,31 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import random
+import signal
 import tempfile
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-__all__ = ["capture_rng", "restore_rng", "save_checkpoint", "load_checkpoint", "CHECKPOINT_NAME"]
+__all__ = [
+    "capture_rng",
+    "restore_rng",
+    "seeded_global_rng",
+    "DeferredInterrupt",
+    "save_checkpoint",
+    "load_checkpoint",
+    "CHECKPOINT_NAME",
+]
+
+logger = logging.getLogger(__name__)
 
 CHECKPOINT_NAME = "checkpoint.pt"
 _FORMAT = 1
@@ -65,6 +80,63 @@ def restore_rng(state: dict[str, Any], generators: dict[str, torch.Generator]) -
         generators[name].set_state(g_state)
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+@contextlib.contextmanager
+def seeded_global_rng(seed: int, devices: list[int]) -> Iterator[None]:
+    """Seed torch's, numpy's and Python's global generators with ``seed``; restore the caller's states on exit.
+
+    ART's attacks draw from numpy's global generator, so seeding it makes a ``fit`` through ``attack.generate``
+    repeatable too; restoring it leaves the caller's random streams as they were.
+
+    :param seed: The seed.
+    :param devices: CUDA device indices whose generators are forked too.
+    """
+    np_state, py_state = np.random.get_state(), random.getstate()  # noqa: NPY002
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        np.random.seed(seed % 2**32)  # noqa: NPY002
+        random.seed(seed)
+        try:
+            yield
+        finally:
+            np.random.set_state(np_state)  # noqa: NPY002
+            random.setstate(py_state)
+
+
+class DeferredInterrupt:
+    """Turn the first Ctrl-C into a request that the loop honours at the next batch boundary.
+
+    Stopping between batches keeps the weights, the position and the random states of a checkpoint consistent;
+    a second Ctrl-C raises at once. Active only when ``enabled``, in the main thread, and when SIGINT has
+    Python's default handler (a handler the caller installed is left alone).
+
+    :param enabled: Whether to defer (e.g. only when a checkpoint will be written).
+    """
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.requested = False
+        self._previous: Any = None
+
+    def __enter__(self) -> DeferredInterrupt:
+        if (
+            self.enabled
+            and threading.current_thread() is threading.main_thread()
+            and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        ):
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        logger.warning("Interrupt: stopping after this batch to write a checkpoint (press Ctrl-C again to stop now).")
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
 
 
 def save_checkpoint(directory: str | os.PathLike, payload: dict[str, Any]) -> Path:

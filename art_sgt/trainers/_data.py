@@ -18,7 +18,8 @@ class ArrayBatches:
     """Shuffled mini-batches of tensors that already live on the training device.
 
     The order of epoch ``e`` depends only on ``(seed, e)``, so a run resumed at any batch replays exactly.
-    Under ``torch.distributed`` each global batch of ``batch_size`` samples is split evenly across ranks.
+    Under ``torch.distributed`` each global batch of ``batch_size`` samples is split evenly across ranks; a last
+    batch with fewer samples than ranks is skipped.
 
     :param x: Inputs on the device.
     :param y: Class indices on the device.
@@ -50,6 +51,10 @@ class ArrayBatches:
         for b in range(start, len(self)):
             idx = order[b * self.batch_size : (b + 1) * self.batch_size]
             if self.world_size > 1:
+                if len(idx) < self.world_size:
+                    # a last batch smaller than the number of ranks would leave a rank with nothing to average
+                    # over (a NaN loss, and the other ranks waiting for it forever): every rank skips it alike
+                    continue
                 idx = idx.tensor_split(self.world_size)[self.rank]
             yield self.x.index_select(0, idx), self.y.index_select(0, idx)
 

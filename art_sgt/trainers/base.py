@@ -155,11 +155,11 @@ class SaliencyTrainerBase(Trainer, abc.ABC):
         :param nb_epochs: Number of epochs.
         :param scheduler: Optional torch learning-rate scheduler on the classifier's optimizer, stepped once per
             epoch (``ReduceLROnPlateau`` receives the epoch's mean training loss).
-        :param seed: Seed of the shuffling, the fill noise, attack random starts and torch's global RNG (forked:
-            the caller's global RNG state is restored when ``fit`` returns). ``None`` draws one.
+        :param seed: Seed of the shuffling, the fill noise, attack random starts and torch's, numpy's and Python's
+            global generators (the caller's global states are restored when ``fit`` returns). ``None`` draws one.
         :param verbose: Show a progress bar per epoch and a line per epoch.
         :param checkpoint_dir: Folder for ``checkpoint.pt``: written every ``checkpoint_every`` epochs, at the
-            end, and when interrupted with Ctrl-C.
+            end, and on Ctrl-C (after the current batch; a second Ctrl-C stops at once).
         :param checkpoint_every: Epochs between checkpoints.
         :param resume: Continue from the checkpoint in ``checkpoint_dir``; an interrupted run resumed with the
             same arguments ends with the same weights as an uninterrupted one (bitwise, on CPU).
@@ -242,8 +242,7 @@ class SaliencyTrainerBase(Trainer, abc.ABC):
         payload = options.resume_payload
         seed = int(payload["seed"]) if payload is not None else _resolve_seed(options.seed, world, self._device)
         devices = [self._device.index or 0] if self._device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(seed)
+        with ckpt.seeded_global_rng(seed, devices):
             self._noise.manual_seed(seed + 7919 * (rank + 1))
             self._loop(make_source(seed), seed, options, rank)
 
@@ -251,56 +250,72 @@ class SaliencyTrainerBase(Trainer, abc.ABC):
         optimizer = self._classifier.optimizer
         params = [p for p in self._classifier.model.parameters() if p.requires_grad]
         payload = options.resume_payload
-        start_epoch, start_batch = self._restore(payload, options.scheduler) if payload is not None else (0, 0)
+        start_epoch, start_batch = self._restore(payload, options.scheduler, rank) if payload is not None else (0, 0)
         writer = options.checkpoint_dir is not None and rank == 0
         position = (start_epoch, start_batch)
         rng_after = ckpt.capture_rng({"noise": self._noise}) if writer else None
         try:
-            for epoch in range(start_epoch, options.nb_epochs):
-                self._classifier.model.train()
-                started = time.perf_counter()
-                totals = torch.zeros(3, dtype=torch.float64, device=self._device)
-                bar = tqdm(
-                    total=len(source),
-                    initial=start_batch,
-                    desc=f"Epoch {epoch + 1}/{options.nb_epochs}",
-                    disable=not options.verbose or rank != 0,
-                    leave=False,
-                )
-                for b, (xb, yb) in enumerate(source.epoch(epoch, start_batch), start=start_batch):
-                    loss, logits = self._batch_loss(xb, yb)
-                    if not bool(torch.isfinite(loss)):
-                        raise FloatingPointError(
-                            f"non-finite training loss ({float(loss.detach())}) at epoch {epoch + 1}, batch {b + 1}; "
-                            "training stopped, the last checkpoint is untouched."
-                        )
-                    optimizer.zero_grad(set_to_none=True)  # after _batch_loss: ART attacks may write .grad
-                    loss.backward(inputs=params)
-                    optimizer.step()
-                    with torch.no_grad():
-                        correct = (logits.argmax(1) == yb).sum()
-                        totals += torch.stack([loss.detach() * len(yb), correct, torch.ones_like(loss) * len(yb)])
-                    position = (epoch, b + 1)
-                    if writer:
-                        rng_after = ckpt.capture_rng({"noise": self._noise})
-                    bar.update(1)
-                bar.close()
-                start_batch = 0
-                record = self._end_epoch(epoch, totals, options, started)
-                if rank == 0:
-                    _report(record, options)
-                position = (epoch + 1, 0)
-                last = epoch + 1 == options.nb_epochs
-                if writer and ((epoch + 1) % options.checkpoint_every == 0 or last):
-                    rng_after = ckpt.capture_rng({"noise": self._noise})
-                    ckpt.save_checkpoint(options.checkpoint_dir, self._state(seed, *position, options, rng_after))
+            with ckpt.DeferredInterrupt(enabled=writer) as interrupt:
+                for epoch in range(start_epoch, options.nb_epochs):
+                    self._classifier.model.train()
+                    started = time.perf_counter()
+                    totals = torch.zeros(3, dtype=torch.float64, device=self._device)
+                    bar = tqdm(
+                        total=len(source),
+                        initial=start_batch,
+                        desc=f"Epoch {epoch + 1}/{options.nb_epochs}",
+                        disable=not options.verbose or rank != 0,
+                        leave=False,
+                    )
+                    for b, (xb, yb) in enumerate(source.epoch(epoch, start_batch), start=start_batch):
+                        loss, logits = self._batch_loss(xb, yb)
+                        if not bool(torch.isfinite(loss)):
+                            raise FloatingPointError(
+                                f"non-finite training loss ({float(loss.detach())}) at epoch {epoch + 1}, "
+                                f"batch {b + 1}; training stopped, the last checkpoint is untouched."
+                            )
+                        optimizer.zero_grad(set_to_none=True)  # after _batch_loss: ART attacks may write .grad
+                        loss.backward(inputs=params)
+                        optimizer.step()
+                        with torch.no_grad():
+                            correct = (logits.argmax(1) == yb).sum()
+                            totals += torch.stack([loss.detach() * len(yb), correct, torch.ones_like(loss) * len(yb)])
+                        position = (epoch, b + 1)
+                        if writer:
+                            rng_after = ckpt.capture_rng({"noise": self._noise})
+                        bar.update(1)
+                        if interrupt.requested:
+                            raise KeyboardInterrupt
+                    bar.close()
+                    start_batch = 0
+                    record = self._end_epoch(epoch, totals, options, started)
+                    if rank == 0:
+                        _report(record, options)
+                    position = (epoch + 1, 0)
+                    last = epoch + 1 == options.nb_epochs
+                    if options.checkpoint_dir is not None and ((epoch + 1) % options.checkpoint_every == 0 or last):
+                        noise_per_rank = self._gather_noise_states()  # every rank takes part
+                        if writer:
+                            rng_after = ckpt.capture_rng({"noise": self._noise})
+                            state = self._state(seed, *position, options, rng_after, noise_per_rank)
+                            ckpt.save_checkpoint(options.checkpoint_dir, state)
         except KeyboardInterrupt:
             if writer:
                 path = ckpt.save_checkpoint(options.checkpoint_dir, self._state(seed, *position, options, rng_after))
                 logger.warning("Interrupted: checkpoint written to %s (continue with resume=True).", path)
             raise
 
-    def _state(self, seed: int, epoch: int, batch: int, options: RunOptions, rng: Any) -> dict[str, Any]:
+    def _gather_noise_states(self) -> list[torch.Tensor] | None:
+        """Every rank's fill/PGD-start generator state under ``torch.distributed`` (a collective), else ``None``."""
+        if self._ddp is None:
+            return None
+        states: list[Any] = [None] * torch.distributed.get_world_size()
+        torch.distributed.all_gather_object(states, self._noise.get_state())
+        return states
+
+    def _state(
+        self, seed: int, epoch: int, batch: int, options: RunOptions, rng: Any, noise_per_rank: Any = None
+    ) -> dict[str, Any]:
         return {
             "trainer": type(self).__name__,
             "seed": seed,
@@ -310,15 +325,23 @@ class SaliencyTrainerBase(Trainer, abc.ABC):
             "optimizer": self._classifier.optimizer.state_dict(),
             "scheduler": None if options.scheduler is None else options.scheduler.state_dict(),
             "rng": rng,
+            "noise_per_rank": noise_per_rank,
             "history": list(self.history),
         }
 
-    def _restore(self, payload: dict[str, Any], scheduler: Any) -> tuple[int, int]:
+    def _restore(self, payload: dict[str, Any], scheduler: Any, rank: int) -> tuple[int, int]:
         self._classifier.model.load_state_dict(payload["model"])
         self._classifier.optimizer.load_state_dict(payload["optimizer"])
         if scheduler is not None and payload["scheduler"] is not None:
             scheduler.load_state_dict(payload["scheduler"])
-        ckpt.restore_rng(payload["rng"], {"noise": self._noise})
+        ckpt.restore_rng(payload["rng"], {"noise": self._noise})  # rank 0's states
+        per_rank = payload.get("noise_per_rank")
+        if self._ddp is not None:
+            if per_rank is not None and len(per_rank) == torch.distributed.get_world_size():
+                self._noise.set_state(per_rank[rank])
+            else:  # a mid-epoch (Ctrl-C) checkpoint of a distributed run holds rank 0's stream only
+                self._noise.manual_seed(int(payload["seed"]) + 7919 * (rank + 1) + 104729 * int(payload["batch"]))
+                logger.warning("This checkpoint has no per-rank random states: rank %d draws a new stream.", rank)
         self.history = list(payload["history"])
         logger.info("Resuming %s at epoch %d, batch %d.", type(self).__name__, payload["epoch"] + 1, payload["batch"])
         return int(payload["epoch"]), int(payload["batch"])
