@@ -6,13 +6,20 @@ import argparse
 
 import numpy as np
 
-__all__ = ["positive_int", "fraction", "non_negative"]
+__all__ = ["positive_int", "non_negative_int", "fraction", "non_negative"]
 
 
 def positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text}")
     return value
 
 

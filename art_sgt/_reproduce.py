@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from art_sgt import reproduction as rp
-from art_sgt._argtypes import positive_int
+from art_sgt._argtypes import non_negative_int, positive_int
 from art_sgt._provenance import run_info, write_json
 from art_sgt.datasets import load_cifar10, load_mnist
 from art_sgt.models import to_channels_first
@@ -53,7 +53,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         "--data-dir", default=os.environ.get("ART_SGT_DATA"), help="folder with mnist.npz / cifar10.npz ($ART_SGT_DATA)"
     )
     parser.add_argument("--out-dir", default="results", help="where the JSON, markdown and figures go")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--seed", type=non_negative_int, default=0, help="random seed (default 0)")
     parser.add_argument("--n-train", type=positive_int, help="override the profile's number of training images")
     parser.add_argument("--epochs", type=positive_int, help="override the profile's epochs")
     parser.add_argument("--n-eval", type=positive_int, help="override the profile's clean/PGD test images")

@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from art_sgt._argtypes import fraction, non_negative, positive_int
+from art_sgt._argtypes import fraction, non_negative, non_negative_int, positive_int
 
 __all__ = ["main", "build_parser", "load_model"]
 
@@ -36,7 +36,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
         "--data-dir", default=os.environ.get("ART_SGT_DATA"), help="folder with mnist.npz / cifar10.npz ($ART_SGT_DATA)"
     )
     parser.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto", help="training device")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--seed", type=non_negative_int, default=0, help="random seed (default 0)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 

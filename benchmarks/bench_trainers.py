@@ -138,7 +138,13 @@ def rss_bytes() -> int:
 
 
 def peak_rss_bytes() -> int:
-    """The peak resident set size of this process so far."""
+    """The peak resident set size of this process so far (Linux: ``VmHWM``, which starts afresh in a new
+    process; ``ru_maxrss`` elsewhere, which a spawned child may inherit from its parent)."""
+    if os.path.exists("/proc/self/status"):
+        with open("/proc/self/status") as handle:
+            for line in handle:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return int(peak if sys.platform == "darwin" else peak * 1024)
 

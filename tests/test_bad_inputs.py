@@ -223,6 +223,8 @@ def test_catalogue_is_large():
     [
         (["train", "--mask-fraction", "1.5"], "--mask-fraction"),
         (["train", "--epochs", "0"], "--epochs"),
+        (["train", "--seed", "-1"], "--seed"),
+        (["reproduce", "--dataset", "mnist", "--seed", "-3"], "--seed"),
         (["train", "--dataset", "imagenet"], "--dataset"),
         (["train", "--trainer", "trades"], "--trainer"),
         (["evaluate"], "--model"),

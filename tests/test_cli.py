@@ -76,7 +76,7 @@ def test_train_under_torchrun_with_two_processes(data_dir, tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(out.read_text())
     assert result["world_size"] == 2 and len(result["history"]) == 1
-    assert done.stdout.count("test accuracy") == 1  # only rank 0 reports
+    assert done.stdout.count("test accuracy") == 1 and done.stdout.count("wrote ") == 1  # only rank 0 reports
     assert sorted(os.listdir(tmp_path / "ckpt")) == ["checkpoint.pt"]
 
 
@@ -93,3 +93,9 @@ def test_reproduce_rejects_unknown_models(capsys):
     with pytest.raises(SystemExit):
         main(["reproduce", "--dataset", "mnist", "--models", "standard,trades"])
     assert "--models" in capsys.readouterr().err
+
+
+def test_reproduce_ablations_only_on_mnist(tmp_path, capsys):
+    code = main(["reproduce", "--dataset", "cifar10", "--ablations", "--out-dir", str(tmp_path)])
+    assert code == 2 and "--ablations" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
