@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import json
 import multiprocessing
 import os
 import resource
@@ -156,10 +157,13 @@ class EpochProbe:
     def __init__(self, optimizer: torch.optim.Optimizer) -> None:
         self.optimizer = optimizer
         self.rss: list[int] = []
+        self.tensors: list[tuple[int, int]] = []
 
     def step(self) -> None:
         gc.collect()
         self.rss.append(rss_bytes())
+        live = [obj for obj in gc.get_objects() if torch.is_tensor(obj)]  # a leak of tensors shows here
+        self.tensors.append((len(live), sum(t.nelement() * t.element_size() for t in live)))
 
     def state_dict(self) -> dict:
         return {}
@@ -175,30 +179,54 @@ def _data(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _memory_in_child(name: str, args: argparse.Namespace) -> dict:
-    """Run in a fresh process: RSS after every epoch of one ``fit``, and that process's peak RSS."""
+    """Run in a fresh process: RSS and live tensors after every epoch of one ``fit``, and the peak RSS."""
     x, y = _data(args)
     trainer = _trainer(name, args)
     probe = EpochProbe(trainer.get_classifier().optimizer)
     fit_kwargs = dict(batch_size=args.batch_size, verbose=False, seed=args.seed, scheduler=probe)
     trainer.fit(x, y, nb_epochs=args.memory_epochs, **fit_kwargs)
-    return {"rss": probe.rss, "peak": peak_rss_bytes()}
+    return {"rss": probe.rss, "tensors": probe.tensors, "peak": peak_rss_bytes()}
 
 
-def measure_memory(name: str, args: argparse.Namespace) -> dict:
-    """RSS after each of ``args.memory_epochs`` epochs of one ``fit`` call, in a fresh process (so that memory
-    freed by earlier contenders cannot hide a leak). The growth is read from a least-squares line through the
-    epochs (end-point differences are at the mercy of the allocator's ups and downs)."""
-    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        child = pool.submit(_memory_in_child, name, args).result()
+# glibc moves its mmap threshold up as large blocks are freed and then keeps them in its heap, so the RSS of a
+# healthy loop swings by +-10% from epoch to epoch; a fixed threshold returns freed blocks to the system at once.
+FIXED_MMAP_THRESHOLD = {"MALLOC_MMAP_THRESHOLD_": "131072", "MALLOC_TRIM_THRESHOLD_": "131072"}
+
+
+def _rss_summary(child: dict) -> dict:
     rss_mb = [r / 2**20 for r in child["rss"]]
     slope, intercept = np.polyfit(np.arange(len(rss_mb)), rss_mb, 1)
     return {
-        "epochs": args.memory_epochs,
         "rss_mb_after_epoch": rss_mb,
-        "rss_growth_end_points": (rss_mb[-1] - rss_mb[0]) / rss_mb[0],
-        "rss_slope_mb_per_epoch": float(slope),
         "rss_growth": float(slope * (len(rss_mb) - 1) / intercept),
+        "rss_slope_mb_per_epoch": float(slope),
+        "rss_growth_end_points": (rss_mb[-1] - rss_mb[0]) / rss_mb[0],
         "peak_rss_mb_of_the_process": child["peak"] / 2**20,
+    }
+
+
+def measure_memory(name: str, args: argparse.Namespace) -> dict:
+    """RSS and live tensors after each of ``args.memory_epochs`` epochs of one ``fit`` call, in a fresh process
+    (so that memory freed by earlier contenders cannot hide a leak); once with glibc's default allocator settings
+    and once with a fixed mmap threshold (:data:`FIXED_MMAP_THRESHOLD`). The growth is read from a least-squares
+    line through the epochs."""
+    runs = {}
+    for allocator, env in (("default", {}), ("fixed_mmap_threshold", FIXED_MMAP_THRESHOLD)):
+        saved = {key: os.environ.get(key) for key in env}
+        os.environ.update(env)  # read by the child's C library when it starts
+        try:
+            with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+                runs[allocator] = pool.submit(_memory_in_child, name, args).result()
+        finally:
+            for key, value in saved.items():
+                os.environ.pop(key) if value is None else os.environ.__setitem__(key, value)
+    counts, sizes = zip(*runs["default"]["tensors"])
+    return {
+        "epochs": args.memory_epochs,
+        **_rss_summary(runs["default"]),
+        "live_tensors_after_epoch": list(counts),
+        "live_tensor_mb_after_epoch": [b / 2**20 for b in sizes],
+        "fixed_mmap_threshold": _rss_summary(runs["fixed_mmap_threshold"]),
         "target": FOOTPRINT_TARGETS["rss_growth"],
     }
 
@@ -273,10 +301,21 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--only", nargs="*", help="contenders to run (their baselines are added)")
     parser.add_argument("--memory-epochs", type=int, default=10, help="epochs of the RSS measurement; 0 skips it")
+    parser.add_argument(
+        "--footprint-only", action="store_true", help="only redo the memory/checkpoint part, in the --out file"
+    )
     parser.add_argument("--out", default="results/bench_trainers.json")
     args = parser.parse_args()
 
     x, y = _data(args)
+    if args.footprint_only:
+        with open(args.out) as handle:
+            payload = json.load(handle)
+        payload["footprint"] = footprint(x, y, args)
+        payload["footprint_run"] = run_info(seed=args.seed, device="cpu")
+        payload["setup"]["memory_epochs"] = args.memory_epochs
+        print(f"Wrote {write_json(args.out, payload)}")
+        return
     names = list(CONTENDERS) if not args.only else args.only
     wanted = [n for n in CONTENDERS if n in names or any(CONTENDERS[m][0] == n for m in names)]
     epochs = {name: CONTENDERS[name][1](x, y, args) for name in wanted}
