@@ -41,6 +41,7 @@ import statistics
 import sys
 import tempfile
 import time
+import warnings
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 
@@ -162,7 +163,9 @@ class EpochProbe:
     def step(self) -> None:
         gc.collect()
         self.rss.append(rss_bytes())
-        live = [obj for obj in gc.get_objects() if torch.is_tensor(obj)]  # a leak of tensors shows here
+        with warnings.catch_warnings():  # torch warns about deprecated objects that gc hands over
+            warnings.simplefilter("ignore")
+            live = [obj for obj in gc.get_objects() if torch.is_tensor(obj)]  # a leak of tensors shows here
         self.tensors.append((len(live), sum(t.nelement() * t.element_size() for t in live)))
 
     def state_dict(self) -> dict:
@@ -189,7 +192,7 @@ def _memory_in_child(name: str, args: argparse.Namespace) -> dict:
 
 
 # glibc moves its mmap threshold up as large blocks are freed and then keeps them in its heap, so the RSS of a
-# healthy loop swings by +-10% from epoch to epoch; a fixed threshold returns freed blocks to the system at once.
+# healthy loop swings by 10% or more from epoch to epoch; a fixed threshold returns freed blocks to the system at once.
 FIXED_MMAP_THRESHOLD = {"MALLOC_MMAP_THRESHOLD_": "131072", "MALLOC_TRIM_THRESHOLD_": "131072"}
 
 
@@ -276,7 +279,7 @@ def footprint(x: np.ndarray, y: np.ndarray, args: argparse.Namespace) -> dict:
             f"{checkpoint['epoch_seconds']:>9.3f}{checkpoint['overhead_measured_side_by_side']:>8.1%}"
             f"{checkpoint['write_seconds']:>9.4f}{checkpoint['write_fraction_of_epoch']:>10.2%}"
         )
-    print("growth: least-squares line over the epochs, each trainer in a fresh process; targets < 5%")
+    print("growth: least-squares line over the epochs (glibc defaults), each trainer in a fresh process; target < 5%")
     return result
 
 
