@@ -37,67 +37,48 @@ def test_sigkill_mid_epoch_then_resume_is_bitwise_identical(tmp_path, name):
 
 
 class _InterruptAt(SaliencyGuidedTrainer):
-    def __init__(self, *args, at=-1, **kwargs):
+    """At its ``at``-th batch: raises KeyboardInterrupt at once, or (``real``) sends itself SIGINT (Ctrl-C)
+    in the middle of the batch."""
+
+    def __init__(self, *args, at=-1, real=False, **kwargs):
         super().__init__(*args, **kwargs)
-        self.at, self.calls = at, 0
+        self.at, self.real, self.calls = at, real, 0
 
     def _batch_loss(self, x, y):
         self.calls += 1
-        if self.calls == self.at:
+        if self.calls == self.at and not self.real:
             raise KeyboardInterrupt
-        return super()._batch_loss(x, y)
+        out = super()._batch_loss(x, y)
+        if self.calls == self.at and self.real:
+            os.kill(os.getpid(), signal.SIGINT)
+        return out
 
 
 def _fit(trainer, x, y, **kwargs):
     trainer.fit(x, y, nb_epochs=2, batch_size=32, seed=5, verbose=False, **kwargs)
 
 
-def test_ctrl_c_writes_mid_epoch_checkpoint_and_resume_matches(tmp_path):
+@pytest.mark.parametrize(
+    ("real", "position"),
+    [
+        (False, (1, 1)),  # KeyboardInterrupt raised at once at batch 2 of epoch 2: batch 1 was the last finished
+        (True, (1, 3)),  # a real Ctrl-C during batch 3 of epoch 2: the loop finishes batch 3, then stops
+    ],
+)
+def test_ctrl_c_writes_a_consistent_checkpoint_and_resume_matches(tmp_path, real, position):
     x, y = make_task(n=128, seed=6)
     reference = make_classifier(model=small_model(seed=2))
     _fit(_InterruptAt(reference), x, y)
 
     classifier = make_classifier(model=small_model(seed=2))
     with pytest.raises(KeyboardInterrupt):
-        _fit(_InterruptAt(classifier, at=6), x, y, checkpoint_dir=tmp_path)  # batch 2 of epoch 2
+        _fit(_InterruptAt(classifier, at=6 if not real else 7, real=real), x, y, checkpoint_dir=tmp_path)
     payload = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
-    assert (payload["epoch"], payload["batch"]) == (1, 1)
+    assert (payload["epoch"], payload["batch"]) == position
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is put back
 
     resumed = make_classifier(model=small_model(seed=77))  # different start: everything comes from the checkpoint
     _fit(_InterruptAt(resumed), x, y, checkpoint_dir=tmp_path, resume=True)
-    for a, b in zip(reference.model.parameters(), resumed.model.parameters()):
-        assert torch.equal(a, b)
-
-
-class _SigintAt(SaliencyGuidedTrainer):
-    """Sends itself a real SIGINT (Ctrl-C) in the middle of its ``at``-th batch."""
-
-    def __init__(self, *args, at=-1, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.at, self.calls = at, 0
-
-    def _batch_loss(self, x, y):
-        self.calls += 1
-        out = super()._batch_loss(x, y)
-        if self.calls == self.at:
-            os.kill(os.getpid(), signal.SIGINT)
-        return out
-
-
-def test_real_ctrl_c_stops_at_the_batch_boundary_and_resume_matches(tmp_path):
-    x, y = make_task(n=128, seed=6)
-    reference = make_classifier(model=small_model(seed=2))
-    _fit(SaliencyGuidedTrainer(reference), x, y)
-
-    classifier = make_classifier(model=small_model(seed=2))
-    with pytest.raises(KeyboardInterrupt):
-        _fit(_SigintAt(classifier, at=7), x, y, checkpoint_dir=tmp_path)  # during batch 3 of epoch 2
-    payload = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
-    assert (payload["epoch"], payload["batch"]) == (1, 3)  # batch 3 was finished before stopping
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is put back
-
-    resumed = make_classifier(model=small_model(seed=77))
-    _fit(_SigintAt(resumed), x, y, checkpoint_dir=tmp_path, resume=True)
     for a, b in zip(reference.model.parameters(), resumed.model.parameters()):
         assert torch.equal(a, b)
 
