@@ -66,6 +66,15 @@ def _fit(trainer, x, y, **kwargs):
     ],
 )
 def test_ctrl_c_writes_a_consistent_checkpoint_and_resume_matches(tmp_path, real, position):
+    # as in an interactive session (a background job, e.g. under CI, may start with SIGINT ignored)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        _check_ctrl_c(tmp_path, real, position)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _check_ctrl_c(tmp_path, real, position):
     x, y = make_task(n=128, seed=6)
     reference = make_classifier(model=small_model(seed=2))
     _fit(_InterruptAt(reference), x, y)
