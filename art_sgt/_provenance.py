@@ -7,6 +7,7 @@ import json
 import os
 import platform
 import shlex
+import subprocess
 import sys
 from importlib import metadata
 from pathlib import Path
@@ -14,7 +15,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["run_info", "write_json"]
+__all__ = ["git_state", "run_info", "write_json"]
 
 
 def _version(package: str) -> str | None:
@@ -22,6 +23,34 @@ def _version(package: str) -> str | None:
         return metadata.version(package)
     except metadata.PackageNotFoundError:
         return None
+
+
+def _git(*args: str) -> str | None:
+    try:
+        done = subprocess.run(
+            ["git", *args], cwd=_REPO_ROOT, capture_output=True, text=True, timeout=10, check=True
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip()
+
+
+_REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def git_state() -> dict[str, Any]:
+    """The commit the code was run from and whether the tree was clean.
+
+    Changes under ``results/`` are not counted: a run that writes its results there is still a run of clean code.
+    Outside a git checkout (an installed wheel) both values are ``None``.
+
+    :return: ``{"commit": str | None, "clean": bool | None}``.
+    """
+    commit = _git("rev-parse", "HEAD")
+    if not commit:
+        return {"commit": None, "clean": None}
+    status = _git("status", "--porcelain", "--", ".", ":(exclude)results")
+    return {"commit": commit, "clean": None if status is None else status == ""}
 
 
 def run_info(seed: int | None = None, device: str | None = None) -> dict[str, Any]:
@@ -38,6 +67,7 @@ def run_info(seed: int | None = None, device: str | None = None) -> dict[str, An
     return {
         "command": " ".join(shlex.quote(a) for a in argv),
         "seed": seed,
+        "git": git_state(),
         "date_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "versions": {
             "python": platform.python_version(),
