@@ -2,13 +2,18 @@
 
 Examples::
 
-    art-sgt train --trainer sgt --dataset mnist --epochs 3 --save-model results/mnist_sgt.pt
-    art-sgt train --trainer asgt --dataset mnist --eps 0.3 --checkpoint-dir ckpt/ --resume
-    art-sgt evaluate --model results/mnist_sgt.pt --n 1000
+    art-sgt train --trainer sgt --dataset mnist --epochs 3 --save-model models/mnist_sgt.pt
+    art-sgt train --trainer asgt --dataset cifar10 --checkpoint-dir ckpt/ --resume
+    art-sgt evaluate --model models/mnist_sgt.pt --n 1000
     art-sgt reproduce --dataset mnist --profile quick
 
 ``train`` runs under ``torchrun`` as it is (``torchrun --nproc_per_node=4 -m art_sgt.cli train ...``): it joins
 the process group torchrun describes (NCCL on GPUs, gloo on CPUs), and only rank 0 writes files.
+
+Every output location (``--save-model``, ``--out``, ``--checkpoint-dir``, ``--out-dir``) is checked writable
+before any work starts. A user error (a bad path, no data offline, a model that does not match ``--dataset``)
+is one line on stderr and exit status 2, never a traceback. An output that cannot be written *after* training
+is kept in a fresh temporary folder, and the error line says where.
 """
 
 from __future__ import annotations
@@ -16,28 +21,183 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import sys
+import tempfile
+import textwrap
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
 
+from art_sgt import __version__
 from art_sgt._argtypes import fraction, non_negative, non_negative_int, positive_int
 
-__all__ = ["main", "build_parser", "load_model"]
-
-_ARCHS = {"mnist": ("MnistCNN", (1, 28, 28)), "cifar10": ("CifarCNN", (3, 32, 32))}
+__all__ = ["main", "build_parser", "load_model", "DATASETS", "DatasetDefaults"]
 
 
-def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--dataset", choices=sorted(_ARCHS), default="mnist", help="dataset (default mnist)")
+@dataclass(frozen=True)
+class DatasetDefaults:
+    """What the command uses for one dataset when an option is left out.
+
+    :param architecture: Name of the reference network in :mod:`art_sgt.models`.
+    :param input_shape: Shape of one input, channels first.
+    :param train_eps: ``train --trainer asgt``: the PGD radius (L-inf) trained against.
+    :param eval_eps: ``evaluate``: the attack radii of the robustness report.
+    """
+
+    architecture: str
+    input_shape: tuple[int, int, int]
+    train_eps: float
+    eval_eps: tuple[float, ...]
+
+
+#: Per-dataset defaults of ``train`` and ``evaluate`` (the usual L-inf radii of each dataset's literature).
+DATASETS: dict[str, DatasetDefaults] = {
+    "mnist": DatasetDefaults("MnistCNN", (1, 28, 28), 0.3, (0.1, 0.2, 0.3)),
+    "cifar10": DatasetDefaults("CifarCNN", (3, 32, 32), 8 / 255, (2 / 255, 0.02, 8 / 255)),
+}
+
+
+class UserError(Exception):
+    """A mistake in the command's input: reported as one line, exit status 2."""
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows every option's default (except ``None`` and off-by-default flags); indented lines stay as written."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        return "\n".join(
+            indent + line if not line or line[0] == " " else textwrap.fill(line, width, initial_indent=indent,
+            subsequent_indent=indent)
+            for line in text.splitlines()
+        )  # fmt: skip
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        quiet = action.default is None or action.default is False or isinstance(action.default, list)
+        if quiet or "default" in (action.help or ""):  # said already, in the help text itself
+            return action.help
+        return super()._get_help_string(action)
+
+
+def _epilog(*lines: str) -> str:
+    return "examples:\n" + "\n".join(f"  {line}" for line in lines)
+
+
+def _data_options(parser: argparse.ArgumentParser, device_help: str, dataset_help: str) -> None:
+    parser.add_argument("--dataset", choices=sorted(DATASETS), help=dataset_help)
     parser.add_argument(
-        "--data-dir", default=os.environ.get("ART_SGT_DATA"), help="folder with mnist.npz / cifar10.npz ($ART_SGT_DATA)"
+        "--data-dir",
+        metavar="DIR",
+        default=os.environ.get("ART_SGT_DATA"),
+        help="folder with mnist.npz / cifar10.npz; default: $ART_SGT_DATA, then ART's data folder, then ART's download",
     )
-    parser.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto", help="training device")
-    parser.add_argument("--seed", type=non_negative_int, default=0, help="random seed (default 0)")
+    parser.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto", help=device_help)
+    parser.add_argument("--seed", type=non_negative_int, default=0, metavar="N", help="random seed")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _add_train(sub: Any) -> None:
+    train = sub.add_parser(
+        "train",
+        formatter_class=_HelpFormatter,
+        help="train a reference model with SGT or ASGT on MNIST or CIFAR-10",
+        description="Train the reference CNN of MNIST or CIFAR-10 with saliency-guided training (sgt) or "
+        "adversarial saliency-guided training (asgt, against ART's PGD), print the test accuracy, and write a "
+        "results JSON (command, seed, versions, hardware, per-epoch history). --save-model keeps the weights for "
+        "'art-sgt evaluate'.",
+        epilog=_epilog(
+            "art-sgt train --trainer sgt --dataset mnist --epochs 3 --save-model models/mnist_sgt.pt",
+            "art-sgt train --trainer asgt --dataset cifar10 --checkpoint-dir ckpt/ --resume",
+            "torchrun --standalone --nproc_per_node=4 -m art_sgt.cli train --dataset cifar10",
+        ),
+    )
+    _data_options(
+        train,
+        device_help="where to train: auto = the GPU when CUDA is available, else the CPU",
+        dataset_help="dataset and its reference network (default: mnist)",
+    )
+    train.add_argument("--trainer", choices=("sgt", "asgt"), default="sgt", help="SGT or adversarial SGT")
+    train.add_argument("--epochs", type=positive_int, default=3, help="training epochs")
+    train.add_argument("--batch-size", type=positive_int, default=128, help="training batch size")
+    train.add_argument("--lr", type=non_negative, default=1e-3, help="Adam learning rate")
+    train.add_argument(
+        "--limit", type=positive_int, default=None, metavar="N", help="use only the first N training images"
+    )
+    train.add_argument("--mask-fraction", type=fraction, default=0.5, help="fraction of features masked")
+    train.add_argument("--kl-weight", type=non_negative, default=1.0, help="weight of the KL term")
+    train.add_argument("--absolute", action="store_true", help="rank features by |saliency| (default: signed)")
+    eps_defaults = ", ".join(f"{d.train_eps:.4g} on {name}" for name, d in DATASETS.items())
+    train.add_argument(
+        "--eps", type=non_negative, default=None, help=f"asgt: PGD L-inf radius (default: {eps_defaults})"
+    )
+    train.add_argument(
+        "--eps-step", type=non_negative, default=None, help="asgt: PGD step (default: 2.5 * eps / pgd-steps, Madry)"
+    )
+    train.add_argument("--pgd-steps", type=positive_int, default=10, help="asgt: PGD iterations")
+    train.add_argument(
+        "--checkpoint-dir", metavar="DIR", default=None, help="write checkpoint.pt into this folder every epoch"
+    )
+    train.add_argument("--resume", action="store_true", help="continue from the checkpoint in --checkpoint-dir")
+    train.add_argument(
+        "--save-model", metavar="FILE", default=None, help="save the trained model here (.pt), for 'evaluate'"
+    )
+    train.add_argument(
+        "--out", metavar="FILE", default=None, help="results JSON (default: results/<dataset>_<trainer>_cli.json)"
+    )
+
+
+def _add_evaluate(sub: Any) -> None:
+    evaluate = sub.add_parser(
+        "evaluate",
+        formatter_class=_HelpFormatter,
+        help="saliency evaluators and robustness report of a saved model",
+        description="Load a model written by 'art-sgt train --save-model', measure its saliency maps "
+        "(faithfulness, sparseness, ...) and its accuracy under ART's PGD, APGD-CE, APGD-DLR and Square attacks "
+        "with the gradient-masking checks, print a summary and write a results JSON. The attack radii are the "
+        "dataset's usual ones: "
+        + "; ".join(f"{name}: {', '.join(f'{e:.4g}' for e in d.eval_eps)}" for name, d in DATASETS.items())
+        + ".",
+        epilog=_epilog(
+            "art-sgt evaluate --model models/mnist_sgt.pt",
+            "art-sgt evaluate --model models/mnist_sgt.pt --n 200 --robust-n 100 --pgd-iter 20 --quiet",
+        ),
+    )
+    _data_options(
+        evaluate,
+        device_help="where the attributions and attacks run: auto = the GPU when CUDA is available, else the CPU",
+        dataset_help="the saved model's dataset (default: read from --model; a different value is an error)",
+    )
+    evaluate.add_argument(
+        "--model", metavar="FILE", required=True, help="a .pt file written by 'art-sgt train --save-model'"
+    )
+    evaluate.add_argument("--n", type=positive_int, default=1000, help="test images for the saliency evaluators")
+    evaluate.add_argument("--robust-n", type=positive_int, default=200, help="test images for the attacks")
+    evaluate.add_argument("--pgd-iter", type=positive_int, default=40, help="PGD iterations (step 2.5 eps / iter)")
+    evaluate.add_argument("--apgd-iter", type=positive_int, default=100, help="APGD iterations")
+    evaluate.add_argument("--square-queries", type=positive_int, default=1000, help="Square attack queries")
+    evaluate.add_argument("--out", metavar="FILE", default=None, help="results JSON (default: <model>_evaluation.json)")
+
+
+def _add_reproduce(sub: Any) -> None:
+    from art_sgt._reproduce import add_arguments
+
+    add_arguments(
+        sub.add_parser(
+            "reproduce",
+            formatter_class=_HelpFormatter,
+            help="rerun the paper's comparison: standard, SGT, PGD-AT and ASGT on real data",
+            description="Train standard, SGT, PGD-AT and ASGT models with one recipe, evaluate them with ART's "
+            "attacks and the saliency evaluators, and write <out-dir>/<dataset>_<profile>.json/.md and figures.",
+            epilog=_epilog(
+                "art-sgt reproduce --dataset mnist --profile quick",
+                "art-sgt reproduce --dataset mnist --models standard,asgt --n-train 2000 --epochs 1",
+            ),
+        )
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,60 +205,67 @@ def build_parser() -> argparse.ArgumentParser:
 
     :return: The parser.
     """
-    parser = argparse.ArgumentParser(prog="art-sgt", description="Saliency-guided training for ART.")
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    train = sub.add_parser("train", help="train a reference model with SGT or ASGT on MNIST or CIFAR-10")
-    _common(train)
-    train.add_argument("--trainer", choices=("sgt", "asgt"), default="sgt", help="SGT or adversarial SGT")
-    train.add_argument("--epochs", type=positive_int, default=3)
-    train.add_argument("--batch-size", type=positive_int, default=128)
-    train.add_argument("--lr", type=non_negative, default=1e-3, help="Adam learning rate")
-    train.add_argument("--limit", type=positive_int, default=None, help="use only the first N training images")
-    train.add_argument("--mask-fraction", type=fraction, default=0.5)
-    train.add_argument("--kl-weight", type=non_negative, default=1.0)
-    train.add_argument("--absolute", action="store_true", help="rank by |saliency|")
-    train.add_argument("--eps", type=non_negative, default=0.3, help="ASGT: PGD L-inf radius (default 0.3)")
-    train.add_argument(
-        "--eps-step", type=non_negative, default=None, help="ASGT: PGD step (default 2.5 * eps / pgd-steps)"
+    parser = argparse.ArgumentParser(
+        prog="art-sgt",
+        formatter_class=_HelpFormatter,
+        description="Saliency-guided training (SGT) and adversarial SGT for IBM's Adversarial Robustness "
+        "Toolbox: train a reference model, evaluate a saved one, or rerun the paper's comparison.",
+        epilog=_epilog(
+            "art-sgt train --dataset mnist --save-model models/mnist_sgt.pt",
+            "art-sgt evaluate --model models/mnist_sgt.pt",
+            "art-sgt reproduce --dataset mnist --profile quick",
+            "art-sgt COMMAND --help    (the options of one command)",
+        ),
     )
-    train.add_argument("--pgd-steps", type=positive_int, default=10, help="ASGT: PGD iterations (default 10)")
-    train.add_argument("--checkpoint-dir", default=None, help="write checkpoint.pt here every epoch")
-    train.add_argument("--resume", action="store_true", help="continue from --checkpoint-dir")
-    train.add_argument("--save-model", default=None, help="save the trained model here (.pt)")
-    train.add_argument("--out", default=None, help="results JSON (default results/<dataset>_<trainer>_cli.json)")
-
-    evaluate = sub.add_parser("evaluate", help="saliency evaluators and robustness report of a saved model")
-    _common(evaluate)
-    evaluate.add_argument("--model", required=True, help="a .pt file written by 'art-sgt train --save-model'")
-    evaluate.add_argument("--n", type=positive_int, default=1000, help="test images to evaluate (default 1000)")
-    evaluate.add_argument("--robust-n", type=positive_int, default=200, help="test images for the attacks")
-    evaluate.add_argument("--pgd-iter", type=positive_int, default=40, help="PGD iterations (default 40)")
-    evaluate.add_argument("--apgd-iter", type=positive_int, default=100, help="APGD iterations (default 100)")
-    evaluate.add_argument(
-        "--square-queries", type=positive_int, default=1000, help="Square attack queries (default 1000)"
-    )
-    evaluate.add_argument("--out", default=None, help="results JSON (default next to the model)")
-
-    from art_sgt._reproduce import add_arguments
-
-    add_arguments(
-        sub.add_parser(
-            "reproduce",
-            help="rerun the paper's comparison: standard, SGT, PGD-AT and ASGT on real data",
-            description="Train standard, SGT, PGD-AT and ASGT models with one recipe, evaluate them with ART's "
-            "attacks and the saliency evaluators, and write <out-dir>/<dataset>_<profile>.json/.md and figures.",
-        )
-    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_train(sub)
+    _add_evaluate(sub)
+    _add_reproduce(sub)
     return parser
 
 
-def _load_data(args: argparse.Namespace, limit: int | None = None):
+# ------------------------------------------------------------------------------------------------- outputs
+def _check_writable(path: str | os.PathLike | None, option: str, folder: bool = False) -> None:
+    """Create ``path``'s folder (or ``path`` itself when ``folder``) and write a scratch file there.
+
+    :raises UserError: If the location cannot be written (a parent is a file, the file is a folder, ...).
+    """
+    if path is None:
+        return
+    target = Path(path).expanduser()
+    if not folder and target.is_dir():
+        raise UserError(f"{option} {str(path)!r} is a folder; give a file name.")
+    directory = target if folder else target.parent
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=directory, prefix=".art-sgt-write-check-"):
+            pass
+    except OSError as err:
+        raise UserError(f"{option} {str(path)!r} cannot be written: {err.strerror or err}.") from err
+
+
+def _write_or_keep(write: Callable[[Path], Any], path: str | os.PathLike, option: str) -> tuple[Path, str | None]:
+    """Write an output with ``write(path)``; if that fails, write it into a new temporary folder instead.
+
+    :return: ``(where it was written, None)``, or ``(where it was kept, the error line)``.
+    """
+    try:
+        write(Path(path))
+        return Path(path), None
+    except OSError as err:
+        kept = Path(tempfile.mkdtemp(prefix="art-sgt-")) / Path(path).name
+        write(kept)
+        return kept, f"could not write {option} {str(path)!r} ({err.strerror or err}); it was kept in {kept}"
+
+
+# ------------------------------------------------------------------------------------------------ commands
+def _load_data(dataset: str, data_dir: str | None, limit: int | None = None):
     from art_sgt.datasets import load_cifar10, load_mnist
     from art_sgt.models import to_channels_first
 
-    loader = load_mnist if args.dataset == "mnist" else load_cifar10
-    (x_train, y_train), (x_test, y_test), _, _ = loader(args.data_dir)
+    loader = load_mnist if dataset == "mnist" else load_cifar10
+    (x_train, y_train), (x_test, y_test), _, _ = loader(data_dir)
     if limit is not None:
         x_train, y_train = x_train[:limit], y_train[:limit]
     return (to_channels_first(x_train), y_train), (to_channels_first(x_test), y_test)
@@ -107,7 +274,7 @@ def _load_data(args: argparse.Namespace, limit: int | None = None):
 def _new_model(dataset: str) -> torch.nn.Module:
     from art_sgt import models
 
-    return getattr(models, _ARCHS[dataset][0])()
+    return getattr(models, DATASETS[dataset].architecture)()
 
 
 def load_model(path: str, device: str = "auto", lr: float = 1e-3) -> tuple[Any, str]:
@@ -131,7 +298,7 @@ def load_model(path: str, device: str = "auto", lr: float = 1e-3) -> tuple[Any, 
         model.load_state_dict(saved["state_dict"])
     except Exception as err:
         raise ValueError(f"--model {path!r} is not a model saved by 'art-sgt train' ({err}).") from err
-    return make_classifier(model, _ARCHS[dataset][1], lr=lr, device_type=device), dataset
+    return make_classifier(model, DATASETS[dataset].input_shape, lr=lr, device_type=device), dataset
 
 
 def _join_torchrun(device: str) -> tuple[int, bool]:
@@ -152,14 +319,23 @@ def _join_torchrun(device: str) -> tuple[int, bool]:
     return dist.get_rank(), True
 
 
-def _train(args: argparse.Namespace) -> dict[str, Any]:
+def _train(args: argparse.Namespace, report: Callable[[dict[str, Any]], None]) -> list[str]:
     from art_sgt.models import make_classifier
     from art_sgt.trainers import SaliencyGuidedTrainer
 
-    (x_train, y_train), (x_test, y_test) = _load_data(args, args.limit)
+    args.dataset = args.dataset or "mnist"
+    if args.eps is None:
+        args.eps = DATASETS[args.dataset].train_eps
+    if args.resume and args.checkpoint_dir is None:
+        raise UserError("--resume needs --checkpoint-dir (the folder holding checkpoint.pt).")
+    _check_writable(args.save_model, "--save-model")
+    _check_writable(_results_path(args), "--out")
+    _check_writable(args.checkpoint_dir, "--checkpoint-dir", folder=True)
+    (x_train, y_train), (x_test, y_test) = _load_data(args.dataset, args.data_dir, args.limit)
     args.rank, args.created_group = _join_torchrun(args.device)
     torch.manual_seed(args.seed)
-    classifier = make_classifier(_new_model(args.dataset), _ARCHS[args.dataset][1], lr=args.lr, device_type=args.device)
+    shape = DATASETS[args.dataset].input_shape
+    classifier = make_classifier(_new_model(args.dataset), shape, lr=args.lr, device_type=args.device)
     options = dict(mask_fraction=args.mask_fraction, kl_weight=args.kl_weight, absolute=args.absolute)
     if args.trainer == "asgt":
         from art.attacks.evasion import ProjectedGradientDescent
@@ -181,84 +357,122 @@ def _train(args: argparse.Namespace) -> dict[str, Any]:
         resume=args.resume,
     )  # fmt: skip
     seconds = time.perf_counter() - start
-    accuracy = float((classifier.predict(x_test, batch_size=1000).argmax(1) == y_test.argmax(1)).mean())
-    if args.rank == 0:
-        print(f"test accuracy {accuracy:.4f} on {len(x_test)} images ({seconds:.0f}s)")
-    if args.save_model and args.rank == 0:
-        os.makedirs(os.path.dirname(args.save_model) or ".", exist_ok=True)
+    errors: list[str] = []
+    if args.rank != 0:
+        return errors
+    if args.save_model:
         state = {k: v.cpu() for k, v in classifier.model.state_dict().items()}
-        torch.save({"dataset": args.dataset, "trainer": args.trainer, "state_dict": state}, args.save_model)
-        print(f"saved model to {args.save_model}")
-    config = {k: v for k, v in vars(args).items() if k not in ("quiet", "func", "rank", "created_group")}
+        saved = {"dataset": args.dataset, "trainer": args.trainer, "state_dict": state}
+
+        def write_model(path: Path) -> None:
+            with open(path, "wb") as handle:  # an OSError here, not torch's RuntimeError, when the folder is gone
+                torch.save(saved, handle)
+
+        path, error = _write_or_keep(write_model, args.save_model, "--save-model")
+        print(f"saved model to {path}")
+        errors += [error] if error else []
+    accuracy = float((classifier.predict(x_test, batch_size=1000).argmax(1) == y_test.argmax(1)).mean())
+    print(f"test accuracy {accuracy:.4f} on {len(x_test)} images ({seconds:.0f}s)")
+    config = {k: v for k, v in vars(args).items() if k not in ("quiet", "rank", "created_group")}
     world = torch.distributed.get_world_size() if torch.distributed.is_initialized() else 1
-    return {
-        "config": config,
-        "world_size": world,
-        "test_accuracy": accuracy,
-        "train_seconds": seconds,
+    report({
+        "config": config, "world_size": world, "test_accuracy": accuracy, "train_seconds": seconds,
         "history": trainer.history,
-    }
+    })  # fmt: skip
+    return errors
 
 
-def _evaluate(args: argparse.Namespace) -> dict[str, Any]:
+def _evaluate(args: argparse.Namespace, report: Callable[[dict[str, Any]], None]) -> list[str]:
     from art_sgt.evaluation import SaliencyEvaluator, robustness_report
 
+    _check_writable(_results_path(args), "--out")
     classifier, dataset = load_model(args.model, args.device)
+    if args.dataset is not None and args.dataset != dataset:
+        raise UserError(
+            f"--dataset {args.dataset} disagrees with --model {args.model!r}, which was trained on {dataset}; "
+            f"leave --dataset out or pass --dataset {dataset}."
+        )
     args.dataset = dataset
-    _, (x_test, y_test) = _load_data(args)
+    _, (x_test, y_test) = _load_data(dataset, args.data_dir)
     x, y = x_test[: args.n], y_test[: args.n].argmax(1)
+    config = {k: v for k, v in vars(args).items() if k != "quiet"}
     saliency = SaliencyEvaluator(classifier, seed=args.seed, progress=not args.quiet).evaluate(x, y)
     for method, metrics in saliency.summary().items():
         print(f"{method}: " + ", ".join(f"{name} {value:.4g}" for name, value in metrics.items()))
-    eps = (0.1, 0.2, 0.3) if dataset == "mnist" else (2 / 255, 0.02, 8 / 255)
+    report({"config": config, "saliency": saliency.to_dict()})  # kept if the attacks fail
     robust = robustness_report(
-        classifier, x[: args.robust_n], y[: args.robust_n], eps=eps, pgd_max_iter=args.pgd_iter,
-        apgd_max_iter=args.apgd_iter, square_max_iter=args.square_queries, seed=args.seed, verbose=not args.quiet,
+        classifier, x[: args.robust_n], y[: args.robust_n], eps=DATASETS[dataset].eval_eps,
+        pgd_max_iter=args.pgd_iter, apgd_max_iter=args.apgd_iter, square_max_iter=args.square_queries,
+        seed=args.seed, verbose=not args.quiet,
     )  # fmt: skip
     print(f"clean accuracy {robust.clean_accuracy:.4f} on {robust.n_samples} images")
     for attack, values in {**robust.accuracy, "worst case": robust.worst_case}.items():
         print(f"{attack:>10}: " + ", ".join(f"eps {e:.4g} {a:.4f}" for e, a in zip(robust.eps, values)))
     print(f"gradient-masking flags: {', '.join(robust.flags) or 'none'}")
-    config = {k: v for k, v in vars(args).items() if k not in ("quiet", "func")}
-    return {"config": config, "saliency": saliency.to_dict(), "robustness": robust.to_dict()}
+    report({"config": config, "saliency": saliency.to_dict(), "robustness": robust.to_dict()})
+    return []
+
+
+def _results_path(args: argparse.Namespace) -> str:
+    """``--out``, or its default: ``results/<dataset>_<trainer>_cli.json`` / ``<model>_evaluation.json``."""
+    if args.out:
+        return args.out
+    if args.command == "train":
+        return f"results/{args.dataset}_{args.trainer}_cli.json"
+    return os.path.splitext(args.model)[0] + "_evaluation.json"
+
+
+def _one_line(err: BaseException) -> str:
+    """An exception's message on one line (the data loaders' messages list folders on several lines)."""
+    lines = [re.sub(r"^\s*- ", "", line).strip() for line in str(err).splitlines() if line.strip()]
+    return "; ".join(lines) or type(err).__name__
+
+
+def _run(args: argparse.Namespace) -> list[str]:
+    """Run ``train`` or ``evaluate``; the results JSON is (re)written by ``report`` as soon as results exist.
+
+    :return: The error lines of outputs that had to be kept elsewhere.
+    """
+    from art_sgt._provenance import run_info, write_json
+
+    errors: list[str] = []
+
+    def report(result: dict[str, Any]) -> None:
+        payload = {**run_info(seed=args.seed, device=args.device), **result}
+        path, error = _write_or_keep(lambda p: write_json(p, payload), _results_path(args), "--out")
+        args.out = str(path)
+        if error and error not in errors:
+            errors.append(error)
+        print(f"wrote {path}")
+
+    command = _train if args.command == "train" else _evaluate
+    return errors + command(args, report)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``art-sgt`` command.
 
     :param argv: Arguments (default: ``sys.argv[1:]``).
-    :return: The exit status.
+    :return: The exit status: 0, or 2 after a user error (one line on stderr).
     """
-    from art_sgt._provenance import run_info, write_json
-
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    if args.command == "reproduce":
-        from art_sgt._reproduce import run
-
-        try:
-            return run(args)
-        except (FileNotFoundError, ValueError, TypeError) as err:
-            print(f"art-sgt reproduce: error: {err}", file=sys.stderr)
-            return 2
     try:
-        result = _train(args) if args.command == "train" else _evaluate(args)
-    except (FileNotFoundError, ValueError, TypeError) as err:
-        print(f"art-sgt {args.command}: error: {err}", file=sys.stderr)
+        if args.command == "reproduce":
+            from art_sgt._reproduce import run
+
+            _check_writable(args.out_dir, "--out-dir", folder=True)
+            return run(args)
+        errors = _run(args)
+    except (UserError, FileNotFoundError, NotADirectoryError, PermissionError, ValueError, TypeError) as err:
+        print(f"art-sgt {args.command}: error: {_one_line(err)}", file=sys.stderr)
         return 2
     finally:
         if getattr(args, "created_group", False):
             torch.distributed.destroy_process_group()
-    if getattr(args, "rank", 0) != 0:
-        return 0
-    default = (
-        f"results/{args.dataset}_{args.trainer}_cli.json"
-        if args.command == "train"
-        else os.path.splitext(args.model)[0] + "_evaluation.json"
-    )
-    path = write_json(args.out or default, {**run_info(seed=args.seed, device=args.device), **result})
-    print(f"wrote {path}")
-    return 0
+    for error in errors:
+        print(f"art-sgt {args.command}: error: {error}", file=sys.stderr)
+    return 2 if errors else 0
 
 
 if __name__ == "__main__":

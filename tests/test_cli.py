@@ -10,7 +10,9 @@ import sys
 import pytest
 import torch
 
-from art_sgt.cli import main
+import art_sgt
+from art_sgt import cli
+from art_sgt.cli import DATASETS, build_parser, main
 from tests.conftest import write_npz
 
 
@@ -99,3 +101,126 @@ def test_reproduce_ablations_only_on_mnist(tmp_path, capsys):
     code = main(["reproduce", "--dataset", "cifar10", "--ablations", "--out-dir", str(tmp_path)])
     assert code == 2 and "--ablations" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())
+
+
+# ----------------------------------------------------------------------------------------- help and version
+def test_version_prints_the_package_version(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0 and capsys.readouterr().out.strip() == f"art-sgt {art_sgt.__version__}"
+
+
+@pytest.mark.parametrize("command", ["train", "evaluate", "reproduce"])
+def test_every_subcommand_has_a_description_examples_and_shown_defaults(command, capsys):
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    text = capsys.readouterr().out
+    assert text.split("\n\n")[1].strip(), "no description"
+    assert f"art-sgt {command} --" in text.split("examples:")[1]
+    assert "(default: 0)" in text or "(default 0)" in text  # --seed's default is shown
+    assert "(default: None)" not in text and "(default: False)" not in text
+
+
+def test_device_is_described_per_subcommand():
+    sub = next(a for a in build_parser()._actions if a.dest == "command").choices
+    helps = {name: next(a.help for a in sub[name]._actions if a.dest == "device") for name in ("train", "evaluate")}
+    assert "train" in helps["train"] and "attacks" in helps["evaluate"]
+
+
+# ------------------------------------------------------------------------------------ dataset-aware defaults
+@pytest.mark.parametrize(("dataset", "eps"), [("mnist", 0.3), ("cifar10", 8 / 255)])
+def test_asgt_eps_default_depends_on_the_dataset(dataset, eps, tmp_path, monkeypatch):
+    seen = {}
+
+    def stop_after_defaults(name, data_dir, limit=None):
+        seen["eps"] = args.eps
+        raise cli.UserError("stop")
+
+    monkeypatch.setattr(cli, "_load_data", stop_after_defaults)
+    args = build_parser().parse_args(["train", "--trainer", "asgt", "--dataset", dataset])
+    args.out = str(tmp_path / "r.json")
+    with pytest.raises(cli.UserError):
+        cli._run(args)
+    assert seen["eps"] == pytest.approx(eps) and DATASETS[dataset].train_eps == pytest.approx(eps)
+
+
+def test_explicit_eps_is_kept(tmp_path, monkeypatch):
+    monkeypatch.setattr(cli, "_load_data", lambda *a, **k: (_ for _ in ()).throw(cli.UserError("stop")))
+    args = build_parser().parse_args(["train", "--dataset", "cifar10", "--eps", "0.05", "--out", str(tmp_path / "r")])
+    with pytest.raises(cli.UserError):
+        cli._run(args)
+    assert args.eps == 0.05
+
+
+# ----------------------------------------------------------------------------- user errors: one line, exit 2
+def _one_line_error(capsys, argv):
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in err, err
+    return lines[0]
+
+
+def test_missing_data_offline_is_one_line(tmp_path, capsys):
+    line = _one_line_error(capsys, ["train", "--data-dir", str(tmp_path / "nowhere"), "--out", str(tmp_path / "r")])
+    assert line.startswith("art-sgt train: error:") and "nowhere" in line
+
+
+def test_unwritable_save_model_is_refused_before_training(data_dir, tmp_path, capsys, monkeypatch):
+    (tmp_path / "a_file").write_text("")
+    monkeypatch.setattr(cli, "_load_data", lambda *a, **k: pytest.fail("loaded data before checking outputs"))
+    line = _one_line_error(
+        capsys, ["train", "--data-dir", str(data_dir), "--save-model", str(tmp_path / "a_file/m.pt")]
+    )
+    assert "--save-model" in line and "cannot be written" in line
+
+
+def test_save_model_that_is_a_folder_is_refused(data_dir, tmp_path, capsys):
+    line = _one_line_error(capsys, ["train", "--data-dir", str(data_dir), "--save-model", str(tmp_path)])
+    assert "--save-model" in line and "is a folder" in line
+
+
+@pytest.mark.parametrize("option", ["--out", "--checkpoint-dir"])
+def test_unwritable_out_and_checkpoint_dir_are_refused(option, data_dir, tmp_path, capsys):
+    (tmp_path / "a_file").write_text("")
+    argv = ["train", "--data-dir", str(data_dir), option, str(tmp_path / "a_file" / "x")]
+    assert option in _one_line_error(capsys, argv)
+
+
+def test_resume_without_checkpoint_dir_is_refused(data_dir, tmp_path, capsys):
+    line = _one_line_error(capsys, ["train", "--data-dir", str(data_dir), "--resume", "--out", str(tmp_path / "r")])
+    assert "--checkpoint-dir" in line
+
+
+def test_evaluate_missing_model_is_one_line(tmp_path, capsys):
+    line = _one_line_error(capsys, ["evaluate", "--model", str(tmp_path / "none.pt")])
+    assert "--model" in line and "does not exist" in line
+
+
+def test_evaluate_refuses_a_dataset_that_disagrees_with_the_model(data_dir, tmp_path, capsys):
+    _train(data_dir, tmp_path, "m", "--epochs", "1", "--limit", "32")
+    argv = ["evaluate", "--model", str(tmp_path / "m.pt"), "--dataset", "cifar10", "--data-dir", str(data_dir)]
+    line = _one_line_error(capsys, [*argv, "--out", str(tmp_path / "e.json")])
+    assert "--dataset cifar10" in line and "mnist" in line
+    assert not (tmp_path / "e.json").exists()
+
+
+def test_reproduce_unwritable_out_dir_is_one_line(tmp_path, capsys):
+    (tmp_path / "a_file").write_text("")
+    line = _one_line_error(capsys, ["reproduce", "--dataset", "mnist", "--out-dir", str(tmp_path / "a_file" / "o")])
+    assert "--out-dir" in line
+
+
+# ------------------------------------------------------------------------- outputs that fail after training
+def test_model_that_cannot_be_written_after_training_is_kept_and_reported(data_dir, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(cli, "_check_writable", lambda *a, **k: None)  # the folder vanishes during training
+    (tmp_path / "a_file").write_text("")
+    out = tmp_path / "r.json"
+    argv = ["train", "--data-dir", str(data_dir), "--epochs", "1", "--limit", "32", "--quiet", "--out", str(out)]
+    code = main([*argv, "--save-model", str(tmp_path / "a_file" / "m.pt")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "--save-model" in err[0] and "kept in" in err[0]
+    kept = err[0].split("kept in ")[1]
+    assert torch.load(kept, weights_only=True)["dataset"] == "mnist"
+    assert json.loads(out.read_text())["test_accuracy"] >= 0.0  # the results were written all the same

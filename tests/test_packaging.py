@@ -1,0 +1,78 @@
+"""The package as pip sees it: a wheel with its licence and ``py.typed``, one version, a README PyPI renders."""
+
+from __future__ import annotations
+
+import configparser
+import re
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+import art_sgt
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory) -> zipfile.ZipFile:
+    out = tmp_path_factory.mktemp("wheel")
+    build = "import sys; from setuptools import build_meta as b; print(b.build_wheel(sys.argv[1]))"
+    done = subprocess.run(
+        [sys.executable, "-c", build, str(out)], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    with zipfile.ZipFile(out / done.stdout.strip().splitlines()[-1]) as archive:
+        yield archive
+
+
+def _metadata(wheel: zipfile.ZipFile) -> str:
+    name = next(n for n in wheel.namelist() if n.endswith(".dist-info/METADATA"))
+    return wheel.read(name).decode()
+
+
+def test_wheel_ships_the_licence_and_declares_it(wheel):
+    names = wheel.namelist()
+    assert any(re.search(r"\.dist-info/(licenses/)?LICENSE$", n) for n in names), names
+    metadata = _metadata(wheel)
+    assert "License-File: LICENSE" in metadata
+    assert "Classifier: License :: OSI Approved :: MIT License" in metadata
+    assert "MIT License" in (ROOT / "LICENSE").read_text()
+
+
+def test_wheel_ships_py_typed(wheel):
+    assert "art_sgt/py.typed" in wheel.namelist()
+
+
+def test_wheel_metadata_version_and_extras(wheel):
+    metadata = _metadata(wheel)
+    assert f"Version: {art_sgt.__version__}\n" in metadata
+    assert "Requires-Dist: matplotlib" in metadata  # figures are a core output: no extra needed
+    dev = [line for line in metadata.splitlines() if line.startswith("Requires-Dist: ruff")]
+    assert dev and all('extra == "dev"' in line for line in dev)  # ruff is for developers, not for tests
+    assert any("quantus" in line and 'extra == "test-ref"' in line for line in metadata.splitlines())
+
+
+def test_one_source_for_the_version():
+    config = configparser.ConfigParser()
+    config.read(ROOT / "setup.cfg")
+    assert config["metadata"]["version"] == "attr: art_sgt.__version__"
+    citation = (ROOT / "CITATION.cff").read_text()
+    assert re.search(rf"^version: {re.escape(art_sgt.__version__)}$", citation, re.M)
+    changelog = (ROOT / "CHANGELOG.md").read_text()
+    assert f"## {art_sgt.__version__}" in changelog
+
+
+def test_readme_renders_without_repository_files():
+    """PyPI shows README.md as the long description: images and links must not point into the repository."""
+    readme = (ROOT / "README.md").read_text()
+    targets = re.findall(r"\]\(([^)\s]+)\)", readme)
+    relative = [t for t in targets if not re.match(r"^(https?://|#)", t)]
+    assert not relative, relative
+
+
+def test_project_files_exist():
+    for name in ("LICENSE", "CITATION.cff", "CONTRIBUTING.md", "CHANGELOG.md", "art_sgt/py.typed"):
+        assert (ROOT / name).is_file(), name
