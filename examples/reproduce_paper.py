@@ -1,20 +1,23 @@
-"""Reproduce SGT / ASGT on real MNIST or CIFAR-10: four models, ART's attacks, saliency quality, a markdown verdict.
+"""Reproduce SGT / ASGT on real MNIST or CIFAR-10: five controls x seeds, ART's attacks, saliency quality, a report.
 
 Usage::
 
-    python examples/reproduce_paper.py --dataset mnist --profile quick
-    python examples/reproduce_paper.py --dataset cifar10 --profile quick
+    python examples/reproduce_paper.py --dataset mnist --profile quick          # smoke test, minutes, no claims
+    python examples/reproduce_paper.py --dataset mnist --profile standard --only asgt,1   # one piece
+    python examples/reproduce_paper.py --dataset mnist --profile standard --manifest     # what is done / missing
+    python examples/reproduce_paper.py --dataset mnist --profile standard --report-only  # report from the cache
     python examples/reproduce_paper.py --dataset mnist --profile quick --ablations
-    python examples/reproduce_paper.py --dataset mnist --profile quick --rewrite-md  # markdown from the JSON
+    python examples/reproduce_paper.py --dataset cifar10 --profile gpu                   # on one GPU
 
-(the same as ``art-sgt reproduce ...``). Writes ``results/<dataset>_<profile>.json`` / ``.md`` and
-``results/<dataset>_<profile>/*.png``, rewritten after every model, so a partial run leaves partial results.
-The recipe lives in :mod:`art_sgt.reproduction`, the driver in ``art_sgt/_reproduce.py``.
+(the same as ``art-sgt reproduce ...``). Every (profile, dataset, model, seed) run lands in the run cache
+(``--cache-dir``, ``$ART_SGT_CACHE``, default ``~/.cache/art-sgt/reproduction``); a rerun skips what is done and
+resumes what was interrupted. The report ``results/<dataset>_<profile>.json`` / ``.md`` and its figures under
+``results/<dataset>_<profile>/`` are assembled from the cache. The code lives in :mod:`art_sgt.reproduction`.
 """
 
 import sys
 
-from art_sgt._reproduce import main
+from art_sgt.reproduction.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

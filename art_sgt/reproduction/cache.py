@@ -1,0 +1,185 @@
+"""The run cache: one folder per run, keyed by the hash of its training configuration.
+
+``<root>/<profile>/<dataset>/<run name>/seed<k>-<training hash>/`` holds
+
+- ``checkpoint/``: the trainer's checkpoint while training (removed once training is done);
+- ``progress.json``: CPU and wall seconds spent so far, over every session;
+- ``weights.pt`` and ``train_log.json``: the trained model and its training log;
+- ``evaluation.json``: the evaluation, with the hash of the evaluation configuration it was made with.
+
+A run is ``done`` when its evaluation matches the current evaluation configuration, ``trained`` when its
+weights are there (it is evaluated, not retrained), ``partial`` when an interrupted training left a checkpoint
+(it resumes from it), ``missing`` otherwise, and ``unavailable`` when the installed trainers cannot do it.
+:func:`run_pieces` skips, resumes and runs accordingly; :meth:`RunCache.manifest` lists every state.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from art_sgt._provenance import run_info, write_json
+from art_sgt.reproduction.recipe import RunSpec
+
+__all__ = ["STATES", "RunCache", "run_pieces"]
+
+#: The states of a run, from nothing to done.
+STATES = ("unavailable", "missing", "partial", "trained", "done")
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_")
+
+
+class RunCache:
+    """The cache folder of the reproduction's runs.
+
+    :param root: The folder (created on first write).
+    """
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+
+    def folder(self, spec: RunSpec) -> Path:
+        """The run's folder (it may not exist yet).
+
+        :param spec: The run.
+        :return: ``<root>/<profile>/<dataset>/<name>/seed<k>-<training hash>``.
+        """
+        return self.root / spec.profile / spec.dataset / _slug(spec.name) / f"seed{spec.seed}-{spec.training_hash()}"
+
+    def evaluation(self, spec: RunSpec) -> dict[str, Any] | None:
+        """The run's cached record when it matches the current evaluation configuration, else ``None``.
+
+        :param spec: The run.
+        :return: The content of ``evaluation.json``, or ``None``.
+        """
+        path = self.folder(spec) / "evaluation.json"
+        if not path.is_file():
+            return None
+        record = json.loads(path.read_text())
+        return record if record.get("evaluation_hash") == spec.evaluation_hash() else None
+
+    def status(self, spec: RunSpec) -> str:
+        """The run's state, one of :data:`STATES`.
+
+        :param spec: The run.
+        :return: The state.
+        """
+        from art_sgt.reproduction.training import supported
+
+        folder = self.folder(spec)
+        if self.evaluation(spec) is not None:
+            return "done"
+        if (folder / "weights.pt").is_file():
+            return "trained"
+        if (folder / "checkpoint").is_dir() or (folder / "progress.json").is_file():
+            return "partial"
+        return "missing" if supported(spec) is None else "unavailable"
+
+    def manifest(self, runs: Sequence[RunSpec]) -> dict[str, Any]:
+        """What is done and what is missing.
+
+        :param runs: The runs of a recipe.
+        :return: ``{"counts": {state: n}, "runs": [{name, model, variant, seed, status, folder}, ...]}``.
+        """
+        rows = [
+            {"name": r.name, "model": r.model, "variant": r.variant, "seed": r.seed, "status": self.status(r),
+             "folder": str(self.folder(r).relative_to(self.root))}
+            for r in runs
+        ]  # fmt: skip
+        counts = {state: sum(row["status"] == state for row in rows) for state in STATES}
+        return {"root": str(self.root), "counts": counts, "runs": rows}
+
+    def write_manifest(self, runs: Sequence[RunSpec], path: str | Path) -> dict[str, Any]:
+        """Write :meth:`manifest` as JSON to ``path``.
+
+        :param runs: The runs of a recipe.
+        :param path: The JSON file.
+        :return: The manifest.
+        """
+        manifest = self.manifest(runs)
+        write_json(path, manifest)
+        return manifest
+
+    def records(self, runs: Sequence[RunSpec]) -> list[dict[str, Any]]:
+        """The cached records of the runs that are done, in the order of ``runs``.
+
+        :param runs: The runs of a recipe.
+        :return: Their ``evaluation.json`` contents.
+        """
+        return [record for record in map(self.evaluation, runs) if record is not None]
+
+
+def run_pieces(
+    cache: RunCache,
+    runs: Sequence[RunSpec],
+    data: Callable[[], tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]],
+    network: Callable[[], Any] | None = None,
+    verbose: bool = False,
+    log: Callable[[str], None] = print,
+) -> dict[str, str]:
+    """Bring every run to ``done``: skip what is done, evaluate what is trained, resume what was interrupted.
+
+    The transfer check of a model uses the standard model of the same seed when ``runs`` holds it and it is
+    trained by then (standard models come first in a recipe).
+
+    :param cache: The cache.
+    :param runs: The runs to do.
+    :param data: Returns ``(x_train, y_train, x_test, y_test)``; called once, only when a run needs work.
+    :param network: Builds the network instead of the recipe's architecture (tests).
+    :param verbose: Show the trainers' progress bars.
+    :param log: Where progress lines go.
+    :return: ``{run name and seed: what was done}`` (``"skipped"``, ``"evaluated"``, ``"trained"``,
+        ``"resumed"``, ``"unavailable: ..."``).
+    """
+    from art_sgt.reproduction.evaluate import evaluate_run
+    from art_sgt.reproduction.training import load_trained, supported, train_run
+
+    loaded: list[Any] = []
+    done: dict[str, str] = {}
+    for spec in runs:
+        key = f"{spec.name},{spec.seed}"
+        state = cache.status(spec)
+        if state in ("done", "unavailable"):
+            done[key] = "skipped" if state == "done" else f"unavailable: {supported(spec)}"
+            log(f"== {key}: {done[key]}")
+            continue
+        if not loaded:
+            loaded.append(data())
+        x_train, y_train, x_test, y_test = loaded[0]
+        folder = cache.folder(spec)
+        if state == "trained":
+            classifier, train_log = load_trained(spec, folder, network and network()), _read(folder / "train_log.json")
+            done[key] = "evaluated"
+        else:
+            log(f"== {key}: {'resuming' if state == 'partial' else 'training'} in {folder}")
+            classifier, train_log = train_run(spec, x_train, y_train, folder, network and network(), verbose)
+            done[key] = "resumed" if state == "partial" else "trained"
+        source = next((r for r in runs if r.model == "standard" and not r.variant and r.seed == spec.seed), None)
+        transfer = None
+        if spec.model != "standard" and source is not None and (cache.folder(source) / "weights.pt").is_file():
+            transfer = load_trained(source, cache.folder(source), network and network())
+        log(f"== {key}: trained ({train_log['cpu_seconds']:.0f} CPU s); evaluating")
+        numbers = evaluate_run(spec, classifier, x_test, y_test, transfer)
+        record = {
+            "name": spec.name, "model": spec.model, "variant": spec.variant, "seed": spec.seed,
+            "profile": spec.profile, "dataset": spec.dataset, "training_hash": spec.training_hash(),
+            "evaluation_hash": spec.evaluation_hash(), "training_config": spec.training_config(),
+            "evaluation_config": spec.evaluation_config(), "train": train_log, "evaluation": numbers,
+            "provenance": run_info(spec.seed, str(classifier.device)),
+        }  # fmt: skip
+        write_json(folder / "evaluation.json", record)
+        log(f"== {key}: clean {numbers['clean']:.3f}, PGD {numbers['pgd_paper_eps']:.3f} / "
+            f"{numbers['pgd_standard_eps']:.3f}, worst case {numbers['worst_case_paper_eps']:.3f}, "
+            f"flags {numbers['flags'] or 'none'}")  # fmt: skip
+    return done
+
+
+def _read(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text())

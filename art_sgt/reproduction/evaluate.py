@@ -1,0 +1,133 @@
+"""Evaluate one trained model: per-sample clean and PGD outcomes, the worst case over attacks, saliency quality.
+
+Every number comes from ART's attacks and the evaluators of :mod:`art_sgt.evaluation`, never from the
+trainers' fast-path PGD. The per-sample outcomes (one character ``0`` / ``1`` per test image) are kept so
+that two models can be compared on the same images (:func:`~art_sgt.reproduction.statistics.mcnemar_exact`).
+
+The calls into evaluator APIs that are still changing (the ``budget`` preset of ``robustness_report``, the
+stability on unchanged predictions) are isolated in :func:`_robustness` and :func:`_stability`.
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+from typing import Any
+
+import numpy as np
+
+from art_sgt.reproduction.recipe import PAPER, EvaluationRecipe, RunSpec
+
+__all__ = ["evaluate_run", "bits", "from_bits"]
+
+
+def bits(correct: np.ndarray) -> str:
+    """Per-sample outcomes as a string of ``0`` / ``1``.
+
+    :param correct: Boolean vector.
+    :return: The string, one character per sample.
+    """
+    return "".join("1" if c else "0" for c in np.asarray(correct, dtype=bool))
+
+
+def from_bits(text: str) -> np.ndarray:
+    """Inverse of :func:`bits`.
+
+    :param text: A string of ``0`` / ``1``.
+    :return: The boolean vector.
+    """
+    return np.frombuffer(text.encode(), dtype=np.uint8) == ord("1")
+
+
+def _correct(classifier: Any, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    return classifier.predict(x, batch_size=256).argmax(1) == y.argmax(1)
+
+
+def _pgd_correct(classifier: Any, x: np.ndarray, y: np.ndarray, eps: float, ev: EvaluationRecipe,
+                 seed: int) -> np.ndarray:  # fmt: skip
+    import torch
+    from art.attacks.evasion import ProjectedGradientDescent
+
+    np.random.seed(seed)  # noqa: NPY002 - ART's random starts draw from numpy's global generator
+    torch.manual_seed(seed)
+    attack = ProjectedGradientDescent(classifier, eps=eps, eps_step=2.5 * eps / ev.pgd_iter, max_iter=ev.pgd_iter,
+                                      num_random_init=ev.pgd_restarts, batch_size=256, verbose=False)  # fmt: skip
+    return _correct(classifier, attack.generate(x, y=y), y)
+
+
+def _robustness(classifier: Any, x: np.ndarray, y: np.ndarray, eps: list[float], check_eps: float,
+                ev: EvaluationRecipe, transfer_from: Any, seed: int) -> Any:  # fmt: skip
+    """``robustness_report`` with the recipe's budget: the preset when the report offers one, else explicit."""
+    from art_sgt.evaluation import robustness_report
+
+    kwargs = dict(ev.report_kwargs)
+    if "budget" in inspect.signature(robustness_report).parameters:
+        kwargs["budget"] = ev.budget
+    return robustness_report(classifier, x, y, eps=eps, check_eps=check_eps, transfer_from=transfer_from,
+                             seed=seed, verbose=False, **kwargs)  # fmt: skip
+
+
+def _stability(classifier: Any, x: np.ndarray, y: np.ndarray, maps: np.ndarray, eps: float, ev: EvaluationRecipe,
+               seed: int) -> dict[str, Any]:  # fmt: skip
+    """Map stability under PGD at ``eps``; the fields on unchanged predictions are kept when the evaluator has them."""
+    from art_sgt.evaluation import adversarial_stability
+
+    result = adversarial_stability(classifier, x, y, method="saliency", eps=(eps,), maps=maps,
+                                   max_iter=ev.stability_iter, seed=seed).to_dict()  # fmt: skip
+    return {k: (v[-1] if isinstance(v, list) and v and not isinstance(v[-1], (list, dict)) else v)
+            for k, v in result.items() if k != "eps"}  # fmt: skip
+
+
+def _saliency(classifier: Any, x: np.ndarray, y: np.ndarray, ev: EvaluationRecipe, eps: float,
+              seed: int) -> dict[str, Any]:  # fmt: skip
+    from art_sgt.evaluation import attribute, masking_curve, sparseness
+
+    maps = attribute(classifier, x, y, method="saliency", seed=seed)
+    curve = masking_curve(classifier, x, y, maps, fill=ev.masking_fill, seed=seed)
+    s = curve.summary()
+    return {
+        "method": "saliency (|input gradient|)",
+        "masking_fill": curve.fill,
+        "masking": s,
+        "masking_curves": {"fractions": list(curve.fractions), "accuracy": curve.accuracy},
+        # areas against the random-order control: how much faster than random MoRF destroys accuracy, and how
+        # much longer LeRF preserves it (both > 0 for a faithful map)
+        "morf_below_random": s["auc_random_accuracy"] - s["auc_morf_accuracy"],
+        "lerf_above_random": s["auc_lerf_accuracy"] - s["auc_random_accuracy"],
+        "sparseness": float(np.mean(sparseness(maps))),
+        "stability": _stability(classifier, x, y, maps, eps, ev, seed),
+    }
+
+
+def evaluate_run(spec: RunSpec, classifier: Any, x: np.ndarray, y: np.ndarray,
+                 transfer_from: Any = None) -> dict[str, Any]:  # fmt: skip
+    """Evaluate a trained run on the first test images.
+
+    :param spec: The run (its evaluation recipe and seed).
+    :param classifier: The trained classifier.
+    :param x: Test inputs, channels first (at least ``n_eval`` and ``n_report``).
+    :param y: One-hot test labels.
+    :param transfer_from: The standard model of the same seed, source of the checklist's transfer check.
+    :return: JSON-ready numbers (per-sample outcomes as :func:`bits` strings).
+    """
+    ev, eps = spec.evaluation, PAPER[spec.dataset]
+    started = time.perf_counter()
+    xe, ye, xr, yr = x[: ev.n_eval], y[: ev.n_eval], x[: ev.n_report], y[: ev.n_report]
+    out: dict[str, Any] = {"n_eval": len(xe), "n_report": len(xr)}
+    clean = _correct(classifier, xe, ye)
+    per_sample = {"clean": clean}
+    for key in ("paper_eps", "standard_eps"):
+        per_sample[f"pgd_{key}"] = _pgd_correct(classifier, xe, ye, eps[key], ev, spec.seed)
+    out.update({k: float(v.mean()) for k, v in per_sample.items()})
+    out["per_sample"] = {k: bits(v) for k, v in per_sample.items()}
+    grid = sorted({*ev.report_eps, eps["paper_eps"], eps["standard_eps"]})
+    report = _robustness(classifier, xr, yr, grid, eps["paper_eps"], ev, transfer_from, spec.seed)
+    out["robustness"] = report.to_dict()
+    out["worst_case"] = {"eps": list(report.eps), "accuracy": list(report.worst_case)}
+    out["worst_case_paper_eps"] = report.accuracy_at(eps["paper_eps"])
+    out["worst_case_standard_eps"] = report.accuracy_at(eps["standard_eps"])
+    out["flags"] = list(report.flags)
+    out["transfer_source"] = None if transfer_from is None else "standard"
+    out["saliency"] = _saliency(classifier, xr, yr, ev, eps["paper_eps"], spec.seed)
+    out["eval_seconds"] = round(time.perf_counter() - started, 1)
+    return out

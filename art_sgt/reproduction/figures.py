@@ -1,0 +1,145 @@
+"""The report's figures, drawn from a report payload (so from the cache, never from live models).
+
+- ``accuracy_vs_eps.png``: worst-case robust accuracy against eps, per model, mean over seeds with the seed
+  range shaded (the figure a reader looks at first);
+- ``robust_vs_cpu.png``: worst-case accuracy at the paper's eps against training CPU-minutes, per model;
+- ``saliency_quality.png``: masking areas against the random control (ROAD fill), sparseness and stability
+  under PGD, per model, mean with the seed range;
+- ``masking_curves.png``: MoRF / LeRF / random masking curves, mean over seeds, one panel per model.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from art_sgt.reproduction.recipe import LABELS
+
+__all__ = ["write_figures"]
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _spread(summary: dict[str, float]) -> tuple[float, float]:
+    """Distance from the mean to the seed minimum and maximum (zero for one seed)."""
+    return summary["mean"] - summary["min"], summary["max"] - summary["mean"]
+
+
+def _accuracy_vs_eps(plt: Any, payload: dict[str, Any], path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(5.6, 3.8))
+    for k, (name, s) in enumerate(payload["results"].items()):
+        curve = np.asarray(s["worst_case_curve"]["per_seed"], dtype=float)
+        eps = s["worst_case_curve"]["eps"]
+        style = "-" if "[" not in name else ":"
+        ax.plot(eps, curve.mean(0), style, marker="o", color=f"C{k}",
+                label=f"{LABELS.get(name, name)} ({len(curve)} seed{'s' if len(curve) > 1 else ''})")  # fmt: skip
+        if len(curve) > 1:
+            ax.fill_between(eps, curve.min(0), curve.max(0), color=f"C{k}", alpha=0.2)
+    paper = payload["paper"]["paper_eps"]
+    ax.axvline(paper, color="grey", lw=0.8, ls="--")
+    ax.text(paper, 1.0, " paper eps", fontsize=7, color="grey", va="top")
+    ax.set(xlabel="eps (L-inf)", ylabel="worst-case robust accuracy", ylim=(-0.02, 1.02))
+    ax.set_title(f"{payload['dataset']} / {payload['profile']}: worst case over attacks (mean, seed range shaded)",
+                 fontsize=8)  # fmt: skip
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=6)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def _robust_vs_cpu(plt: Any, payload: dict[str, Any], path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(5.6, 3.8))
+    for k, (name, s) in enumerate(payload["results"].items()):
+        x, y = s["train_cpu_minutes"], s["worst_case_paper_eps"]
+        ax.errorbar([x["mean"]], [y["mean"]], xerr=np.array([_spread(x)]).T, yerr=np.array([_spread(y)]).T,
+                    fmt="o" if "[" not in name else "s", color=f"C{k}", capsize=3,
+                    label=f"{LABELS.get(name, name)}: {s['train_cpu_minutes_per_epoch']['mean']:.1f} CPU-min/epoch")
+    ax.set(xlabel="training CPU-minutes (time.process_time)",
+           ylabel=f"worst-case accuracy at eps {payload['paper']['paper_eps']:.3g}", ylim=(-0.02, 1.02))
+    ax.set_title(f"{payload['dataset']} / {payload['profile']}: robustness against training cost "
+                 "(mean, bars: seed range)", fontsize=8)  # fmt: skip
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=6)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+_QUALITY = {
+    "morf_below_random": "MoRF area below random\n(higher: more faithful)",
+    "lerf_above_random": "LeRF area above random\n(higher: more faithful)",
+    "sparseness": "sparseness (Gini)",
+    "stability_spearman": "stability under PGD\n(Spearman)",
+}
+
+
+def _saliency_quality(plt: Any, payload: dict[str, Any], path: Path) -> None:
+    names = list(payload["results"])
+    fig, axes = plt.subplots(1, len(_QUALITY), figsize=(3.0 * len(_QUALITY), 3.6))
+    for ax, (key, title) in zip(axes, _QUALITY.items()):
+        stats = [payload["results"][n][key] for n in names]
+        ax.bar(range(len(names)), [s["mean"] for s in stats], color=[f"C{k}" for k in range(len(names))],
+               yerr=np.array([_spread(s) for s in stats]).T, capsize=3)  # fmt: skip
+        ax.set_xticks(range(len(names)), [n.replace("[", "\n[") for n in names], rotation=90, fontsize=6)
+        ax.set_title(title, fontsize=8)
+        ax.axhline(0, color="black", lw=0.6)
+        ax.grid(alpha=0.3, axis="y")
+    fig.suptitle(f"{payload['dataset']} / {payload['profile']}: saliency quality per model (mean, bars: seed range; "
+                 f"masking fill '{payload['recipe']['evaluation']['masking_fill']}')", fontsize=8)  # fmt: skip
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def _masking_curves(plt: Any, payload: dict[str, Any], path: Path) -> None:
+    runs: dict[str, list[dict[str, Any]]] = {}
+    for r in payload["runs"]:
+        runs.setdefault(r["name"], []).append(r["evaluation"]["saliency"]["masking_curves"])
+    fig, axes = plt.subplots(1, len(runs), figsize=(2.8 * len(runs), 3.0), squeeze=False, sharey=True)
+    for ax, (name, curves) in zip(axes[0], runs.items()):
+        fractions = curves[0]["fractions"]
+        for k, order in enumerate(curves[0]["accuracy"]):
+            ax.plot(fractions, np.mean([c["accuracy"][order] for c in curves], axis=0), marker=".", color=f"C{k}",
+                    label=order)  # fmt: skip
+        ax.set_title(LABELS.get(name, name), fontsize=7)
+        ax.set_xlabel("fraction replaced")
+        ax.grid(alpha=0.3)
+    axes[0, 0].set_ylabel("accuracy")
+    axes[0, 0].legend(fontsize=7)
+    fig.suptitle(f"{payload['dataset']} / {payload['profile']}: masking curves, fill "
+                 f"'{payload['recipe']['evaluation']['masking_fill']}' (mean over seeds)", fontsize=8)  # fmt: skip
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def write_figures(payload: dict[str, Any], folder: str | Path) -> dict[str, str]:
+    """Write the four figures of a report payload.
+
+    :param payload: From :func:`~art_sgt.reproduction.report.assemble`, with at least one model done.
+    :param folder: Folder of the PNG files (created).
+    :return: ``{figure name: path}``.
+    :raises ValueError: If the payload holds no model.
+    """
+    if not payload["results"]:
+        raise ValueError("payload must hold at least one evaluated model to draw figures.")
+    plt = _pyplot()
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    drawers = {"accuracy_vs_eps": _accuracy_vs_eps, "robust_vs_cpu": _robust_vs_cpu,
+               "saliency_quality": _saliency_quality, "masking_curves": _masking_curves}  # fmt: skip
+    paths = {}
+    for name, draw in drawers.items():
+        paths[name] = str(folder / f"{name}.png")
+        draw(plt, payload, Path(paths[name]))
+    return paths

@@ -1,0 +1,325 @@
+"""What the reproduction runs: the controls, the profiles, and one :class:`RunSpec` per (model, seed) piece.
+
+Every model of a profile shares the architecture, data, optimiser (Adam, constant learning rate), batch size,
+epochs and training attack (ART PGD, L-inf, ``steps`` steps of ``2.5 eps / steps``, one random start):
+
+- ``standard``: ART's ``PyTorchClassifier.fit``;
+- ``sgt``: :class:`~art_sgt.trainers.SaliencyGuidedTrainer`;
+- ``pgd_at``: ART's ``AdversarialTrainerMadryPGD`` (adversarial-only batches, Madry et al.);
+- ``mixed_at``: ``CE(x) + CE(x_adv)``, the ASGT trainer with ``kl_weight=0`` (ASGT without its saliency term);
+- ``asgt``: :class:`~art_sgt.trainers.SaliencyGuidedAdversarialTrainer`.
+
+A :class:`RunSpec` names one piece of work; its training configuration and its evaluation configuration are
+hashed separately (:meth:`RunSpec.training_hash`, :meth:`RunSpec.evaluation_hash`), so a change of the
+evaluation budget re-evaluates cached weights instead of retraining them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+__all__ = [
+    "MODELS",
+    "LABELS",
+    "PAPER",
+    "TrainingRecipe",
+    "EvaluationRecipe",
+    "Profile",
+    "PROFILES",
+    "RunSpec",
+    "get_profile",
+    "recipe",
+    "ablations",
+    "select",
+]
+
+#: The controls, in table order.
+MODELS = ("standard", "sgt", "pgd_at", "mixed_at", "asgt")
+
+#: What each control is, for tables and figures.
+LABELS = {
+    "standard": "standard (ART fit)",
+    "sgt": "SGT",
+    "pgd_at": "PGD-AT (ART Madry)",
+    "mixed_at": "mixed AT (ASGT, kl_weight=0)",
+    "asgt": "ASGT",
+}
+
+#: The paper's evaluation eps, the community's standard eps, and the gain the ASGT abstract claims.
+PAPER = {
+    "mnist": {"paper_eps": 0.2, "standard_eps": 0.3, "claimed_gain": 35.0},
+    "cifar10": {"paper_eps": 0.02, "standard_eps": 8 / 255, "claimed_gain": 20.0},
+}
+
+#: The adversarially trained controls (they take the training attack).
+ADVERSARIAL = ("pgd_at", "mixed_at", "asgt")
+
+
+@dataclass(frozen=True)
+class TrainingRecipe:
+    """How every model of a profile is trained (hashed into the run's cache key).
+
+    :param arch: ``"mnist_cnn"``, ``"cifar_cnn"`` or ``"resnet18"`` (:mod:`art_sgt.models`).
+    :param n_train: Training images (the first ones of the training set).
+    :param epochs: Epochs.
+    :param batch_size: Batch size.
+    :param lr: Adam learning rate (constant).
+    :param train_eps: L-inf radius of the training PGD.
+    :param train_steps: Training PGD steps, of ``2.5 * train_eps / train_steps`` each, after one random start.
+    :param mask_fraction: SGT / ASGT mask fraction.
+    :param kl_weight: SGT / ASGT KL weight (``mixed_at`` uses 0).
+    :param amp: Train under ``torch.autocast`` with bfloat16 (the gpu profile).
+    """
+
+    arch: str
+    n_train: int
+    epochs: int
+    batch_size: int
+    lr: float
+    train_eps: float
+    train_steps: int
+    mask_fraction: float = 0.5
+    kl_weight: float = 1.0
+    amp: bool = False
+
+
+@dataclass(frozen=True)
+class EvaluationRecipe:
+    """How every trained model is evaluated (hashed into the evaluation's key).
+
+    :param n_eval: Test images of the clean and PGD accuracies (per-sample outcomes kept for McNemar).
+    :param pgd_iter: Iterations of that PGD (ART ``ProjectedGradientDescent``, step ``2.5 eps / iter``).
+    :param pgd_restarts: Its random restarts.
+    :param n_report: Test images of the worst case over attacks and of the saliency evaluators.
+    :param report_eps: ``eps`` grid of the worst case (the paper's and the standard eps are added).
+    :param budget: ``robustness_report`` budget preset (``"quick"``, ``"standard"``, ``"autoattack"``).
+    :param report_kwargs: Explicit ``robustness_report`` arguments, as ``(name, value)`` pairs (they override
+        the preset; used where no preset exists).
+    :param masking_fill: Fill of the masking curves (``"road"``: no model was trained on it).
+    :param stability_iter: PGD iterations of the saliency-stability attack.
+    """
+
+    n_eval: int
+    pgd_iter: int
+    pgd_restarts: int
+    n_report: int
+    report_eps: tuple[float, ...]
+    budget: str = "standard"
+    report_kwargs: tuple[tuple[str, Any], ...] = ()
+    masking_fill: str = "road"
+    stability_iter: int = 10
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A named budget: the recipes, the seeds, and what the profile may claim.
+
+    :param name: ``"quick"``, ``"standard"`` or ``"gpu"``.
+    :param dataset: ``"mnist"`` or ``"cifar10"``.
+    :param training: The training recipe.
+    :param evaluation: The evaluation recipe.
+    :param seeds: Training seeds of every control.
+    :param extra_train_eps: Second training radii, run for the adversarial controls with the first seed.
+    :param claims: Whether the report may state conclusions (``False``: a smoke test, said so in its outputs).
+    :param label: One line stating what the profile is.
+    """
+
+    name: str
+    dataset: str
+    training: TrainingRecipe
+    evaluation: EvaluationRecipe
+    seeds: tuple[int, ...]
+    extra_train_eps: tuple[float, ...] = ()
+    claims: bool = True
+    label: str = ""
+
+
+_QUICK_REPORT = (("pgd_max_iter", 10), ("apgd_max_iter", 10), ("square_max_iter", 100), ("strong_factor", 2))
+
+PROFILES: dict[tuple[str, str], Profile] = {
+    ("mnist", "quick"): Profile(
+        "quick", "mnist",
+        TrainingRecipe("mnist_cnn", 2000, 1, 64, 1e-3, 0.3, 7),
+        EvaluationRecipe(200, 10, 1, 50, (0.1, 0.2, 0.3), "quick", _QUICK_REPORT),
+        seeds=(0,), claims=False,
+        label="CI-sized smoke test of the whole pipeline (2,000 training images, 1 epoch, one seed): it makes no "
+        "claims",
+    ),
+    ("mnist", "standard"): Profile(
+        "standard", "mnist",
+        TrainingRecipe("mnist_cnn", 60000, 3, 128, 1e-3, 0.3, 7),
+        EvaluationRecipe(1000, 40, 2, 500, (0.1, 0.2, 0.3, 0.4), "standard"),
+        seeds=(0, 1, 2), extra_train_eps=(0.2,),
+        label="MNIST, full 60,000 training images, all controls x 3 seeds, CPU budget (3 epochs, PGD-7 training)",
+    ),
+    ("cifar10", "quick"): Profile(
+        "quick", "cifar10",
+        TrainingRecipe("cifar_cnn", 2000, 1, 64, 1e-3, 8 / 255, 7),
+        EvaluationRecipe(200, 10, 1, 50, (0.01, 0.02, 8 / 255), "quick", _QUICK_REPORT),
+        seeds=(0,), claims=False,
+        label="CI-sized smoke test of the whole pipeline (2,000 training images, 1 epoch, one seed): it makes no "
+        "claims",
+    ),
+    ("cifar10", "standard"): Profile(
+        "standard", "cifar10",
+        TrainingRecipe("cifar_cnn", 50000, 5, 128, 1e-3, 8 / 255, 7),
+        EvaluationRecipe(1000, 40, 2, 500, (0.01, 0.02, 8 / 255, 16 / 255), "standard"),
+        seeds=(0, 1, 2), extra_train_eps=(0.02,),
+        label="CIFAR-10 at the largest CPU budget: the small CNN (not the paper's ResNet-18), 5 epochs, PGD-7 "
+        "training; clean accuracy stays far below a ResNet's, so it speaks for this budget only",
+    ),
+    ("cifar10", "gpu"): Profile(
+        "gpu", "cifar10",
+        TrainingRecipe("resnet18", 50000, 4, 512, 2e-3, 8 / 255, 5, amp=True),
+        EvaluationRecipe(1000, 20, 1, 500, (0.01, 0.02, 8 / 255), "quick"),
+        seeds=(0,),
+        label="CIFAR-10 with a ResNet-18 under bfloat16 autocast, sized for about 10 minutes on one H100 "
+        "(4 epochs, PGD-5 training, one seed)",
+    ),
+}
+
+
+def get_profile(dataset: str, profile: str) -> Profile:
+    """The profile of a dataset.
+
+    :param dataset: ``"mnist"`` or ``"cifar10"``.
+    :param profile: ``"quick"``, ``"standard"`` or ``"gpu"`` (CIFAR-10 only).
+    :return: The profile.
+    :raises ValueError: For an unknown dataset or profile.
+    """
+    if (dataset, profile) not in PROFILES:
+        raise ValueError(f"dataset and profile must be one of {sorted(PROFILES)}, got {(dataset, profile)!r}.")
+    return PROFILES[(dataset, profile)]
+
+
+def _hash(payload: dict[str, Any]) -> str:
+    text = json.dumps(payload, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One piece of work: a model of a profile, trained with one seed and evaluated.
+
+    :param profile: The profile's name.
+    :param dataset: ``"mnist"`` or ``"cifar10"``.
+    :param model: One of :data:`MODELS`.
+    :param seed: The training (and evaluation) seed.
+    :param training: Its training recipe.
+    :param evaluation: Its evaluation recipe.
+    :param variant: ``""`` for the main comparison; otherwise the name of a second setting or an ablation.
+    :param trainer_kwargs: Extra SGT / ASGT trainer arguments, as sorted ``(name, value)`` pairs.
+    """
+
+    profile: str
+    dataset: str
+    model: str
+    seed: int
+    training: TrainingRecipe
+    evaluation: EvaluationRecipe
+    variant: str = ""
+    trainer_kwargs: tuple[tuple[str, Any], ...] = field(default=())
+
+    @property
+    def name(self) -> str:
+        """``model`` for the main comparison, ``model[variant]`` otherwise."""
+        return f"{self.model}[{self.variant}]" if self.variant else self.model
+
+    def training_config(self) -> dict[str, Any]:
+        """Everything that determines the trained weights.
+
+        :return: A JSON-serialisable dictionary.
+        """
+        return {
+            "dataset": self.dataset, "model": self.model, "seed": self.seed, "training": asdict(self.training),
+            "trainer_kwargs": dict(self.trainer_kwargs),
+        }  # fmt: skip
+
+    def evaluation_config(self) -> dict[str, Any]:
+        """Everything that determines the evaluation of given weights.
+
+        :return: A JSON-serialisable dictionary.
+        """
+        return {"dataset": self.dataset, "seed": self.seed, "evaluation": asdict(self.evaluation)}
+
+    def training_hash(self) -> str:
+        """12 hex digits of the SHA-256 of :meth:`training_config` (the cache folder's key)."""
+        return _hash(self.training_config())
+
+    def evaluation_hash(self) -> str:
+        """12 hex digits of the SHA-256 of :meth:`evaluation_config`."""
+        return _hash(self.evaluation_config())
+
+
+def recipe(profile: Profile, models: tuple[str, ...] = MODELS) -> list[RunSpec]:
+    """The pieces of a profile: every control x every seed, then the second training radii (first seed).
+
+    :param profile: The profile.
+    :param models: The controls to include.
+    :return: The run specifications, standard models first (they are the transfer sources of the others).
+    """
+    runs = [
+        RunSpec(profile.name, profile.dataset, m, s, profile.training, profile.evaluation)
+        for s in profile.seeds for m in models
+    ]  # fmt: skip
+    for eps in profile.extra_train_eps:
+        training = replace(profile.training, train_eps=eps)
+        runs += [
+            RunSpec(profile.name, profile.dataset, m, profile.seeds[0], training, profile.evaluation,
+                    variant=f"train eps {eps:.3g}")
+            for m in models if m in ADVERSARIAL
+        ]  # fmt: skip
+    return runs
+
+
+#: The MNIST ablations: ``(variant, model, trainer keyword arguments, training-recipe overrides)``.
+ABLATIONS: list[tuple[str, str, dict[str, Any], dict[str, Any]]] = [
+    *[(f"mask {f:g}", "sgt", {}, {"mask_fraction": f}) for f in (0.1, 0.3, 0.5, 0.7)],
+    *[(f"kl {w:g}", "sgt", {}, {"kl_weight": w}) for w in (0.3, 1.0, 3.0)],
+    ("target label", "asgt", {"saliency_target": "label"}, {}),
+    ("target prediction", "asgt", {"saliency_target": "prediction"}, {}),
+    ("saliency of logit", "sgt", {"saliency_of": "logit"}, {}),
+    ("saliency of log p_y", "sgt", {"saliency_of": "log_prob"}, {}),
+    ("fill uniform", "sgt", {"fill": "uniform"}, {}),
+    ("fill road", "sgt", {"fill": "road"}, {}),
+]
+
+
+def ablations(profile: Profile) -> list[RunSpec]:
+    """The MNIST ablations as run specifications (first seed of ``profile``, profile name ``ablations-...``).
+
+    :param profile: The MNIST profile whose recipes the variants modify.
+    :return: One run specification per entry of :data:`ABLATIONS`.
+    :raises ValueError: If ``profile`` is not an MNIST profile.
+    """
+    if profile.dataset != "mnist":
+        raise ValueError(f"ablations run on MNIST only, got a {profile.dataset} profile.")
+    return [
+        RunSpec(f"ablations-{profile.name}", "mnist", model, profile.seeds[0], replace(profile.training, **over),
+                profile.evaluation, variant=variant, trainer_kwargs=tuple(sorted(kwargs.items())))
+        for variant, model, kwargs, over in ABLATIONS
+    ]  # fmt: skip
+
+
+def select(runs: list[RunSpec], only: str | None) -> list[RunSpec]:
+    """The runs picked by ``--only MODEL[,SEED]`` (``MODEL`` matches :attr:`RunSpec.name` or the model).
+
+    :param runs: The candidate runs.
+    :param only: ``None`` (all), ``"asgt"`` (every seed and variant of ``asgt``) or ``"asgt,1"``.
+    :return: The selected runs, in order.
+    :raises ValueError: If ``only`` is malformed or selects nothing.
+    """
+    if only is None:
+        return list(runs)
+    parts = [p.strip() for p in only.split(",")]
+    if len(parts) > 2 or not parts[0] or (len(parts) == 2 and not parts[1].isdigit()):
+        raise ValueError(f"only must be MODEL or MODEL,SEED (e.g. 'asgt,1'), got {only!r}.")
+    seed = int(parts[1]) if len(parts) == 2 else None
+    chosen = [r for r in runs if parts[0] in (r.name, r.model) and (seed is None or r.seed == seed)]
+    if not chosen:
+        names = sorted({r.name for r in runs})
+        raise ValueError(f"only must pick one of the recipe's runs ({', '.join(names)}), got {only!r}.")
+    return chosen

@@ -1,0 +1,309 @@
+"""The report, assembled from the cached runs: per-model summaries over seeds, paired comparisons, markdown.
+
+:func:`assemble` turns the cached records of a profile into a JSON payload (every number is read from the
+cache); :func:`write_markdown` renders it with every conclusion naming the interval it rests on;
+:func:`readme_section` renders the README's "Does the paper's claim hold?" section from one or more payloads;
+:func:`estimate_cost` extrapolates a profile's CPU time from measured per-epoch timings.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from art_sgt.reproduction.evaluate import from_bits
+from art_sgt.reproduction.recipe import LABELS, MODELS, PAPER, Profile, RunSpec
+from art_sgt.reproduction.statistics import (
+    Interval,
+    difference_interval,
+    mcnemar_exact,
+    paired_bootstrap,
+    seed_summary,
+    verdict,
+)
+
+__all__ = ["QUANTITIES", "COMPARISONS", "assemble", "write_markdown", "readme_section", "estimate_cost"]
+
+#: The accuracies summarised per model, with their label (``{paper}`` / ``{standard}``: the eps).
+QUANTITIES = {
+    "clean": "clean accuracy",
+    "pgd_paper_eps": "PGD accuracy at eps {paper}",
+    "worst_case_paper_eps": "worst-case accuracy at eps {paper}",
+    "pgd_standard_eps": "PGD accuracy at eps {standard}",
+    "worst_case_standard_eps": "worst-case accuracy at eps {standard}",
+}
+
+#: The comparisons ``(a, b, what the difference measures)``.
+COMPARISONS = [
+    ("asgt", "standard", "ASGT against no defence"),
+    ("asgt", "pgd_at", "ASGT against Madry PGD-AT (the clean loss and the saliency term together)"),
+    ("asgt", "mixed_at", "the saliency/KL term alone (ASGT without it is mixed AT)"),
+    ("sgt", "standard", "SGT alone against no defence"),
+]
+
+
+def _eps_label(dataset: str) -> dict[str, str]:
+    return {k.split("_")[0]: f"{v:.3g}" for k, v in PAPER[dataset].items() if k.endswith("eps")}
+
+
+def _value(record: dict[str, Any], key: str) -> float:
+    return float(record["evaluation"][key])
+
+
+def _stability(record: dict[str, Any]) -> float:
+    """Spearman of the maps under PGD, on unchanged predictions when the evaluator reports them."""
+    stability = record["evaluation"]["saliency"]["stability"]
+    keys = [k for k in stability if "spearman" in k and "unchanged" in k] or ["spearman"]
+    value = stability.get(keys[0])
+    return float("nan") if value is None else float(value)
+
+
+def _summaries(records: list[dict[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {k: seed_summary([_value(r, k) for r in records]) for k in QUANTITIES}
+    sal = [r["evaluation"]["saliency"] for r in records]
+    for key in ("sparseness", "morf_below_random", "lerf_above_random"):
+        out[key] = seed_summary([s[key] for s in sal])
+    out["stability_spearman"] = seed_summary([_stability(r) for r in records])
+    out["train_cpu_minutes"] = seed_summary([r["train"]["cpu_seconds"] / 60 for r in records])
+    out["train_cpu_minutes_per_epoch"] = seed_summary([r["train"]["cpu_seconds_per_epoch"] / 60 for r in records])
+    grid = [0.0, *records[0]["evaluation"]["worst_case"]["eps"]]  # eps 0: clean accuracy on the same images
+    out["worst_case_curve"] = {"eps": grid, "per_seed": [
+        [r["evaluation"]["robustness"]["clean_accuracy"], *r["evaluation"]["worst_case"]["accuracy"]] for r in records
+    ]}  # fmt: skip
+    out["flags"] = sorted({f for r in records for f in r["evaluation"]["flags"]})
+    out["seeds"] = [r["seed"] for r in records]
+    return out
+
+
+def _compare(a: list[dict[str, Any]], b: list[dict[str, Any]], key: str) -> dict[str, Any]:
+    """Across-seed t interval (seeds present in both) and per-seed McNemar / bootstrap where outcomes are kept."""
+    by_seed = {r["seed"]: r for r in b}
+    pairs = [(r, by_seed[r["seed"]]) for r in a if r["seed"] in by_seed]
+    across = difference_interval([_value(x, key) for x, _ in pairs], [_value(y, key) for _, y in pairs])
+    out: dict[str, Any] = {"across_seeds": across.to_dict(), "per_seed": []}
+    for x, y in pairs:
+        bits_x, bits_y = x["evaluation"]["per_sample"].get(key), y["evaluation"]["per_sample"].get(key)
+        if bits_x is None or bits_y is None:
+            continue
+        cx, cy = from_bits(bits_x), from_bits(bits_y)
+        out["per_seed"].append({"seed": x["seed"], "mcnemar": mcnemar_exact(cx, cy).to_dict(),
+                                "bootstrap": paired_bootstrap(cx, cy, seed=x["seed"]).to_dict()})  # fmt: skip
+    return out
+
+
+def _interval(comparison: dict[str, Any]) -> Interval:
+    """The interval a verdict rests on: across seeds when there are two or more, else the one seed's images."""
+    across = comparison["across_seeds"]
+    if across["n"] >= 2 or not comparison["per_seed"]:
+        return Interval(**{k: (math.nan if v is None else v) for k, v in across.items()})
+    boot = comparison["per_seed"][0]["bootstrap"]
+    return Interval(**{**boot, "method": "one seed: paired bootstrap over test images, seed spread not measured"})
+
+
+def _provenance(records: list[dict[str, Any]]) -> dict[str, Any]:
+    gits = [r["provenance"]["git"] for r in records] + [r["train"]["provenance"]["git"] for r in records]
+    return {"commits": sorted({str(g["commit"]) for g in gits}), "all_clean": all(g["clean"] is True for g in gits)}
+
+
+def assemble(profile: Profile, runs: Sequence[RunSpec], records: list[dict[str, Any]],
+             manifest: dict[str, Any], run: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
+    """The report's JSON payload, from the cached records of a profile's runs.
+
+    :param profile: The profile.
+    :param runs: Its runs (the recipe).
+    :param records: The cached records of the runs that are done (:meth:`RunCache.records`).
+    :param manifest: The cache manifest of ``runs``.
+    :param run: Provenance of the assembly (:func:`art_sgt._provenance.run_info`).
+    :return: The payload.
+    """
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for record in records:
+        groups.setdefault(record["name"], []).append(record)
+    main = {name: recs for name, recs in groups.items() if name in MODELS}
+    comparisons = []
+    for a, b, meaning in COMPARISONS:
+        if a in main and b in main:
+            for key in QUANTITIES:
+                c = _compare(main[a], main[b], key)
+                what = QUANTITIES[key].format(**_eps_label(profile.dataset))
+                c.update(a=a, b=b, quantity=key, meaning=meaning,
+                         verdict=verdict(_interval(c), LABELS[a], LABELS[b], what, claims=profile.claims))  # fmt: skip
+                comparisons.append(c)
+    return {
+        "dataset": profile.dataset,
+        "profile": profile.name,
+        "label": profile.label,
+        "claims": profile.claims,
+        "paper": PAPER[profile.dataset],
+        "run": run,
+        "recipe": {"training": asdict(profile.training), "evaluation": asdict(profile.evaluation),
+                   "seeds": list(profile.seeds), "extra_train_eps": list(profile.extra_train_eps)},  # fmt: skip
+        "manifest": manifest,
+        "pieces": _provenance(records) if records else {"commits": [], "all_clean": None},
+        "results": {name: _summaries(recs) for name, recs in groups.items()},
+        "comparisons": comparisons,
+        "runs": [_compact(r) for r in records],
+    }
+
+
+def _compact(record: dict[str, Any]) -> dict[str, Any]:
+    ev = {k: v for k, v in record["evaluation"].items() if k not in ("per_sample", "robustness")}
+    ev["checklist"] = record["evaluation"]["robustness"].get("checklist")
+    train = {k: v for k, v in record["train"].items() if k != "provenance"}
+    return {"name": record["name"], "seed": record["seed"], "train": train, "evaluation": ev,
+            "git": record["provenance"]["git"]}  # fmt: skip
+
+
+def _cell(summary: dict[str, float], digits: int = 3) -> str:
+    if summary["n"] < 2:
+        return f"{summary['mean']:.{digits}f}"
+    return f"{summary['mean']:.{digits}f} ± {summary['std']:.{digits}f}"
+
+
+def _table(payload: dict[str, Any]) -> list[str]:
+    eps = _eps_label(payload["dataset"])
+    lines = [
+        f"| model | seeds | clean | PGD eps {eps['paper']} | worst case eps {eps['paper']} | PGD eps {eps['standard']} "
+        f"| worst case eps {eps['standard']} | MoRF below random | LeRF above random | sparseness "
+        "| stability (Spearman) | masking flags | training CPU min |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, s in payload["results"].items():
+        cells = [_cell(s[k]) for k in ("clean", "pgd_paper_eps", "worst_case_paper_eps", "pgd_standard_eps",
+                                       "worst_case_standard_eps", "morf_below_random", "lerf_above_random",
+                                       "sparseness", "stability_spearman")]  # fmt: skip
+        label = LABELS.get(name, name)
+        lines.append(f"| {label} | {len(s['seeds'])} | {' | '.join(cells)} | {', '.join(s['flags']) or 'none'} "
+                     f"| {_cell(s['train_cpu_minutes'], 1)} |")  # fmt: skip
+    return lines
+
+
+def _conclusions(payload: dict[str, Any], keys: Sequence[str]) -> list[str]:
+    return [f"- {c['verdict']} ({c['meaning']}.)" for c in payload["comparisons"] if c["quantity"] in keys]
+
+
+def _paper_line(payload: dict[str, Any]) -> str:
+    p = payload["paper"]
+    return (f"The paper's headline gain at eps {p['paper_eps']:.3g} is about {p['claimed_gain']:.0f}; its abstract "
+            "leaves open whether that is absolute points or a relative per cent, and against which baseline, so "
+            "the measured differences against each baseline stand beside it above, each with its interval.")
+
+
+def _costs(payload: dict[str, Any]) -> list[str]:
+    lines = []
+    for name, c in payload.get("cost_estimates", {}).items():
+        if "cpu_hours" in c:
+            lines.append(f"- {name} profile of this dataset: about {c['cpu_hours']:.1f} CPU-hours of training, "
+                         f"{c['wall_hours_on_cores']:.1f} hours on {c['cores']} cores ({c['note']}).")
+        else:
+            lines.append(f"- {name} profile of this dataset: {c['note']}.")
+    return ["## Estimated cost of the larger profiles", "", *lines, ""] if lines else []
+
+
+def write_markdown(payload: dict[str, Any], path: str | Path | None = None) -> str:
+    """Render the report: scope, provenance, the per-model table, the comparisons with their intervals.
+
+    :param payload: From :func:`assemble`.
+    :param path: Write the markdown here when given.
+    :return: The markdown.
+    """
+    run, pieces, m = payload["run"], payload["pieces"], payload["manifest"]["counts"]
+    eps = _eps_label(payload["dataset"])
+    names = ", ".join(LABELS.get(n, n) for n in payload["results"]) or "no run done yet"
+    lines = [f"# {payload['dataset']} / {payload['profile']}: {names}", ""]
+    if not payload["claims"]:
+        lines += ["**Smoke test: this profile makes no claims.** Its models are far from trained; the numbers only "
+                  "show that the pipeline runs end to end.", ""]  # fmt: skip
+    lines += [
+        f"{payload['label']}. Assembled by `{run['command']}` from the run cache; runs done: {m['done']} of "
+        f"{sum(m.values())} ({', '.join(f'{k} {v}' for k, v in m.items() if v and k != 'done') or 'none missing'}).",
+        "",
+        f"Code: commit(s) {', '.join(c[:10] for c in pieces['commits']) or 'none'}; every piece from a clean tree: "
+        f"{pieces['all_clean']}.",
+        "",
+        *_table(payload),
+        "",
+        "Mean ± standard deviation over seeds. Clean and PGD columns: ART PGD on the first "
+        f"{payload['recipe']['evaluation']['n_eval']} test images; worst case (per-sample minimum over the robustness "
+        f"report's attacks, budget '{payload['recipe']['evaluation']['budget']}'), saliency columns: the first "
+        f"{payload['recipe']['evaluation']['n_report']}. Masking areas use the "
+        f"'{payload['recipe']['evaluation']['masking_fill']}' fill, against the random-order control.",
+        "",
+        f"## Comparisons at the paper's eps ({eps['paper']})",
+        "",
+        *_conclusions(payload, ("pgd_paper_eps", "worst_case_paper_eps", "clean")),
+        "",
+        f"## Comparisons at the standard eps ({eps['standard']})",
+        "",
+        *_conclusions(payload, ("pgd_standard_eps", "worst_case_standard_eps")),
+        "",
+        _paper_line(payload),
+        "",
+        *_costs(payload),
+    ]
+    text = "\n".join(lines)
+    if path is not None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(text)
+    return text
+
+
+def readme_section(payloads: Sequence[dict[str, Any]]) -> str:
+    """The README's "Does the paper's claim hold?" section, from report payloads (one per dataset/profile).
+
+    For each payload: its scope, then ASGT against standard, Madry PGD-AT and mixed AT at the paper's eps
+    (worst case and PGD), each with its interval; a profile that makes no claims is said to make none.
+
+    :param payloads: From :func:`assemble` (or the JSON files :mod:`~art_sgt.reproduction.cli` writes).
+    :return: Markdown, starting with the section heading.
+    """
+    lines = ["## Does the paper's claim hold?", ""]
+    for p in payloads:
+        m = p["manifest"]["counts"]
+        lines += [f"### {p['dataset']}, {p['profile']} profile", "",
+                  f"{p['label']}; runs done {m['done']} of {sum(m.values())}.", ""]  # fmt: skip
+        if not p["claims"]:
+            lines += ["This profile is a smoke test and makes no claims.", ""]
+            continue
+        keys = ("worst_case_paper_eps", "pgd_paper_eps")
+        lines += [f"- {c['verdict']}" for c in p["comparisons"] if c["a"] == "asgt" and c["quantity"] in keys]
+        lines += ["", _paper_line(p), ""]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def estimate_cost(measured: Sequence[dict[str, Any]], runs: Sequence[RunSpec], cores: int = 2) -> dict[str, Any]:
+    """Estimate the training CPU time of ``runs`` from measured records of the same architecture.
+
+    The cost of a model is taken as proportional to images x epochs, at the CPU seconds per image-epoch of
+    the measured runs of that model (mean over seeds); the wall time assumes ``cores`` pieces run side by side,
+    one thread each. Evaluation time is not included. It is an estimate, and says so.
+
+    :param measured: Cached records (e.g. of the quick profile).
+    :param runs: The runs to estimate (e.g. the standard profile's recipe).
+    :param cores: Cores available.
+    :return: ``{"per_model_cpu_seconds_per_image_epoch", "cpu_hours", "wall_hours_on_cores", "note"}``.
+    :raises ValueError: If a model of ``runs`` has no measured run of the same architecture.
+    """
+    rate: dict[tuple[str, str], list[float]] = {}
+    for r in measured:
+        t = r["training_config"]["training"]
+        rate.setdefault((r["model"], t["arch"]), []).append(r["train"]["cpu_seconds"] / (t["n_train"] * t["epochs"]))
+    total = 0.0
+    for spec in runs:
+        key = (spec.model, spec.training.arch)
+        if key not in rate:
+            raise ValueError(f"measured must hold a run of {key[0]} on {key[1]} to estimate {spec.name}.")
+        total += float(np.mean(rate[key])) * spec.training.n_train * spec.training.epochs
+    return {
+        "per_model_cpu_seconds_per_image_epoch": {f"{m} ({a})": float(np.mean(v)) for (m, a), v in rate.items()},
+        "cpu_hours": total / 3600,
+        "wall_hours_on_cores": total / 3600 / cores,
+        "cores": cores,
+        "note": "estimate: training only, extrapolated linearly in images x epochs from the measured runs' CPU "
+        "seconds per image-epoch; evaluation not included",
+    }

@@ -1,0 +1,206 @@
+"""The statistics of the comparisons, as pure functions over per-sample outcomes and per-seed numbers.
+
+- Paired on the same test images: :func:`mcnemar_exact` (exact binomial test on the discordant pairs, scipy's
+  ``binomtest``) and :func:`paired_bootstrap` (percentile interval of the accuracy difference, scipy's
+  ``bootstrap`` with ``paired=True``).
+- Across training seeds: :func:`seed_summary` (mean and sample standard deviation) and
+  :func:`difference_interval` (mean difference with the t interval of scipy's ``ttest_rel``, seeds paired).
+- :func:`verdict`: the sentence a difference and its interval support; an interval that includes zero is
+  "inconclusive at this budget".
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+__all__ = ["McNemar", "Interval", "mcnemar_exact", "paired_bootstrap", "seed_summary", "difference_interval",
+           "verdict"]  # fmt: skip
+
+
+def _outcomes(name: str, values: Any) -> np.ndarray:
+    array = np.asarray(values)
+    if array.ndim != 1 or array.size == 0 or not np.isin(array, (0, 1)).all():
+        raise ValueError(f"{name} must be a non-empty 1-D sequence of 0/1 or booleans, got {values!r:.60}.")
+    return array.astype(bool)
+
+
+def _pair(a: Any, b: Any) -> tuple[np.ndarray, np.ndarray]:
+    a, b = _outcomes("correct_a", a), _outcomes("correct_b", b)
+    if len(a) != len(b):
+        raise ValueError(f"correct_a and correct_b must have the same length, got {len(a)} and {len(b)}.")
+    return a, b
+
+
+@dataclass(frozen=True)
+class McNemar:
+    """An exact McNemar test of two classifiers on the same samples.
+
+    :param n: Number of samples.
+    :param a_only: Samples ``a`` gets right and ``b`` wrong.
+    :param b_only: Samples ``b`` gets right and ``a`` wrong.
+    :param difference: ``accuracy(a) - accuracy(b) = (a_only - b_only) / n``.
+    :param p_value: Two-sided exact p-value (1 when no pair is discordant).
+    """
+
+    n: int
+    a_only: int
+    b_only: int
+    difference: float
+    p_value: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """:return: The fields as a dictionary."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Interval:
+    """An estimate with its confidence interval.
+
+    :param estimate: The point estimate.
+    :param low: Lower end.
+    :param high: Upper end.
+    :param confidence: Confidence level.
+    :param n: Number of observations it rests on.
+    :param method: How the interval was computed.
+    """
+
+    estimate: float
+    low: float
+    high: float
+    confidence: float
+    n: int
+    method: str
+
+    @property
+    def includes_zero(self) -> bool:
+        """Whether the interval contains 0 (or is undefined)."""
+        return not (self.low > 0 or self.high < 0)
+
+    def to_dict(self) -> dict[str, Any]:
+        """:return: The fields as a dictionary (NaN ends become ``None``)."""
+        return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in asdict(self).items()}
+
+
+def mcnemar_exact(correct_a: Sequence[bool], correct_b: Sequence[bool]) -> McNemar:
+    """Exact McNemar test: under equal accuracy the discordant pairs split as Binomial(a_only + b_only, 1/2).
+
+    :param correct_a: Per-sample correctness of classifier ``a``.
+    :param correct_b: Per-sample correctness of classifier ``b`` on the same samples.
+    :return: The test.
+    :raises ValueError: For sequences that are not 0/1, empty, or of different lengths.
+
+    >>> mcnemar_exact([1, 1, 1, 0], [0, 0, 1, 0])
+    McNemar(n=4, a_only=2, b_only=0, difference=0.5, p_value=0.5)
+    """
+    from scipy.stats import binomtest
+
+    a, b = _pair(correct_a, correct_b)
+    a_only, b_only = int(np.sum(a & ~b)), int(np.sum(~a & b))
+    p = 1.0 if a_only + b_only == 0 else float(binomtest(a_only, a_only + b_only, 0.5).pvalue)
+    return McNemar(len(a), a_only, b_only, (a_only - b_only) / len(a), p)
+
+
+def paired_bootstrap(correct_a: Sequence[bool], correct_b: Sequence[bool], n_resamples: int = 9999,
+                     confidence: float = 0.95, seed: int = 0) -> Interval:  # fmt: skip
+    """Percentile bootstrap interval of ``accuracy(a) - accuracy(b)``, resampling samples (pairs kept together).
+
+    :param correct_a: Per-sample correctness of ``a``.
+    :param correct_b: Per-sample correctness of ``b`` on the same samples.
+    :param n_resamples: Bootstrap resamples.
+    :param confidence: Confidence level.
+    :param seed: Seed of the resampling.
+    :return: The difference and its interval.
+    :raises ValueError: For sequences that are not 0/1, empty, or of different lengths.
+    """
+    from scipy.stats import bootstrap
+
+    a, b = _pair(correct_a, correct_b)
+    estimate = float(a.mean() - b.mean())
+    if np.all(a.astype(int) - b.astype(int) == int(a[0]) - int(b[0])):  # no spread: scipy would warn on it
+        return Interval(estimate, estimate, estimate, confidence, len(a), "paired bootstrap (percentile)")
+    result = bootstrap((a.astype(float), b.astype(float)), lambda u, v, axis: u.mean(axis) - v.mean(axis),
+                       paired=True, vectorized=True, n_resamples=n_resamples, confidence_level=confidence,
+                       method="percentile", rng=np.random.default_rng(seed))  # fmt: skip
+    ci = result.confidence_interval
+    return Interval(estimate, float(ci.low), float(ci.high), confidence, len(a), "paired bootstrap (percentile)")
+
+
+def seed_summary(values: Sequence[float]) -> dict[str, float]:
+    """Mean and sample standard deviation (``ddof=1``; NaN for one value) across seeds.
+
+    :param values: One number per seed.
+    :return: ``{"mean", "std", "min", "max", "n"}``.
+    :raises ValueError: For an empty sequence.
+
+    >>> seed_summary([0.5, 0.7, 0.9])["std"]
+    0.2
+    """
+    v = np.asarray(values, dtype=float)
+    if v.ndim != 1 or v.size == 0:
+        raise ValueError(f"values must be a non-empty 1-D sequence of numbers, got {values!r:.60}.")
+    std = float(np.std(v, ddof=1)) if v.size > 1 else math.nan
+    return {"mean": float(v.mean()), "std": round(std, 12), "min": float(v.min()), "max": float(v.max()),
+            "n": int(v.size)}  # fmt: skip
+
+
+def difference_interval(a: Sequence[float], b: Sequence[float], confidence: float = 0.95) -> Interval:
+    """Mean of ``a - b`` over seeds (paired by seed) and its t interval (scipy's ``ttest_rel``).
+
+    With one seed the interval is undefined (NaN ends): one seed cannot measure seed-to-seed spread.
+
+    :param a: One number per seed for model ``a``.
+    :param b: The same seeds' numbers for model ``b``.
+    :param confidence: Confidence level.
+    :return: The mean difference and its interval.
+    :raises ValueError: For empty sequences or sequences of different lengths.
+    """
+    from scipy.stats import ttest_rel
+
+    x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if x.ndim != 1 or x.size == 0 or x.shape != y.shape:
+        raise ValueError(f"a and b must be non-empty 1-D sequences of the same length, got {len(x)} and {len(y)}.")
+    d = x - y
+    estimate = float(d.mean())
+    if d.size < 2:
+        low = high = math.nan
+    elif np.all(d == d[0]):  # zero spread: the interval collapses to the point
+        low = high = estimate
+    else:
+        ci = ttest_rel(x, y).confidence_interval(confidence)
+        low, high = float(ci.low), float(ci.high)
+    return Interval(estimate, low, high, confidence, int(d.size), "paired t interval over seeds")
+
+
+def verdict(interval: Interval, a: str, b: str, what: str, scale: float = 100.0, unit: str = "points",
+            claims: bool = True) -> str:  # fmt: skip
+    """One sentence stating what the difference ``a - b`` and its interval support.
+
+    :param interval: The difference and its interval (e.g. from :func:`difference_interval`).
+    :param a: Name of the first model.
+    :param b: Name of the second model.
+    :param what: The quantity compared (e.g. ``"worst-case accuracy at eps 0.2"``).
+    :param scale: Factor from the estimate's units to ``unit`` (100: fractions to percentage points).
+    :param unit: Unit of the sentence.
+    :param claims: ``False`` for a smoke test: the sentence states the numbers and says it makes no claim.
+    :return: The sentence, naming the interval it rests on.
+
+    >>> verdict(Interval(0.05, -0.01, 0.11, 0.95, 3, "t"), "ASGT", "PGD-AT", "accuracy")
+    'ASGT - PGD-AT, accuracy: +5.0 points, 95% interval [-1.0, +11.0] (t, n=3): inconclusive at this budget.'
+    """
+    e, lo, hi = (scale * v for v in (interval.estimate, interval.low, interval.high))
+    head = f"{a} - {b}, {what}: {e:+.1f} {unit}"
+    if math.isnan(lo) or math.isnan(hi):
+        span = f"no interval ({interval.method}, n={interval.n})"
+        return f"{head}, {span}: {'inconclusive at this budget' if claims else 'smoke test, no claim'}."
+    span = f"{interval.confidence:.0%} interval [{lo:+.1f}, {hi:+.1f}] ({interval.method}, n={interval.n})"
+    if not claims:
+        return f"{head}, {span}: smoke test, no claim."
+    if interval.includes_zero:
+        return f"{head}, {span}: inconclusive at this budget."
+    return f"{head}, {span}: {a} is {'higher' if lo > 0 else 'lower'}."

@@ -1,0 +1,217 @@
+"""Train one :class:`~art_sgt.reproduction.recipe.RunSpec`, resumable, counting its CPU seconds.
+
+SGT, mixed AT and ASGT resume through the trainers' own checkpoints (``checkpoint_dir`` / ``resume``, mid-epoch);
+ART's ``fit`` and ``AdversarialTrainerMadryPGD`` have none, so they run one epoch per call with numpy's and
+torch's generators seeded from ``(seed, epoch)`` and a checkpoint of weights and optimiser after each epoch.
+The CPU seconds (``time.process_time``, all threads of the process) of every session are added up in
+``progress.json``, so a run trained over several sessions reports its whole cost (a session killed without a
+chance to write loses the time since its last write).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from art_sgt.reproduction.recipe import RunSpec, TrainingRecipe
+
+__all__ = ["ARCHS", "build_classifier", "supported", "train_run", "load_trained"]
+
+#: Network constructor name in :mod:`art_sgt.models` and input shape, per architecture.
+ARCHS = {"mnist_cnn": ("MnistCNN", (1, 28, 28)), "cifar_cnn": ("CifarCNN", (3, 32, 32)),
+         "resnet18": ("resnet18_cifar", (3, 32, 32))}  # fmt: skip
+
+
+def build_classifier(training: TrainingRecipe, network: torch.nn.Module | None = None, seed: int = 0) -> Any:
+    """A fresh ART ``PyTorchClassifier`` of the recipe's architecture (Adam, inputs in [0, 1]).
+
+    :param training: The recipe (``arch`` and ``lr``).
+    :param network: A network to use instead of ``arch`` (tests pass a tiny one; its input shape is probed).
+    :param seed: Seed of the initialisation.
+    :return: The classifier, on the GPU when one is available.
+    :raises ValueError: For an unknown architecture.
+    """
+    from art_sgt import models
+
+    torch.manual_seed(seed)
+    if network is None:
+        if training.arch not in ARCHS:
+            raise ValueError(f"arch must be one of {', '.join(map(repr, ARCHS))}, got {training.arch!r}.")
+        name, shape = ARCHS[training.arch]
+        network = getattr(models, name)()
+    else:
+        shape = network.input_shape
+    return models.make_classifier(network, tuple(shape), nb_classes=10, lr=training.lr, device_type="auto")
+
+
+def supported(spec: RunSpec) -> str | None:
+    """Why a run cannot be trained by this version of the trainers, or ``None`` when it can.
+
+    A trainer keyword of an ablation that the installed trainer does not accept (e.g. ``saliency_of`` before
+    the trainers offer it) makes the run unavailable instead of failing halfway through a recipe.
+
+    :param spec: The run.
+    :return: ``None``, or a sentence naming the missing keyword.
+    """
+    from art_sgt.trainers import SaliencyGuidedAdversarialTrainer, SaliencyGuidedTrainer
+
+    trainer = SaliencyGuidedAdversarialTrainer if spec.model in ("asgt", "mixed_at") else SaliencyGuidedTrainer
+    accepted = inspect.signature(trainer.__init__).parameters
+    missing = [k for k, _ in spec.trainer_kwargs if k not in accepted]
+    return f"{trainer.__name__} takes no {', '.join(missing)}" if missing else None
+
+
+def _trainer_kwargs(spec: RunSpec) -> dict[str, Any]:
+    kwargs = dict(spec.trainer_kwargs)
+    if kwargs.get("fill") == "road":  # ROAD's noisy linear imputation as the training fill
+        from art_sgt.evaluation import NoisyLinearImputer
+
+        kwargs["fill"] = NoisyLinearImputer(0.01)
+    return kwargs
+
+
+def _pgd_params(training: TrainingRecipe) -> dict[str, Any]:
+    eps = training.train_eps
+    return {"eps": eps, "eps_step": 2.5 * eps / training.train_steps, "max_iter": training.train_steps,
+            "num_random_init": 1}  # fmt: skip
+
+
+def _autocast(training: TrainingRecipe, classifier: Any) -> Any:
+    if not training.amp:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=torch.device(classifier.device).type, dtype=torch.bfloat16)
+
+
+def _fit_saliency_trainer(spec: RunSpec, classifier: Any, x: np.ndarray, y: np.ndarray, folder: Path,
+                          verbose: bool) -> list[dict[str, Any]]:  # fmt: skip
+    from art.attacks.evasion import ProjectedGradientDescent
+
+    from art_sgt.trainers import SaliencyGuidedAdversarialTrainer, SaliencyGuidedTrainer
+
+    t = spec.training
+    options = {"mask_fraction": t.mask_fraction, "kl_weight": t.kl_weight, **_trainer_kwargs(spec)}
+    if spec.model == "sgt":
+        trainer: Any = SaliencyGuidedTrainer(classifier, **options)
+    else:
+        if spec.model == "mixed_at":
+            options["kl_weight"] = 0.0
+        attack = ProjectedGradientDescent(classifier, verbose=False, **_pgd_params(t))
+        trainer = SaliencyGuidedAdversarialTrainer(classifier, attack, **options)
+    checkpoints = folder / "checkpoint"
+    resume = (checkpoints / "checkpoint.pt").is_file()
+    trainer.fit(x, y, batch_size=t.batch_size, nb_epochs=t.epochs, seed=spec.seed, verbose=verbose,
+                checkpoint_dir=str(checkpoints), resume=resume)  # fmt: skip
+    return [dict(record) for record in trainer.history]
+
+
+def _fit_art(spec: RunSpec, classifier: Any, x: np.ndarray, y: np.ndarray, folder: Path,
+             verbose: bool) -> list[dict[str, Any]]:  # fmt: skip
+    from art.defences.trainer import AdversarialTrainerMadryPGD
+
+    t = spec.training
+    path = folder / "checkpoint" / "art_epoch.pt"
+    history: list[dict[str, Any]] = []
+    if path.is_file():
+        state = torch.load(path, map_location=classifier.device, weights_only=False)
+        classifier.model.load_state_dict(state["model"])
+        classifier.optimizer.load_state_dict(state["optimizer"])
+        history = state["history"]
+    for epoch in range(len(history), t.epochs):
+        np.random.seed((spec.seed * 100_003 + epoch) % 2**32)  # noqa: NPY002 - ART shuffles and attacks with it
+        torch.manual_seed(spec.seed * 100_003 + epoch)
+        started = time.perf_counter()
+        if spec.model == "standard":
+            classifier.fit(x, y, batch_size=t.batch_size, nb_epochs=1, verbose=verbose)
+        else:
+            trainer = AdversarialTrainerMadryPGD(classifier, nb_epochs=1, batch_size=t.batch_size, **_pgd_params(t))
+            trainer.attack.set_params(verbose=False)
+            trainer.fit(x, y)
+        history.append({"epoch": epoch + 1, "seconds": time.perf_counter() - started})
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        torch.save({"model": classifier.model.state_dict(), "optimizer": classifier.optimizer.state_dict(),
+                    "history": history}, tmp)  # fmt: skip
+        tmp.replace(path)
+    return history
+
+
+def train_run(
+    spec: RunSpec, x: np.ndarray, y: np.ndarray, folder: str | Path, network: torch.nn.Module | None = None,
+    verbose: bool = False,
+) -> tuple[Any, dict[str, Any]]:
+    """Train ``spec`` in ``folder``, resuming from its checkpoint when one is there.
+
+    Writes ``progress.json`` (CPU and wall seconds so far, sessions) whatever happens, and on success
+    ``weights.pt`` and ``train_log.json``; the checkpoint folder is then removed.
+
+    :param spec: The run.
+    :param x: Training inputs, channels first, in [0, 1] (the first ``n_train`` are used).
+    :param y: One-hot training labels.
+    :param folder: The run's cache folder.
+    :param network: A network to train instead of the recipe's architecture (tests).
+    :param verbose: Show the trainers' progress bars.
+    :return: ``(classifier, training log)``.
+    :raises ValueError: For an unknown model, or a run the installed trainers cannot do (see :func:`supported`).
+    """
+    import shutil
+
+    from art_sgt._provenance import run_info, write_json
+
+    if spec.model not in ("standard", "sgt", "pgd_at", "mixed_at", "asgt"):
+        raise ValueError(f"model must be one of the controls, got {spec.model!r}.")
+    reason = supported(spec)
+    if reason is not None:
+        raise ValueError(f"run {spec.name} is not available: {reason}.")
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    progress_path = folder / "progress.json"
+    progress = json.loads(progress_path.read_text()) if progress_path.is_file() else {"cpu_seconds": 0.0,
+                                                                                      "wall_seconds": 0.0,
+                                                                                      "sessions": 0}
+    n = spec.training.n_train
+    x, y = x[:n], y[:n]
+    classifier = build_classifier(spec.training, network, spec.seed)
+    cpu, wall = time.process_time(), time.perf_counter()
+    try:
+        with _autocast(spec.training, classifier):
+            if spec.model in ("standard", "pgd_at"):
+                history = _fit_art(spec, classifier, x, y, folder, verbose)
+            else:
+                history = _fit_saliency_trainer(spec, classifier, x, y, folder, verbose)
+    finally:
+        progress["cpu_seconds"] += time.process_time() - cpu
+        progress["wall_seconds"] += time.perf_counter() - wall
+        progress["sessions"] += 1
+        write_json(progress_path, progress)
+    log = {
+        "model": spec.model, "variant": spec.variant, "seed": spec.seed, "n_train": len(x),
+        "epochs": spec.training.epochs, "cpu_seconds": round(progress["cpu_seconds"], 2),
+        "wall_seconds": round(progress["wall_seconds"], 2), "sessions": progress["sessions"],
+        "cpu_seconds_per_epoch": round(progress["cpu_seconds"] / spec.training.epochs, 2),
+        "torch_threads": torch.get_num_threads(), "device": str(classifier.device), "history": history,
+        "provenance": run_info(spec.seed, str(classifier.device)),
+    }  # fmt: skip
+    torch.save(classifier.model.state_dict(), folder / "weights.pt")
+    write_json(folder / "train_log.json", log)
+    shutil.rmtree(folder / "checkpoint", ignore_errors=True)
+    return classifier, log
+
+
+def load_trained(spec: RunSpec, folder: str | Path, network: torch.nn.Module | None = None) -> Any:
+    """The classifier of a trained run, its weights read from ``folder/weights.pt``.
+
+    :param spec: The run.
+    :param folder: Its cache folder.
+    :param network: The network used in training when it was not the recipe's architecture.
+    :return: The classifier.
+    """
+    classifier = build_classifier(spec.training, network, spec.seed)
+    classifier.model.load_state_dict(torch.load(Path(folder) / "weights.pt", map_location=classifier.device))
+    return classifier
