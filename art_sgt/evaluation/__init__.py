@@ -29,7 +29,7 @@ from art_sgt.evaluation.faithfulness import (
 )
 from art_sgt.evaluation.metrics import complexity, infidelity, sensitivity, sparseness
 from art_sgt.evaluation.report import METRICS, SaliencyEvaluator, SaliencyReport, summarise
-from art_sgt.evaluation.robustness import ATTACKS, RobustnessReport, plot_robustness, robustness_report
+from art_sgt.evaluation.robustness import ATTACKS, BUDGETS, RobustnessReport, plot_robustness, robustness_report
 from art_sgt.evaluation.sanity import (
     RandomizationResult,
     RandomLogitResult,
@@ -50,6 +50,7 @@ from art_sgt.evaluation.stability import (
 __all__ = [
     # robustness
     "ATTACKS",
+    "BUDGETS",
     "CHECKS",
     "GradientMaskingCheck",
     "RobustnessReport",

@@ -22,7 +22,12 @@ __all__ = [
     "build_fgsm",
     "correct_mask",
     "run_attack",
+    "NO_GRADIENT",
 ]
+
+#: Start of the message of ART's ``PyTorchClassifier.loss_gradient`` when the loss does not depend on the input
+#: in the autograd graph (e.g. a model that detaches its input): the white-box attack cannot take a step.
+NO_GRADIENT = "Gradient term in PyTorch model is `None`"
 
 NORMS = {"inf": np.inf, "2": 2, "1": 1}
 SQUARE_NORMS = ("inf", "2")
@@ -90,13 +95,31 @@ def correct_mask(classifier: Any, x: np.ndarray, labels: np.ndarray, batch_size:
 
 
 def run_attack(
-    attack: Any, target: Any, x: np.ndarray, onehot: np.ndarray, labels: np.ndarray, p: dict[str, Any]
+    attack: Any,
+    target: Any,
+    x: np.ndarray,
+    onehot: np.ndarray,
+    labels: np.ndarray,
+    p: dict[str, Any],
+    notes: list[str] | None = None,
 ) -> Any:
-    """Per-sample correctness of ``target`` on ``attack``'s adversarial ``x`` (eps 0: on ``x``)."""
+    """Per-sample correctness of ``target`` on ``attack``'s adversarial ``x`` (eps 0: on ``x``).
+
+    A white-box attack that gets no input gradient at all from ART (the model detaches its input) cannot move
+    ``x``: it is counted as having left ``x`` unchanged, and a line saying so is appended to ``notes``. This is
+    exactly the failure the gradient-masking checklist exists to reveal, so it must not abort the report.
+    """
     if attack is None:
         return correct_mask(target, x, labels, p["batch_size"])
     seeded(p["seed"])
-    x_adv = attack.generate(x, y=onehot)
+    try:
+        x_adv = attack.generate(x, y=onehot)
+    except ValueError as err:
+        if NO_GRADIENT not in str(err):
+            raise
+        if notes is not None:
+            notes.append(f"{type(attack).__name__}: ART got no input gradient from the model ({err}); x left as is")
+        x_adv = x
     return correct_mask(target, x_adv.astype(np.float32), labels, p["batch_size"])
 
 

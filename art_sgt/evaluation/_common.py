@@ -108,9 +108,7 @@ def as_tensor(
         if x.dtype == torch.bool or x.is_complex():
             raise TypeError(f"{name} must have a real numeric dtype, got dtype {x.dtype}.")
         if x.ndim < min_ndim:
-            raise ValueError(
-                f"{name} must have at least {min_ndim} dimension(s), got shape {tuple(x.shape)}."
-            )
+            raise ValueError(f"{name} must have at least {min_ndim} dimension(s), got shape {tuple(x.shape)}.")
         if x.shape[0] == 0:
             raise ValueError(f"{name} must not be empty, got shape {tuple(x.shape)}.")
         out = x.detach().to(device=device, dtype=dtype)

@@ -141,9 +141,7 @@ def noisy_linear_imputation(
     tensor(1.)
     """
     if x.ndim != 4:
-        raise ValueError(
-            f"x must be images of shape (n, c, h, w) for noisy linear imputation, got {tuple(x.shape)}."
-        )
+        raise ValueError(f"x must be images of shape (n, c, h, w) for noisy linear imputation, got {tuple(x.shape)}.")
     n, c, h, w = x.shape
     m = mask.to(device=x.device).expand(n, c, h, w).reshape(n * c, 1, h, w).to(x.dtype)
     v = x.detach().reshape(n * c, 1, h, w)
@@ -170,9 +168,7 @@ def noisy_linear_imputation(
         rr = rr_new
     imputed = u.reshape(n, c, h, w)
     if noise > 0:
-        imputed = imputed + noise * torch.randn(
-            imputed.shape, generator=generator, device=x.device, dtype=x.dtype
-        )
+        imputed = imputed + noise * torch.randn(imputed.shape, generator=generator, device=x.device, dtype=x.dtype)
     return torch.where(m.reshape(n, c, h, w) > 0, imputed, x)
 
 
@@ -270,9 +266,7 @@ def _check_fractions(fractions: Any) -> list[float]:
         values = [check_fraction("fractions", f, low_inclusive=True) for f in fractions]
     except TypeError:
         if isinstance(fractions, (str, bytes)) or not hasattr(fractions, "__iter__"):
-            raise TypeError(
-                f"fractions must be a sequence of real numbers in [0, 1), got {fractions!r}."
-            ) from None
+            raise TypeError(f"fractions must be a sequence of real numbers in [0, 1), got {fractions!r}.") from None
         raise
     if not values or any(b <= a for a, b in zip(values, values[1:])):
         raise ValueError(f"fractions must be a non-empty, strictly increasing sequence, got {values}.")
@@ -340,9 +334,7 @@ def masking_curve(
     resolved = resolve_model("model", model)
     batch_size = check_positive_int("batch_size", batch_size)
     fraction_list = _check_fractions(fractions)
-    order_list = [
-        check_choice("orders", o, ORDERS) for o in ([orders] if isinstance(orders, str) else orders)
-    ]
+    order_list = [check_choice("orders", o, ORDERS) for o in ([orders] if isinstance(orders, str) else orders)]
     x_t = as_tensor("x", x, resolved.device)
     y_t = as_labels("y", y, len(x_t), resolved.nb_classes, resolved.device)
     maps_t = check_maps("maps", maps, x_t)
@@ -364,9 +356,7 @@ def masking_curve(
                     xm = (
                         xb
                         if f == 0.0
-                        else apply_mask(
-                            xb, ranks[o] < int(f * positions), fill_fn, generator, resolved.clip_values
-                        )
+                        else apply_mask(xb, ranks[o] < int(f * positions), fill_fn, generator, resolved.clip_values)
                     )
                     p = torch.softmax(module(xm), dim=1)
                     correct[i, j] += (p.argmax(dim=1) == yb).sum()

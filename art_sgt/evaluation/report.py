@@ -143,9 +143,7 @@ class SaliencyReport:
         :raises ValueError: If the sample counts differ or a method appears in both.
         """
         if other.n_samples != self.n_samples:
-            raise ValueError(
-                f"other must cover the same samples, got {other.n_samples} and {self.n_samples}."
-            )
+            raise ValueError(f"other must cover the same samples, got {other.n_samples} and {self.n_samples}.")
         common = set(self.methods) & set(other.methods)
         if common:
             raise ValueError(f"other must not repeat methods, got {sorted(common)} in both.")
@@ -244,9 +242,7 @@ class SaliencyEvaluator:
         ]
         self.options = {check_choice("options", k, METRICS): dict(v) for k, v in (options or {}).items()}
         if "stability" in self.metrics and self.resolved.classifier is None:
-            raise TypeError(
-                "metrics 'stability' needs classifier to be an art PyTorchClassifier, got a torch module."
-            )
+            raise TypeError("metrics 'stability' needs classifier to be an art PyTorchClassifier, got a torch module.")
         self.batch_size = check_positive_int("batch_size", batch_size)
         self.seed = int(seed)
         self.n_examples = int(n_examples)
@@ -283,15 +279,11 @@ class SaliencyEvaluator:
 
         x_t = as_tensor("x", x, self.resolved.device)
         y_t = as_labels("y", y, len(x_t), self.resolved.nb_classes, self.resolved.device)
-        accuracy = float(
-            (predict_proba(self.resolved, x_t, self.batch_size).argmax(1) == y_t).double().mean()
-        )
+        accuracy = float((predict_proba(self.resolved, x_t, self.batch_size).argmax(1) == y_t).double().mean())
         results: dict[str, dict[str, Any]] = {}
         seconds: dict[str, dict[str, float]] = {}
         kept: dict[str, np.ndarray] = {}
-        bar = tqdm(
-            total=len(self.methods) * (1 + len(self.metrics)), disable=not self.progress, desc="saliency"
-        )
+        bar = tqdm(total=len(self.methods) * (1 + len(self.metrics)), disable=not self.progress, desc="saliency")
         with bar:
             for method in self.methods:
                 bar.set_postfix_str(f"{method.name}: maps")

@@ -6,12 +6,16 @@ and the per-sample worst case over the attacks (AutoAttack-style robust accuracy
 only if it is classified correctly clean and under every attack). It then runs the checks of Athalye, Carlini
 and Wagner (ICML 2018, Section 6) that reveal gradient masking, each raising a flag when it fails:
 
-- ``more_iterations``: PGD with more iterations and restarts must not give a *higher* accuracy than PGD;
+- ``more_iterations``: PGD with more iterations and restarts must not give a *lower* accuracy than PGD (else the
+  report's PGD had not converged);
 - ``single_step``: single-step FGSM must not be stronger than iterative PGD;
 - ``black_box``: black-box Square must not be stronger than white-box PGD;
-- ``large_eps``: PGD at a very large ``eps`` must bring the accuracy to about 0;
-- ``transfer``: PGD transferred from another (standard) model must not be stronger than white-box PGD
-  (only when ``transfer_from`` is given).
+- ``large_eps``: PGD with an ``eps`` covering the whole input range must bring the accuracy to 0;
+- ``transfer``: PGD transferred from another model must not be stronger than white-box PGD (only when
+  ``transfer_from`` is given).
+
+Each check is decided by an exact one-sided test on the paired per-sample outcomes, reported with its ``n`` and
+p-value (see :mod:`~art_sgt.evaluation.checklist`). The attack budget is a preset of :data:`BUDGETS`.
 
 Every attack is run on all of ``x`` with numpy's and torch's global generators seeded to ``seed`` just before,
 so any number in the report equals the same ART attack run by hand after ``np.random.seed(seed)`` and
@@ -26,7 +30,7 @@ import math
 import numbers
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +41,7 @@ from art_sgt._art import require_pytorch_classifier
 from art_sgt._validation import (
     check_array,
     check_finite,
+    check_fraction,
     check_labels,
     check_non_negative,
     check_positive_int,
@@ -53,6 +58,7 @@ from art_sgt.evaluation.checklist import GradientMaskingCheck, run_checklist
 
 __all__ = [
     "ATTACKS",
+    "BUDGETS",
     "RobustnessReport",
     "robustness_report",
     "plot_robustness",
@@ -60,6 +66,25 @@ __all__ = [
 
 #: Attack names accepted by :func:`robustness_report`.
 ATTACKS = ("pgd", "apgd-ce", "apgd-dlr", "square")
+
+#: Attack budgets of :func:`robustness_report`, by preset name. ``"quick"`` is for smoke runs only (its
+#: checks are not all real tests); ``"standard"`` follows Carlini et al. 2019 (PGD 50 steps with 2 restarts,
+#: APGD 100 steps, Square 5000 queries); ``"autoattack"`` matches AutoAttack's standard version (APGD 100
+#: steps, Square 5000 queries) and runs PGD 100 steps with 5 restarts.
+BUDGETS: dict[str, dict[str, int]] = {
+    "quick": {
+        "pgd_max_iter": 20, "pgd_restarts": 1, "apgd_max_iter": 25, "apgd_restarts": 1,
+        "square_max_iter": 1000, "square_restarts": 1, "strong_factor": 4, "large_eps_iter": 50,
+    },
+    "standard": {
+        "pgd_max_iter": 50, "pgd_restarts": 2, "apgd_max_iter": 100, "apgd_restarts": 1,
+        "square_max_iter": 5000, "square_restarts": 1, "strong_factor": 4, "large_eps_iter": 100,
+    },
+    "autoattack": {
+        "pgd_max_iter": 100, "pgd_restarts": 5, "apgd_max_iter": 100, "apgd_restarts": 1,
+        "square_max_iter": 5000, "square_restarts": 1, "strong_factor": 2, "large_eps_iter": 100,
+    },
+}  # fmt: skip
 
 
 @dataclass
@@ -74,8 +99,11 @@ class RobustnessReport:
     :param accuracy: ``{attack: [accuracy at each eps]}``.
     :param worst_case: Per ``eps``, the fraction of samples correct clean and under every attack.
     :param checklist: The checks (see :data:`~art_sgt.evaluation.checklist.CHECKS`).
-    :param params: The attack parameters used.
+    :param params: The attack parameters used: the ``budget`` preset, every attack's iterations, queries and
+        restarts, ``cost`` (an upper bound on the model evaluations each attack may spend), the checks' ``alpha``
+        and ``tolerance``, and ``worst_case_attacks`` (per ``eps``, the attacks its worst case covers).
     :param seconds: Wall-clock seconds per attack (summed over ``eps``) and per check.
+    :param notes: Warnings about the run, e.g. an attack that got no input gradient from the model.
     """
 
     eps: list[float]
@@ -88,6 +116,7 @@ class RobustnessReport:
     checklist: list[GradientMaskingCheck]
     params: dict[str, Any]
     seconds: dict[str, float]
+    notes: list[str] = field(default_factory=list)
 
     @property
     def gradient_masking(self) -> bool:
@@ -115,6 +144,33 @@ class RobustnessReport:
         if attack not in self.accuracy:
             raise ValueError(f"attack must be one of {[*self.accuracy, 'worst_case']}, got {attack!r}.")
         return self.accuracy[attack][matches[0]]
+
+    def table(self) -> str:
+        """A one-screen summary: accuracy per attack and ``eps``, the worst case, and every check's verdict with
+        its evidence (``n``, p-value, the accuracies compared, whether its budget was adequate).
+
+        :return: The table as text.
+        """
+        width = max(12, *(len(name) for name in self.accuracy))
+        head = f"{'attack':<{width}}" + "".join(f"{f'eps {e:g}':>11}" for e in self.eps)
+        rows = [
+            f"robustness: n={self.n_samples}, norm L{'-inf' if self.norm == 'inf' else self.norm}, "
+            f"budget {self.params.get('budget', '?')}, clean accuracy {self.clean_accuracy:.4f}",
+            head,
+            "-" * len(head),
+        ]
+        for name, values in {**self.accuracy, "worst case": self.worst_case}.items():
+            rows.append(f"{name:<{width}}" + "".join(f"{v:>11.4f}" for v in values))
+        if self.checklist:
+            rows.append(f"gradient-masking checks (exact one-sided tests, alpha {self.params.get('alpha')}):")
+        for check in self.checklist:
+            verdict = {True: "FLAG", False: "ok", None: "not run"}[check.flagged]
+            shown = {k: round(v, 4) if isinstance(v, float) else v for k, v in check.evidence.items()}
+            p_value = "" if check.p_value is None else f" n={check.n} p={check.p_value:.3g}"
+            budget = {True: "", False: " [budget too small to be a real test]", None: ""}[check.budget_adequate]
+            rows.append(f"  {check.name:<16}{verdict:<8}{p_value}{budget} {shown}")
+        rows.extend(f"note: {note}" for note in self.notes)
+        return "\n".join(rows)
 
     def to_dict(self) -> dict[str, Any]:
         """The report as plain Python types, with ``gradient_masking`` and ``flags`` added.
@@ -168,6 +224,35 @@ def _check_attacks(attacks: Any, norm: str) -> list[str]:
     return names
 
 
+def _resolve_budget(budget: Any, overrides: dict[str, Any]) -> dict[str, Any]:
+    """The preset ``budget`` with the explicitly given (not ``None``) parameters laid over it, all checked."""
+    if not isinstance(budget, str) or budget not in BUDGETS:
+        raise ValueError(f"budget must be one of {', '.join(map(repr, BUDGETS))}, got {budget!r}.")
+    merged = {**BUDGETS[budget], **{k: v for k, v in overrides.items() if v is not None}}
+    out = {k: check_positive_int(k, v) for k, v in merged.items() if k != "pgd_restarts"}
+    out["pgd_restarts"] = _check_count("pgd_restarts", merged["pgd_restarts"])
+    if out["strong_factor"] < 2:
+        raise ValueError(f"strong_factor must be an integer >= 2, got {merged['strong_factor']!r}.")
+    return out
+
+
+def _costs(p: dict[str, Any], n: int, n_eps: int, names: Sequence[str], checklist: bool) -> dict[str, int]:
+    """Upper bounds on the model evaluations (forward, or forward + backward) each attack may spend on ``x``."""
+    runs = {
+        "pgd": p["pgd_max_iter"] * max(1, p["pgd_restarts"]),
+        "apgd-ce": p["apgd_max_iter"] * p["apgd_restarts"],
+        "apgd-dlr": p["apgd_max_iter"] * p["apgd_restarts"],
+        "square": p["square_max_iter"] * p["square_restarts"],
+    }
+    cost = {name: runs[name] * n * n_eps for name in names}
+    if checklist:
+        cost["check_pgd_strong"] = p["strong_factor"] * p["pgd_max_iter"] * (p["pgd_restarts"] + 1) * n
+        cost["check_fgsm"] = n
+        cost["check_large_eps"] = p["large_eps_iter"] * n
+        cost["check_square"] = runs["square"] * n
+    return cost
+
+
 def robustness_report(
     classifier: Any,
     x: np.ndarray,
@@ -175,31 +260,39 @@ def robustness_report(
     eps: Sequence[float] | float = (0.1, 0.2, 0.3),
     norm: str | int | float = "inf",
     attacks: Sequence[str] = ATTACKS,
-    pgd_max_iter: int = 40,
-    pgd_restarts: int = 1,
-    apgd_max_iter: int = 100,
-    apgd_restarts: int = 1,
-    square_max_iter: int = 1000,
-    square_restarts: int = 1,
+    budget: str = "standard",
+    pgd_max_iter: int | None = None,
+    pgd_restarts: int | None = None,
+    apgd_max_iter: int | None = None,
+    apgd_restarts: int | None = None,
+    square_max_iter: int | None = None,
+    square_restarts: int | None = None,
     checklist: bool = True,
     check_eps: float | None = None,
-    strong_factor: int = 4,
+    strong_factor: int | None = None,
     large_eps: float | None = None,
+    large_eps_iter: int | None = None,
     transfer_from: Any = None,
-    tolerance: float = 0.03,
+    alpha: float = 0.05,
+    tolerance: float = 0.0,
     batch_size: int = 128,
     seed: int = 0,
     verbose: bool = True,
 ) -> RobustnessReport:
     """Accuracy of ``classifier`` under ART's attacks at every ``eps``, the worst case, and the checklist.
 
-    PGD takes ``pgd_max_iter`` steps of ``2.5 eps / pgd_max_iter`` (Madry et al.) from ``pgd_restarts``
-    random starts (0: from ``x``); APGD starts with step ``2 eps`` (Croce and Hein); Square spends
-    ``square_max_iter`` queries per restart. The checklist runs at ``check_eps``: PGD with ``strong_factor``
-    times the iterations and one more restart; FGSM (one step of ``eps``); Square (reused from the attacks
-    when run, else run); PGD at ``large_eps``; and, given ``transfer_from``, PGD crafted on that model and
-    evaluated on ``classifier``. A check raises its flag when the accuracy it compares is off by more than
-    ``tolerance`` in the wrong direction (for ``large_eps``: when the accuracy there exceeds ``tolerance``).
+    The attack budget comes from the preset ``budget`` (:data:`BUDGETS`); any budget parameter given
+    explicitly overrides its preset value. PGD takes ``pgd_max_iter`` steps of ``2.5 eps / pgd_max_iter``
+    (Madry et al.) from ``pgd_restarts`` random starts (0: from ``x``); APGD starts with step ``2 eps`` (Croce
+    and Hein); Square spends ``square_max_iter`` queries per restart. The checklist
+    (:mod:`~art_sgt.evaluation.checklist`) runs at ``check_eps``: PGD with ``strong_factor`` times the
+    iterations and one more restart; FGSM (one step of ``eps``); Square (reused from the attacks when run, else
+    run); PGD at ``large_eps`` with ``large_eps_iter`` steps; and, given ``transfer_from``, PGD crafted on that
+    model and evaluated on ``classifier``. Each check is decided by an exact one-sided test at level ``alpha``
+    on the paired per-sample outcomes (its ``n`` and p-value are recorded beside the verdict).
+
+    The worst case at an ``eps`` counts a sample as robust only if it is classified correctly clean and under
+    every attack run at that ``eps``, the checklist's attacks at ``check_eps`` included.
 
     :param classifier: An ART ``PyTorchClassifier`` returning logits.
     :param x: Inputs ``(n, *input_shape)`` within the classifier's ``clip_values``. Not modified.
@@ -207,7 +300,8 @@ def robustness_report(
     :param eps: Attack strength(s), each ``>= 0`` (``0`` is the clean accuracy).
     :param norm: ``"inf"`` (or ``np.inf``), ``2`` or ``1``; Square supports only ``"inf"`` and ``2``.
     :param attacks: Names from :data:`ATTACKS`.
-    :param pgd_max_iter: PGD iterations.
+    :param budget: ``"quick"``, ``"standard"`` (default) or ``"autoattack"`` (see :data:`BUDGETS`).
+    :param pgd_max_iter: PGD iterations (``None``: the preset's).
     :param pgd_restarts: PGD random restarts (ART's ``num_random_init``), >= 0.
     :param apgd_max_iter: APGD iterations.
     :param apgd_restarts: APGD restarts (ART's ``nb_random_init``).
@@ -216,19 +310,23 @@ def robustness_report(
     :param checklist: Whether to run the gradient-masking checklist.
     :param check_eps: ``eps`` of the checks; ``None``: the median of ``eps`` (the larger middle one).
     :param strong_factor: Iteration multiplier of the stronger PGD of the ``more_iterations`` check, >= 2.
-    :param large_eps: ``eps`` of the ``large_eps`` check; ``None``: half the clip range under L-inf (enough to
-        turn every image into a constant grey one), ``10 * max(eps)`` for the other norms.
-    :param transfer_from: A second ART classifier (e.g. a standard model) for the ``transfer`` check, or ``None``.
-    :param tolerance: Accuracy margin of the checks, in [0, 1).
+    :param large_eps: ``eps`` of the ``large_eps`` check; ``None``: the whole clip range under L-inf (any input
+        can then reach any other), the diameter of the input box under L2 and L1, and ``10 * max(eps)`` without
+        clip values.
+    :param large_eps_iter: PGD iterations of the ``large_eps`` check.
+    :param transfer_from: A second ART classifier for the ``transfer`` check (best an adversarially trained
+        one: its adversarial examples transfer better), or ``None``.
+    :param alpha: Significance level of the checks' exact tests, in (0, 1).
+    :param tolerance: Accuracy drop a paired check must also exceed to fire, in [0, 1).
     :param batch_size: Batch size of the attacks and predictions.
     :param seed: Seed of numpy's and torch's global generators, set before every attack.
     :param verbose: Show a progress bar over the attack runs.
     :return: The report.
     :raises TypeError: If ``classifier`` is not a ``PyTorchClassifier`` or an argument has the wrong type.
-    :raises ValueError: For a negative ``eps`` (or one beyond the clip range under L-inf), an unknown attack or
-        norm, ``apgd-dlr`` on fewer than 3 classes, a norm an attack does not support, ``square`` on images smaller
-        than ART's SquareAttack accepts (5x5 under L-inf, 6x6 under L2; the checklist then skips ``black_box``),
-        labels or inputs of the wrong shape, or a ``transfer_from`` model of another input shape.
+    :raises ValueError: For a negative ``eps`` (or one beyond the clip range under L-inf), an unknown attack,
+        norm or budget, ``apgd-dlr`` on fewer than 3 classes, a norm an attack does not support, ``square`` on
+        images smaller than ART's SquareAttack accepts (5x5 under L-inf, 6x6 under L2; the checklist then skips
+        ``black_box``), labels or inputs of the wrong shape, or a ``transfer_from`` model of another input shape.
 
     >>> import numpy as np, torch
     >>> from art.estimators.classification import PyTorchClassifier
@@ -237,8 +335,8 @@ def robustness_report(
     ...     loss=torch.nn.CrossEntropyLoss(), input_shape=(1, 8, 8), nb_classes=3, clip_values=(0.0, 1.0))
     >>> x = np.random.default_rng(0).random((16, 1, 8, 8), dtype=np.float32)
     >>> y = classifier.predict(x).argmax(1)  # labels the model gets right
-    >>> report = robustness_report(classifier, x, y, eps=(0.05, 0.5), pgd_max_iter=5, apgd_max_iter=5,
-    ...     square_max_iter=20, verbose=False)
+    >>> report = robustness_report(classifier, x, y, eps=(0.05, 0.5), budget="quick", square_max_iter=20,
+    ...     verbose=False)
     >>> report.clean_accuracy, report.accuracy_at(0.5)  # an undefended model loses everything at eps 0.5
     (1.0, 0.0)
     >>> [check.name for check in report.checklist], report.gradient_masking
@@ -265,22 +363,26 @@ def robustness_report(
     labels = check_labels("y", y, classifier.nb_classes)
     if len(labels) != len(x):
         raise ValueError(f"x and y must have the same length, got {len(x)} and {len(labels)}.")
-    p: dict[str, Any] = {
-        "pgd_max_iter": check_positive_int("pgd_max_iter", pgd_max_iter),
-        "pgd_restarts": _check_count("pgd_restarts", pgd_restarts),
-        "apgd_max_iter": check_positive_int("apgd_max_iter", apgd_max_iter),
-        "apgd_restarts": check_positive_int("apgd_restarts", apgd_restarts),
-        "square_max_iter": check_positive_int("square_max_iter", square_max_iter),
-        "square_restarts": check_positive_int("square_restarts", square_restarts),
-        "batch_size": check_positive_int("batch_size", batch_size),
-        "seed": _check_count("seed", seed),
-        "strong_factor": check_positive_int("strong_factor", strong_factor),
-        "tolerance": check_non_negative("tolerance", tolerance),
-    }
-    if p["strong_factor"] < 2:
-        raise ValueError(f"strong_factor must be an integer >= 2, got {strong_factor!r}.")
-    if p["tolerance"] >= 1:
-        raise ValueError(f"tolerance must be a real number in [0, 1), got {tolerance!r}.")
+    p: dict[str, Any] = _resolve_budget(
+        budget,
+        {
+            "pgd_max_iter": pgd_max_iter,
+            "pgd_restarts": pgd_restarts,
+            "apgd_max_iter": apgd_max_iter,
+            "apgd_restarts": apgd_restarts,
+            "square_max_iter": square_max_iter,
+            "square_restarts": square_restarts,
+            "strong_factor": strong_factor,
+            "large_eps_iter": large_eps_iter,
+        },
+    )
+    p.update(
+        budget=budget,
+        batch_size=check_positive_int("batch_size", batch_size),
+        seed=_check_count("seed", seed),
+        alpha=check_fraction("alpha", alpha),
+        tolerance=check_fraction("tolerance", tolerance, low_inclusive=True),
+    )
     positive = sorted(e for e in eps_list if e > 0)
     if check_eps is None:
         check_eps = positive[len(positive) // 2] if positive else None
@@ -288,11 +390,9 @@ def robustness_report(
         raise ValueError(f"check_eps must be a real number > 0, got {check_eps!r}.")
     if checklist and check_eps is None:
         raise ValueError("eps must hold a value > 0 for the checklist, or pass check_eps (or checklist=False).")
+    full = _full_range_eps(classifier.clip_values, norm, int(np.prod(x.shape[1:])))
     if large_eps is None:
-        if norm == "inf" and classifier.clip_values is not None:
-            large_eps = 0.5 * float(np.max(classifier.clip_values[1]) - np.min(classifier.clip_values[0]))
-        else:
-            large_eps = 10.0 * max(eps_list + [0.1])
+        large_eps = full if full is not None else 10.0 * max(eps_list + [0.1])
     large_eps = _check_eps(large_eps, norm, classifier.clip_values)[0]
     if transfer_from is not None:
         require_pytorch_classifier("transfer_from", transfer_from)
@@ -301,7 +401,8 @@ def robustness_report(
                 f"transfer_from must take inputs of shape {tuple(classifier.input_shape)} like classifier, "
                 f"got {tuple(transfer_from.input_shape)}."
             )
-    p.update(norm=norm, check_eps=check_eps, large_eps=large_eps)
+    p.update(norm=norm, check_eps=check_eps, large_eps=large_eps, large_eps_full=full if full else large_eps)
+    p["cost"] = _costs(p, len(x), sum(e > 0 for e in eps_list), names, checklist)
 
     onehot = np.eye(classifier.nb_classes, dtype=np.float32)[labels]
     x = x.astype(np.float32, copy=False)
@@ -309,21 +410,32 @@ def robustness_report(
     jobs = [(name, e) for name in names for e in eps_list]
     seconds: dict[str, float] = dict.fromkeys(names, 0.0)
     correct: dict[tuple[str, float], np.ndarray] = {}
+    notes: list[str] = []
     bar = tqdm(total=len(jobs) + (6 if checklist else 0), desc="robustness", disable=not verbose)
     for name, e in jobs:
         bar.set_postfix_str(f"{name} eps={e:g}")
         started = time.perf_counter()
         attack = None if e == 0 else build_attack(name, classifier, e, norm, p)
-        correct[(name, e)] = run_attack(attack, classifier, x, onehot, labels, p)
+        correct[(name, e)] = run_attack(attack, classifier, x, onehot, labels, p, notes)
         seconds[name] += time.perf_counter() - started
         bar.update()
     accuracy = {name: [float(correct[(name, e)].mean()) for e in eps_list] for name in names}
-    worst = [float(np.logical_and.reduce([clean, *(correct[(n, e)] for n in names)]).mean()) for e in eps_list]
 
     checks: list[GradientMaskingCheck] = []
+    check_runs: dict[str, np.ndarray] = {}
     if checklist:
-        checks = run_checklist(classifier, x, onehot, labels, p, correct, transfer_from, bar, seconds)
+        checks, check_runs = run_checklist(
+            classifier, x, onehot, labels, p, correct, transfer_from, bar, seconds, notes
+        )
     bar.close()
+    worst, worst_attacks = [], []
+    for e in eps_list:
+        runs = {name: correct[(name, e)] for name in names}
+        if checklist and math.isclose(e, check_eps, rel_tol=1e-9, abs_tol=1e-12):
+            runs.update({f"check_{key}": value for key, value in check_runs.items() if key not in names})
+        worst.append(float(np.logical_and.reduce([clean, *runs.values()]).mean()))
+        worst_attacks.append(sorted(runs))
+    p["worst_case_attacks"] = worst_attacks
     return RobustnessReport(
         eps=eps_list,
         norm=norm,
@@ -335,7 +447,16 @@ def robustness_report(
         checklist=checks,
         params=p,
         seconds={k: round(v, 3) for k, v in seconds.items()},
+        notes=list(dict.fromkeys(notes)),
     )
+
+
+def _full_range_eps(clip_values: Any, norm: str, dim: int) -> float | None:
+    """The smallest ``eps`` under ``norm`` whose ball around any input covers the whole input box."""
+    if clip_values is None:
+        return None
+    span = float(np.max(clip_values[1]) - np.min(clip_values[0]))
+    return span if norm == "inf" else span * math.sqrt(dim) if norm == "2" else span * dim
 
 
 def plot_robustness(

@@ -50,9 +50,7 @@ def parameter_layers(module: nn.Module) -> list[tuple[str, nn.Module]]:
     ...                                                             torch.nn.Linear(2, 1)))]
     ['0', '2']
     """
-    return [
-        (name, m) for name, m in module.named_modules() if next(m.parameters(recurse=False), None) is not None
-    ]
+    return [(name, m) for name, m in module.named_modules() if next(m.parameters(recurse=False), None) is not None]
 
 
 def _randomise(module: nn.Module, seed: int, devices: list[int]) -> None:
@@ -122,9 +120,7 @@ class RandomLogitResult:
         return asdict(self)
 
 
-def _prepare(
-    model: Any, x: Any, y: Any, batch_size: int
-) -> tuple[ResolvedModel, torch.Tensor, torch.Tensor, int]:
+def _prepare(model: Any, x: Any, y: Any, batch_size: int) -> tuple[ResolvedModel, torch.Tensor, torch.Tensor, int]:
     resolved = resolve_model("model", model)
     batch_size = check_positive_int("batch_size", batch_size)
     x_t = as_tensor("x", x, resolved.device)
@@ -208,9 +204,7 @@ def cascading_randomization(
         "original": examples["original"],
         **{n: examples[name] for n, (name, _) in zip(names, layers)},
     }
-    return RandomizationResult(
-        layers=names, method=resolved_method.name, n_samples=len(x_t), examples=examples, **rows
-    )
+    return RandomizationResult(layers=names, method=resolved_method.name, n_samples=len(x_t), examples=examples, **rows)
 
 
 def random_logit(

@@ -117,9 +117,7 @@ def rank_correlation(a: torch.Tensor, b: torch.Tensor, absolute: bool = True) ->
     return _Features.of(a, absolute, 1.0).compare(_Features.of(b, absolute, 1.0))["spearman"]
 
 
-def top_k_intersection(
-    a: torch.Tensor, b: torch.Tensor, k: float = 0.1, absolute: bool = True
-) -> torch.Tensor:
+def top_k_intersection(a: torch.Tensor, b: torch.Tensor, k: float = 0.1, absolute: bool = True) -> torch.Tensor:
     """Fraction of the ``k`` largest features of ``a`` that are also among the ``k`` largest of ``b``.
 
     ``|top_k(a) & top_k(b)| / k`` with ``k = max(1, round(fraction * d))`` of the ``d`` features.
@@ -284,10 +282,7 @@ def _craft(
     if params is not None:
         kwargs = params.pgd_kwargs()
         return torch.cat(
-            [
-                pgd(resolved.module, x[s], y[s], generator=generator, **kwargs)
-                for s in batches(len(x), batch_size)
-            ]
+            [pgd(resolved.module, x[s], y[s], generator=generator, **kwargs) for s in batches(len(x), batch_size)]
         )
     nb_classes = resolved.nb_classes or int(y.max()) + 1
     y_onehot = np.eye(nb_classes, dtype=np.float32)[y.cpu().numpy()]
@@ -342,8 +337,7 @@ def adversarial_stability(
 
     if not isinstance(classifier, PyTorchClassifier):
         raise TypeError(
-            "classifier must be an art.estimators.classification.PyTorchClassifier, "
-            f"got {type(classifier).__name__}."
+            f"classifier must be an art.estimators.classification.PyTorchClassifier, got {type(classifier).__name__}."
         )
     eps_list = [check_non_negative("eps", e) for e in ([eps] if isinstance(eps, (int, float)) else eps)]
     if not eps_list:
@@ -355,9 +349,7 @@ def adversarial_stability(
         from art.attacks import EvasionAttack
 
         if not isinstance(attack, EvasionAttack):
-            raise TypeError(
-                f"attack must be None, an art EvasionAttack or a callable, got {type(attack).__name__}."
-            )
+            raise TypeError(f"attack must be None, an art EvasionAttack or a callable, got {type(attack).__name__}.")
     resolved = resolve_model("classifier", classifier)
     resolved_method: Method = get_method(method, **attribute_kwargs)
     x_t = as_tensor("x", x, resolved.device)
