@@ -150,6 +150,12 @@ def _add_train(sub: Any) -> None:
     )
 
 
+def _budget_names() -> list[str]:
+    from art_sgt.evaluation.robustness import BUDGETS
+
+    return list(BUDGETS)
+
+
 def _add_evaluate(sub: Any) -> None:
     evaluate = sub.add_parser(
         "evaluate",
@@ -163,7 +169,8 @@ def _add_evaluate(sub: Any) -> None:
         + ".",
         epilog=_epilog(
             "art-sgt evaluate --model models/mnist_sgt.pt",
-            "art-sgt evaluate --model models/mnist_sgt.pt --n 200 --robust-n 100 --pgd-iter 20 --quiet",
+            "art-sgt evaluate --model models/mnist_sgt.pt --n 200 --robust-n 100 --budget quick --quiet",
+            "art-sgt evaluate --model models/mnist_sgt.pt --budget autoattack",
         ),
     )
     _data_options(
@@ -176,14 +183,20 @@ def _add_evaluate(sub: Any) -> None:
     )
     evaluate.add_argument("--n", type=positive_int, default=1000, help="test images for the saliency evaluators")
     evaluate.add_argument("--robust-n", type=positive_int, default=200, help="test images for the attacks")
-    evaluate.add_argument("--pgd-iter", type=positive_int, default=40, help="PGD iterations (step 2.5 eps / iter)")
-    evaluate.add_argument("--apgd-iter", type=positive_int, default=100, help="APGD iterations")
-    evaluate.add_argument("--square-queries", type=positive_int, default=1000, help="Square attack queries")
+    evaluate.add_argument(
+        "--budget",
+        choices=_budget_names(),
+        default="standard",
+        help="attack budget preset of the robustness report (quick: smoke runs only)",
+    )
+    evaluate.add_argument("--pgd-iter", type=positive_int, help="PGD iterations (default: the budget's)")
+    evaluate.add_argument("--apgd-iter", type=positive_int, help="APGD iterations (default: the budget's)")
+    evaluate.add_argument("--square-queries", type=positive_int, help="Square attack queries (default: the budget's)")
     evaluate.add_argument("--out", metavar="FILE", default=None, help="results JSON (default: <model>_evaluation.json)")
 
 
 def _add_reproduce(sub: Any) -> None:
-    from art_sgt._reproduce import add_arguments
+    from art_sgt.reproduction.cli import add_arguments
 
     add_arguments(
         sub.add_parser(
@@ -401,7 +414,7 @@ def _evaluate(args: argparse.Namespace, report: Callable[[dict[str, Any]], None]
         print(f"{method}: " + ", ".join(f"{name} {value:.4g}" for name, value in metrics.items()))
     report({"config": config, "saliency": saliency.to_dict()})  # kept if the attacks fail
     robust = robustness_report(
-        classifier, x[: args.robust_n], y[: args.robust_n], eps=DATASETS[dataset].eval_eps,
+        classifier, x[: args.robust_n], y[: args.robust_n], eps=DATASETS[dataset].eval_eps, budget=args.budget,
         pgd_max_iter=args.pgd_iter, apgd_max_iter=args.apgd_iter, square_max_iter=args.square_queries,
         seed=args.seed, verbose=not args.quiet,
     )  # fmt: skip
@@ -459,7 +472,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         if args.command == "reproduce":
-            from art_sgt._reproduce import run
+            from art_sgt.reproduction.cli import run
 
             _check_writable(args.out_dir, "--out-dir", folder=True)
             return run(args)
