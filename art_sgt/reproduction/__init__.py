@@ -24,7 +24,7 @@ from art_sgt.reproduction.recipe import (
     TrainingRecipe,
     ablations,
     get_profile,
-    recipe,
+    profile_runs,
     select,
 )
 from art_sgt.reproduction.report import assemble, estimate_cost, readme_section, write_markdown
@@ -42,6 +42,6 @@ __all__ = [
     "LABELS", "MODELS", "PAPER", "PROFILES", "STATES",
     "EvaluationRecipe", "Interval", "McNemar", "Profile", "RunCache", "RunSpec", "TrainingRecipe",
     "ablations", "assemble", "difference_interval", "estimate_cost", "get_profile", "mcnemar_exact",
-    "paired_bootstrap", "readme_section", "recipe", "run_pieces", "seed_summary", "select", "verdict",
+    "paired_bootstrap", "profile_runs", "readme_section", "run_pieces", "seed_summary", "select", "verdict",
     "write_markdown",
 ]  # fmt: skip

@@ -155,16 +155,17 @@ def run_pieces(
         x_train, y_train, x_test, y_test = loaded[0]
         folder = cache.folder(spec)
         if state == "trained":
-            classifier, train_log = load_trained(spec, folder, network and network()), _read(folder / "train_log.json")
+            classifier, train_log = load_trained(spec, folder, network), _read(folder / "train_log.json")
             done[key] = "evaluated"
         else:
             log(f"== {key}: {'resuming' if state == 'partial' else 'training'} in {folder}")
-            classifier, train_log = train_run(spec, x_train, y_train, folder, network and network(), verbose)
+            train_log = train_run(spec, x_train, y_train, folder, network, verbose)[1]
+            classifier = load_trained(spec, folder, network)  # evaluated in float32, as saved
             done[key] = "resumed" if state == "partial" else "trained"
         source = next((r for r in runs if r.model == "standard" and not r.variant and r.seed == spec.seed), None)
         transfer = None
         if spec.model != "standard" and source is not None and (cache.folder(source) / "weights.pt").is_file():
-            transfer = load_trained(source, cache.folder(source), network and network())
+            transfer = load_trained(source, cache.folder(source), network)
         log(f"== {key}: trained ({train_log['cpu_seconds']:.0f} CPU s); evaluating")
         numbers = evaluate_run(spec, classifier, x_test, y_test, transfer)
         record = {

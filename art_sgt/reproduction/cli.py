@@ -104,7 +104,7 @@ def _loader(args: argparse.Namespace, profile: recipe.Profile) -> Any:
 def _estimates(args: argparse.Namespace, cache: RunCache, records: list[dict[str, Any]]) -> dict[str, Any]:
     """The estimated CPU cost of the larger profiles of this dataset, from this run's measured timings."""
     out: dict[str, Any] = {}
-    targets = {"standard": recipe.recipe(recipe.get_profile(args.dataset, "standard"))}
+    targets = {"standard": recipe.profile_runs(recipe.get_profile(args.dataset, "standard"))}
     if args.dataset == "mnist":
         targets["ablations (standard)"] = recipe.ablations(recipe.get_profile("mnist", "standard"))
     for name, runs in targets.items():
@@ -126,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
     if args.ablations and args.dataset != "mnist":
         raise ValueError(f"--ablations runs on MNIST only (it writes mnist_ablations.json), not on {args.dataset}.")
     profile = _profile(args)
-    runs = recipe.ablations(profile) if args.ablations else recipe.recipe(profile, tuple(args.models))
+    runs = recipe.ablations(profile) if args.ablations else recipe.profile_runs(profile, tuple(args.models))
     chosen = recipe.select(runs, args.only)
     cache = RunCache(args.cache_dir or default_cache_dir())
     stem = "mnist_ablations" if args.ablations else f"{args.dataset}_{args.profile}"

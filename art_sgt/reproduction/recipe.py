@@ -31,7 +31,7 @@ __all__ = [
     "PROFILES",
     "RunSpec",
     "get_profile",
-    "recipe",
+    "profile_runs",
     "ablations",
     "select",
 ]
@@ -254,7 +254,7 @@ class RunSpec:
         return _hash(self.evaluation_config())
 
 
-def recipe(profile: Profile, models: tuple[str, ...] = MODELS) -> list[RunSpec]:
+def profile_runs(profile: Profile, models: tuple[str, ...] = MODELS) -> list[RunSpec]:
     """The pieces of a profile: every control x every seed, then the second training radii (first seed).
 
     :param profile: The profile.

@@ -10,10 +10,11 @@ chance to write loses the time since its last write).
 
 from __future__ import annotations
 
-import contextlib
 import inspect
 import json
 import time
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -22,18 +23,20 @@ import torch
 
 from art_sgt.reproduction.recipe import RunSpec, TrainingRecipe
 
-__all__ = ["ARCHS", "build_classifier", "supported", "train_run", "load_trained"]
+__all__ = ["ARCHS", "Autocast", "build_classifier", "supported", "train_run", "load_trained"]
 
 #: Network constructor name in :mod:`art_sgt.models` and input shape, per architecture.
 ARCHS = {"mnist_cnn": ("MnistCNN", (1, 28, 28)), "cifar_cnn": ("CifarCNN", (3, 32, 32)),
          "resnet18": ("resnet18_cifar", (3, 32, 32))}  # fmt: skip
 
 
-def build_classifier(training: TrainingRecipe, network: torch.nn.Module | None = None, seed: int = 0) -> Any:
+def build_classifier(training: TrainingRecipe, network: Callable[[], torch.nn.Module] | None = None,
+                     seed: int = 0) -> Any:  # fmt: skip
     """A fresh ART ``PyTorchClassifier`` of the recipe's architecture (Adam, inputs in [0, 1]).
 
     :param training: The recipe (``arch`` and ``lr``).
-    :param network: A network to use instead of ``arch`` (tests pass a tiny one; its input shape is probed).
+    :param network: Builds a network to use instead of ``arch`` (tests pass a tiny one; it must have an
+        ``input_shape`` attribute). Called after seeding, like the recipe's constructors.
     :param seed: Seed of the initialisation.
     :return: The classifier, on the GPU when one is available.
     :raises ValueError: For an unknown architecture.
@@ -45,10 +48,13 @@ def build_classifier(training: TrainingRecipe, network: torch.nn.Module | None =
         if training.arch not in ARCHS:
             raise ValueError(f"arch must be one of {', '.join(map(repr, ARCHS))}, got {training.arch!r}.")
         name, shape = ARCHS[training.arch]
-        network = getattr(models, name)()
+        net = getattr(models, name)()
     else:
-        shape = network.input_shape
-    return models.make_classifier(network, tuple(shape), nb_classes=10, lr=training.lr, device_type="auto")
+        net = network()
+        shape = net.input_shape
+    if training.amp:
+        net = Autocast(net)
+    return models.make_classifier(net, tuple(shape), nb_classes=10, lr=training.lr, device_type="auto")
 
 
 def supported(spec: RunSpec) -> str | None:
@@ -83,10 +89,23 @@ def _pgd_params(training: TrainingRecipe) -> dict[str, Any]:
             "num_random_init": 1}  # fmt: skip
 
 
-def _autocast(training: TrainingRecipe, classifier: Any) -> Any:
-    if not training.amp:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=torch.device(classifier.device).type, dtype=torch.bfloat16)
+class Autocast(torch.nn.Module):
+    """Runs a network under ``torch.autocast`` (bfloat16) and returns float32 logits.
+
+    Mixed precision of the gpu profile: ART converts predictions to numpy, which has no bfloat16, so the
+    logits leave the module as float32.
+
+    :param network: The network.
+    """
+
+    def __init__(self, network: torch.nn.Module) -> None:
+        super().__init__()
+        self.network = network
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """:param x: Inputs. :return: Float32 logits."""
+        with torch.autocast(device_type=x.device.type, dtype=torch.bfloat16):
+            return self.network(x).float()
 
 
 def _fit_saliency_trainer(spec: RunSpec, classifier: Any, x: np.ndarray, y: np.ndarray, folder: Path,
@@ -143,19 +162,24 @@ def _fit_art(spec: RunSpec, classifier: Any, x: np.ndarray, y: np.ndarray, folde
 
 
 def train_run(
-    spec: RunSpec, x: np.ndarray, y: np.ndarray, folder: str | Path, network: torch.nn.Module | None = None,
+    spec: RunSpec,
+    x: np.ndarray,
+    y: np.ndarray,
+    folder: str | Path,
+    network: Callable[[], torch.nn.Module] | None = None,
     verbose: bool = False,
 ) -> tuple[Any, dict[str, Any]]:
     """Train ``spec`` in ``folder``, resuming from its checkpoint when one is there.
 
     Writes ``progress.json`` (CPU and wall seconds so far, sessions) whatever happens, and on success
-    ``weights.pt`` and ``train_log.json``; the checkpoint folder is then removed.
+    ``weights.pt`` (the float32 network, without the :class:`Autocast` wrapper of ``amp``) and
+    ``train_log.json``; the checkpoint folder is then removed.
 
     :param spec: The run.
     :param x: Training inputs, channels first, in [0, 1] (the first ``n_train`` are used).
     :param y: One-hot training labels.
     :param folder: The run's cache folder.
-    :param network: A network to train instead of the recipe's architecture (tests).
+    :param network: Builds a network to train instead of the recipe's architecture (tests).
     :param verbose: Show the trainers' progress bars.
     :return: ``(classifier, training log)``.
     :raises ValueError: For an unknown model, or a run the installed trainers cannot do (see :func:`supported`).
@@ -180,11 +204,10 @@ def train_run(
     classifier = build_classifier(spec.training, network, spec.seed)
     cpu, wall = time.process_time(), time.perf_counter()
     try:
-        with _autocast(spec.training, classifier):
-            if spec.model in ("standard", "pgd_at"):
-                history = _fit_art(spec, classifier, x, y, folder, verbose)
-            else:
-                history = _fit_saliency_trainer(spec, classifier, x, y, folder, verbose)
+        if spec.model in ("standard", "pgd_at"):
+            history = _fit_art(spec, classifier, x, y, folder, verbose)
+        else:
+            history = _fit_saliency_trainer(spec, classifier, x, y, folder, verbose)
     finally:
         progress["cpu_seconds"] += time.process_time() - cpu
         progress["wall_seconds"] += time.perf_counter() - wall
@@ -198,20 +221,21 @@ def train_run(
         "torch_threads": torch.get_num_threads(), "device": str(classifier.device), "history": history,
         "provenance": run_info(spec.seed, str(classifier.device)),
     }  # fmt: skip
-    torch.save(classifier.model.state_dict(), folder / "weights.pt")
+    network = classifier.model.network if isinstance(classifier.model, Autocast) else classifier.model
+    torch.save(network.state_dict(), folder / "weights.pt")
     write_json(folder / "train_log.json", log)
     shutil.rmtree(folder / "checkpoint", ignore_errors=True)
     return classifier, log
 
 
-def load_trained(spec: RunSpec, folder: str | Path, network: torch.nn.Module | None = None) -> Any:
-    """The classifier of a trained run, its weights read from ``folder/weights.pt``.
+def load_trained(spec: RunSpec, folder: str | Path, network: Callable[[], torch.nn.Module] | None = None) -> Any:
+    """The classifier of a trained run, its weights read from ``folder/weights.pt``, in float32 (no autocast).
 
     :param spec: The run.
     :param folder: Its cache folder.
-    :param network: The network used in training when it was not the recipe's architecture.
+    :param network: Builds the network used in training when it was not the recipe's architecture.
     :return: The classifier.
     """
-    classifier = build_classifier(spec.training, network, spec.seed)
+    classifier = build_classifier(replace(spec.training, amp=False), network, spec.seed)
     classifier.model.load_state_dict(torch.load(Path(folder) / "weights.pt", map_location=classifier.device))
     return classifier

@@ -1,0 +1,137 @@
+"""The run cache: states, manifest, skipping what is done, re-evaluating on a new budget, resuming interrupted runs."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import pytest
+import torch
+
+from art_sgt._provenance import run_info
+from art_sgt.reproduction import RunCache, assemble, get_profile, readme_section, run_pieces, write_markdown
+from art_sgt.reproduction.figures import write_figures
+from art_sgt.reproduction.training import train_run
+from tests.reproduction.conftest import EVALUATION, TinyNet, spec
+
+
+def _quiet(_line: str) -> None:
+    pass
+
+
+def test_pieces_run_once_then_skip_and_reevaluate_on_a_new_budget(tmp_path, data):
+    pytest.importorskip("matplotlib")
+    cache, runs = RunCache(tmp_path / "cache"), [spec("standard"), spec("asgt")]
+    calls = []
+
+    def load():
+        calls.append(1)
+        return data
+
+    assert cache.manifest(runs)["counts"]["missing"] == 2
+    assert run_pieces(cache, runs, load, network=TinyNet, log=_quiet) == {"standard,0": "trained", "asgt,0": "trained"}
+    weights = {r.name: (cache.folder(r) / "weights.pt").stat().st_mtime_ns for r in runs}
+    assert cache.manifest(runs)["counts"]["done"] == 2 and len(calls) == 1
+    assert not (cache.folder(runs[1]) / "checkpoint").exists()  # removed once trained
+
+    assert run_pieces(cache, runs, load, network=TinyNet, log=_quiet) == {"standard,0": "skipped", "asgt,0": "skipped"}
+    assert len(calls) == 1  # nothing to do: the data are not even loaded
+
+    smaller = [replace(r, evaluation=replace(EVALUATION, n_eval=8)) for r in runs]
+    assert [cache.folder(r) for r in smaller] == [cache.folder(r) for r in runs]  # same training, same folder
+    assert {cache.status(r) for r in smaller} == {"trained"}
+    assert set(run_pieces(cache, smaller, load, network=TinyNet, log=_quiet).values()) == {"evaluated"}
+    assert weights == {r.name: (cache.folder(r) / "weights.pt").stat().st_mtime_ns for r in runs}  # not retrained
+
+    records = cache.records(smaller)
+    asgt = records[1]
+    assert asgt["evaluation"]["n_eval"] == 8 and len(asgt["evaluation"]["per_sample"]["pgd_paper_eps"]) == 8
+    assert asgt["evaluation"]["transfer_source"] == "standard" and records[0]["evaluation"]["transfer_source"] is None
+    assert asgt["train"]["cpu_seconds"] > 0 and asgt["provenance"]["git"]["commit"]
+
+    profile = replace(get_profile("mnist", "quick"), name="test")
+    payload = assemble(profile, smaller, records, cache.manifest(smaller), run_info())
+    assert list(payload["results"]) == ["standard", "asgt"]
+    text = write_markdown(payload, tmp_path / "r.md")
+    assert "makes no claims" in text and "| ASGT | 1 |" in text
+    assert all(c["verdict"].endswith("no claim.") for c in payload["comparisons"])
+    assert "smoke test and makes no claims" in readme_section([payload])
+    claimed = assemble(replace(profile, claims=True), smaller, records, cache.manifest(smaller), run_info())
+    assert "ASGT - standard (ART fit), worst-case accuracy at eps 0.2" in readme_section([claimed])
+    paths = write_figures(payload, tmp_path / "fig")
+    assert len(paths) == 4 and all((tmp_path / "fig" / f"{k}.png").stat().st_size > 0 for k in paths)
+
+
+def test_manifest_states(tmp_path):
+    cache = RunCache(tmp_path)
+    run, odd = spec("sgt"), replace(spec("sgt"), trainer_kwargs=(("no_such_option", 1),), variant="odd")
+    assert [cache.status(run), cache.status(odd)] == ["missing", "unavailable"]
+    folder = cache.folder(run)
+    folder.mkdir(parents=True)
+    (folder / "progress.json").write_text("{}")
+    assert cache.status(run) == "partial"
+    (folder / "weights.pt").write_bytes(b"")
+    assert cache.status(run) == "trained"
+    (folder / "evaluation.json").write_text(json.dumps({"evaluation_hash": "stale"}))
+    assert cache.status(run) == "trained"  # an evaluation made with another configuration does not count
+    (folder / "evaluation.json").write_text(json.dumps({"evaluation_hash": run.evaluation_hash()}))
+    manifest = cache.manifest([run, odd])
+    assert [r["status"] for r in manifest["runs"]] == ["done", "unavailable"]
+    assert manifest["counts"] == {"unavailable": 1, "missing": 0, "partial": 0, "trained": 0, "done": 1}
+    assert run_pieces(cache, [odd], lambda: None, log=_quiet)["sgt[odd],0"].startswith("unavailable: ")
+
+
+class _Interrupting(TinyNet):
+    """Raises KeyboardInterrupt at the ``budget``-th training-mode forward (a Ctrl-C in the middle of a run)."""
+
+    budget: int | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training and _Interrupting.budget is not None:
+            _Interrupting.budget -= 1
+            if _Interrupting.budget < 0:
+                raise KeyboardInterrupt
+        return super().forward(x)
+
+
+@pytest.mark.parametrize(("model", "budget"), [("standard", 6), ("sgt", 11)])
+def test_an_interrupted_run_resumes_to_the_weights_of_an_uninterrupted_one(tmp_path, data, model, budget):
+    x, y = data[:2]
+    run = spec(model)
+    _Interrupting.budget = None
+    reference, _ = train_run(run, x, y, tmp_path / "reference", network=_Interrupting)
+
+    _Interrupting.budget = budget  # in the second of two epochs
+    with pytest.raises(KeyboardInterrupt):
+        train_run(run, x, y, tmp_path / "run", network=_Interrupting)
+    assert RunCache(tmp_path).status(run) == "missing"  # (another root) while the run's own folder is partial
+    assert (tmp_path / "run" / "checkpoint").is_dir() and not (tmp_path / "run" / "weights.pt").exists()
+    _Interrupting.budget = None
+    resumed, log = train_run(run, x, y, tmp_path / "run", network=_Interrupting)
+    assert log["sessions"] == 2 and len(log["history"]) == 2
+    for a, b in zip(reference.model.state_dict().values(), resumed.model.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+class _AutocastProbe(TinyNet):
+    seen: list[bool] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            _AutocastProbe.seen.append(torch.is_autocast_enabled("cpu"))
+        return super().forward(x)
+
+
+@pytest.mark.parametrize("model", ["pgd_at", "asgt"])
+def test_gpu_profile_code_path_runs_under_autocast_on_cpu(tmp_path, data, model):
+    gpu = get_profile("cifar10", "gpu")
+    assert gpu.training.amp and gpu.training.arch == "resnet18"
+    run = replace(spec(model), training=replace(gpu.training, n_train=32, epochs=1, batch_size=16, train_steps=2))
+    _AutocastProbe.seen = []
+    classifier, log = train_run(run, *data[:2], tmp_path, network=_AutocastProbe)
+    assert _AutocastProbe.seen and all(_AutocastProbe.seen)
+    assert all(torch.isfinite(p).all() for p in classifier.model.parameters()) and log["epochs"] == 1
+    _AutocastProbe.seen = []
+    train_run(replace(run, training=replace(run.training, amp=False)), *data[:2], tmp_path / "fp32",
+              network=_AutocastProbe)  # fmt: skip
+    assert _AutocastProbe.seen and not any(_AutocastProbe.seen)

@@ -1,0 +1,85 @@
+"""The recipe (controls x seeds, hashes, --only), the cost estimate, and the driver's refusals."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from art_sgt.reproduction import MODELS, ablations, estimate_cost, get_profile, profile_runs, select
+from art_sgt.reproduction.cli import main
+from art_sgt.reproduction.training import supported
+from tests.reproduction.conftest import spec
+
+
+def test_standard_profile_is_every_control_times_three_seeds_plus_the_second_training_eps():
+    profile = get_profile("mnist", "standard")
+    runs = profile_runs(profile)
+    assert profile.training.n_train == 60000 and profile.training.train_steps >= 7 and profile.seeds == (0, 1, 2)
+    assert [(r.model, r.seed) for r in runs[:15]] == [(m, s) for s in (0, 1, 2) for m in MODELS]
+    assert [r.name for r in runs[15:]] == [f"{m}[train eps 0.2]" for m in ("pgd_at", "mixed_at", "asgt")]
+    assert all(r.training == profile.training for r in runs[:15]) and runs[15].training.train_eps == 0.2
+    assert profile.evaluation.n_eval >= 1000 and profile.evaluation.n_report >= 500
+    assert not get_profile("mnist", "quick").claims and get_profile("cifar10", "gpu").training.amp
+    with pytest.raises(ValueError, match="dataset and profile"):
+        get_profile("mnist", "gpu")
+
+
+def test_hashes_separate_training_from_evaluation():
+    run = spec("asgt")
+    assert run.training_hash() == spec("asgt").training_hash()  # stable
+    more_epochs = replace(run, training=replace(run.training, epochs=3))
+    assert more_epochs.training_hash() != run.training_hash()
+    assert more_epochs.evaluation_hash() == run.evaluation_hash()
+    smaller = replace(run, evaluation=replace(run.evaluation, n_eval=4))
+    assert smaller.training_hash() == run.training_hash() and smaller.evaluation_hash() != run.evaluation_hash()
+    assert spec("asgt", seed=1).training_hash() != run.training_hash()
+
+
+def test_only_selects_one_piece():
+    runs = profile_runs(get_profile("mnist", "standard"))
+    assert [(r.name, r.seed) for r in select(runs, "asgt,1")] == [("asgt", 1)]
+    assert [r.name for r in select(runs, "asgt")] == ["asgt"] * 3 + ["asgt[train eps 0.2]"]
+    assert select(runs, None) == runs
+    for bad, match in (("asgt,x", "MODEL or MODEL,SEED"), ("trades", "one of the recipe's runs"),
+                       ("asgt,7", "one of the recipe's runs")):  # fmt: skip
+        with pytest.raises(ValueError, match=match):
+            select(runs, bad)
+
+
+def test_ablations_are_recipe_entries_on_mnist_only():
+    runs = ablations(get_profile("mnist", "standard"))
+    names = [r.name for r in runs]
+    assert {f"sgt[mask {f}]" for f in ("0.1", "0.3", "0.5", "0.7")} <= set(names)
+    assert {"sgt[kl 0.3]", "sgt[kl 1]", "sgt[kl 3]", "asgt[target label]", "asgt[target prediction]"} <= set(names)
+    assert {"sgt[fill uniform]", "sgt[fill road]", "sgt[saliency of logit]"} <= set(names)
+    assert all(r.seed == 0 and r.profile == "ablations-standard" for r in runs)
+    assert next(r for r in runs if r.name == "sgt[mask 0.1]").training.mask_fraction == 0.1
+    assert supported(next(r for r in runs if r.name == "sgt[fill road]")) is None
+    assert "takes no no_such_option" in supported(replace(runs[0], trainer_kwargs=(("no_such_option", 1),)))
+    with pytest.raises(ValueError, match="MNIST only"):
+        ablations(get_profile("cifar10", "standard"))
+
+
+def test_cost_estimate_scales_measured_cpu_seconds_per_image_epoch():
+    run = spec("asgt")
+    measured = [{"model": "asgt", "training_config": run.training_config(), "train": {"cpu_seconds": 128.0}}]
+    target = replace(run, training=replace(run.training, n_train=640, epochs=3))  # 64 images x 2 epochs measured
+    cost = estimate_cost(measured, [target, target], cores=2)
+    assert cost["cpu_hours"] == pytest.approx(2 * 128.0 * (640 * 3) / (64 * 2) / 3600)
+    assert cost["wall_hours_on_cores"] == pytest.approx(cost["cpu_hours"] / 2) and "estimate" in cost["note"]
+    with pytest.raises(ValueError, match="measured must hold a run of sgt"):
+        estimate_cost(measured, [spec("sgt")])
+
+
+def test_driver_lists_the_manifest_and_refuses_bad_requests(tmp_path, capsys):
+    assert main(["--dataset", "mnist", "--profile", "standard", "--manifest", "--cache-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "missing  asgt,2" in out and "missing: 18" in out and not any(tmp_path.iterdir())
+    with pytest.raises(ValueError, match="MNIST only"):
+        main(["--dataset", "cifar10", "--ablations", "--cache-dir", str(tmp_path)])
+    with pytest.raises(ValueError, match="MODEL or MODEL,SEED"):
+        main(["--dataset", "mnist", "--only", "asgt,", "--cache-dir", str(tmp_path)])
+    with pytest.raises(SystemExit):
+        main(["--dataset", "mnist", "--models", "standard,trades"])
+    assert "--models" in capsys.readouterr().err

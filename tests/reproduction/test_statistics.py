@@ -1,0 +1,83 @@
+"""Known answers of the reproduction's statistics (each computable by hand)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from art_sgt.reproduction.statistics import (
+    Interval,
+    difference_interval,
+    mcnemar_exact,
+    paired_bootstrap,
+    seed_summary,
+    verdict,
+)
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "a_only", "b_only", "p"),
+    [
+        ([1, 1, 1, 0], [0, 0, 1, 0], 2, 0, 0.5),  # 2 discordant, both for a: P = 2 * (1/2)^2
+        ([1] * 10 + [0], [0] * 10 + [0], 10, 0, 2 * 0.5**10),
+        ([1, 0, 1], [0, 1, 1], 1, 1, 1.0),  # balanced discordance
+        ([1, 0], [1, 0], 0, 0, 1.0),  # no discordant pair
+    ],
+)
+def test_mcnemar_exact_known_answers(a, b, a_only, b_only, p):
+    result = mcnemar_exact(a, b)
+    assert (result.a_only, result.b_only, result.n) == (a_only, b_only, len(a))
+    assert result.p_value == pytest.approx(p, rel=1e-12)
+    assert result.difference == pytest.approx((a_only - b_only) / len(a))
+
+
+def test_paired_bootstrap_known_answers():
+    # differences (1, 0): resampled means are 0, 1/2, 1 with probabilities 1/4, 1/2, 1/4 -> 95% interval [0, 1]
+    wide = paired_bootstrap([1, 1], [0, 1], seed=0)
+    assert (wide.estimate, wide.low, wide.high, wide.n) == (0.5, 0.0, 1.0, 2)
+    # every pair differs by the same amount: no spread, the interval is the point
+    point = paired_bootstrap([1, 1, 1], [0, 0, 0])
+    assert (point.estimate, point.low, point.high) == (1.0, 1.0, 1.0)
+    assert not point.includes_zero and wide.includes_zero
+
+
+def test_seed_summary_and_t_interval_known_answers():
+    s = seed_summary([0.5, 0.7, 0.9])
+    assert s["mean"] == pytest.approx(0.7) and s["std"] == pytest.approx(0.2) and s["n"] == 3
+    assert math.isnan(seed_summary([0.4])["std"])
+    # d = (1, 2, 3): mean 2, sd 1, t(0.975, 2) = 4.302652729911275 -> 2 -/+ 4.3026527 / sqrt(3)
+    interval = difference_interval([3.0, 4.0, 5.0], [2.0, 2.0, 2.0])
+    half = 4.302652729911275 / math.sqrt(3)
+    assert (interval.estimate, interval.n) == (2.0, 3)
+    assert interval.low == pytest.approx(2 - half, rel=1e-9) and interval.high == pytest.approx(2 + half, rel=1e-9)
+    one = difference_interval([0.9], [0.5])
+    assert one.estimate == pytest.approx(0.4) and math.isnan(one.low) and math.isnan(one.high)
+    flat = difference_interval([0.6, 0.7], [0.5, 0.6])
+    assert flat.low == pytest.approx(0.1) and flat.high == pytest.approx(0.1)
+
+
+def test_verdict_wording():
+    zero = Interval(0.05, -0.01, 0.11, 0.95, 3, "t")
+    assert verdict(zero, "A", "B", "acc").endswith("inconclusive at this budget.")
+    assert "[-1.0, +11.0]" in verdict(zero, "A", "B", "acc")
+    assert verdict(Interval(0.05, 0.01, 0.09, 0.95, 3, "t"), "A", "B", "acc").endswith("A is higher.")
+    assert verdict(Interval(-0.05, -0.09, -0.01, 0.95, 3, "t"), "A", "B", "acc").endswith("A is lower.")
+    nan = Interval(0.4, math.nan, math.nan, 0.95, 1, "t")
+    assert "no interval" in verdict(nan, "A", "B", "acc") and "inconclusive" in verdict(nan, "A", "B", "acc")
+    assert verdict(Interval(0.05, 0.01, 0.09, 0.95, 3, "t"), "A", "B", "acc", claims=False).endswith("no claim.")
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (lambda: mcnemar_exact([1, 0], [1]), "same length"),
+        (lambda: mcnemar_exact([2, 0], [1, 0]), "correct_a must be"),
+        (lambda: paired_bootstrap([], []), "correct_a must be"),
+        (lambda: difference_interval([1.0, 2.0], [1.0]), "same length"),
+        (lambda: seed_summary([]), "values must be"),
+    ],
+)
+def test_bad_inputs_are_refused(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
