@@ -7,6 +7,7 @@ batches on the model's device, seeded, without modifying the inputs or the model
 - :mod:`~art_sgt.evaluation.attribution`: Captum attributions by name, class or instance.
 - :mod:`~art_sgt.evaluation.faithfulness`: MoRF / LeRF / random masking curves, ROAD imputation.
 - :mod:`~art_sgt.evaluation.metrics`: infidelity, max-sensitivity, sparseness, complexity.
+- :mod:`~art_sgt.evaluation.similarity`: Spearman (absolute, signed), top-k, cosine and SSIM of map pairs.
 - :mod:`~art_sgt.evaluation.stability`: map stability under ART's PGD.
 - :mod:`~art_sgt.evaluation.sanity`: cascading randomisation and random-logit tests.
 - :mod:`~art_sgt.evaluation.robustness`: robustness report over ART's attacks.
@@ -27,7 +28,7 @@ from art_sgt.evaluation.faithfulness import (
     ranking_scores,
     removal_ranks,
 )
-from art_sgt.evaluation.metrics import complexity, infidelity, sensitivity, sparseness
+from art_sgt.evaluation.metrics import CHANNEL_REDUCTIONS, complexity, infidelity, sensitivity, sparseness
 from art_sgt.evaluation.report import METRICS, SaliencyEvaluator, SaliencyReport, summarise
 from art_sgt.evaluation.robustness import ATTACKS, BUDGETS, RobustnessReport, plot_robustness, robustness_report
 from art_sgt.evaluation.sanity import (
@@ -37,6 +38,7 @@ from art_sgt.evaluation.sanity import (
     parameter_layers,
     random_logit,
 )
+from art_sgt.evaluation.similarity import SIMILARITIES, mean_similarity, similarities, structural_similarity
 from art_sgt.evaluation.stability import (
     EPS,
     StabilityResult,
@@ -74,10 +76,16 @@ __all__ = [
     "ranking_scores",
     "removal_ranks",
     # metrics
+    "CHANNEL_REDUCTIONS",
     "complexity",
     "infidelity",
     "sensitivity",
     "sparseness",
+    # similarity
+    "SIMILARITIES",
+    "mean_similarity",
+    "similarities",
+    "structural_similarity",
     # stability
     "EPS",
     "StabilityResult",

@@ -53,20 +53,28 @@ class MethodSpec:
     :param batch_kwarg: The ``attribute`` argument that bounds Captum's internal batch, if any
         (``"internal_batch_size"`` for integrated gradients, ``"nt_samples_batch_size"`` for noise tunnels).
     :param expansion_kwarg: The ``attribute`` argument giving how many model evaluations each input costs.
+    :param multiply_by_inputs: Whether the attribution multiplies by ``x - baseline`` (Captum's
+        ``multiplies_by_inputs``: input x gradient, integrated gradients, DeepLift); infidelity then uses
+        Captum's ``infidelity_perturb_func_decorator(multiply_by_inputs=True)`` convention.
     """
 
     factory: Callable[[nn.Module], Any]
     defaults: Mapping[str, Any] = field(default_factory=dict)
     batch_kwarg: str | None = None
     expansion_kwarg: str | None = None
+    multiply_by_inputs: bool = False
 
 
 METHODS: dict[str, MethodSpec] = {
     "saliency": MethodSpec(Saliency, {"abs": True}),
     "gradient": MethodSpec(Saliency, {"abs": False}),
-    "input_x_gradient": MethodSpec(InputXGradient),
+    "input_x_gradient": MethodSpec(InputXGradient, multiply_by_inputs=True),
     "integrated_gradients": MethodSpec(
-        IntegratedGradients, {"n_steps": 32}, batch_kwarg="internal_batch_size", expansion_kwarg="n_steps"
+        IntegratedGradients,
+        {"n_steps": 32},
+        batch_kwarg="internal_batch_size",
+        expansion_kwarg="n_steps",
+        multiply_by_inputs=True,
     ),
     "smoothgrad": MethodSpec(
         lambda model: NoiseTunnel(Saliency(model)),
@@ -76,7 +84,7 @@ METHODS: dict[str, MethodSpec] = {
     ),
     "guided_backprop": MethodSpec(GuidedBackprop),
     "deconvolution": MethodSpec(Deconvolution),
-    "deeplift": MethodSpec(DeepLift),
+    "deeplift": MethodSpec(DeepLift, multiply_by_inputs=True),
 }
 """Named methods: ``saliency`` (``|gradient|``, Captum's default), ``gradient`` (signed, as SGT trains with),
 ``input_x_gradient``, ``integrated_gradients`` (32 steps, zero baseline), ``smoothgrad`` (16 noisy copies,
@@ -120,11 +128,30 @@ class Method:
     :param name: A readable name (the registry name, or the Captum class / callable name).
     :param fn: ``(module, x, target, batch_size) -> maps`` for one batch.
     :param cost: Model evaluations (forward + backward) per input, where known (e.g. ``n_steps`` for IG).
+    :param absolute: Whether the maps are absolute values (``saliency``, ``smoothgrad``): such maps cannot be
+        read as a signed linear predictor, so infidelity uses :meth:`signed` instead.
+    :param multiply_by_inputs: Whether the maps multiply by ``x - baseline`` (see :class:`MethodSpec`).
+    :param signed_variant: The same method without the absolute value, where one exists.
     """
 
     name: str
     fn: MapFn
     cost: int = 1
+    absolute: bool = False
+    multiply_by_inputs: bool = False
+    signed_variant: Method | None = field(default=None, repr=False, compare=False)
+
+    def signed(self) -> Method:
+        """This method without the absolute value (itself when already signed).
+
+        :return: The signed method.
+        :raises ValueError: If the maps are absolute and no signed variant is known.
+        """
+        if not self.absolute:
+            return self
+        if self.signed_variant is None:
+            raise ValueError(f"method {self.name} gives absolute maps and has no signed variant.")
+        return self.signed_variant
 
 
 def _named(name: str, overrides: dict[str, Any]) -> Method:
@@ -141,7 +168,9 @@ def _named(name: str, overrides: dict[str, Any]) -> Method:
         with torch.enable_grad():
             return spec.factory(module).attribute(x.detach().requires_grad_(True), target=target, **call)
 
-    return Method(name, fn, cost)
+    absolute = bool(kwargs.get("abs", False))
+    signed = _named(name, {**overrides, "abs": False}) if absolute else None
+    return Method(name, fn, cost, absolute, spec.multiply_by_inputs, signed)
 
 
 def get_method(method: Any, **attribute_kwargs: Any) -> Method:
@@ -180,7 +209,21 @@ def get_method(method: Any, **attribute_kwargs: Any) -> Method:
         with torch.enable_grad():
             return saliency_fn(module, x, target)
 
-    return Method(name, fn, 1)
+    # Captum's Saliency returns |gradient| unless told abs=False.
+    is_saliency = method is Saliency or isinstance(method, Saliency)
+    absolute = is_saliency and bool(attribute_kwargs.get("abs", True))
+    signed = get_method(method, **{**attribute_kwargs, "abs": False}) if absolute else None
+    return Method(name, fn, 1, absolute, _multiplies_by_inputs(method), signed)
+
+
+def _multiplies_by_inputs(method: Any) -> bool:
+    """Captum's ``multiplies_by_inputs`` of an attribution instance or class (``False`` for anything else)."""
+    if inspect.isclass(method):
+        try:
+            method = method(nn.Identity())
+        except Exception:  # noqa: BLE001 - a class that cannot be built on a bare module: assume plain maps
+            return False
+    return bool(getattr(method, "multiplies_by_inputs", False))
 
 
 def compute_maps(

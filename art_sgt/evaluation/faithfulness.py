@@ -243,14 +243,28 @@ class MaskingCurve:
         return area_under_curve(self.fractions, curves[order])
 
     def summary(self) -> dict[str, float]:
-        """Areas of every curve, and ``gap`` = AUC(LeRF) - AUC(MoRF) (higher is more faithful).
+        """Areas of every curve, ``gap`` = AUC(LeRF) - AUC(MoRF), and the areas normalised for comparing models.
 
-        :return: Keys like ``"auc_morf_accuracy"``, ``"auc_lerf_probability"`` and ``"gap_accuracy"``.
+        Raw areas depend on how accurate the model is and on how much any removal hurts it, so models are
+        compared on areas relative to the random-order control, in units of the clean value ``v_0`` (the curve at
+        fraction 0, when evaluated):
+
+        - ``morf_gain_{q} = (AUC(random) - AUC(MoRF)) / v_0``: how much faster removing the most salient
+          positions destroys the prediction than removing random ones (higher is more faithful);
+        - ``lerf_gain_{q} = (AUC(LeRF) - AUC(random)) / v_0``: how much longer the prediction survives removing
+          the least salient positions (higher is more faithful).
+
+        :return: Keys like ``"auc_morf_accuracy"``, ``"gap_accuracy"``, ``"morf_gain_accuracy"``.
         """
         out = {f"auc_{o}_{q}": self.auc(o, q) for q in ("accuracy", "probability") for o in self.accuracy}
-        for q in ("accuracy", "probability"):
-            if "morf" in self.accuracy and "lerf" in self.accuracy:
+        for q, curves in (("accuracy", self.accuracy), ("probability", self.probability)):
+            if "morf" in curves and "lerf" in curves:
                 out[f"gap_{q}"] = out[f"auc_lerf_{q}"] - out[f"auc_morf_{q}"]
+            clean = next(iter(curves.values()))[0] if self.fractions[0] == 0.0 else float("nan")
+            if "random" in curves and clean > 0:
+                for o, sign in (("morf", -1.0), ("lerf", 1.0)):
+                    if o in curves:
+                        out[f"{o}_gain_{q}"] = sign * (out[f"auc_{o}_{q}"] - out[f"auc_random_{q}"]) / clean
         return out
 
     def to_dict(self) -> dict[str, Any]:
@@ -315,7 +329,9 @@ def masking_curve(
     :param orders: A subset of ``("morf", "lerf", "random")``.
     :param fill: ``"road"`` (noisy linear imputation, the default; images only), ``"uniform"``, ``"mean"``,
         ``"zero"``, a float, or a callable ``(x, mask) -> values`` (see :func:`art_sgt.masking.apply_mask`).
-        Fill values are clipped to the classifier's ``clip_values``.
+        Fill values are clipped to the classifier's ``clip_values``. Compare models with ``"road"``: a model
+        trained with a fill (SGT and ASGT are trained to ignore uniform-noise masking) scores unfairly well when
+        evaluated with that same fill.
     :param absolute: Rank positions by ``|saliency|`` (default) or by the signed value.
     :param batch_size: Samples per forward pass.
     :param seed: Seed of the random order and of random fills.

@@ -7,14 +7,15 @@ functions of the maps, vectorised in torch, equal to Quantus's ``Sparseness`` an
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
 import torch
 from captum.metrics import infidelity as captum_infidelity
-from captum.metrics import sensitivity_max
+from captum.metrics import infidelity_perturb_func_decorator, sensitivity_max
 
-from art_sgt._validation import check_non_negative, check_positive_int
+from art_sgt._validation import check_choice, check_non_negative, check_positive_int
 from art_sgt.evaluation._common import (
     as_labels,
     as_tensor,
@@ -26,7 +27,7 @@ from art_sgt.evaluation._common import (
 )
 from art_sgt.evaluation.attribution import compute_maps, get_method
 
-__all__ = ["infidelity", "sensitivity", "sparseness", "complexity"]
+__all__ = ["CHANNEL_REDUCTIONS", "infidelity", "sensitivity", "sparseness", "complexity"]
 
 
 def _clip(x: torch.Tensor, clip_values: tuple[float, float] | None) -> torch.Tensor:
@@ -46,6 +47,7 @@ def infidelity(
     n_perturb: int = 10,
     std: float = 0.1,
     softmax: bool = False,
+    multiply_by_inputs: bool = False,
     batch_size: int = 256,
     seed: int = 0,
 ) -> Any:
@@ -57,8 +59,12 @@ def infidelity(
     ``INFD(a, x) = E_I[(beta * I'.a - (f(x) - f(x~)))^2]``, ``beta = E[I'.a (f(x) - f(x~))] / E[(I'.a)^2]``
 
     (``captum.metrics.infidelity(..., normalize=True)``: the optimal rescaling ``beta`` makes the score
-    independent of the scale of the map; lower is better). The expectation is estimated with ``n_perturb``
-    seeded samples per input; all perturbed inputs of a batch go through one forward pass.
+    independent of the scale of the map; lower is better). The map is read as a *signed* linear predictor of
+    ``f(x) - f(x~)``: pass signed attributions (``"gradient"``, not the absolute ``"saliency"``). For maps that
+    multiply by the input (input x gradient, integrated gradients, DeepLift) set ``multiply_by_inputs``: the
+    perturbation is then ``I' / x`` (Captum's ``infidelity_perturb_func_decorator(multiply_by_inputs=True)``),
+    so that ``(I' / x).(x * g) = I'.g``. The expectation is estimated with ``n_perturb`` seeded samples per
+    input; all perturbed inputs of a batch go through one forward pass.
 
     :param model: An ART ``PyTorchClassifier`` or a ``torch.nn.Module`` returning logits.
     :param x: Inputs, channels first, numpy or torch. Not modified.
@@ -67,6 +73,7 @@ def infidelity(
     :param n_perturb: Perturbations per input.
     :param std: Standard deviation of the Gaussian noise, in input units.
     :param softmax: Explain the class probability instead of the logit.
+    :param multiply_by_inputs: Whether ``maps`` multiply by the input (see above).
     :param batch_size: Perturbed inputs per forward pass.
     :param seed: Seed of the perturbations.
     :return: Infidelity per sample, ``(n,)``: numpy if ``x`` is numpy, else a tensor.
@@ -95,10 +102,10 @@ def infidelity(
         out = module(inputs)
         return torch.softmax(out, dim=1) if softmax else out
 
-    def perturb(inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    @infidelity_perturb_func_decorator(multiply_by_inputs=bool(multiply_by_inputs))
+    def perturb(inputs: torch.Tensor) -> torch.Tensor:
         noise = torch.randn(inputs.shape, generator=generator, device=inputs.device, dtype=inputs.dtype)
-        perturbed = _clip(inputs - std * noise, clip)
-        return inputs - perturbed, perturbed
+        return _clip(inputs - std * noise, clip)
 
     step = _inputs_per_call(batch_size, n_perturb)
     out = []
@@ -209,17 +216,27 @@ def sensitivity(
     return like(torch.cat(out).detach(), x)
 
 
-def _flat_abs(name: str, maps: Any) -> tuple[torch.Tensor, Any]:
-    """``|maps|`` flattened per sample as a new float64 tensor (never a view of the user's maps)."""
+#: Channel reductions of :func:`sparseness` and :func:`complexity`.
+CHANNEL_REDUCTIONS = ("sum", "none")
+
+
+def _flat_abs(name: str, maps: Any, channel_reduction: str) -> tuple[torch.Tensor, Any]:
+    """``|maps|`` flattened per sample as a new float64 tensor (never a view of the user's maps); image maps
+    ``(n, c, h, w)`` are first summed over channels when ``channel_reduction`` is ``"sum"``."""
+    check_choice("channel_reduction", channel_reduction, CHANNEL_REDUCTIONS)
     device = maps.device if isinstance(maps, torch.Tensor) else torch.device("cpu")
     a = as_tensor(name, maps, device, min_ndim=2, dtype=torch.float64)
+    if channel_reduction == "sum" and a.ndim == 4:
+        a = a.sum(dim=1)
     return a.reshape(len(a), -1).abs(), maps
 
 
-def sparseness(maps: Any) -> Any:
+def sparseness(maps: Any, channel_reduction: str = "sum") -> Any:
     """Gini index of each map (Chalasani et al., ICML 2020); higher is sparser. As Quantus's ``Sparseness``.
 
-    With ``a`` the map flattened to ``d`` values, ``a <- |a| / max|a| + 1e-7`` (no division for a zero map)
+    Image maps ``(n, c, h, w)`` are first summed over channels (``channel_reduction="sum"``, what Quantus's
+    ``explain`` does before any metric; ``"none"`` ranks every channel value), so ``d = h * w``. With ``a`` the
+    map flattened to ``d`` values, ``a <- |a| / max|a| + 1e-7`` (no division for a zero map)
     and sorted ascending, ``a_(1) <= ... <= a_(d)``:
 
     ``G(a) = sum_{i=1..d} (2i - d - 1) a_(i) / (d * sum_i a_(i))``,
@@ -230,14 +247,15 @@ def sparseness(maps: Any) -> Any:
     is below 1e-6).
 
     :param maps: Maps ``(n, ...)``, numpy or torch.
+    :param channel_reduction: ``"sum"`` or ``"none"`` (see above).
     :return: Gini index per map, ``(n,)`` float64: numpy if ``maps`` is numpy, else a tensor.
-    :raises ValueError: If ``maps`` is empty or not finite.
+    :raises ValueError: If ``maps`` is empty or not finite, or ``channel_reduction`` is unknown.
 
     >>> import numpy as np
     >>> sparseness(np.array([[0.0, 0.0, 0.0, 4.0], [1.0, 1.0, 1.0, 1.0]])).round(4)
     array([0.75, 0.  ])
     """
-    a, ref = _flat_abs("maps", maps)  # a fresh tensor: normalised in place
+    a, ref = _flat_abs("maps", maps, channel_reduction)  # a fresh tensor: normalised in place
     peak = a.amax(dim=1, keepdim=True)
     a.div_(torch.where(peak > 0, peak, torch.ones_like(peak))).add_(1e-7)
     if a.device.type == "cpu":  # numpy's SIMD sort is several times faster than torch's on CPU
@@ -249,26 +267,33 @@ def sparseness(maps: Any) -> Any:
     return like((a * weights).sum(dim=1) / (d * a.sum(dim=1)), ref)
 
 
-def complexity(maps: Any) -> Any:
+def complexity(maps: Any, channel_reduction: str = "sum") -> Any:
     """Entropy of the normalised absolute map (Bhatt et al., IJCAI 2020); lower is simpler. Equal to Quantus's
     ``Complexity``.
 
-    With ``p_i = |a_i| / sum_j |a_j|`` over the ``d`` values of the flattened map:
+    Image maps are first summed over channels, as for :func:`sparseness`. With ``p_i = |a_i| / sum_j |a_j|``
+    over the ``d`` values of the flattened map:
 
     ``H(a) = -sum_i p_i ln p_i`` (natural log, ``0 ln 0 = 0``),
 
     in [0, ln d]: 0 when one value holds all the mass, ``ln d`` for a constant map. A zero map has no
-    distribution and gets ``nan`` (as in Quantus).
+    distribution: its entropy is ``nan`` (as in Quantus), and a ``RuntimeWarning`` says how many maps were zero
+    (:func:`~art_sgt.evaluation.report.summarise` leaves them out of means and counts them).
 
     :param maps: Maps ``(n, ...)``, numpy or torch.
+    :param channel_reduction: ``"sum"`` or ``"none"`` (see :func:`sparseness`).
     :return: Entropy per map, ``(n,)`` float64: numpy if ``maps`` is numpy, else a tensor.
-    :raises ValueError: If ``maps`` is empty or not finite.
+    :raises ValueError: If ``maps`` is empty or not finite, or ``channel_reduction`` is unknown.
 
     >>> import numpy as np
     >>> complexity(np.array([[0.0, 0.0, 0.0, 4.0], [1.0, 1.0, 1.0, 1.0]])).round(4)
     array([0.    , 1.3863])
     """
-    a, ref = _flat_abs("maps", maps)
+    a, ref = _flat_abs("maps", maps, channel_reduction)
+    zero = int((a.amax(dim=1) == 0).sum())
+    if zero:
+        warnings.warn(f"complexity: {zero} all-zero map(s) have no distribution; their entropy is nan.",
+                      RuntimeWarning, stacklevel=2)  # fmt: skip
     # -sum p ln p = ln S - (sum a ln a) / S with S = sum a: one pass less than normalising first.
     if a.device.type == "cpu":  # numpy's SIMD log is several times faster than torch's on CPU
         v = a.numpy()

@@ -41,7 +41,9 @@ METRICS: tuple[str, ...] = (
 
 
 def summarise(values: Any) -> dict[str, float]:
-    """Mean, standard deviation and median of per-sample values, NaNs ignored (and counted).
+    """Mean, standard deviation and median of per-sample values; NaN and infinite values are left out, counted
+    under ``"nan"`` and never reach the statistics (all of them undefined: the statistics are ``nan``, written
+    as JSON ``null``).
 
     :param values: A 1-D array or tensor.
     :return: ``{"mean", "std", "median", "nan"}``.
@@ -125,12 +127,16 @@ class SaliencyReport:
                     row[metric] = result["mean"]
                 elif metric == "stability":
                     row["stability_accuracy"] = result.accuracy[-1]
+                    row["stability_flipped"] = result.flipped[-1]
                     row["stability_spearman"] = result.spearman[-1]
                     row["stability_top_k"] = result.top_k[-1]
                 elif metric == "randomization":
                     row["randomization_spearman"] = result.spearman[-1]
+                    row["randomization_spearman_signed"] = result.spearman_signed[-1]
+                    row["randomization_ssim"] = result.ssim[-1]
                 elif metric == "random_logit":
                     row["random_logit_spearman"] = result.spearman
+                    row["random_logit_ssim"] = result.ssim
             out[method] = row
         return out
 
@@ -254,6 +260,11 @@ class SaliencyEvaluator:
         if metric == "masking":
             return masking_curve(model, x, y, maps, **common)
         if metric == "infidelity":
+            # Infidelity reads the map as a signed linear predictor: absolute maps are replaced by signed ones.
+            signed = method.signed()
+            if signed is not method:
+                maps = compute_maps(model, x, y, signed, self.batch_size, self.seed)
+            common.setdefault("multiply_by_inputs", method.multiply_by_inputs)
             return summarise(infidelity(model, x, y, maps, **common))
         if metric == "sensitivity":
             return summarise(sensitivity(model, x, y, method, maps=maps, **common))

@@ -3,8 +3,12 @@
 - Cascading model-parameter randomisation: the layers of a *deep copy* of the model are re-initialised
   one after the other from the output down; a map that explains the model should drift away from the
   original map as more layers are randomised (low similarity is good). The user's model is never touched.
-- Random-logit test: the map of a random other class is compared with the map of the true class; a
+- Random-logit test: the map of the *predicted* class is compared with the map of a random other class; a
   class-sensitive method gives dissimilar maps (low similarity is good).
+
+Both report every measure of :mod:`~art_sgt.evaluation.similarity`: Spearman of absolute and of signed maps
+over the positions where not both maps are 0 (shared zeros inflate rank correlation), top-k intersection, cosine
+and SSIM, as Adebayo et al. recommend.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from art_sgt.evaluation._common import (
     resolve_model,
 )
 from art_sgt.evaluation.attribution import compute_maps, get_method
-from art_sgt.evaluation.stability import map_similarity, reference
+from art_sgt.evaluation.similarity import mean_similarity, similarities
 
 __all__ = [
     "RandomizationResult",
@@ -69,12 +73,16 @@ class RandomizationResult:
     """Similarity of the maps of cascadingly randomised models to the original maps.
 
     :param layers: Layers randomised, cumulatively: entry ``i`` has layers ``0..i`` randomised (top first).
-    :param spearman: Mean Spearman rank correlation with the original maps after each step.
+    :param spearman: Mean Spearman rank correlation of absolute maps with the original maps after each step
+        (positions where both maps are 0 left out).
     :param top_k: Mean top-k intersection after each step.
     :param cosine: Mean cosine similarity after each step.
     :param method: The attribution method's name.
     :param n_samples: Number of samples.
     :param examples: Maps of the first samples: ``"original"`` and one entry per layer (not serialised).
+    :param spearman_signed: Mean Spearman rank correlation of the signed maps after each step.
+    :param ssim: Mean SSIM after each step (image maps; ``nan`` otherwise).
+    :param undefined: Per step, the samples left out of each mean as undefined (constant or zero maps).
     """
 
     layers: list[str]
@@ -84,6 +92,9 @@ class RandomizationResult:
     method: str
     n_samples: int
     examples: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    spearman_signed: list[float] = field(default_factory=list)
+    ssim: list[float] = field(default_factory=list)
+    undefined: list[dict[str, int]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """The result without the example maps, as plain Python types.
@@ -97,13 +108,17 @@ class RandomizationResult:
 
 @dataclass
 class RandomLogitResult:
-    """Similarity of maps of the true class and of a random other class.
+    """Similarity of maps of the predicted class and of a random other class.
 
-    :param spearman: Mean Spearman rank correlation.
+    :param spearman: Mean Spearman rank correlation of absolute maps (shared zeros left out).
     :param top_k: Mean top-k intersection.
     :param cosine: Mean cosine similarity.
     :param method: The attribution method's name.
     :param n_samples: Number of samples.
+    :param spearman_signed: Mean Spearman rank correlation of the signed maps.
+    :param ssim: Mean SSIM (image maps; ``nan`` otherwise).
+    :param target: ``"predicted"``: the reference map explains the predicted class.
+    :param undefined: Samples left out of each mean as undefined (constant or zero maps).
     """
 
     spearman: float
@@ -111,6 +126,10 @@ class RandomLogitResult:
     cosine: float
     method: str
     n_samples: int
+    spearman_signed: float = float("nan")
+    ssim: float = float("nan")
+    target: str = "predicted"
+    undefined: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """The result as plain Python types.
@@ -118,6 +137,13 @@ class RandomLogitResult:
         :return: A JSON-serialisable dictionary.
         """
         return asdict(self)
+
+
+def _similarity(a: torch.Tensor, b: torch.Tensor, top_k: float, absolute: bool, what: str) -> dict[str, Any]:
+    sim = mean_similarity(similarities(a, b, top_k, absolute), what=what)
+    sim.setdefault("ssim", float("nan"))
+    sim.setdefault("undefined", {})
+    return sim
 
 
 def _prepare(model: Any, x: Any, y: Any, batch_size: int) -> tuple[ResolvedModel, torch.Tensor, torch.Tensor, int]:
@@ -147,7 +173,7 @@ def cascading_randomization(
     to the first, each with ``reset_parameters()`` seeded with ``seed + i`` (Quantus does the same; layers
     without it, and normalisation layers, get normal noise of their weights' std). After each step the maps
     of ``x`` for ``y`` are compared with the original maps
-    (:func:`~art_sgt.evaluation.stability.map_similarity`).
+    (:func:`~art_sgt.evaluation.similarity.similarities`).
     The preprocessing of a classifier has no parameters and is never randomised.
 
     :param model: An ART ``PyTorchClassifier`` or a ``torch.nn.Module``; never modified.
@@ -190,14 +216,15 @@ def cascading_randomization(
     work = ResolvedModel(clone, resolved.device, resolved.clip_values, resolved.nb_classes)
     keep = slice(0, max(0, int(n_examples)))
     examples = {"original": original[keep].cpu().numpy()}
-    rows: dict[str, list[float]] = {"spearman": [], "top_k": [], "cosine": []}
+    rows: dict[str, list[Any]] = {k: [] for k in ("spearman", "spearman_signed", "top_k", "cosine", "ssim")}
+    rows["undefined"] = []
     devices = fork_devices(resolved.device)
-    original_features = reference(original, top_k, absolute)
     for i, (name, layer) in enumerate(layers):
         _randomise(layer, int(seed) + i, devices)
         randomised = compute_maps(work, x_t, y_t, resolved_method, batch_size, seed)
         examples[name] = randomised[keep].cpu().numpy()
-        for key, value in map_similarity(original_features, randomised, top_k, absolute).items():
+        sim = _similarity(original, randomised, top_k, absolute, f"randomisation up to layer {name}")
+        for key, value in sim.items():
             rows[key].append(value)
     names = [name.removeprefix("model.") if resolved.classifier is not None else name for name, _ in layers]
     examples = {
@@ -220,14 +247,16 @@ def random_logit(
     seed: int = 0,
     **attribute_kwargs: Any,
 ) -> RandomLogitResult:
-    """Random-logit test (Sixt et al., ICML 2020): similarity of the maps for ``y`` and for a random class.
+    """Random-logit test (Sixt et al., ICML 2020): similarity of the maps for the predicted class and for a
+    random other class.
 
-    For each sample a class ``y' != y`` is drawn uniformly (seeded), and the maps of ``x`` for ``y'`` are
-    compared with its maps for ``y`` (:func:`~art_sgt.evaluation.stability.map_similarity`).
+    For each sample with predicted class ``c = argmax f(x)``, a class ``c' != c`` is drawn uniformly (seeded),
+    and the maps of ``x`` for ``c'`` are compared with its maps for ``c``
+    (:func:`~art_sgt.evaluation.similarity.similarities`).
 
     :param model: An ART ``PyTorchClassifier`` or a ``torch.nn.Module`` returning logits.
     :param x: Inputs, channels first, numpy or torch. Not modified.
-    :param y: True classes, indices or one-hot.
+    :param y: True classes, indices or one-hot (their maps ``maps`` are reused where ``y`` is the prediction).
     :param method: Attribution method (see :func:`~art_sgt.evaluation.attribution.get_method`).
     :param maps: The method's maps of ``x`` for ``y``, if already computed.
     :param nb_classes: Number of classes; needed only for a plain module (a classifier knows it).
@@ -256,14 +285,17 @@ def random_logit(
     if classes < 2:
         raise ValueError(f"nb_classes must be at least 2 for the random-logit test, got {classes}.")
     resolved_method = get_method(method, **attribute_kwargs)
-    original = (
-        compute_maps(resolved, x_t, y_t, resolved_method, batch_size, seed)
-        if maps is None
-        else check_maps("maps", maps, x_t)
-    )
+    predicted = predict_proba(resolved, x_t, batch_size).argmax(1)
+    if maps is None:
+        original = compute_maps(resolved, x_t, predicted, resolved_method, batch_size, seed)
+    else:
+        original = check_maps("maps", maps, x_t).clone()
+        wrong = predicted != y_t
+        if bool(wrong.any()):
+            original[wrong] = compute_maps(resolved, x_t[wrong], predicted[wrong], resolved_method, batch_size, seed)
     generator = torch.Generator(device=resolved.device).manual_seed(int(seed))
-    offset = torch.randint(1, classes, y_t.shape, generator=generator, device=resolved.device)
-    other = (y_t + offset) % classes
+    offset = torch.randint(1, classes, predicted.shape, generator=generator, device=resolved.device)
+    other = (predicted + offset) % classes
     random_maps = compute_maps(resolved, x_t, other, resolved_method, batch_size, seed)
-    sim = map_similarity(original, random_maps, top_k, absolute)
+    sim = _similarity(original, random_maps, top_k, absolute, "random logit")
     return RandomLogitResult(method=resolved_method.name, n_samples=len(x_t), **sim)

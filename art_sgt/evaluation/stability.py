@@ -9,8 +9,9 @@ strengths; ``eps = 0`` reuses them, so a model is exactly as stable as itself.
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -27,6 +28,13 @@ from art_sgt.evaluation._common import (
     resolve_model,
 )
 from art_sgt.evaluation.attribution import Method, compute_maps, get_method
+from art_sgt.evaluation.similarity import (
+    cosine_similarity,
+    mean_similarity,
+    rank_correlation,
+    similarities,
+    top_k_intersection,
+)
 
 __all__ = [
     "EPS",
@@ -39,165 +47,69 @@ __all__ = [
     "reference",
 ]
 
+# The similarity measures live in their own module; they are re-exported here, where they were first defined.
+
 EPS: tuple[float, ...] = (0.0, 0.05, 0.1, 0.2)
 """Default L-inf attack strengths (inputs in [0, 1])."""
 
 
-def _flat(a: torch.Tensor, absolute: bool) -> torch.Tensor:
-    a = a.reshape(len(a), -1)
-    return a.abs() if absolute else a
+def map_similarity(a: Any, b: torch.Tensor, top_k: float = 0.1, absolute: bool = True) -> dict[str, Any]:
+    """Means over pairs of maps of every measure of :func:`~art_sgt.evaluation.similarity.similarities`.
 
+    Undefined samples (a constant or all-zero map) are left out of the means, counted under ``"undefined"``
+    and warned about (:func:`~art_sgt.evaluation.similarity.mean_similarity`).
 
-def _average_ranks(v: torch.Tensor) -> torch.Tensor:
-    """Ranks 1..d of each row, ties sharing their average rank; one sort, no search."""
-    sorted_v, order = torch.sort(v, dim=1)
-    n, d = v.shape
-    index = torch.arange(d, device=v.device).expand(n, d)
-    starts = torch.ones_like(sorted_v, dtype=torch.bool)
-    starts[:, 1:] = sorted_v[:, 1:] != sorted_v[:, :-1]
-    ends = torch.ones_like(starts)
-    ends[:, :-1] = starts[:, 1:]
-    first = torch.cummax(torch.where(starts, index, 0), dim=1).values
-    last = torch.cummin(torch.where(ends, index, d - 1).flip(1), dim=1).values.flip(1)
-    return torch.empty(n, d, dtype=torch.float64, device=v.device).scatter_(
-        1, order, (first + last + 2).to(torch.float64) / 2
-    )
-
-
-@dataclass
-class _Features:
-    """What the three similarities need of one batch of maps, computed once."""
-
-    flat: torch.Tensor
-    ranks: torch.Tensor  # centred average ranks, float64
-    rank_norm: torch.Tensor
-    top: torch.Tensor  # top-k mask
-    norm: torch.Tensor
-    count: int
-
-    @classmethod
-    def of(cls, a: torch.Tensor, absolute: bool, top_k: float) -> _Features:
-        flat = _flat(a, absolute)
-        ranks = _average_ranks(flat)
-        ranks = ranks - ranks.mean(dim=1, keepdim=True)
-        count = max(1, int(round(top_k * flat.shape[1])))
-        top = torch.zeros_like(flat, dtype=torch.bool).scatter_(1, flat.topk(count, dim=1).indices, True)
-        flat64 = flat.to(torch.float64)
-        return cls(flat, ranks, ranks.norm(dim=1), top, flat64.norm(dim=1), count)
-
-    def compare(self, other: _Features) -> dict[str, torch.Tensor]:
-        """Per-sample Spearman, top-k intersection and cosine; exactly 1 where the maps are identical."""
-        same = (self.flat == other.flat).all(dim=1)
-        one = torch.ones(len(same), dtype=torch.float64, device=same.device)
-        dot = (self.flat.to(torch.float64) * other.flat.to(torch.float64)).sum(dim=1)
-        values = {
-            "spearman": (self.ranks * other.ranks).sum(dim=1) / (self.rank_norm * other.rank_norm),
-            "top_k": (self.top & other.top).sum(dim=1).to(torch.float64) / self.count,
-            "cosine": dot / (self.norm * other.norm),
-        }
-        return {key: torch.where(same, one, value) for key, value in values.items()}
-
-
-def rank_correlation(a: torch.Tensor, b: torch.Tensor, absolute: bool = True) -> torch.Tensor:
-    """Spearman rank correlation of each pair of maps: the Pearson correlation of their ranks.
-
-    ``rho = cov(r(a), r(b)) / (sd(r(a)) sd(r(b)))``, tied values receiving their average rank (as
-    ``scipy.stats.spearmanr``). Identical maps give exactly 1; a constant map against a different one gives
-    ``nan``.
-
-    :param a: Maps ``(n, ...)``.
-    :param b: Maps of the same shape.
-    :param absolute: Compare ``|a|`` and ``|b|``.
-    :return: ``(n,)`` float64.
-
-    >>> import torch
-    >>> rank_correlation(torch.tensor([[1.0, 2.0, 3.0]]), torch.tensor([[10.0, 30.0, 20.0]]))
-    tensor([0.5000], dtype=torch.float64)
-    """
-    return _Features.of(a, absolute, 1.0).compare(_Features.of(b, absolute, 1.0))["spearman"]
-
-
-def top_k_intersection(a: torch.Tensor, b: torch.Tensor, k: float = 0.1, absolute: bool = True) -> torch.Tensor:
-    """Fraction of the ``k`` largest features of ``a`` that are also among the ``k`` largest of ``b``.
-
-    ``|top_k(a) & top_k(b)| / k`` with ``k = max(1, round(fraction * d))`` of the ``d`` features.
-
-    :param a: Maps ``(n, ...)``.
-    :param b: Maps of the same shape.
-    :param k: The fraction of features compared, in (0, 1].
-    :param absolute: Compare ``|a|`` and ``|b|``.
-    :return: ``(n,)`` float64 in [0, 1].
-
-    >>> import torch
-    >>> top_k_intersection(torch.tensor([[4.0, 3.0, 2.0, 1.0]]), torch.tensor([[4.0, 1.0, 2.0, 3.0]]), k=0.5)
-    tensor([0.5000], dtype=torch.float64)
-    """
-    k = check_fraction("top_k", k, high_inclusive=True)
-    return _Features.of(a, absolute, k).compare(_Features.of(b, absolute, k))["top_k"]
-
-
-def cosine_similarity(a: torch.Tensor, b: torch.Tensor, absolute: bool = True) -> torch.Tensor:
-    """Cosine similarity ``a.b / (||a|| ||b||)`` of each pair of flattened maps (``nan`` for a zero map,
-    exactly 1 for identical maps).
-
-    :param a: Maps ``(n, ...)``.
-    :param b: Maps of the same shape.
-    :param absolute: Compare ``|a|`` and ``|b|``.
-    :return: ``(n,)`` float64.
-
-    >>> import torch
-    >>> cosine_similarity(torch.tensor([[1.0, 0.0]]), torch.tensor([[1.0, 1.0]]), absolute=False)
-    tensor([0.7071], dtype=torch.float64)
-    """
-    return _Features.of(a, absolute, 1.0).compare(_Features.of(b, absolute, 1.0))["cosine"]
-
-
-def map_similarity(a: Any, b: torch.Tensor, top_k: float = 0.1, absolute: bool = True) -> dict[str, float]:
-    """Mean Spearman correlation, top-k intersection and cosine similarity over pairs of maps (NaNs ignored).
-
-    :param a: Maps ``(n, ...)``, or the reference features from a previous call's ``reference(...)`` (when
-        many map sets are compared with one reference, its ranks are computed once).
+    :param a: Maps ``(n, ...)`` (or the result of :func:`reference`).
     :param b: Maps of the same shape.
     :param top_k: Fraction of features of the top-k intersection.
-    :param absolute: Compare absolute values.
-    :return: ``{"spearman": ..., "top_k": ..., "cosine": ...}``.
+    :param absolute: Rank and compare absolute values (``spearman_signed`` is always signed).
+    :return: ``{"spearman", "spearman_signed", "top_k", "cosine", "ssim" (image maps)}`` means.
 
     >>> import torch
     >>> a = torch.rand(2, 1, 4, 4, generator=torch.Generator().manual_seed(1))
     >>> map_similarity(a, a)
-    {'spearman': 1.0, 'top_k': 1.0, 'cosine': 1.0}
+    {'spearman': 1.0, 'spearman_signed': 1.0, 'top_k': 1.0, 'cosine': 1.0, 'ssim': 1.0}
     >>> {k: round(v, 3) for k, v in map_similarity(a, -a, absolute=False).items()}
-    {'spearman': -1.0, 'top_k': 0.0, 'cosine': -1.0}
+    {'spearman': -1.0, 'spearman_signed': -1.0, 'top_k': 1.0, 'cosine': -1.0, 'ssim': 1.0}
     """
-    fa = a if isinstance(a, _Features) else _Features.of(a, absolute, top_k)
-    values = fa.compare(_Features.of(b, absolute, top_k))
-    return {key: float(torch.nanmean(v)) for key, v in values.items()}
+    return mean_similarity(similarities(a, b, top_k, absolute))
 
 
-def reference(a: torch.Tensor, top_k: float = 0.1, absolute: bool = True) -> _Features:
-    """Precompute what :func:`map_similarity` needs of reference maps compared many times.
+def reference(a: torch.Tensor, top_k: float = 0.1, absolute: bool = True) -> torch.Tensor:
+    """The reference maps for :func:`map_similarity` (kept for compatibility: every comparison now depends on
+    both maps, so nothing is precomputed).
 
     :param a: Maps ``(n, ...)``.
-    :param top_k: Fraction of features of the top-k intersection.
-    :param absolute: Compare absolute values.
-    :return: An opaque object to pass as ``a`` to :func:`map_similarity` (same ``top_k`` and ``absolute``).
+    :param top_k: Unused.
+    :param absolute: Unused.
+    :return: ``a``.
     """
-    return _Features.of(a, absolute, top_k)
+    return a
 
 
 @dataclass
 class StabilityResult:
     """Map similarity between clean and adversarial inputs, and accuracy, per attack strength.
 
+    The similarities are means over the samples whose *prediction did not change* under the attack (a flipped
+    prediction changes what the map explains, and would make a robust model look more stable by construction);
+    ``flipped`` gives the fraction left out. The maps compared are those of the class named by ``target``.
+
     :param eps: Attack strengths.
     :param accuracy: Accuracy on the adversarial inputs.
-    :param spearman: Mean Spearman rank correlation of clean and adversarial maps.
+    :param spearman: Mean Spearman rank correlation of clean and adversarial (absolute) maps.
     :param top_k: Mean top-k intersection.
     :param cosine: Mean cosine similarity.
     :param method: The attribution method's name.
     :param attack: The attack's class name.
     :param top_k_fraction: Fraction of features of the top-k intersection.
     :param n_samples: Number of samples.
+    :param spearman_signed: Mean Spearman rank correlation of the signed maps.
+    :param ssim: Mean structural similarity (image maps; ``nan`` otherwise).
+    :param flipped: Fraction of samples whose prediction the attack changed (left out of the similarities).
+    :param n_compared: Number of samples the similarities average.
+    :param target: ``"label"``: both maps explain the true class ``y``.
+    :param undefined: Per eps, the samples left out of each mean as undefined (constant or zero maps).
     """
 
     eps: list[float]
@@ -209,6 +121,12 @@ class StabilityResult:
     attack: str
     top_k_fraction: float
     n_samples: int
+    spearman_signed: list[float] = field(default_factory=list)
+    ssim: list[float] = field(default_factory=list)
+    flipped: list[float] = field(default_factory=list)
+    n_compared: list[int] = field(default_factory=list)
+    target: str = "label"
+    undefined: list[dict[str, int]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """The result as plain Python types.
@@ -308,9 +226,11 @@ def adversarial_stability(
     """Similarity of the maps of ``x`` and of adversarial ``x'`` for each attack strength, and accuracy at it.
 
     For every ``eps``: ``x'`` is crafted against the true labels ``y`` with ART's ``ProjectedGradientDescent``
-    (L-inf, ``max_iter`` steps of ``2.5 eps / max_iter``, no random start) or with ``attack``; the maps of
-    ``x'`` for ``y`` are compared with those of ``x`` by :func:`rank_correlation`, :func:`top_k_intersection`
-    and :func:`cosine_similarity` (means over samples); and the accuracy on ``x'`` is recorded. ART attacks
+    (L-inf, ``max_iter`` steps of ``2.5 eps / max_iter``, no random start) or with ``attack``; on the samples
+    whose predicted class is the same at ``x'`` as at ``x``, the maps of ``x'`` for the true class ``y`` are
+    compared with those of ``x`` by every measure of :func:`~art_sgt.evaluation.similarity.similarities`
+    (means over those samples; top-k intersection as Ghorbani et al. 2019); the fraction of samples whose
+    prediction flipped and the accuracy on ``x'`` are recorded beside them. ART attacks
     that ``art_sgt.attacks.pgd`` reproduces (PGD, BIM, FGSM on a ``PyTorchClassifier``) are run by it on the
     device, with the same result; any other attack goes through its ``generate``.
 
@@ -359,26 +279,38 @@ def adversarial_stability(
         if maps is None
         else check_maps("maps", maps, x_t)
     )
-    clean_features = reference(clean, top_k, absolute)
     generator = torch.Generator(device=resolved.device).manual_seed(int(seed))
-    clean_acc: float | None = None
-    rows: dict[str, list[float]] = {"accuracy": [], "spearman": [], "top_k": [], "cosine": []}
+    clean_pred = predict_proba(resolved, x_t, batch_size).argmax(1)
+    keys = ("spearman", "spearman_signed", "top_k", "cosine", "ssim")
+    rows: dict[str, list[Any]] = {k: [] for k in ("accuracy", *keys, "flipped", "n_compared", "undefined")}
     attack_name = "none"
     for e in eps_list:
         if e == 0.0:
-            if clean_acc is None:
-                clean_acc = float((predict_proba(resolved, x_t, batch_size).argmax(1) == y_t).double().mean())
-            acc, sim = clean_acc, {"spearman": 1.0, "top_k": 1.0, "cosine": 1.0}
+            pred, sim = clean_pred, dict.fromkeys(keys, 1.0)
         else:
             with _attack_at(attack, classifier, e, max_iter, batch_size) as art_attack:
                 attack_name = type(art_attack).__name__
                 x_adv = _craft(resolved, art_attack, x_t, y_t, batch_size, generator)
-            acc = float((predict_proba(resolved, x_adv, batch_size).argmax(1) == y_t).double().mean())
-            adv = compute_maps(resolved, x_adv, y_t, resolved_method, batch_size, seed)
-            sim = map_similarity(clean_features, adv, top_k, absolute)
-        rows["accuracy"].append(acc)
-        for key, value in sim.items():
-            rows[key].append(value)
+            pred = predict_proba(resolved, x_adv, batch_size).argmax(1)
+            kept = pred == clean_pred
+            if bool(kept.any()):
+                adv = compute_maps(resolved, x_adv[kept], y_t[kept], resolved_method, batch_size, seed)
+                what = f"stability at eps {e:g}"
+                sim = mean_similarity(similarities(clean[kept], adv, top_k, absolute), what=what)
+                sim.setdefault("ssim", float("nan"))
+            else:
+                warnings.warn(
+                    f"stability at eps {e:g}: the attack changed every prediction, no map left to compare.",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+                sim = dict.fromkeys(keys, float("nan"))
+        rows["accuracy"].append(float((pred == y_t).double().mean()))
+        rows["flipped"].append(float((pred != clean_pred).double().mean()))
+        rows["n_compared"].append(int((pred == clean_pred).sum()))
+        rows["undefined"].append(sim.pop("undefined", {}))
+        for key in keys:
+            rows[key].append(sim[key])
     return StabilityResult(
         eps=eps_list,
         method=resolved_method.name,
