@@ -1,14 +1,30 @@
-"""Where art-sgt meets ART: checking a classifier and turning it into a differentiable torch module."""
+"""Where art-sgt meets ART: the classifier check, preprocessing for fit and for attack, clip values, attacks.
+
+Everything that reads an ART object's fields lives here, so the trainers and evaluators see torch modules,
+tensors and plain values only.
+"""
 
 from __future__ import annotations
 
+import logging
+import warnings
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["check_pytorch_classifier", "PreprocessedModel", "require_pytorch_classifier"]
+__all__ = [
+    "check_pytorch_classifier",
+    "require_pytorch_classifier",
+    "PreprocessedModel",
+    "clip_bounds",
+    "check_attacks",
+    "attack_is_live",
+    "silence",
+]
+
+logger = logging.getLogger(__name__)
 
 
 def require_pytorch_classifier(name: str, classifier: Any) -> None:
@@ -26,28 +42,54 @@ def require_pytorch_classifier(name: str, classifier: Any) -> None:
         )
 
 
+def _label_mixing_preprocessors() -> tuple[type, ...]:
+    from art.defences.preprocessor import CutMixPyTorch, MixupPyTorch
+
+    return (MixupPyTorch, CutMixPyTorch)
+
+
 def check_pytorch_classifier(name: str, classifier: Any, need_optimizer: bool = False) -> None:
     """Check that ``classifier`` is a ``PyTorchClassifier`` usable by art-sgt.
 
     :param name: The parameter's name, used in the error message.
     :param classifier: The object to check.
-    :param need_optimizer: Also require an optimizer (for training).
+    :param need_optimizer: Also require an optimizer and refuse what training cannot honour: channels-last
+        inputs (masks are formed along the channel axis) and label-mixing preprocessors (Mixup, CutMix), whose
+        soft labels the saliency of a class cannot follow.
     :raises TypeError: If ``classifier`` is not a ``PyTorchClassifier`` or its preprocessing is not torch.
-    :raises ValueError: If an optimizer is needed but missing, or ``nb_classes`` < 2.
+    :raises ValueError: If an optimizer is needed but missing, ``nb_classes`` < 2, or a training refusal applies.
     """
     require_pytorch_classifier(name, classifier)
     if need_optimizer and classifier.optimizer is None:
         raise ValueError(f"{name} must have an optimizer to be trained; pass optimizer=... to PyTorchClassifier.")
     if classifier.nb_classes < 2:
         raise ValueError(f"{name} must have nb_classes >= 2, got {classifier.nb_classes}.")
+    if need_optimizer and not classifier.channels_first:
+        raise ValueError(
+            f"{name} must be channels-first (channels_first=True): saliency-guided training masks positions "
+            "across the channel axis 1; move the channel axis of the data first and build the classifier with "
+            "channels_first=True."
+        )
+    mixing = [op for op in classifier.preprocessing_operations or [] if isinstance(op, _label_mixing_preprocessors())]
+    if need_optimizer and mixing:
+        raise ValueError(
+            f"{name} has the label-mixing preprocessor {type(mixing[0]).__name__}, which saliency-guided training "
+            "does not support (a mask is chosen from the saliency of one class); remove it from the classifier's "
+            "preprocessing."
+        )
     PreprocessedModel.preprocessing_steps(classifier)
 
 
 class _Standardise(nn.Module):
-    def __init__(self, mean: Any, std: Any, device: torch.device) -> None:
+    """ART's mean/std standardisation, broadcast over the input as ART broadcasts it (per-channel vectors)."""
+
+    def __init__(self, mean: np.ndarray, std: np.ndarray, input_shape: tuple[int, ...], device: Any) -> None:
+        from art.preprocessing.standardisation_mean_std.utils import broadcastable_mean_std
+
         super().__init__()
-        self.register_buffer("mean", torch.as_tensor(np.asarray(mean, dtype=np.float32), device=device))
-        self.register_buffer("inv_std", 1.0 / torch.as_tensor(np.asarray(std, dtype=np.float32), device=device))
+        mean, std = broadcastable_mean_std(np.empty((1, *input_shape), dtype=np.float32), mean, std)
+        self.register_buffer("mean", torch.as_tensor(mean, dtype=torch.float32, device=device))
+        self.register_buffer("inv_std", 1.0 / torch.as_tensor(std, dtype=torch.float32, device=device))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return (x - self.mean) * self.inv_std
@@ -56,9 +98,11 @@ class _Standardise(nn.Module):
 class PreprocessedModel(nn.Module):
     """The classifier's preprocessing followed by its model, as one differentiable module.
 
-    Inputs are what the user hands the ART classifier (before preprocessing); outputs are logits. ART's
-    mean/std standardisation is folded into a precomputed affine step (and dropped when it is the identity);
-    any other PyTorch preprocessor runs through its differentiable ``forward``.
+    Inputs are what the user hands the ART classifier (before preprocessing); outputs are the model's. ART's
+    mean/std standardisation (scalars or per-channel vectors) is folded into a precomputed affine step (dropped
+    when it is the identity); any other PyTorch preprocessor runs through its differentiable ``forward``.
+    Training goes through ``apply="fit"``; attacks and predictions through ``apply="predict"``, as ART's
+    ``loss_gradient`` and ``predict`` do.
 
     :param classifier: An ART ``PyTorchClassifier``.
     :param apply: ``"fit"`` or ``"predict"``: which of ART's preprocessing flags to honour.
@@ -90,7 +134,7 @@ class PreprocessedModel(nn.Module):
                 mean, std = np.asarray(op.mean, dtype=np.float32), np.asarray(op.std, dtype=np.float32)
                 if np.all(mean == 0.0) and np.all(std == 1.0):
                     continue
-                steps.append(_Standardise(mean, std, classifier.device))
+                steps.append(_Standardise(mean, std, tuple(classifier.input_shape), classifier.device))
             elif isinstance(op, PreprocessorPyTorch):
                 steps.append(lambda x, _op=op: _op.forward(x, None)[0])
             else:
@@ -104,3 +148,83 @@ class PreprocessedModel(nn.Module):
         for step in self._steps:
             x = step(x)
         return self.model(x)
+
+
+def clip_bounds(classifier: Any, device: torch.device) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """The classifier's ``clip_values`` as two tensors on ``device`` that broadcast to ``(n, *input_shape)``.
+
+    Scalar bounds give 0-d tensors; per-feature arrays (legal in ART) keep their shape.
+
+    :param classifier: An ART classifier.
+    :param device: The training device.
+    :return: ``(low, high)`` or ``None`` when the classifier has no ``clip_values``.
+    """
+    if classifier.clip_values is None:
+        return None
+    low, high = (torch.as_tensor(np.asarray(b, dtype=np.float32), device=device) for b in classifier.clip_values)
+    return low, high
+
+
+def attack_is_live(attack: Any, classifier: Any) -> bool:
+    """Whether ``attack``'s gradients come from the weights being trained.
+
+    True for an attack on ``classifier`` itself, and for one on another ``PyTorchClassifier`` wrapping the same
+    ``nn.Module`` (ART's ``AutoProjectedGradientDescent`` with a ``loss_type`` builds such a wrapper).
+
+    :param attack: An ART attack.
+    :param classifier: The classifier being trained.
+    :return: Whether the attack crafts against the live weights.
+    """
+    estimator = attack.estimator
+    return estimator is classifier or getattr(estimator, "model", None) is classifier.model
+
+
+def check_attacks(attacks: Any, classifier: Any, allow_transfer: bool) -> list[Any]:
+    """Check one ART evasion attack or a list of them for adversarial training, as ART's trainers do.
+
+    Warns when an L-inf ``eps`` exceeds the clip range (ART clips and trains; so do we).
+
+    :param attacks: An ``EvasionAttack`` or a non-empty list of them.
+    :param classifier: The classifier being trained.
+    :param allow_transfer: Accept attacks whose gradients come from other weights (transfer-style training).
+    :return: The attacks as a list.
+    :raises ValueError: For anything that is not an ``EvasionAttack`` (as ART's ``AdversarialTrainer``), and for an
+        attack crafting against weights that are not trained unless ``allow_transfer``.
+    """
+    from art.attacks.attack import EvasionAttack
+
+    listed = list(attacks) if isinstance(attacks, (list, tuple)) else [attacks]
+    if not listed or not all(isinstance(a, EvasionAttack) for a in listed):
+        got = type(attacks).__name__ if not listed else ", ".join(type(a).__name__ for a in listed)
+        raise ValueError(f"attacks must be an ART EvasionAttack or a non-empty list of them, got {got}.")
+    for attack in listed:
+        if not allow_transfer and not attack_is_live(attack, classifier):
+            raise ValueError(
+                f"attack {type(attack).__name__} takes its gradients from another model, so it would craft "
+                "against weights that training does not change. Build the attack on the classifier being trained, "
+                "or pass allow_transfer=True for transfer-style training."
+            )
+        _warn_eps_beyond_clip(attack, classifier)
+    return listed
+
+
+def _warn_eps_beyond_clip(attack: Any, classifier: Any) -> None:
+    eps, clip = getattr(attack, "eps", None), classifier.clip_values
+    if clip is None or eps is None or np.ndim(eps) != 0 or getattr(attack, "norm", np.inf) not in (np.inf, "inf"):
+        return
+    span = float(np.min(np.asarray(clip[1], dtype=np.float64) - np.asarray(clip[0], dtype=np.float64)))
+    if float(eps) > span:
+        warnings.warn(
+            f"attack eps {float(eps):g} exceeds the classifier's clip range {span:g}: adversarial inputs are clipped "
+            "to clip_values, so the attack is effectively unbounded.",
+            stacklevel=3,
+        )
+
+
+def silence(attack: Any) -> None:
+    """Turn off an ART attack's own progress bar, as ART's ``AdversarialTrainer`` does.
+
+    :param attack: An ART attack.
+    """
+    if "verbose" in attack.attack_params:
+        attack.set_params(verbose=False)

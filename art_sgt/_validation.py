@@ -6,13 +6,19 @@ Every check raises before any work starts, with a message of one style:
 
 from __future__ import annotations
 
+import contextlib
 import math
 import numbers
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
+from torch import nn
 
 __all__ = [
+    "check_bool",
+    "check_positive",
+    "preserved_modes",
     "check_fraction",
     "check_non_negative",
     "check_positive_int",
@@ -29,6 +35,59 @@ def _describe(value: Any) -> str:
         return f"an array of shape {value.shape} and dtype {value.dtype}"
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+def check_bool(name: str, value: Any) -> bool:
+    """Check that ``value`` is a bool (Python's or numpy's).
+
+    :param name: The parameter's name, used in the error message.
+    :param value: The value to check.
+    :return: ``value`` as a Python bool.
+    :raises TypeError: If ``value`` is not a bool.
+    """
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a bool, got {_describe(value)}.")
+    return bool(value)
+
+
+def check_positive(name: str, value: Any) -> float:
+    """Check that ``value`` is a finite real number > 0.
+
+    :param name: The parameter's name, used in the error message.
+    :param value: The value to check.
+    :return: ``value`` as a float.
+    :raises TypeError: If ``value`` is not a real number.
+    :raises ValueError: If ``value`` is not finite or not positive.
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a finite real number > 0, got {_describe(value)}.")
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be a finite real number > 0, got {value!r}.")
+    return float(value)
+
+
+@contextlib.contextmanager
+def preserved_modes(model: nn.Module, training: bool | None = None, freeze: bool = False) -> Iterator[nn.Module]:
+    """Set every submodule's mode (and optionally freeze the parameters); restore each one's own state on exit.
+
+    :param model: The model.
+    :param training: ``True``/``False`` to put the model in train/eval mode; ``None`` leaves the mode as it is.
+    :param freeze: Also set ``requires_grad=False`` on every parameter while inside.
+    :return: A context manager yielding ``model``.
+    """
+    modes = [(module, module.training) for module in model.modules()]
+    flags = [(param, param.requires_grad) for param in model.parameters()] if freeze else []
+    if training is not None:
+        model.train(training)
+    for param, _ in flags:
+        param.requires_grad_(False)
+    try:
+        yield model
+    finally:
+        for module, mode in modes:
+            module.training = mode
+        for param, requires_grad in flags:
+            param.requires_grad_(requires_grad)
 
 
 def check_fraction(name: str, value: Any, low_inclusive: bool = False, high_inclusive: bool = False) -> float:
@@ -117,6 +176,8 @@ def check_array(name: str, value: Any, min_ndim: int = 1) -> np.ndarray:
         raise TypeError(f"{name} must be a numpy.ndarray, got {type(value).__name__}.")
     if not (np.issubdtype(value.dtype, np.number) or value.dtype == np.bool_):
         raise TypeError(f"{name} must have a numeric dtype, got dtype {value.dtype}.")
+    if np.issubdtype(value.dtype, np.complexfloating):
+        raise TypeError(f"{name} must have a real dtype, got dtype {value.dtype} (the imaginary part would be lost).")
     if value.ndim < min_ndim:
         raise ValueError(f"{name} must have at least {min_ndim} dimension(s), got shape {value.shape}.")
     if value.shape[0] == 0:

@@ -11,22 +11,22 @@ Nothing here imports ART at module level.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import numbers
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from statistics import NormalDist
-from typing import Any
+from typing import Any, Union
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from art_sgt._validation import check_non_negative, check_positive_int
+from art_sgt._validation import check_bool, check_non_negative, check_positive, check_positive_int, preserved_modes
 
-__all__ = ["PGDParams", "pgd", "pgd_params_from_art", "is_fast_path_attack"]
+__all__ = ["PGDParams", "pgd", "pgd_params_from_art"]
+
+Bound = Union[float, torch.Tensor]
 
 # CDF of the standard normal at 0 and at 2: ART's random eps is a normal of scale eps / 2 truncated to [0, eps].
 _NORMAL = NormalDist()
@@ -35,17 +35,16 @@ _CDF_LOW, _CDF_HIGH = _NORMAL.cdf(0.0), _NORMAL.cdf(2.0)
 
 @dataclass(frozen=True)
 class PGDParams:
-    """Arguments of :func:`pgd` read from an ART attack, plus the attack's ``batch_size``.
+    """Arguments of :func:`pgd` read from an ART attack.
 
     :param eps: Radius of the perturbation ball.
     :param eps_step: Step size of each iteration.
     :param max_iter: Number of iterations.
     :param norm: ``"inf"`` or ``"2"``.
     :param num_random_init: Number of random starts (0: start at the input).
-    :param clip_values: ``(min, max)`` of the input domain, or ``None``.
+    :param clip_values: ``(min, max)`` of the input domain (floats, or per-feature arrays), or ``None``.
     :param targeted: Whether the attack is targeted.
     :param random_eps: Whether ``eps`` is drawn at random on each call, as ART does.
-    :param batch_size: The attack's batch size; not an argument of :func:`pgd`.
     """
 
     eps: float
@@ -53,19 +52,16 @@ class PGDParams:
     max_iter: int
     norm: str
     num_random_init: int
-    clip_values: tuple[float, float] | None
+    clip_values: tuple[Any, Any] | None
     targeted: bool
     random_eps: bool
-    batch_size: int
 
     def pgd_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments for :func:`pgd` (every field except ``batch_size``).
+        """Keyword arguments for :func:`pgd`.
 
         :return: A new dictionary.
         """
-        kwargs = asdict(self)
-        del kwargs["batch_size"]
-        return kwargs
+        return asdict(self)
 
 
 def _check_norm(norm: Any) -> str:
@@ -76,49 +72,27 @@ def _check_norm(norm: Any) -> str:
     raise ValueError(f"norm must be one of 'inf', numpy.inf or 2, got {norm!r}.")
 
 
-def _check_clip_values(clip_values: Any) -> tuple[float, float] | None:
+def _check_clip_values(clip_values: Any, x: torch.Tensor) -> tuple[Bound, Bound] | None:
+    """Scalar bounds as floats; per-feature bounds (as ART allows) as tensors on ``x``'s device."""
     if clip_values is None:
         return None
+    message = (
+        "clip_values must be None or a pair (min, max) of finite numbers or arrays with min < max, "
+        f"got {clip_values!r}."
+    )
     try:
-        low, high = (float(v) for v in clip_values)
+        low, high = (np.asarray(v, dtype=np.float64) for v in clip_values)
     except (TypeError, ValueError):
-        raise ValueError(f"clip_values must be None or a pair (min, max) of numbers, got {clip_values!r}.") from None
-    if not (math.isfinite(low) and math.isfinite(high) and low < high):
-        raise ValueError(
-            f"clip_values must be a pair (min, max) of finite numbers with min < max, got {clip_values!r}."
-        )
-    return low, high
-
-
-def _check_positive(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a finite real number > 0, got {value!r}.")
-    if not (math.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be a finite real number > 0, got {value!r}.")
-    return float(value)
-
-
-def _check_bool(name: str, value: Any) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be a bool, got {value!r}.")
-    return bool(value)
-
-
-@contextlib.contextmanager
-def _frozen_eval(model: nn.Module) -> Iterator[None]:
-    """Eval mode and ``requires_grad=False`` on every parameter, each module's and parameter's state restored."""
-    modes = [(module, module.training) for module in model.modules()]
-    flags = [(param, param.requires_grad) for param in model.parameters()]
-    model.eval()
-    for param, _ in flags:
-        param.requires_grad_(False)
+        raise ValueError(message) from None
+    if not (np.isfinite(low).all() and np.isfinite(high).all() and np.all(low < high)):
+        raise ValueError(message)
+    if low.size == 1 and high.size == 1:
+        return float(low.reshape(-1)[0]), float(high.reshape(-1)[0])
     try:
-        yield
-    finally:
-        for module, training in modes:
-            module.training = training
-        for param, requires_grad in flags:
-            param.requires_grad_(requires_grad)
+        bounds = tuple(torch.as_tensor(b, dtype=x.dtype, device=x.device).expand(x.shape[1:]) for b in (low, high))
+    except RuntimeError:
+        raise ValueError(f"clip_values arrays must broadcast to one input of shape {tuple(x.shape[1:])}.") from None
+    return bounds[0], bounds[1]
 
 
 def _draw_eps(eps: float, eps_step: float, generator: torch.Generator | None) -> tuple[float, float]:
@@ -152,7 +126,7 @@ def _attack_once(
     eps_step: float,
     max_iter: int,
     norm: str,
-    clip: tuple[float, float] | None,
+    clip: tuple[Bound, Bound] | None,
     direction: float,
     noise: torch.Tensor | None,
 ) -> torch.Tensor:
@@ -203,7 +177,7 @@ def pgd(
     max_iter: int,
     norm: str | float = "inf",
     num_random_init: int = 0,
-    clip_values: tuple[float, float] | None = None,
+    clip_values: tuple[Any, Any] | None = None,
     targeted: bool = False,
     random_eps: bool = False,
     generator: torch.Generator | None = None,
@@ -229,7 +203,8 @@ def pgd(
     :param max_iter: Number of iterations, ``>= 1``.
     :param norm: ``"inf"`` (or ``numpy.inf``) or ``2`` (or ``"2"``).
     :param num_random_init: Number of random starts drawn uniformly in the eps ball; 0 starts at ``x``.
-    :param clip_values: ``(min, max)`` of the input domain, applied after every step; ``None`` for no clipping.
+    :param clip_values: ``(min, max)`` of the input domain, applied after every step: numbers, or per-feature
+        arrays broadcastable to one input (as ART allows); ``None`` for no clipping.
     :param targeted: Descend the loss of ``y`` instead of ascending it.
     :param random_eps: Draw ``eps`` once per call from a normal of mean 0 and scale ``eps / 2`` truncated to
                        ``[0, eps]`` (rounded to 10 decimals, as ART does) and scale ``eps_step`` by the same factor.
@@ -259,16 +234,16 @@ def pgd(
             f"x and y must have the same length with y of shape (n,), got {tuple(x.shape)} and {tuple(y.shape)}."
         )
     eps = check_non_negative("eps", eps)
-    eps_step = _check_positive("eps_step", eps_step)
+    eps_step = check_positive("eps_step", eps_step)
     max_iter = check_positive_int("max_iter", max_iter)
     norm = _check_norm(norm)
     if isinstance(num_random_init, bool) or not isinstance(num_random_init, numbers.Integral):
         raise TypeError(f"num_random_init must be an integer >= 0, got {num_random_init!r}.")
     if num_random_init < 0:
         raise ValueError(f"num_random_init must be an integer >= 0, got {num_random_init!r}.")
-    clip = _check_clip_values(clip_values)
-    targeted = _check_bool("targeted", targeted)
-    random_eps = _check_bool("random_eps", random_eps)
+    clip = _check_clip_values(clip_values, x)
+    targeted = check_bool("targeted", targeted)
+    random_eps = check_bool("random_eps", random_eps)
     if generator is not None and not isinstance(generator, torch.Generator):
         raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}.")
     if not bool(torch.isfinite(x).all()):
@@ -285,7 +260,7 @@ def pgd(
         noise = _random_start(x, eps, norm, generator) if num_random_init > 0 else None
         return _attack_once(model, x, y, eps, eps_step, max_iter, norm, clip, direction, noise)
 
-    with _frozen_eval(model):
+    with preserved_modes(model, training=False, freeze=True):
         best = run()
         if num_random_init > 1:
             with torch.no_grad():
@@ -317,7 +292,9 @@ def pgd_params_from_art(attack: Any) -> PGDParams | None:
     (``decay``), no summary writer, ``max_iter >= 1``, and a ``PyTorchClassifier`` whose loss is a plain
     ``CrossEntropyLoss``, whose preprocessing all runs in torch and whose ``clip_values`` are scalars.
     ``FastGradientMethod`` is also refused with ``minimal=True`` or ``num_random_init > 1`` (it then keeps the
-    restart with the best success rate over the whole input, not per sample).
+    restart with the best success rate over the whole input, not per sample). Per-feature ``clip_values`` are
+    read as arrays. Call it whenever the attack is about to run: it reads the attack's current parameters (after
+    any ``set_params``).
 
     :param attack: An ART evasion attack.
     :return: The parameters, or ``None``.
@@ -345,7 +322,9 @@ def pgd_params_from_art(attack: Any) -> PGDParams | None:
 
     kind = type(attack)
     if kind in (ProjectedGradientDescent, BasicIterativeMethod):
-        inner = attack._attack  # holds decay and the summary writer, which the wrapper does not expose
+        # ART 1.20.1's wrappers keep decay and the summary writer only on the framework attack they build, with no
+        # public accessor: this is the one place art-sgt reads it.
+        inner = attack._attack
     elif kind in (ProjectedGradientDescentPyTorch, ProjectedGradientDescentNumpy, FastGradientMethod):
         inner = attack
     else:
@@ -385,10 +364,9 @@ def pgd_params_from_art(attack: Any) -> PGDParams | None:
         return None
     clip_values = None
     if estimator.clip_values is not None:
-        low, high = (np.asarray(bound) for bound in estimator.clip_values)
-        if low.size != 1 or high.size != 1:
-            return None
-        clip_values = (float(low.reshape(-1)[0]), float(high.reshape(-1)[0]))
+        low, high = (np.asarray(bound, dtype=np.float32) for bound in estimator.clip_values)
+        scalar = low.size == 1 and high.size == 1
+        clip_values = (float(low.reshape(-1)[0]), float(high.reshape(-1)[0])) if scalar else (low, high)
     return PGDParams(
         eps=eps,
         eps_step=eps_step,
@@ -398,14 +376,4 @@ def pgd_params_from_art(attack: Any) -> PGDParams | None:
         clip_values=clip_values,
         targeted=bool(attack.targeted),
         random_eps=random_eps,
-        batch_size=int(attack.batch_size),
     )
-
-
-def is_fast_path_attack(attack: Any) -> bool:
-    """Whether :func:`pgd` reproduces ``attack`` (see :func:`pgd_params_from_art`).
-
-    :param attack: An ART evasion attack.
-    :return: ``True`` if :func:`pgd_params_from_art` returns parameters for it.
-    """
-    return pgd_params_from_art(attack) is not None

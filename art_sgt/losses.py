@@ -7,12 +7,28 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-__all__ = ["kl_divergence", "sgt_loss", "asgt_loss"]
+__all__ = ["kl_divergence", "sgt_loss", "asgt_loss", "OUTPUTS", "KL_REDUCTIONS"]
 
 TaskLoss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
+OUTPUTS = ("logits", "probabilities")
+"""What a model returns: logits (or log-probabilities, which ``softmax`` maps to the same distribution), or
+probabilities (a model ending in ``softmax``), whose logarithm is taken before the KL term."""
 
-def kl_divergence(p_logits: torch.Tensor, q_logits: torch.Tensor) -> torch.Tensor:
+KL_REDUCTIONS = ("batchmean", "sum")
+"""How the KL term is reduced over the batch; match the task loss's ``reduction`` (``"mean"`` or ``"sum"``) so
+that the weight of the KL term does not change with the batch size."""
+
+
+def _log_probs(outputs: torch.Tensor, kind: str) -> torch.Tensor:
+    if kind == "probabilities":
+        return outputs.clamp_min(torch.finfo(outputs.dtype).tiny).log()
+    return F.log_softmax(outputs, dim=1)
+
+
+def kl_divergence(
+    p_logits: torch.Tensor, q_logits: torch.Tensor, reduction: str = "batchmean", outputs: str = "logits"
+) -> torch.Tensor:
     """Batch-mean ``KL(p || q)`` between the softmax distributions of two logit tensors.
 
     ``KL(p || q) = (1/n) * sum_i sum_c p_ic * (log p_ic - log q_ic)`` with ``p = softmax(p_logits)`` and
@@ -20,6 +36,8 @@ def kl_divergence(p_logits: torch.Tensor, q_logits: torch.Tensor) -> torch.Tenso
 
     :param p_logits: Logits of the reference distribution ``p``, shape ``(n, classes)``.
     :param q_logits: Logits of the approximating distribution ``q``, shape ``(n, classes)``.
+    :param reduction: ``"batchmean"`` (divide by ``n``) or ``"sum"`` (see :data:`KL_REDUCTIONS`).
+    :param outputs: ``"logits"`` or ``"probabilities"``: what the two tensors hold (see :data:`OUTPUTS`).
     :return: A scalar tensor.
 
     >>> import torch
@@ -27,7 +45,7 @@ def kl_divergence(p_logits: torch.Tensor, q_logits: torch.Tensor) -> torch.Tenso
     0.1201
     """
     return F.kl_div(
-        F.log_softmax(q_logits, dim=1), F.log_softmax(p_logits, dim=1), reduction="batchmean", log_target=True
+        _log_probs(q_logits, outputs), _log_probs(p_logits, outputs), reduction=reduction, log_target=True
     )
 
 
@@ -37,6 +55,8 @@ def sgt_loss(
     y: torch.Tensor,
     kl_weight: float = 1.0,
     task_loss: TaskLoss | None = None,
+    kl_reduction: str = "batchmean",
+    outputs: str = "logits",
 ) -> torch.Tensor:
     """Saliency-guided training loss (Ismail et al. 2021, equation 3).
 
@@ -49,6 +69,8 @@ def sgt_loss(
     :param y: Class indices, ``(n,)``.
     :param kl_weight: Weight of the KL term (``0`` gives plain training).
     :param task_loss: Loss of logits and labels; defaults to ``torch.nn.functional.cross_entropy``.
+    :param kl_reduction: Reduction of the KL term (see :func:`kl_divergence`).
+    :param outputs: What the model returns (see :data:`OUTPUTS`); the task loss always sees them as they are.
     :return: A scalar tensor.
 
     >>> import torch
@@ -59,7 +81,7 @@ def sgt_loss(
     0.4547
     """
     task_loss = F.cross_entropy if task_loss is None else task_loss
-    return task_loss(logits, y) + kl_weight * kl_divergence(logits, masked_logits)
+    return task_loss(logits, y) + kl_weight * kl_divergence(logits, masked_logits, kl_reduction, outputs)
 
 
 def asgt_loss(
@@ -69,11 +91,16 @@ def asgt_loss(
     y: torch.Tensor,
     kl_weight: float = 1.0,
     task_loss: TaskLoss | None = None,
+    ratio: float = 0.5,
+    kl_reduction: str = "batchmean",
+    outputs: str = "logits",
 ) -> torch.Tensor:
     """Adversarial saliency-guided training loss (Guesmi et al. 2024).
 
-    ``L = task_loss(f(x), y) + task_loss(f(x_adv), y) + kl_weight * KL(p(x_adv) || p(masked x_adv))``, each
-    term a batch mean, with ``task_loss`` defaulting to cross-entropy.
+    ``L = 2 * ((1 - ratio) * task_loss(f(x), y) + ratio * task_loss(f(x_adv), y))
+    + kl_weight * KL(p(x_adv) || p(masked x_adv))``, each term a batch mean, with ``task_loss`` defaulting to
+    cross-entropy. ``ratio = 0.5`` (the default) is the paper's loss, ``CE(x) + CE(x_adv) + kl_weight * KL``;
+    ``ratio = 1`` trains on adversarial inputs only, as ART's ``AdversarialTrainer(ratio=1.0)`` does.
 
     :param logits: Logits of the clean inputs, ``(n, classes)``.
     :param adv_logits: Logits of the adversarial inputs, ``(n, classes)``.
@@ -81,6 +108,9 @@ def asgt_loss(
     :param y: Class indices, ``(n,)``.
     :param kl_weight: Weight of the KL term.
     :param task_loss: Loss of logits and labels; defaults to ``torch.nn.functional.cross_entropy``.
+    :param ratio: Weight of the adversarial task term against the clean one, in [0, 1].
+    :param kl_reduction: Reduction of the KL term (see :func:`kl_divergence`).
+    :param outputs: What the model returns (see :data:`OUTPUTS`); the task loss always sees them as they are.
     :return: A scalar tensor.
 
     >>> import torch
@@ -89,4 +119,8 @@ def asgt_loss(
     0.2539
     """
     task_loss = F.cross_entropy if task_loss is None else task_loss
-    return task_loss(logits, y) + task_loss(adv_logits, y) + kl_weight * kl_divergence(adv_logits, masked_adv_logits)
+    if ratio == 0.5:  # the paper's loss, written as it is (bitwise the same as the weighted form)
+        task = task_loss(logits, y) + task_loss(adv_logits, y)
+    else:
+        task = 2.0 * ((1.0 - ratio) * task_loss(logits, y) + ratio * task_loss(adv_logits, y))
+    return task + kl_weight * kl_divergence(adv_logits, masked_adv_logits, kl_reduction, outputs)

@@ -1,7 +1,8 @@
 """Masking of the least salient input features, as pure torch functions.
 
 Inputs are channels-first: ``(n, c, *spatial)`` for images and ``(n, features)`` for flat data. For images
-a *position* is one spatial location across all its channels; saliency is averaged over channels first.
+a *position* is one spatial location across all its channels; saliency is averaged over channels first (and only
+then made absolute, as the SGT reference does).
 """
 
 from __future__ import annotations
@@ -16,14 +17,18 @@ from art_sgt._validation import check_choice, check_fraction
 
 __all__ = ["least_salient_mask", "apply_mask", "FILL_MODES", "Fill"]
 
-FILL_MODES = ("uniform", "mean", "zero")
+FILL_MODES = ("uniform", "uniform_channel", "mean", "zero")
 Fill = Union[str, float, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]]
+Bound = Union[float, torch.Tensor]
 
 
-def _position_scores(saliency: torch.Tensor, absolute: bool) -> torch.Tensor:
-    scores = saliency.abs() if absolute else saliency
+def _position_scores(saliency: torch.Tensor, absolute: bool, mean_before_abs: bool = False) -> torch.Tensor:
+    """One score per position: the channel mean of the map, made absolute before or after the mean."""
+    scores = saliency.abs() if absolute and not mean_before_abs else saliency
     if scores.ndim >= 3:
         scores = scores.mean(dim=1)
+    if absolute and mean_before_abs:
+        scores = scores.abs()
     return scores.reshape(scores.shape[0], -1)
 
 
@@ -36,11 +41,13 @@ def _mask_shape(saliency: torch.Tensor) -> tuple[int, ...]:
 def least_salient_mask(saliency: torch.Tensor, fraction: float, absolute: bool = False) -> torch.Tensor:
     """Mark, per sample, the ``fraction`` of positions with the lowest saliency.
 
-    Exactly ``k = floor(fraction * positions)`` positions are marked in every sample (as in the SGT reference
-    code). Ties are broken deterministically: among equal scores the position with the lower flat index is
-    marked first.
+    Exactly ``k = max(1, floor(fraction * positions))`` positions are marked in every sample for ``fraction > 0``
+    (as in the SGT reference code, so that small inputs are never left unmasked; ``fraction = 0`` marks none).
+    Ties are broken deterministically: among equal scores the position with the lower flat index is marked first.
 
-    :param saliency: Saliency maps, ``(n, c, *spatial)`` (averaged over ``c``) or ``(n, features)``.
+    :param saliency: Saliency maps, ``(n, c, *spatial)`` or ``(n, features)``. Multi-channel maps are averaged over
+        ``c`` first and, with ``absolute``, made absolute after the mean (the reference's order: evidence of
+        opposite signs in two channels cancels).
     :param fraction: Fraction of positions to mark, in [0, 1).
     :param absolute: Rank by ``|saliency|`` instead of the signed value. Signed ranking (the default, as in
         the reference implementation) masks the most negative evidence first; absolute ranking masks the
@@ -61,8 +68,8 @@ def least_salient_mask(saliency: torch.Tensor, fraction: float, absolute: bool =
             "saliency must be a tensor of shape (n, c, *spatial) or (n, features), got "
             f"{getattr(saliency, 'shape', type(saliency).__name__)}."
         )
-    scores = _position_scores(saliency.detach(), absolute)
-    k = int(fraction * scores.shape[1])
+    scores = _position_scores(saliency.detach(), absolute, mean_before_abs=True)
+    k = max(1, int(fraction * scores.shape[1])) if fraction > 0 else 0
     mask = torch.zeros(scores.shape, dtype=torch.bool, device=scores.device)
     if k > 0:
         order = torch.argsort(scores, dim=1, stable=True)[:, :k]
@@ -74,9 +81,11 @@ def _fill_values(x: torch.Tensor, mask: torch.Tensor, fill: Fill, generator: tor
     dims = tuple(range(1, x.ndim))
     if isinstance(fill, str):
         check_choice("fill", fill, FILL_MODES)
-        if fill == "uniform":
-            low = x.amin(dim=dims, keepdim=True)
-            high = x.amax(dim=dims, keepdim=True)
+        if fill in ("uniform", "uniform_channel"):
+            per_channel = fill == "uniform_channel" and x.ndim >= 3
+            ranged = tuple(range(2, x.ndim)) if per_channel else dims
+            low = x.amin(dim=ranged, keepdim=True)
+            high = x.amax(dim=ranged, keepdim=True)
             noise = torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype)
             return low + noise * (high - low)
         if fill == "mean":
@@ -98,7 +107,7 @@ def apply_mask(
     mask: torch.Tensor,
     fill: Fill = "uniform",
     generator: torch.Generator | None = None,
-    clip_values: tuple[float, float] | None = None,
+    clip_values: tuple[Bound, Bound] | None = None,
 ) -> torch.Tensor:
     """Replace the masked positions of ``x`` and return a new tensor (``x`` is not modified).
 
@@ -107,13 +116,17 @@ def apply_mask(
         :func:`least_salient_mask`).
     :param fill: What masked positions receive:
 
-        - ``"uniform"``: uniform noise in each sample's own ``[min, max]`` (the SGT reference behaviour);
+        - ``"uniform"``: uniform noise in each sample's own ``[min, max]`` over all its values (the SGT
+          reference's behaviour for single-channel inputs);
+        - ``"uniform_channel"``: uniform noise in each channel's own ``[min, max]`` of each sample (the reference's
+          behaviour for multi-channel inputs; the same as ``"uniform"`` for one channel or flat data);
         - ``"mean"``: each sample's per-channel mean over its positions;
         - ``"zero"``: zeros;
         - a float: that constant;
         - a callable ``(x, mask) -> tensor`` broadcastable to ``x``.
     :param generator: Random generator for ``"uniform"`` (on ``x``'s device).
-    :param clip_values: ``(min, max)``; fill values are clipped into it, so masked inputs stay valid.
+    :param clip_values: ``(min, max)``, floats or tensors broadcastable to ``x`` (per-feature bounds); fill values
+        are clipped into it, so masked inputs stay valid.
     :return: The masked inputs, of ``x``'s shape, detached.
     :raises TypeError: If ``fill`` has an unsupported type.
     :raises ValueError: If ``fill`` is an unknown string or ``mask`` does not broadcast to ``x``.
@@ -132,5 +145,6 @@ def apply_mask(
     x = x.detach()
     values = _fill_values(x, mask, fill, generator)
     if clip_values is not None:
-        values = values.clamp(float(clip_values[0]), float(clip_values[1]))
+        low, high = (torch.as_tensor(b, dtype=x.dtype, device=x.device) for b in clip_values)
+        values = torch.maximum(torch.minimum(values, high), low)
     return torch.where(mask.to(x.device), values, x)

@@ -7,19 +7,45 @@ compose the classifier's preprocessing into it, so saliency is always taken with
 from __future__ import annotations
 
 import contextlib
+import functools
 import inspect
 from collections.abc import Callable, Iterator
-from typing import Any, Union
+from typing import Any
 
 import torch
+import torch.nn.functional as F
+from captum.attr import Attribution, NoiseTunnel
 from torch import nn
 
-__all__ = ["input_gradient", "eval_mode", "is_mode_independent", "make_saliency_fn", "SaliencyFn", "SaliencySpec"]
+from art_sgt._validation import check_choice, preserved_modes
+
+__all__ = [
+    "input_gradient",
+    "eval_mode",
+    "is_mode_independent",
+    "make_saliency_fn",
+    "bound_module",
+    "SaliencyFn",
+    "SALIENCY_OF",
+]
 
 SaliencyFn = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
 """A saliency function ``(model, x, target) -> map`` returning a tensor of ``x``'s shape."""
 
-SaliencySpec = Union[str, type, Any, SaliencyFn]
+SALIENCY_OF = ("log_prob", "logit")
+"""What a saliency map differentiates: ``log softmax(f(x))_y`` (the SGT reference, whose network ends in
+``log_softmax``) or the raw logit ``f(x)_y``."""
+
+
+class _LogProb(nn.Module):
+    """``log_softmax`` on top of a model returning logits (idempotent on log-probabilities)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.log_softmax(self.model(x), dim=1)
 
 
 @contextlib.contextmanager
@@ -37,25 +63,23 @@ def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
     >>> net.training
     True
     """
-    modes = [(module, module.training) for module in model.modules()]
-    model.eval()
-    try:
+    with preserved_modes(model, training=False):
         yield model
-    finally:
-        for module, training in modes:
-            module.training = training
 
 
-def input_gradient(model: nn.Module, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Gradient of each sample's ``target`` logit with respect to its input (the "vanilla gradient" map).
+def input_gradient(model: nn.Module, x: torch.Tensor, target: torch.Tensor, of: str = "logit") -> torch.Tensor:
+    """Gradient of each sample's ``target`` output with respect to its input (the "vanilla gradient" map).
 
     The model is evaluated in eval mode (the previous mode of every submodule is restored afterwards) and
     only the input gradient is computed: no ``.grad`` is written to any parameter.
 
     :param model: A module mapping a batch of inputs to logits of shape ``(n, nb_classes)``.
     :param x: The inputs, shape ``(n, ...)``. Not modified.
-    :param target: Class indices of shape ``(n,)`` whose logits are differentiated.
+    :param target: Class indices of shape ``(n,)`` whose outputs are differentiated.
+    :param of: ``"logit"`` (the raw logit of ``target``) or ``"log_prob"`` (its log-softmax, as the SGT reference
+        network, which returns ``log_softmax``, differentiates).
     :return: A tensor of ``x``'s shape and dtype, detached from any graph.
+    :raises ValueError: If ``of`` is unknown.
 
     >>> import torch
     >>> model = torch.nn.Linear(3, 2, bias=False)
@@ -65,23 +89,33 @@ def input_gradient(model: nn.Module, x: torch.Tensor, target: torch.Tensor) -> t
     tensor([[ 1.,  2.,  3.],
             [-1.,  0.,  1.]])
     """
+    check_choice("of", of, SALIENCY_OF)
     with eval_mode(model), torch.enable_grad():
         x_in = x.detach().requires_grad_(True)
-        logits = model(x_in)
-        selected = logits.gather(1, target.reshape(-1, 1).to(logits.device)).sum()
+        outputs = model(x_in)
+        if of == "log_prob":
+            outputs = F.log_softmax(outputs, dim=1)
+        selected = outputs.gather(1, target.reshape(-1, 1).to(outputs.device)).sum()
         (grad,) = torch.autograd.grad(selected, x_in)
     return grad.detach()
 
 
-def _captum_attribution_base() -> type | None:
-    try:
-        from captum.attr import Attribution
-    except ImportError:  # pragma: no cover - captum is a dependency
-        return None
-    return Attribution
+def bound_module(attribution: Any) -> nn.Module | None:
+    """The ``nn.Module`` a Captum attribution instance runs (through wrappers such as ``NoiseTunnel``), if any.
+
+    :param attribution: A Captum attribution instance.
+    :return: The module, or ``None`` when its forward function is not a module (or a bound method of one).
+    """
+    while isinstance(attribution, NoiseTunnel):
+        attribution = attribution.attribution_method
+    forward = getattr(attribution, "forward_func", None)
+    if isinstance(forward, nn.Module):
+        return forward
+    owner = getattr(forward, "__self__", None)
+    return owner if isinstance(owner, nn.Module) else None
 
 
-def make_saliency_fn(method: SaliencySpec, **attribute_kwargs: Any) -> SaliencyFn:
+def make_saliency_fn(method: Any, saliency_of: str = "logit", **attribute_kwargs: Any) -> SaliencyFn:
     """Turn a saliency specification into a function ``(model, x, target) -> map``.
 
     :param method: One of
@@ -90,8 +124,11 @@ def make_saliency_fn(method: SaliencySpec, **attribute_kwargs: Any) -> SaliencyF
         - a Captum attribution class (``captum.attr.Saliency``, ``IntegratedGradients``, ``InputXGradient``,
           ...): instantiated on the model at every call, so it always sees the current weights;
         - a Captum attribution instance (e.g. ``NoiseTunnel(Saliency(model))``): used as it is, so its
-          forward function must take the same raw inputs as the classifier;
-        - any callable ``(model, x, target) -> tensor`` of ``x``'s shape.
+          forward function must take the same raw inputs as the classifier (``saliency_of`` does not apply:
+          it differentiates what its forward function returns);
+        - any callable ``(model, x, target) -> tensor`` of ``x``'s shape (``saliency_of`` does not apply).
+    :param saliency_of: ``"logit"`` or ``"log_prob"``: what ``"gradient"`` and Captum classes differentiate
+        (see :data:`SALIENCY_OF`).
     :param attribute_kwargs: Keyword arguments passed to Captum's ``attribute`` (e.g. ``abs=False`` for
         ``Saliency``, whose default returns absolute gradients, or ``n_steps`` for integrated gradients).
     :return: The saliency function. Captum methods run with the model in eval mode (restored afterwards)
@@ -106,7 +143,7 @@ def make_saliency_fn(method: SaliencySpec, **attribute_kwargs: Any) -> SaliencyF
     >>> make_saliency_fn("gradient")(model, torch.zeros(1, 3), torch.tensor([1]))  # gradient of logit 1: row 1
     tensor([[4., 5., 6.]])
     """
-    attribution_base = _captum_attribution_base()
+    check_choice("saliency_of", saliency_of, SALIENCY_OF)
     if isinstance(method, str):
         if method != "gradient":
             raise ValueError(
@@ -115,11 +152,9 @@ def make_saliency_fn(method: SaliencySpec, **attribute_kwargs: Any) -> SaliencyF
             )
         if attribute_kwargs:
             raise TypeError(f"saliency='gradient' takes no attribute kwargs, got {sorted(attribute_kwargs)}.")
-        return input_gradient
-    if attribution_base is not None and inspect.isclass(method) and issubclass(method, attribution_base):
+        return functools.partial(input_gradient, of=saliency_of)
+    if inspect.isclass(method) and issubclass(method, Attribution):
         cls = method
-        from captum.attr import NoiseTunnel
-
         if issubclass(cls, NoiseTunnel):
             raise TypeError(
                 f"saliency class {cls.__name__} wraps another attribution and cannot be built from a model; "
@@ -127,12 +162,14 @@ def make_saliency_fn(method: SaliencySpec, **attribute_kwargs: Any) -> SaliencyF
             )
 
         def captum_class_fn(model: nn.Module, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+            forward = _LogProb(model) if saliency_of == "log_prob" else model
             with eval_mode(model):
-                return cls(model).attribute(x.detach().requires_grad_(True), target=target, **attribute_kwargs).detach()
+                x_in = x.detach().requires_grad_(True)
+                return cls(forward).attribute(x_in, target=target, **attribute_kwargs).detach()
 
         captum_class_fn.__name__ = f"captum_{cls.__name__}"
         return captum_class_fn
-    if attribution_base is not None and isinstance(method, attribution_base):
+    if isinstance(method, Attribution):
         instance = method
 
         def captum_instance_fn(model: nn.Module, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -186,14 +223,7 @@ def is_mode_independent(model: nn.Module, probe: torch.Tensor) -> bool:
         if isinstance(module, nn.modules.dropout._DropoutNd) and module.p > 0:
             return False
     devices = [probe.device.index or 0] if probe.device.type == "cuda" else []
-    modes = [(module, module.training) for module in model.modules()]
-    try:
-        with torch.no_grad(), torch.random.fork_rng(devices=devices):
-            model.train()
-            train_out = model(probe)
-            model.eval()
-            eval_out = model(probe)
-    finally:
-        for module, training in modes:
-            module.training = training
+    with preserved_modes(model), torch.no_grad(), torch.random.fork_rng(devices=devices):
+        train_out = model.train()(probe)
+        eval_out = model.eval()(probe)
     return torch.equal(train_out, eval_out)

@@ -22,7 +22,7 @@ from art.estimators.classification import PyTorchClassifier
 from torch import nn
 
 import art_sgt.attacks
-from art_sgt.attacks import PGDParams, is_fast_path_attack, pgd, pgd_params_from_art
+from art_sgt.attacks import PGDParams, pgd, pgd_params_from_art
 
 N, SIZE, CLASSES = 16, 8, 3
 
@@ -72,7 +72,7 @@ def classifier(model: nn.Module) -> PyTorchClassifier:
 def run_fast_path(model: nn.Module, attack, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """``pgd`` with the parameters read from ``attack``; also checks the reader accepted it."""
     params = pgd_params_from_art(attack)
-    assert params is not None and is_fast_path_attack(attack)
+    assert params is not None
     return pgd(model, torch.from_numpy(x), torch.from_numpy(y), **params.pgd_kwargs()).numpy()
 
 
@@ -296,7 +296,6 @@ def test_params_from_art_reads_every_field(classifier):
         clip_values=(0.0, 1.0),
         targeted=True,
         random_eps=False,
-        batch_size=9,
     )
 
 
@@ -331,7 +330,21 @@ def test_params_from_art_recovers_eps_overwritten_by_random_eps(classifier, data
 def test_params_from_art_refuses_what_pgd_cannot_reproduce(classifier, make):
     attack = make(classifier)
     assert pgd_params_from_art(attack) is None
-    assert not is_fast_path_attack(attack)
+
+
+def test_per_feature_clip_values_match_art(model, data):
+    x, y = data
+    low = np.zeros(x.shape[1:], dtype=np.float32)
+    high = np.full(x.shape[1:], 0.8, dtype=np.float32)
+    high[..., 0] = 0.5  # a column with a tighter bound
+    classifier = PyTorchClassifier(
+        model, loss=nn.CrossEntropyLoss(), input_shape=x.shape[1:], nb_classes=CLASSES, clip_values=(low, high)
+    )
+    attack = ProjectedGradientDescent(classifier, eps=0.3, eps_step=0.1, max_iter=4, verbose=False)
+    x_in = np.minimum(x, high)
+    ours = run_fast_path(model, attack, x_in, y)
+    assert_matches(ours, attack.generate(x_in, y=y), x_in)
+    assert (ours <= high + 1e-6).all()
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 import torch
 from art.attacks.evasion import ProjectedGradientDescent
-from art.estimators.classification import SklearnClassifier
+from art.data_generators import DataGenerator
+from art.estimators.classification import PyTorchClassifier, SklearnClassifier
+from captum.attr import Saliency
 from sklearn.linear_model import LogisticRegression
 
 from art_sgt import SaliencyGuidedAdversarialTrainer, SaliencyGuidedTrainer, apply_mask, least_salient_mask
@@ -43,6 +45,38 @@ class Ctx:
 
     def asgt(self, attack=None, **kwargs):
         return SaliencyGuidedAdversarialTrainer(self.classifier, attack or self.pgd_attack(), **kwargs)
+
+
+def _channels_last():
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(8 * 8 * 1, 4))
+    return PyTorchClassifier(
+        model, torch.nn.CrossEntropyLoss(), input_shape=(8, 8, 1), nb_classes=4,
+        optimizer=torch.optim.SGD(model.parameters(), lr=0.1), channels_first=False,
+    )  # fmt: skip
+
+
+def _mixup():
+    from art.defences.preprocessor import MixupPyTorch
+
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 4))
+    return PyTorchClassifier(
+        model, torch.nn.CrossEntropyLoss(), input_shape=(1, 8, 8), nb_classes=4, clip_values=(0.0, 1.0),
+        optimizer=torch.optim.SGD(model.parameters(), lr=0.1), preprocessing_defences=[MixupPyTorch(num_classes=4)],
+    )  # fmt: skip
+
+
+def _unwritable_checkpoint_dir(c):
+    (c.dir / "file.txt").write_text("a file, not a folder")
+    return lambda: c.fit(checkpoint_dir=c.dir / "file.txt" / "sub")
+
+
+class _SizelessGenerator(DataGenerator):
+    def __init__(self, c):
+        super().__init__(size=None, batch_size=8)
+        self.c = c
+
+    def get_batch(self):
+        return self.c.x[:8], self.c.y[:8]
 
 
 def _with_nan(x):
@@ -148,10 +182,20 @@ CASES = [
         "attack on another model",
         lambda c: lambda: c.asgt(c.pgd_attack(make_classifier())),
         ValueError,
-        "attack must be bound",
+        "takes its gradients from another model",
     ),  # noqa: E501
-    ("targeted attack", lambda c: lambda: c.asgt(c.pgd_attack(targeted=True)), ValueError, "untargeted"),
-    ("eps beyond clip range", lambda c: lambda: c.asgt(c.pgd_attack(eps=2.0, eps_step=0.5)), ValueError, "eps"),
+    ("targeted attack", lambda c: lambda: c.asgt(c.pgd_attack(targeted=True)).fit(c.x, c.y), NotImplementedError, "targeted"),  # noqa: E501
+    ("ratio above one", lambda c: lambda: c.asgt(ratio=1.5), ValueError, "ratio"),
+    ("attack and attacks both", lambda c: lambda: SaliencyGuidedAdversarialTrainer(c.classifier, c.pgd_attack(), attack=c.pgd_attack()), TypeError, "both"),  # noqa: E501
+    ("unknown saliency_of", lambda c: lambda: c.sgt(saliency_of="prob"), ValueError, "saliency_of"),
+    ("complex x", lambda c: lambda: c.fit(x=c.x.astype(np.complex64)), TypeError, "real dtype"),
+    ("scheduler without step", lambda c: lambda: c.fit(scheduler=object()), TypeError, "step"),
+    ("drop_last not a bool", lambda c: lambda: c.fit(drop_last="yes"), TypeError, "drop_last"),
+    ("checkpoint_dir not writable", _unwritable_checkpoint_dir, ValueError, "checkpoint_dir"),
+    ("channels-last classifier", lambda c: lambda: SaliencyGuidedTrainer(_channels_last()), ValueError, "channels_first"),  # noqa: E501
+    ("label-mixing preprocessor", lambda c: lambda: SaliencyGuidedTrainer(_mixup()), ValueError, "MixupPyTorch"),
+    ("captum instance on another model", lambda c: lambda: c.sgt(saliency=Saliency(make_classifier().model)), ValueError, "bound to a model"),  # noqa: E501
+    ("generator of unknown size", lambda c: lambda: c.sgt().fit_generator(_SizelessGenerator(c)), ValueError, "size"),  # noqa: E501
     ("unknown saliency_target", lambda c: lambda: c.asgt(saliency_target="max"), ValueError, "saliency_target"),
     # ground floor
     ("mask fraction above one", lambda c: lambda: least_salient_mask(T, 1.2), ValueError, "fraction"),

@@ -22,6 +22,17 @@ def test_k_is_floor_of_fraction_times_positions():
     assert int(least_salient_mask(s, 0.0).sum()) == 0
 
 
+def test_at_least_one_position_is_masked_as_in_the_reference():
+    # 0.2 * 4 positions floors to 0: the reference masks max(1, int(f * P)) so the KL term never vanishes
+    assert int(least_salient_mask(torch.arange(4.0).reshape(1, 4), 0.2).sum()) == 1
+
+
+def test_absolute_ranking_takes_the_channel_mean_before_abs():
+    # position 0: channels +3 and -3 cancel (mean 0, least salient); position 1: |mean| = 1
+    s = torch.tensor([[[[3.0, 1.0]], [[-3.0, 1.0]]]])  # (1, 2, 1, 2)
+    assert least_salient_mask(s, 0.5, absolute=True).tolist() == [[[[True, False]]]]
+
+
 def test_ties_broken_by_lower_index():
     s = torch.zeros(1, 6)
     assert least_salient_mask(s, 0.5).tolist() == [[True, True, True, False, False, False]]
@@ -57,6 +68,21 @@ def test_uniform_fill_within_each_sample_range_and_seeded():
     assert torch.equal(a, b)
     assert a[0].min() >= 0.2 and a[0].max() <= 0.5
     assert a[1].min() >= 10.0 and a[1].max() <= 12.0
+
+
+def test_uniform_channel_fill_stays_within_each_channels_range():
+    x = torch.tensor([[[[0.0, 0.1]], [[0.8, 1.0]]]])  # (1, 2, 1, 2): channel ranges [0, 0.1] and [0.8, 1]
+    m = torch.ones(1, 1, 1, 2, dtype=torch.bool)
+    out = apply_mask(x, m, "uniform_channel", generator=torch.Generator().manual_seed(0))
+    assert out[0, 0].max() <= 0.1 and out[0, 1].min() >= 0.8
+    wide = apply_mask(x, m, "uniform", generator=torch.Generator().manual_seed(0))
+    assert wide[0, 0].max() > 0.1  # the per-sample range mixes the channels
+
+
+def test_per_feature_clip_values_bound_each_feature():
+    x = torch.tensor([[0.5, 0.5]])
+    out = apply_mask(x, torch.tensor([[True, True]]), 9.0, clip_values=(torch.zeros(2), torch.tensor([1.0, 0.3])))
+    assert out.tolist() == [[1.0, 0.30000001192092896]]
 
 
 def test_callable_fill_and_input_untouched():

@@ -39,7 +39,8 @@ def test_fast_path_loss_equals_hand_computation():
 
     model = classifier.model
     x_adv = torch.from_numpy(_pgd(classifier).generate(x, y=y))
-    masked = torch.where(least_salient_mask(input_gradient(model, x_adv, yt), 0.25), torch.zeros(()), x_adv)
+    saliency = input_gradient(model, x_adv, yt, of="log_prob")
+    masked = torch.where(least_salient_mask(saliency, 0.25), torch.zeros(()), x_adv)
     expected = asgt_loss(model(xt), model(x_adv), model(masked), yt, kl_weight=0.5)
     assert float(loss.detach()) == pytest.approx(float(expected.detach()), rel=1e-4)
 
@@ -99,32 +100,70 @@ def test_fgsm_uses_fast_path_and_matches_art():
 
 def test_attack_on_another_estimator_is_rejected_unless_transfer():
     classifier, other = make_classifier(), make_classifier()
-    with pytest.raises(ValueError, match="attack must be bound"):
+    with pytest.raises(ValueError, match="takes its gradients from another model"):
         SaliencyGuidedAdversarialTrainer(classifier, _pgd(other))
     trainer = SaliencyGuidedAdversarialTrainer(classifier, _pgd(other), allow_transfer=True)
     assert not trainer.uses_fast_path
 
 
-def test_apgd_with_loss_type_builds_its_own_estimator_and_is_rejected():
+@pytest.mark.parametrize("loss_type", ["cross_entropy", "difference_logits_ratio"])
+def test_apgd_with_loss_type_wraps_the_same_module_and_attacks_the_live_weights(loss_type):
+    x, y = make_task(n=16, seed=2)
     classifier = make_classifier()
-    attack = AutoProjectedGradientDescent(classifier, eps=0.1, max_iter=2, loss_type="cross_entropy", verbose=False)
-    with pytest.raises(ValueError, match="AutoProjectedGradientDescent"):
+    attack = AutoProjectedGradientDescent(classifier, eps=0.1, max_iter=2, nb_random_init=1, loss_type=loss_type)
+    assert attack.estimator is not classifier  # ART built its own wrapper ...
+    assert attack.estimator.model is classifier.model  # ... of the module being trained: live, so accepted
+    trainer = SaliencyGuidedAdversarialTrainer(classifier, attack)
+    before = [p.detach().clone() for p in classifier.model.parameters()]
+    trainer.fit(x, y, nb_epochs=1, batch_size=8, verbose=False, seed=0)
+    assert not trainer.uses_fast_path
+    assert any(not torch.equal(a, b) for a, b in zip(before, classifier.model.parameters()))
+
+
+def test_apgd_on_another_model_is_stale_and_refused():
+    classifier = make_classifier()
+    attack = AutoProjectedGradientDescent(make_classifier(), eps=0.1, max_iter=2, loss_type="cross_entropy")
+    with pytest.raises(ValueError, match="AutoProjectedGradientDescent takes its gradients from another model"):
         SaliencyGuidedAdversarialTrainer(classifier, attack)
 
 
 @pytest.mark.parametrize(
     ("attack", "error", "match"),
     [
-        (None, TypeError, "attack must be an ART EvasionAttack"),
-        ("pgd", TypeError, "attack must be an ART EvasionAttack"),
-        (lambda c: _pgd(c, targeted=True), ValueError, "untargeted"),
-        (lambda c: _pgd(c, eps=1.5, eps_step=0.1), ValueError, "exceeds the classifier's clip range"),
+        (None, TypeError, "pass the attack"),
+        ("pgd", ValueError, "attacks must be an ART EvasionAttack"),  # ART's AdversarialTrainer: ValueError too
+        ([], ValueError, "non-empty list"),
     ],
 )
 def test_bad_attacks(attack, error, match):
     classifier = make_classifier()
     with pytest.raises(error, match=match):
-        SaliencyGuidedAdversarialTrainer(classifier, attack(classifier) if callable(attack) else attack)
+        SaliencyGuidedAdversarialTrainer(classifier, attack)
+
+
+def test_targeted_attack_raises_not_implemented_in_fit_as_art_does():
+    x, y = make_task(n=8)
+    classifier = make_classifier()
+    trainer = SaliencyGuidedAdversarialTrainer(classifier, _pgd(classifier, targeted=True))
+    before = [p.detach().clone() for p in classifier.model.parameters()]
+    with pytest.raises(NotImplementedError, match="targeted"):
+        trainer.fit(x, y, nb_epochs=1, verbose=False)
+    assert all(torch.equal(a, b) for a, b in zip(before, classifier.model.parameters()))
+
+
+def test_eps_beyond_clip_range_warns_and_trains():
+    x, y = make_task(n=8)
+    classifier = make_classifier()
+    with pytest.warns(UserWarning, match="exceeds the classifier's clip range"):
+        trainer = SaliencyGuidedAdversarialTrainer(classifier, _pgd(classifier, eps=1.5, eps_step=0.1, max_iter=2))
+    trainer.fit(x, y, nb_epochs=1, batch_size=8, verbose=False, seed=0)
+    assert len(trainer.history) == 1
+
+
+def test_eps_within_clip_range_does_not_warn(recwarn):
+    classifier = make_classifier()
+    SaliencyGuidedAdversarialTrainer(classifier, _pgd(classifier, eps=0.5))
+    assert not [w for w in recwarn if "clip range" in str(w.message)]
 
 
 def test_bad_saliency_target():

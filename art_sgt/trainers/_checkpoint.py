@@ -1,148 +1,37 @@
-"""Checkpoints of a training run: written atomically, read without executing code."""
+"""Checkpoint files: written atomically, read without executing code, never overwritten by surprise."""
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-import random
-import signal
 import tempfile
-import threading
-from collections.abc import Iterator
+import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 __all__ = [
-    "capture_rng",
-    "restore_rng",
-    "seeded_global_rng",
-    "DeferredInterrupt",
+    "CHECKPOINT_NAME",
     "save_checkpoint",
     "load_checkpoint",
-    "CHECKPOINT_NAME",
+    "prepare_folder",
+    "keep_previous",
+    "rescue",
 ]
 
 logger = logging.getLogger(__name__)
 
 CHECKPOINT_NAME = "checkpoint.pt"
-_FORMAT = 1
-
-
-def capture_rng(generators: dict[str, torch.Generator]) -> dict[str, Any]:
-    """Snapshot every random state that affects training.
-
-    :param generators: The trainer's own generators, by name.
-    :return: A dict of tensors and plain values that ``torch.load(weights_only=True)`` can read back.
-    """
-    np_state = np.random.get_state()  # noqa: NPY002 - the legacy global state is what user code draws from
-    py_version, py_state, py_gauss = random.getstate()
-    state: dict[str, Any] = {
-        "torch": torch.get_rng_state(),
-        "numpy": {
-            "name": np_state[0],
-            "keys": torch.from_numpy(np_state[1].astype(np.int64)),
-            "pos": int(np_state[2]),
-            "has_gauss": int(np_state[3]),
-            "cached_gaussian": float(np_state[4]),
-        },
-        "python": {"version": py_version, "state": list(py_state), "gauss": py_gauss},
-        "generators": {name: g.get_state() for name, g in generators.items()},
-    }
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def restore_rng(state: dict[str, Any], generators: dict[str, torch.Generator]) -> None:
-    """Restore what :func:`capture_rng` captured.
-
-    :param state: The captured state.
-    :param generators: The trainer's generators, restored in place by name.
-    """
-    torch.set_rng_state(state["torch"])
-    np_state = state["numpy"]
-    np.random.set_state(  # noqa: NPY002
-        (
-            np_state["name"],
-            np_state["keys"].numpy().astype(np.uint32),
-            np_state["pos"],
-            np_state["has_gauss"],
-            np_state["cached_gaussian"],
-        )
-    )
-    py = state["python"]
-    random.setstate((py["version"], tuple(py["state"]), py["gauss"]))
-    for name, g_state in state["generators"].items():
-        generators[name].set_state(g_state)
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-@contextlib.contextmanager
-def seeded_global_rng(seed: int, devices: list[int]) -> Iterator[None]:
-    """Seed torch's, numpy's and Python's global generators with ``seed``; restore the caller's states on exit.
-
-    ART's attacks draw from numpy's global generator, so seeding it makes a ``fit`` through ``attack.generate``
-    repeatable too; restoring it leaves the caller's random streams as they were.
-
-    :param seed: The seed.
-    :param devices: CUDA device indices whose generators are forked too.
-    """
-    np_state, py_state = np.random.get_state(), random.getstate()  # noqa: NPY002
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)
-        np.random.seed(seed % 2**32)  # noqa: NPY002
-        random.seed(seed)
-        try:
-            yield
-        finally:
-            np.random.set_state(np_state)  # noqa: NPY002
-            random.setstate(py_state)
-
-
-class DeferredInterrupt:
-    """Turn the first Ctrl-C into a request that the loop honours at the next batch boundary.
-
-    Stopping between batches keeps the weights, the position and the random states of a checkpoint consistent;
-    a second Ctrl-C raises at once. Active only when ``enabled``, in the main thread, and when SIGINT has
-    Python's default handler (a handler the caller installed is left alone).
-
-    :param enabled: Whether to defer (e.g. only when a checkpoint will be written).
-    """
-
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled
-        self.requested = False
-        self._previous: Any = None
-
-    def __enter__(self) -> DeferredInterrupt:
-        if (
-            self.enabled
-            and threading.current_thread() is threading.main_thread()
-            and signal.getsignal(signal.SIGINT) is signal.default_int_handler
-        ):
-            self._previous = signal.signal(signal.SIGINT, self._handle)
-        return self
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
-        logger.warning("Interrupt: stopping after this batch to write a checkpoint (press Ctrl-C again to stop now).")
-
-    def __exit__(self, *exc: Any) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
+_FORMAT = 2
+_TEMPORARY = ".checkpoint-*.tmp"
 
 
 def save_checkpoint(directory: str | os.PathLike, payload: dict[str, Any]) -> Path:
     """Write ``payload`` to ``directory/checkpoint.pt`` atomically (temporary file, fsync, rename).
 
-    A crash while writing leaves the previous checkpoint intact.
+    A crash while writing leaves the previous checkpoint intact (and a temporary file that
+    :func:`prepare_folder` removes at the next start).
 
     :param directory: The checkpoint folder (created if missing).
     :param payload: Tensors, state dicts and plain Python values.
@@ -171,7 +60,7 @@ def load_checkpoint(directory: str | os.PathLike, map_location: torch.device | s
     :param map_location: Where tensors are loaded.
     :return: The payload.
     :raises FileNotFoundError: If there is no checkpoint in ``directory``.
-    :raises ValueError: If the file is unreadable, corrupted or not an art-sgt checkpoint.
+    :raises ValueError: If the file is unreadable, corrupted or not an art-sgt checkpoint of this format.
     """
     path = Path(directory) / CHECKPOINT_NAME
     if not path.is_file():
@@ -181,5 +70,65 @@ def load_checkpoint(directory: str | os.PathLike, map_location: torch.device | s
     except Exception as err:
         raise ValueError(f"checkpoint_dir: {path} is unreadable or corrupted ({type(err).__name__}: {err}).") from err
     if not isinstance(payload, dict) or payload.get("format") != _FORMAT:
-        raise ValueError(f"checkpoint_dir: {path} is not an art-sgt checkpoint of format {_FORMAT}.")
+        raise ValueError(
+            f"checkpoint_dir: {path} is not an art-sgt checkpoint of format {_FORMAT} (older checkpoints do not "
+            "record the run's configuration and cannot be checked before resuming)."
+        )
     return payload
+
+
+def prepare_folder(directory: str | os.PathLike) -> None:
+    """Make ``directory`` ready for a run, before any training: created, writable, no stale temporary files.
+
+    :param directory: The checkpoint folder.
+    :raises ValueError: If the folder cannot be created or written to.
+    """
+    directory = Path(directory)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".checkpoint-", suffix=".tmp", dir=directory)
+        os.close(fd)
+        Path(probe).unlink()
+    except OSError as err:
+        reason = err.strerror or err
+        raise ValueError(f"checkpoint_dir {str(directory)!r} is not a writable folder ({reason}).") from err
+    for stale in directory.glob(_TEMPORARY):
+        stale.unlink(missing_ok=True)
+        logger.info("Removed %s, left over by an interrupted checkpoint write.", stale)
+
+
+def keep_previous(directory: str | os.PathLike) -> Path | None:
+    """Move a checkpoint of an earlier run aside, as ``checkpoint.previous-<UTC time>-<pid>.pt``, with a warning.
+
+    A fresh run (``resume=False``) calls this before its first write, so it never overwrites another run's
+    checkpoint (and a run that fails before writing leaves it where it was).
+
+    :param directory: The checkpoint folder.
+    :return: The new path of the earlier checkpoint, or ``None`` if there was none.
+    """
+    existing = Path(directory) / CHECKPOINT_NAME
+    if not existing.is_file():
+        return None
+    kept = existing.with_name(f"checkpoint.previous-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{os.getpid()}.pt")
+    os.replace(existing, kept)
+    logger.warning("checkpoint_dir held a checkpoint of an earlier run (resume=False): it is kept as %s.", kept)
+    return kept
+
+
+def rescue(model_state: dict[str, Any], error: OSError) -> OSError:
+    """Save the model's weights in the system's temporary folder after a failed checkpoint write.
+
+    :param model_state: The model's ``state_dict``.
+    :param error: The error of the failed write.
+    :return: An ``OSError`` to raise, naming where the weights were saved (or that saving failed too).
+    """
+    fd, path = tempfile.mkstemp(prefix="art-sgt-rescued-", suffix=".pt")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            torch.save(model_state, handle)
+    except OSError as second:
+        return OSError(f"writing the checkpoint failed ({error}); saving the weights to {path} failed too ({second}).")
+    return OSError(
+        f"writing the checkpoint failed ({error}); the trained weights are saved in {path} "
+        "(load them with model.load_state_dict(torch.load(path))) and remain in the classifier's model."
+    )

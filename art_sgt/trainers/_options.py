@@ -9,11 +9,25 @@ from typing import Any
 import numpy as np
 import torch
 
-from art_sgt._validation import check_array, check_finite, check_labels, check_positive_int, check_same_length
+from art_sgt._validation import (
+    check_array,
+    check_bool,
+    check_finite,
+    check_labels,
+    check_positive_int,
+    check_same_length,
+)
 from art_sgt.masking import FILL_MODES
 from art_sgt.trainers import _checkpoint as ckpt
+from art_sgt.trainers._run_state import Ranks
 
-__all__ = ["check_fill", "inputs_to_device", "RunOptions", "check_run_options"]
+__all__ = ["check_fill", "inputs_to_device", "RunOptions", "check_run_options", "PER_BATCH_SCHEDULERS"]
+
+PER_BATCH_SCHEDULERS = (torch.optim.lr_scheduler.OneCycleLR, torch.optim.lr_scheduler.CyclicLR)
+"""Schedulers that torch documents as stepped after every batch; every other scheduler is stepped per epoch."""
+
+# keyword arguments of ART's PyTorchClassifier.fit that ART's trainers forward and these trainers honour
+_ART_FIT_KWARGS = ("drop_last", "training_mode")
 
 
 def check_fill(fill: Any) -> Any:
@@ -63,12 +77,11 @@ def inputs_to_device(
         )
     check_finite(name_x, x)
     if classifier.clip_values is not None:
-        low, high = (float(v) for v in classifier.clip_values)
-        x_min, x_max = float(x.min()), float(x.max())
-        if x_min < low - 1e-6 or x_max > high + 1e-6:
+        low, high = (np.asarray(v, dtype=np.float64) for v in classifier.clip_values)
+        if np.any(x < low - 1e-6) or np.any(x > high + 1e-6):
             raise ValueError(
-                f"{name_x} must lie within the classifier's clip_values ({low:g}, {high:g}), "
-                f"got values in [{x_min:g}, {x_max:g}]."
+                f"{name_x} must lie within the classifier's clip_values (min {low.min():g}, max {high.max():g}), "
+                f"got values in [{float(x.min()):g}, {float(x.max()):g}] outside them."
             )
     labels = check_labels(name_y, y, classifier.nb_classes)
     check_same_length(name_x, x, name_y, labels)
@@ -87,6 +100,27 @@ class RunOptions:
     checkpoint_every: int
     resume_payload: dict[str, Any] | None
     verbose: bool
+    drop_last: bool = False
+    training_mode: bool = True
+    allow_config_change: bool = False
+
+    @property
+    def scheduler_per_batch(self) -> bool:
+        """Whether the scheduler is one that torch steps after every batch (see :data:`PER_BATCH_SCHEDULERS`)."""
+        return isinstance(self.scheduler, PER_BATCH_SCHEDULERS)
+
+    def step_scheduler(self, per_batch: bool, epoch_loss: float | None = None) -> None:
+        """Step the scheduler if it is due at this point (``ReduceLROnPlateau`` receives the epoch's loss).
+
+        :param per_batch: Whether this call comes after a batch (else after an epoch).
+        :param epoch_loss: The epoch's mean training loss, after an epoch.
+        """
+        if self.scheduler is None or per_batch != self.scheduler_per_batch:
+            return
+        if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            self.scheduler.step(epoch_loss)
+        else:
+            self.scheduler.step()
 
 
 def check_run_options(
@@ -99,38 +133,43 @@ def check_run_options(
     checkpoint_dir: Any,
     checkpoint_every: Any,
     resume: Any,
+    allow_config_change: Any,
     kwargs: dict[str, Any],
 ) -> RunOptions:
     """Check the options shared by ``fit`` and ``fit_generator`` (see their docstrings).
 
-    :return: The checked options; the checkpoint is already read when resuming.
-    :raises TypeError: For an unknown keyword or a value of the wrong type.
+    Of the keyword arguments ART's trainers forward to ``PyTorchClassifier.fit``, ``drop_last`` and
+    ``training_mode`` are accepted and honoured; any other unknown keyword is refused.
+
+    :return: The checked options; the checkpoint is already read when resuming, and the checkpoint folder is
+        checked writable (and cleaned of temporary files left by a killed write).
+    :raises TypeError: For an unknown keyword or a value of the wrong type (a scheduler without ``step()``).
     :raises ValueError: For an out-of-range value, a scheduler on another optimizer, ``resume`` without a folder,
-        or a checkpoint of another trainer.
+        or a checkpoint folder that cannot be written.
     :raises FileNotFoundError: If ``resume`` is set and the folder holds no checkpoint.
     """
     classifier = trainer.get_classifier()
-    if kwargs:
-        raise TypeError(f"unexpected keyword argument(s) for fit: {', '.join(sorted(kwargs))}.")
+    unknown = sorted(set(kwargs) - set(_ART_FIT_KWARGS))
+    if unknown:
+        raise TypeError(f"unexpected keyword argument(s) for fit: {', '.join(unknown)}.")
+    drop_last = check_bool("drop_last", kwargs.get("drop_last", False))
+    training_mode = check_bool("training_mode", kwargs.get("training_mode", True))
     nb_epochs = check_positive_int("nb_epochs", nb_epochs)
     checkpoint_every = check_positive_int("checkpoint_every", checkpoint_every)
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0):
         raise TypeError(f"seed must be a non-negative int or None, got {seed!r}.")
-    if not isinstance(verbose, (bool, np.bool_)):
-        raise TypeError(f"verbose must be a bool, got {type(verbose).__name__}.")
+    verbose = check_bool("verbose", verbose)
+    if scheduler is not None and not callable(getattr(scheduler, "step", None)):
+        raise TypeError(f"scheduler must be a torch learning-rate scheduler with a step() method, got {scheduler!r}.")
     if scheduler is not None and getattr(scheduler, "optimizer", None) is not classifier.optimizer:
         raise ValueError("scheduler must be a torch learning-rate scheduler built on the classifier's optimizer.")
     if checkpoint_dir is not None and not isinstance(checkpoint_dir, str) and not hasattr(checkpoint_dir, "__fspath__"):
         raise TypeError(f"checkpoint_dir must be a path or None, got {type(checkpoint_dir).__name__}.")
-    if not isinstance(resume, (bool, np.bool_)):
-        raise TypeError(f"resume must be a bool, got {type(resume).__name__}.")
+    resume = check_bool("resume", resume)
+    allow_config_change = check_bool("allow_config_change", allow_config_change)
     if resume and checkpoint_dir is None:
         raise ValueError("resume=True needs checkpoint_dir, the folder holding the checkpoint to resume from.")
     payload = ckpt.load_checkpoint(checkpoint_dir, classifier.device) if resume else None
-    if payload is not None and payload.get("trainer") != type(trainer).__name__:
-        raise ValueError(
-            f"checkpoint_dir holds a checkpoint of {payload.get('trainer')}, not of {type(trainer).__name__}."
-        )
     validation = None
     if validation_data is not None:
         if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
@@ -139,4 +178,9 @@ def check_run_options(
             classifier, torch.device(classifier.device), "validation_data[0]", validation_data[0],
             "validation_data[1]", validation_data[1],
         )  # fmt: skip
-    return RunOptions(nb_epochs, scheduler, seed, validation, checkpoint_dir, checkpoint_every, payload, bool(verbose))
+    if checkpoint_dir is not None and Ranks.current().rank == 0:
+        ckpt.prepare_folder(checkpoint_dir)
+    return RunOptions(
+        nb_epochs, scheduler, seed, validation, checkpoint_dir, checkpoint_every, payload, verbose,
+        drop_last, training_mode, allow_config_change,
+    )  # fmt: skip

@@ -7,7 +7,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from art_sgt._validation import check_choice
+from art_sgt._art import check_attacks, silence
+from art_sgt._validation import check_bool, check_choice, check_fraction
 from art_sgt.attacks import pgd, pgd_params_from_art
 from art_sgt.losses import asgt_loss
 from art_sgt.trainers.base import SaliencyTrainerBase
@@ -29,33 +30,45 @@ class SaliencyGuidedAdversarialTrainer(SaliencyTrainerBase):
     Two ways to craft ``x_adv``:
 
     - **fast path**: for ART's ``ProjectedGradientDescent`` (and its PyTorch/numpy variants),
-      ``BasicIterativeMethod`` and ``FastGradientMethod`` on this classifier, the attack's own parameters
-      (norm, eps, eps_step, max_iter, num_random_init, random_eps, clip_values, the classifier's preprocessing)
-      drive :func:`art_sgt.attacks.pgd` on the classifier's device, with input-only gradients and no host
-      round trip; it equals ART's ``generate`` when ``num_random_init=0``.
-    - **general path**: any other ``EvasionAttack`` (DeepFool, Carlini-Wagner, Square, ...) runs its own
-      ``generate`` on each batch, through numpy; slower, but anything ART can attack with works.
+      ``BasicIterativeMethod`` and ``FastGradientMethod`` on this classifier, the attack's parameters (norm, eps,
+      eps_step, max_iter, num_random_init, random_eps, clip_values), read afresh for every batch so that
+      ``attack.set_params`` (an eps ramp) takes effect, drive :func:`art_sgt.attacks.pgd` on the classifier's
+      device through the classifier's *predict* preprocessing (what ART's ``loss_gradient`` attacks through),
+      with input-only gradients and no host round trip; it equals ART's ``generate`` when ``num_random_init=0``.
+    - **general path**: any other ``EvasionAttack`` (DeepFool, Carlini-Wagner, Square, AutoPGD, ...) runs its own
+      ``generate`` on each batch, through numpy, with its progress bar turned off (as ART's trainers do).
 
-    Targeted attacks are not supported: adversarial training needs the attack to move away from the true
-    label. An attack must be bound to this trainer's classifier: an attack on another estimator (ART's
-    ``AutoProjectedGradientDescent`` with a ``loss_type`` silently builds its own copy of the model, for
-    example) would craft against stale weights, so it is rejected unless ``allow_transfer=True`` asks for
-    transfer-style training on purpose.
+    As ART's ``AdversarialTrainer``, it takes ``attacks`` (one attack or a list, used in turn, one per batch) and a
+    ``ratio``; ``attack=`` is accepted as the older spelling of ``attacks=``. A targeted attack raises
+    ``NotImplementedError`` in ``fit``, as in ART. An attack must craft against the weights being trained: one
+    whose estimator wraps the classifier's ``nn.Module`` is live (ART's ``AutoProjectedGradientDescent`` with a
+    ``loss_type`` builds such a wrapper); one on another model is refused unless ``allow_transfer=True`` asks for
+    transfer-style training on purpose. An L-inf eps beyond the clip range is accepted with a warning.
+
+    Saliency target: the default takes the saliency of the *true label* on ``x_adv`` (the paper's text: the mask
+    keeps what supports the correct class); ``saliency_target="prediction"`` takes the saliency of the model's
+    prediction on ``x_adv``, as the co-authors' training code (niniack/continualTrain) does.
 
     | Paper link: https://arxiv.org/abs/2405.06278
 
     :param classifier: The ``PyTorchClassifier`` to train (in place).
-    :param attack: An ART ``EvasionAttack`` on ``classifier``.
+    :param attacks: An ART ``EvasionAttack`` on ``classifier``, or a list of them used in turn.
     :param mask_fraction: Fraction of input positions masked per sample, in (0, 1).
     :param kl_weight: Weight of the KL term, >= 0.
     :param saliency: ``"gradient"`` (default), a Captum attribution class or instance, or a callable.
     :param absolute: Rank positions by absolute instead of signed saliency.
-    :param fill: ``"uniform"`` (default), ``"mean"``, ``"zero"``, a float or a callable.
+    :param fill: ``"uniform"`` (default), ``"uniform_channel"``, ``"mean"``, ``"zero"``, a float or a callable.
     :param saliency_target: ``"label"`` (default) or ``"prediction"``: whose saliency on ``x_adv`` is used.
-    :param allow_transfer: Accept an attack bound to another estimator (transfer-style training).
-    :raises TypeError: If ``attack`` is not an ART ``EvasionAttack`` or an argument has the wrong type.
-    :raises ValueError: If the attack is bound to another estimator, targeted, or has an eps beyond the
-        classifier's clip range, or another argument is out of range.
+    :param allow_transfer: Accept attacks whose gradients come from another model (transfer-style training).
+    :param ratio: Weight of the adversarial task term against the clean one, in (0, 1]:
+        ``L = 2 * ((1 - ratio) * CE(x) + ratio * CE(x_adv)) + kl_weight * KL``; 0.5 (default) is the paper's loss,
+        1 trains on adversarial inputs only (see :func:`art_sgt.losses.asgt_loss`).
+    :param saliency_of: ``"log_prob"`` (default) or ``"logit"``: what the saliency differentiates.
+    :param attack: The older spelling of ``attacks`` (one attack).
+    :raises TypeError: If no attack, or both ``attacks`` and ``attack``, are given, or an argument has the wrong
+        type.
+    :raises ValueError: If an attack is not an ART ``EvasionAttack`` or crafts against another model, ``ratio``
+        is outside (0, 1], or another argument is out of range.
 
     >>> import numpy as np, torch
     >>> from art.attacks.evasion import ProjectedGradientDescent
@@ -75,7 +88,7 @@ class SaliencyGuidedAdversarialTrainer(SaliencyTrainerBase):
     def __init__(
         self,
         classifier: Any,
-        attack: Any,
+        attacks: Any = None,
         mask_fraction: float = 0.5,
         kl_weight: float = 1.0,
         saliency: Any = "gradient",
@@ -83,69 +96,72 @@ class SaliencyGuidedAdversarialTrainer(SaliencyTrainerBase):
         fill: Any = "uniform",
         saliency_target: str = "label",
         allow_transfer: bool = False,
+        ratio: float = 0.5,
+        saliency_of: str = "log_prob",
+        attack: Any = None,
     ) -> None:
-        super().__init__(classifier, mask_fraction, kl_weight, saliency, absolute, fill)
-        _check_attack(attack, classifier, allow_transfer)
-        self.attack = attack
+        super().__init__(classifier, mask_fraction, kl_weight, saliency, absolute, fill, saliency_of)
+        if (attacks is None) == (attack is None):
+            raise TypeError(
+                "pass the attack(s) once, as attacks=... (or the older attack=...), got "
+                f"{'neither' if attacks is None else 'both'}."
+            )
+        allow_transfer = check_bool("allow_transfer", allow_transfer)
+        self.attacks = check_attacks(attacks if attack is None else attack, classifier, allow_transfer)
         self.saliency_target = check_choice("saliency_target", saliency_target, ("label", "prediction"))
-        self._pgd = pgd_params_from_art(attack) if attack.estimator is classifier else None
+        self.ratio = check_fraction("ratio", ratio, high_inclusive=True)
+
+    @property
+    def attack(self) -> Any:
+        """The first (or only) attack, for code written for the single-attack spelling."""
+        return self.attacks[0]
 
     @property
     def uses_fast_path(self) -> bool:
-        """Whether ``x_adv`` is crafted by the on-device PGD fast path (else by ``attack.generate``)."""
-        return self._pgd is not None
+        """Whether ``x_adv`` of the first attack is crafted by the on-device PGD fast path (else by ``generate``)."""
+        return self._pgd_params(self.attacks[0]) is not None
+
+    def _config(self) -> dict[str, Any]:
+        return {
+            **super()._config(),
+            "attacks": [_attack_config(a) for a in self.attacks],
+            "ratio": self.ratio,
+            "saliency_target": self.saliency_target,
+        }
+
+    def _check_ready(self) -> None:
+        targeted = [type(a).__name__ for a in self.attacks if getattr(a, "targeted", False)]
+        if targeted:
+            raise NotImplementedError(
+                f"Adversarial training with targeted attacks is not implemented (as in ART), got {targeted[0]}."
+            )
+        for attack in self.attacks:
+            silence(attack)
 
     def _batch_loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x_adv = self._craft(x, y)
-        target = y if self.saliency_target == "label" else None
-        adv_logits, x_masked = self._logits_and_masked(x_adv, target)
-        if adv_logits is None:
-            logits, adv_logits, masked_logits = self._train_logits(x, x_adv, x_masked)
-        else:
-            logits, masked_logits = self._train_logits(x, x_masked)
-        loss = asgt_loss(logits, adv_logits, masked_logits, y, self.kl_weight, task_loss=self._task_loss)
+        fused_adv_logits, x_masked = self._saliency_mask(x_adv, y if self.saliency_target == "label" else None)
+        logits, adv_logits, masked_logits = self._train_logits(x, x_adv, x_masked, known={1: fused_adv_logits})
+        loss = asgt_loss(logits, adv_logits, masked_logits, y, self.kl_weight, ratio=self.ratio, **self._loss_options())
         return loss, logits
 
+    def _pgd_params(self, attack: Any) -> Any:
+        return pgd_params_from_art(attack) if attack.estimator is self._classifier else None
+
     def _craft(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        if self._pgd is not None:
-            return pgd(self._net, x, y, **self._pgd.pgd_kwargs(), generator=self._noise)
+        attack = self.attacks[self._position[2] % len(self.attacks)]
+        params = self._pgd_params(attack)
+        if params is not None:
+            return pgd(self._attack_net, x, y, **params.pgd_kwargs(), generator=self._noise)
+        training = self._classifier.model.training
         labels = np.eye(self._classifier.nb_classes, dtype=np.float32)[y.cpu().numpy()]
-        x_adv = self.attack.generate(x.detach().cpu().numpy(), y=labels)
-        self._classifier.model.train()  # ART's attacks leave the model in eval mode
+        x_adv = attack.generate(x.detach().cpu().numpy(), y=labels)
+        self._classifier.model.train(training)  # ART's attacks leave the model in eval mode
         return torch.as_tensor(x_adv, dtype=x.dtype, device=x.device)
 
 
-def _check_attack(attack: Any, classifier: Any, allow_transfer: bool) -> None:
-    from art.attacks.attack import EvasionAttack
-
-    if not isinstance(attack, EvasionAttack):
-        raise TypeError(
-            f"attack must be an ART EvasionAttack (e.g. ProjectedGradientDescent), got {type(attack).__name__}."
-        )
-    if not isinstance(allow_transfer, (bool, np.bool_)):
-        raise TypeError(f"allow_transfer must be a bool, got {type(allow_transfer).__name__}.")
-    if attack.estimator is not classifier and not allow_transfer:
-        raise ValueError(
-            f"attack must be bound to the classifier being trained, but {type(attack).__name__} holds another "
-            "estimator, so it would craft against weights that do not change (ART's AutoProjectedGradientDescent "
-            "with a loss_type builds its own copy, for example). Build the attack on this classifier, or pass "
-            "allow_transfer=True for transfer-style training."
-        )
-    if getattr(attack, "targeted", False):
-        raise ValueError(
-            "attack must be untargeted: adversarial training moves away from the true label, and targeted attacks "
-            "need target labels this trainer does not have."
-        )
-    eps = getattr(attack, "eps", None)
-    clip = classifier.clip_values
-    if (
-        clip is not None
-        and eps is not None
-        and np.ndim(eps) == 0
-        and attack.__dict__.get("norm", np.inf) in (np.inf, "inf")
-    ):
-        span = float(clip[1]) - float(clip[0])
-        if float(eps) > span:
-            raise ValueError(
-                f"attack eps {float(eps):g} exceeds the classifier's clip range {span:g} (clip_values {tuple(clip)})."
-            )
+def _attack_config(attack: Any) -> dict[str, Any]:
+    """An attack's type and public parameters as plain values (for the run's recorded configuration)."""
+    skip = ("estimator", "classifier", "verbose", "summary_writer", "batch_size")
+    params = {name: repr(getattr(attack, name, None)) for name in attack.attack_params if name not in skip}
+    return {"type": type(attack).__name__, **params}

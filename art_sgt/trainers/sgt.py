@@ -18,14 +18,19 @@ class SaliencyGuidedTrainer(SaliencyTrainerBase):
 
     ``L = CE(f(x), y) + kl_weight * KL(softmax f(x) || softmax f(x_masked))``
 
-    (:func:`art_sgt.losses.sgt_loss`, with the classifier's own loss in place of CE). The defaults reproduce the
-    reference implementation: signed vanilla-gradient saliency of the label, 50% of positions masked, uniform
-    noise in each sample's own value range, KL weight 1. ``absolute=True`` ranks by ``|gradient|`` instead, so
-    that features with strongly negative evidence are kept.
+    (:func:`art_sgt.losses.sgt_loss`, with the classifier's own loss in place of CE). The defaults follow the
+    reference implementation: signed vanilla gradient of the label's log-probability (``saliency_of="log_prob"``;
+    the reference network ends in ``log_softmax``), averaged over channels, ``max(1, floor(0.5 * positions))``
+    positions masked, uniform noise in each sample's own value range (``fill="uniform_channel"`` draws in each
+    channel's range, as the reference does for colour images), KL weight 1. ``absolute=True`` ranks by
+    ``|channel mean of the gradient|`` instead, so that features with strongly negative evidence are kept.
 
-    Works with any ``PyTorchClassifier`` that has an optimizer: its model, optimizer, loss, device,
-    preprocessing (applied differentiably, so saliency is taken on the raw input) and ``clip_values`` (fill
-    values are clipped into them) are used as they are. Labels may be one-hot or class indices.
+    Works with any channels-first ``PyTorchClassifier`` that has an optimizer: its model, optimizer, loss, device,
+    preprocessing (applied differentiably: the fit chain for training, the predict chain for saliency, as ART's
+    gradients use it) and ``clip_values`` (scalars or per-feature arrays; fill values are clipped into them) are
+    used as they are. Labels may be one-hot or class indices. A model returning probabilities (ending in softmax)
+    is detected on the first batch, with a warning, and the KL term uses their logarithm; with a loss of
+    ``reduction="sum"`` the KL term is summed too, so its weight does not change with the batch size.
 
     | Paper link: https://arxiv.org/abs/2111.14338
 
@@ -35,9 +40,12 @@ class SaliencyGuidedTrainer(SaliencyTrainerBase):
     :param saliency: ``"gradient"`` (default), a Captum attribution class or instance, or a callable
         ``(model, x, target) -> map``.
     :param absolute: Rank positions by absolute instead of signed saliency.
-    :param fill: ``"uniform"`` (default), ``"mean"``, ``"zero"``, a float or a callable ``(x, mask) -> values``.
+    :param fill: ``"uniform"`` (default), ``"uniform_channel"``, ``"mean"``, ``"zero"``, a float or a callable
+        ``(x, mask) -> values``.
+    :param saliency_of: ``"log_prob"`` (default) or ``"logit"``: what the saliency differentiates.
     :raises TypeError: If ``classifier`` is not a ``PyTorchClassifier`` or an argument has the wrong type.
-    :raises ValueError: If the classifier has no optimizer or an argument is out of range.
+    :raises ValueError: If the classifier has no optimizer, is channels-last or mixes labels, or an argument is
+        out of range.
 
     >>> import numpy as np, torch
     >>> from art.estimators.classification import PyTorchClassifier
@@ -53,9 +61,6 @@ class SaliencyGuidedTrainer(SaliencyTrainerBase):
     """
 
     def _batch_loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        logits, x_masked = self._logits_and_masked(x, y)
-        if logits is None:
-            logits, masked_logits = self._train_logits(x, x_masked)
-        else:
-            (masked_logits,) = self._train_logits(x_masked)
-        return sgt_loss(logits, masked_logits, y, self.kl_weight, task_loss=self._task_loss), logits
+        fused_logits, x_masked = self._saliency_mask(x, y)
+        logits, masked_logits = self._train_logits(x, x_masked, known={0: fused_logits})
+        return sgt_loss(logits, masked_logits, y, self.kl_weight, **self._loss_options()), logits
