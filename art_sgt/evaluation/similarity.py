@@ -15,8 +15,10 @@ Per pair of maps (Adebayo et al., NeurIPS 2018, Section 3; Ghorbani et al., AAAI
   structural_similarity``, which Adebayo et al. used. Image maps ``(n, c, h, w)`` only.
 
 Identical maps score exactly 1 on every measure. A measure that is undefined for a pair (a rank correlation when
-one map is constant over the kept positions, a cosine with a zero map) is ``nan`` per sample; the means
-(:func:`mean_similarity`) leave such samples out, count them in ``undefined`` and warn.
+one map is constant over the kept positions) is ``nan`` per sample, and so is every measure of a pair in which a
+map is all zero (e.g. integrated gradients of an all-black image from a black baseline: there is nothing to
+compare, and two zero maps would otherwise count as identical); the means (:func:`mean_similarity`) leave such
+samples out, count them in ``undefined`` and warn.
 """
 
 from __future__ import annotations
@@ -195,7 +197,7 @@ def similarities(a: torch.Tensor, b: torch.Tensor, top_k: float = 0.1, absolute:
     :param b: Maps of the same shape.
     :param top_k: Fraction of features of the top-k intersection.
     :param absolute: Rank absolute values for ``spearman`` and compare absolute values for ``cosine``.
-    :return: ``{measure: (n,) float64 tensor}``.
+    :return: ``{measure: (n,) float64 tensor}``, ``nan`` where undefined (see the module docstring).
     """
     out = {
         "spearman": rank_correlation(a, b, absolute, drop_shared_zeros=True),
@@ -205,7 +207,8 @@ def similarities(a: torch.Tensor, b: torch.Tensor, top_k: float = 0.1, absolute:
     }
     if a.ndim == 4:
         out["ssim"] = structural_similarity(a, b)
-    return out
+    empty = (_flat(a) == 0).all(dim=1) | (_flat(b) == 0).all(dim=1)
+    return {key: torch.where(empty, torch.nan, value) for key, value in out.items()}
 
 
 def mean_similarity(values: dict[str, torch.Tensor], keep: torch.Tensor | None = None, what: str = "") -> dict:

@@ -131,8 +131,10 @@ def _random_linear(classes: int, seed: int) -> tuple[torch.nn.Module, np.ndarray
     with torch.no_grad():
         linear.weight.copy_(torch.randn(classes, D, generator=gen))
         linear.bias.copy_(torch.randn(classes, generator=gen))
-    return torch.nn.Sequential(torch.nn.Flatten(), linear), linear.weight.detach().numpy().astype(np.float64), (
-        linear.bias.detach().numpy().astype(np.float64)
+    return (
+        torch.nn.Sequential(torch.nn.Flatten(), linear),
+        linear.weight.detach().numpy().astype(np.float64),
+        (linear.bias.detach().numpy().astype(np.float64)),
     )
 
 
@@ -299,3 +301,196 @@ def test_budget_presets_are_recorded_and_explicit_values_override_them() -> None
     assert "worst case" in table and "more_iterations" in table and "budget too small" in table
     with pytest.raises(ValueError, match="budget"):
         _report(_zoo("sound"), x, y, budget="huge")
+
+
+# --- known answers of the saliency metrics ------------------------------------------------------------------
+
+
+def _linear_module(classes: int = 3, features: int = 12, seed: int = 0) -> torch.nn.Module:
+    """A linear model with weights of both signes: its input gradient is exact and its |gradient| is not."""
+    gen = torch.Generator().manual_seed(seed)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(features, classes))
+    with torch.no_grad():
+        model[1].weight.copy_(torch.randn(classes, features, generator=gen))
+    return model
+
+
+def _positive_inputs(n: int = 16, features: int = 12) -> torch.Tensor:
+    return 0.1 + 0.9 * torch.rand(n, 1, 3, features // 3, generator=torch.Generator().manual_seed(1))
+
+
+def test_infidelity_is_zero_for_signed_gradients_of_a_linear_model_and_not_for_absolute_ones() -> None:
+    from art_sgt.evaluation import attribute, infidelity
+
+    model, x = _linear_module(), _positive_inputs()
+    y = torch.arange(len(x)) % 3
+    signed = infidelity(model, x, y, attribute(model, x, y, "gradient"))
+    absolute = infidelity(model, x, y, attribute(model, x, y, "saliency"))
+    assert float(signed.abs().max()) < 1e-6
+    assert float(absolute.min()) > 1e-3
+
+
+def test_infidelity_uses_the_multiply_by_inputs_convention_for_integrated_gradients() -> None:
+    from art_sgt.evaluation import attribute, infidelity
+
+    model, x = _linear_module(), _positive_inputs()
+    y = torch.arange(len(x)) % 3
+    ig = attribute(model, x, y, "integrated_gradients")  # x * w exactly for a linear model, zero baseline
+    assert float(infidelity(model, x, y, ig, multiply_by_inputs=True).abs().max()) < 1e-6
+    assert float(infidelity(model, x, y, ig).min()) > 1e-3
+
+
+def test_evaluator_feeds_infidelity_signed_maps_with_the_method_convention() -> None:
+    from art_sgt.evaluation import SaliencyEvaluator
+
+    model, x = _linear_module(), _positive_inputs()
+    y = torch.arange(len(x)) % 3
+    methods = ["saliency", "integrated_gradients", "input_x_gradient"]
+    report = SaliencyEvaluator(model, methods, ["infidelity"]).evaluate(x, y)
+    for method in methods:
+        assert report.results[method]["infidelity"]["mean"] < 1e-6, method
+
+
+def test_shared_zero_background_does_not_inflate_the_rank_correlation() -> None:
+    from art_sgt.evaluation import rank_correlation, similarities
+
+    gen = torch.Generator().manual_seed(0)
+    a, b = torch.rand(8, 1, 20, 50, generator=gen), torch.rand(8, 1, 20, 50, generator=gen)
+    background = torch.rand(8, 1, 20, 50, generator=gen) < 0.8
+    a[background], b[background] = 0.0, 0.0  # independent maps sharing 80% zeros
+    assert float(rank_correlation(a, b).mean()) > 0.9  # the artefact: ties at zero dominate the ranks
+    spearman = similarities(a, b)["spearman"]
+    assert float(spearman.abs().max()) < 0.2  # independent once the shared zeros are left out
+
+
+def test_ssim_known_answers() -> None:
+    from art_sgt.evaluation import structural_similarity
+
+    gen = torch.Generator().manual_seed(0)
+    a = torch.rand(3, 2, 9, 9, generator=gen)
+    assert torch.equal(structural_similarity(a, a), torch.ones(3, dtype=torch.float64))
+    assert torch.allclose(structural_similarity(a, -3 * a), torch.ones(3, dtype=torch.float64))  # |.|, max-scaled
+    zero = torch.zeros(1, 1, 9, 9)
+    assert float(structural_similarity(zero, zero)) == 1.0
+    assert float(structural_similarity(a, torch.rand(3, 2, 9, 9, generator=gen)).max()) < 0.5
+
+
+def test_ssim_equals_scikit_image() -> None:
+    metrics = pytest.importorskip("skimage.metrics")
+    from art_sgt.evaluation import structural_similarity
+
+    gen = torch.Generator().manual_seed(0)
+    a, b = torch.rand(2, 1, 12, 12, generator=gen), torch.rand(2, 1, 12, 12, generator=gen)
+    ours = structural_similarity(a, b).numpy()
+    for i in range(2):
+        na, nb = (v[i, 0].double().numpy() / float(v[i, 0].max()) for v in (a, b))
+        reference = metrics.structural_similarity(na, nb, data_range=1.0, win_size=7)
+        assert ours[i] == pytest.approx(reference, abs=1e-6)
+
+
+def test_random_logit_explains_the_predicted_class_not_the_label() -> None:
+    from art_sgt.evaluation import random_logit
+
+    model, x = _linear_module(classes=4), _positive_inputs()
+    predicted = model(x).argmax(1)
+    wrong = (predicted + 1) % 4
+    by_prediction = random_logit(model, x, predicted, "gradient")
+    by_wrong_label = random_logit(model, x, wrong, "gradient")
+    assert by_wrong_label.target == "predicted"
+    assert by_wrong_label.spearman == by_prediction.spearman and by_wrong_label.ssim == by_prediction.ssim
+
+
+def test_stability_compares_only_samples_whose_prediction_did_not_flip(trained) -> None:
+    from art_sgt.evaluation import adversarial_stability, attribute, similarities
+
+    clf, (x, y) = trained
+    result = adversarial_stability(clf, x, y, "gradient", eps=(0.0, 0.3), max_iter=5)
+    assert result.flipped[0] == 0.0 and result.n_compared[0] == len(x)
+    assert 0.0 < result.flipped[1] < 1.0  # some flip at eps 0.3, some do not
+    assert result.n_compared[1] == round((1 - result.flipped[1]) * len(x))
+    # By hand: the same PGD, then the similarity over the unflipped samples only.
+    from art.attacks.evasion import ProjectedGradientDescent
+
+    pgd = ProjectedGradientDescent(clf, eps=0.3, eps_step=2.5 * 0.3 / 5, max_iter=5, verbose=False)
+    x_adv = pgd.generate(x, y=np.eye(4, dtype=np.float32)[y])
+    kept = clf.predict(x_adv).argmax(1) == clf.predict(x).argmax(1)
+    assert int(kept.sum()) == result.n_compared[1]
+    clean = attribute(clf, x[kept], y[kept], "gradient")
+    adv = attribute(clf, x_adv[kept], y[kept], "gradient")
+    expected = similarities(torch.from_numpy(clean), torch.from_numpy(adv))
+    assert result.spearman[1] == pytest.approx(float(expected["spearman"].mean()), abs=1e-4)
+    assert result.top_k[1] == pytest.approx(float(expected["top_k"].mean()), abs=1e-4)
+
+
+def test_masking_gains_are_areas_relative_to_random_in_units_of_clean_accuracy() -> None:
+    from art_sgt.evaluation import MaskingCurve
+
+    curve = MaskingCurve(
+        fractions=[0.0, 0.5],
+        accuracy={"morf": [0.8, 0.0], "lerf": [0.8, 0.8], "random": [0.8, 0.4]},
+        probability={"morf": [0.5, 0.0], "lerf": [0.5, 0.5], "random": [0.5, 0.25]},
+        fill="road",
+        n_samples=10,
+    )
+    summary = curve.summary()
+    # AUC: MoRF 0.4, random 0.6, LeRF 0.8; gains (0.6 - 0.4) / 0.8 and (0.8 - 0.6) / 0.8.
+    assert summary["morf_gain_accuracy"] == pytest.approx(0.25)
+    assert summary["lerf_gain_accuracy"] == pytest.approx(0.25)
+    assert summary["morf_gain_probability"] == pytest.approx(0.25)
+
+
+def test_evaluator_compares_masking_with_road_by_default(trained) -> None:
+    from art_sgt.evaluation import SaliencyEvaluator
+
+    clf, (x, y) = trained
+    report = SaliencyEvaluator(clf, ["saliency"], ["masking"]).evaluate(x[:8], y[:8])
+    assert report.results["saliency"]["masking"].fill == "road"
+    assert "morf_gain_accuracy" in report.summary()["saliency"]
+
+
+def test_sparseness_and_complexity_sum_channels_first() -> None:
+    from art_sgt.evaluation import complexity, sparseness
+
+    gen = torch.Generator().manual_seed(0)
+    maps = torch.randn(4, 3, 5, 5, generator=gen)
+    summed = maps.sum(dim=1, keepdim=True)
+    assert torch.allclose(sparseness(maps), sparseness(summed))
+    assert torch.allclose(complexity(maps), complexity(summed))
+    assert not torch.allclose(sparseness(maps), sparseness(maps, channel_reduction="none"))
+    with pytest.raises(ValueError, match="channel_reduction"):
+        sparseness(maps, channel_reduction="max")
+
+
+def test_sparseness_and_complexity_equal_quantus() -> None:
+    quantus = pytest.importorskip("quantus")
+    from art_sgt.evaluation import complexity, sparseness
+
+    rng = np.random.default_rng(0)
+    x = rng.random((6, 3, 8, 8)).astype(np.float32)
+    y = np.arange(6) % 2
+    a = rng.normal(size=(6, 3, 8, 8)).astype(np.float32)  # maps of three-channel images
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 64, 2))
+    # Quantus's explain sums the channels before any metric: give it the maps in that form.
+    summed = a.sum(axis=1, keepdims=True)
+    kwargs = {"model": model, "x_batch": x, "y_batch": y, "a_batch": summed, "device": "cpu"}
+    ref_sparse = quantus.Sparseness(disable_warnings=True)(**kwargs)
+    ref_complex = quantus.Complexity(disable_warnings=True)(**kwargs)
+    np.testing.assert_allclose(sparseness(a), ref_sparse, atol=1e-5)
+    np.testing.assert_allclose(complexity(a), ref_complex, atol=1e-5)
+
+
+def test_undefined_values_are_warned_counted_and_kept_out_of_summary_means() -> None:
+    from art_sgt.evaluation import SaliencyEvaluator
+
+    model = _linear_module()
+    x = _positive_inputs()
+    x[::2] = 0.0  # all-black inputs: integrated gradients from a zero baseline are exactly 0 there
+    y = torch.arange(len(x)) % 3
+    evaluator = SaliencyEvaluator(model, ["integrated_gradients"], ["complexity", "randomization", "random_logit"])
+    with pytest.warns(RuntimeWarning, match="all-zero|undefined"):
+        report = evaluator.evaluate(x, y)
+    results = report.results["integrated_gradients"]
+    assert results["complexity"]["nan"] == len(x) // 2
+    summary = report.summary()["integrated_gradients"]
+    assert all(np.isfinite(v) for v in summary.values()), summary
+    assert results["random_logit"].undefined  # the zero maps are counted, not averaged

@@ -45,9 +45,11 @@ def test_randomization_of_linear_model_gives_the_new_weights(ones_images):
 def test_random_logit_by_hand(ones_images):
     # Two classes: the random other class is always the other one; its gradient is the zero weight row.
     clf = linear_classifier()
-    result = random_logit(clf, ones_images, np.zeros(3), "gradient", absolute=False)
+    with pytest.warns(RuntimeWarning, match="random logit: undefined"):
+        result = random_logit(clf, ones_images, np.zeros(3), "gradient", absolute=False)
     assert result.n_samples == 3
-    assert np.isnan(result.spearman) and np.isnan(result.cosine)  # a constant map has no rank correlation
+    assert np.isnan(result.spearman) and np.isnan(result.cosine)  # a zero map: nothing to compare
+    assert result.undefined["spearman"] == 3  # counted, not averaged
     with torch.no_grad():
         clf.model[1].weight[1] = torch.from_numpy(W0[::-1].copy())
     flipped = random_logit(clf, ones_images, np.zeros(3), "gradient", absolute=False)
