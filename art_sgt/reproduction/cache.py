@@ -66,7 +66,7 @@ class RunCache:
         return record if record.get("evaluation_hash") == spec.evaluation_hash() else None
 
     def status(self, spec: RunSpec) -> str:
-        """The run's state, one of :data:`STATES`.
+        """The run's state, one of ``STATES``.
 
         :param spec: The run.
         :return: The state.

@@ -142,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
     records = cache.records(runs)
     manifest = cache.write_manifest(runs, cache.root / runs[0].profile / args.dataset / "manifest.json")
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    payload = report.assemble(profile, runs, records, manifest, run_info(None, device))
+    payload = report.assemble(profile, records, manifest, run_info(None, device))
     payload["setup"] = payload["label"]
     if args.profile == "quick" and records:
         payload["cost_estimates"] = _estimates(args, cache, records)

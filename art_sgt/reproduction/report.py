@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from art_sgt.reproduction.evaluate import from_bits
-from art_sgt.reproduction.recipe import LABELS, MODELS, PAPER, Profile, RunSpec
+from art_sgt.reproduction.recipe import LABELS, PAPER, Profile, RunSpec
 from art_sgt.reproduction.statistics import (
     Interval,
     difference_interval,
@@ -27,7 +27,7 @@ from art_sgt.reproduction.statistics import (
     verdict,
 )
 
-__all__ = ["QUANTITIES", "COMPARISONS", "assemble", "write_markdown", "readme_section", "estimate_cost"]
+__all__ = ["QUANTITIES", "COMPARISONS", "assemble", "write_markdown", "readme_section", "attack_units", "estimate_cost"]
 
 #: The accuracies summarised per model, with their label (``{paper}`` / ``{standard}``: the eps).
 QUANTITIES = {
@@ -110,13 +110,12 @@ def _provenance(records: list[dict[str, Any]]) -> dict[str, Any]:
     return {"commits": sorted({str(g["commit"]) for g in gits}), "all_clean": all(g["clean"] is True for g in gits)}
 
 
-def assemble(profile: Profile, runs: Sequence[RunSpec], records: list[dict[str, Any]],
-             manifest: dict[str, Any], run: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
+def assemble(profile: Profile, records: list[dict[str, Any]], manifest: dict[str, Any],
+             run: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
     """The report's JSON payload, from the cached records of a profile's runs.
 
     :param profile: The profile.
-    :param runs: Its runs (the recipe).
-    :param records: The cached records of the runs that are done (:meth:`RunCache.records`).
+    :param records: The cached records of its runs that are done (:meth:`RunCache.records`), in recipe order.
     :param manifest: The cache manifest of ``runs``.
     :param run: Provenance of the assembly (:func:`art_sgt._provenance.run_info`).
     :return: The payload.
@@ -124,14 +123,16 @@ def assemble(profile: Profile, runs: Sequence[RunSpec], records: list[dict[str, 
     groups: dict[str, list[dict[str, Any]]] = {}
     for record in records:
         groups.setdefault(record["name"], []).append(record)
-    main = {name: recs for name, recs in groups.items() if name in MODELS}
     comparisons = []
-    for a, b, meaning in COMPARISONS:
-        if a in main and b in main:
+    for variant in dict.fromkeys(r["variant"] for r in records):  # the main comparison, then each setting
+        suffix = f"[{variant}]" if variant else ""
+        for a, b, meaning in COMPARISONS:
+            if a + suffix not in groups or b + suffix not in groups:
+                continue
             for key in QUANTITIES:
-                c = _compare(main[a], main[b], key)
-                what = QUANTITIES[key].format(**_eps_label(profile.dataset))
-                c.update(a=a, b=b, quantity=key, meaning=meaning,
+                c = _compare(groups[a + suffix], groups[b + suffix], key)
+                what = QUANTITIES[key].format(**_eps_label(profile.dataset)) + (f" ({variant})" if variant else "")
+                c.update(a=a, b=b, variant=variant, quantity=key, meaning=meaning,
                          verdict=verdict(_interval(c), LABELS[a], LABELS[b], what, claims=profile.claims))  # fmt: skip
                 comparisons.append(c)
     return {
@@ -184,7 +185,9 @@ def _table(payload: dict[str, Any]) -> list[str]:
 
 
 def _conclusions(payload: dict[str, Any], keys: Sequence[str]) -> list[str]:
-    return [f"- {c['verdict']} ({c['meaning']}.)" for c in payload["comparisons"] if c["quantity"] in keys]
+    return [f"- {c['verdict']} ({c['meaning']}.)" for c in payload["comparisons"] if c["quantity"] in keys] or [
+        "- No pair of controls is done yet."
+    ]
 
 
 def _paper_line(payload: dict[str, Any]) -> str:
@@ -198,10 +201,11 @@ def _costs(payload: dict[str, Any]) -> list[str]:
     lines = []
     for name, c in payload.get("cost_estimates", {}).items():
         if "cpu_hours" in c:
-            lines.append(f"- {name} profile of this dataset: about {c['cpu_hours']:.1f} CPU-hours of training, "
-                         f"{c['wall_hours_on_cores']:.1f} hours on {c['cores']} cores ({c['note']}).")
+            lines.append(f"- {name}: about {c['cpu_hours']:.1f} CPU-hours ({c['training_cpu_hours']:.1f} training, "
+                         f"{c['evaluation_cpu_hours']:.1f} evaluation), {c['wall_hours_on_cores']:.1f} hours on "
+                         f"{c['cores']} cores ({c['note']}).")
         else:
-            lines.append(f"- {name} profile of this dataset: {c['note']}.")
+            lines.append(f"- {name}: {c['note']}.")
     return ["## Estimated cost of the larger profiles", "", *lines, ""] if lines else []
 
 
@@ -259,7 +263,7 @@ def readme_section(payloads: Sequence[dict[str, Any]]) -> str:
     For each payload: its scope, then ASGT against standard, Madry PGD-AT and mixed AT at the paper's eps
     (worst case and PGD), each with its interval; a profile that makes no claims is said to make none.
 
-    :param payloads: From :func:`assemble` (or the JSON files :mod:`~art_sgt.reproduction.cli` writes).
+    :param payloads: From :func:`assemble` (or the JSON files ``art-sgt reproduce`` writes).
     :return: Markdown, starting with the section heading.
     """
     lines = ["## Does the paper's claim hold?", ""]
@@ -271,39 +275,76 @@ def readme_section(payloads: Sequence[dict[str, Any]]) -> str:
             lines += ["This profile is a smoke test and makes no claims.", ""]
             continue
         keys = ("worst_case_paper_eps", "pgd_paper_eps")
-        lines += [f"- {c['verdict']}" for c in p["comparisons"] if c["a"] == "asgt" and c["quantity"] in keys]
+        lines += [f"- {c['verdict']}" for c in p["comparisons"]
+                  if c["a"] == "asgt" and c["quantity"] in keys and not c["variant"]]  # fmt: skip
         lines += ["", _paper_line(p), ""]
     return "\n".join(lines).rstrip() + "\n"
 
 
-def estimate_cost(measured: Sequence[dict[str, Any]], runs: Sequence[RunSpec], cores: int = 2) -> dict[str, Any]:
-    """Estimate the training CPU time of ``runs`` from measured records of the same architecture.
+def attack_units(dataset: str, evaluation: dict[str, Any]) -> dict[str, float]:
+    """Work of each evaluation stage, in image x forward-backward passes (a Square query counts 1/3: forward only).
 
-    The cost of a model is taken as proportional to images x epochs, at the CPU seconds per image-epoch of
-    the measured runs of that model (mean over seeds); the wall time assumes ``cores`` pieces run side by side,
-    one thread each. Evaluation time is not included. It is an estimate, and says so.
+    The robustness report's budget is its preset (:data:`art_sgt.evaluation.robustness.BUDGETS`) with the
+    recipe's explicit arguments applied over it.
+
+    :param dataset: ``"mnist"`` or ``"cifar10"`` (the paper's and the standard eps join the grid).
+    :param evaluation: An :class:`EvaluationRecipe` as a dictionary.
+    :return: ``{"pgd": ..., "report": ..., "saliency": ...}``.
+    """
+    from art_sgt.evaluation.robustness import BUDGETS
+
+    b = {**BUDGETS[evaluation["budget"]], **dict(map(tuple, evaluation["report_kwargs"]))}
+    eps = {*evaluation["report_eps"], PAPER[dataset]["paper_eps"], PAPER[dataset]["standard_eps"]}
+    pgd = b["pgd_max_iter"] * max(1, b["pgd_restarts"])
+    per_eps = pgd + 2 * b["apgd_max_iter"] * b["apgd_restarts"] + b["square_max_iter"] * b["square_restarts"] / 3
+    checklist = b["strong_factor"] * b["pgd_max_iter"] * (b["pgd_restarts"] + 1) + b["large_eps_iter"] + 2 * pgd + 1
+    return {
+        "pgd": evaluation["n_eval"] * 2 * evaluation["pgd_iter"] * max(1, evaluation["pgd_restarts"]),
+        "report": evaluation["n_report"] * (len(eps) * per_eps + checklist),
+        "saliency": evaluation["n_report"] * (1 + evaluation["stability_iter"]),
+    }
+
+
+def estimate_cost(measured: Sequence[dict[str, Any]], runs: Sequence[RunSpec], cores: int = 2) -> dict[str, Any]:
+    """Estimate the CPU time of ``runs`` from measured records of the same architectures.
+
+    Training: proportional to images x epochs, at the CPU seconds per image-epoch of the measured runs of that
+    model (mean over them). Evaluation (when the records hold per-stage CPU seconds): proportional to
+    :func:`attack_units`, at the measured CPU seconds per unit; attacks stop early on samples already
+    misclassified, so measurements on weak models underestimate the cost for robust ones. The wall time assumes
+    ``cores`` pieces run side by side, one thread each. It is an estimate, and says so.
 
     :param measured: Cached records (e.g. of the quick profile).
     :param runs: The runs to estimate (e.g. the standard profile's recipe).
     :param cores: Cores available.
-    :return: ``{"per_model_cpu_seconds_per_image_epoch", "cpu_hours", "wall_hours_on_cores", "note"}``.
+    :return: ``{"training_cpu_hours", "evaluation_cpu_hours", "cpu_hours", "wall_hours_on_cores", ...}``.
     :raises ValueError: If a model of ``runs`` has no measured run of the same architecture.
     """
-    rate: dict[tuple[str, str], list[float]] = {}
+    train_rate: dict[tuple[str, str], list[float]] = {}
+    eval_rate: dict[tuple[str, str], list[dict[str, float]]] = {}
     for r in measured:
-        t = r["training_config"]["training"]
-        rate.setdefault((r["model"], t["arch"]), []).append(r["train"]["cpu_seconds"] / (t["n_train"] * t["epochs"]))
-    total = 0.0
+        t, key = r["training_config"]["training"], (r["model"], r["training_config"]["training"]["arch"])
+        train_rate.setdefault(key, []).append(r["train"]["cpu_seconds"] / (t["n_train"] * t["epochs"]))
+        if "cpu_seconds" in r.get("evaluation", {}):
+            units = attack_units(r["dataset"], r["evaluation_config"]["evaluation"])
+            eval_rate.setdefault(key, []).append({k: r["evaluation"]["cpu_seconds"][k] / units[k] for k in units})
+    training = evaluation = 0.0
     for spec in runs:
         key = (spec.model, spec.training.arch)
-        if key not in rate:
+        if key not in train_rate:
             raise ValueError(f"measured must hold a run of {key[0]} on {key[1]} to estimate {spec.name}.")
-        total += float(np.mean(rate[key])) * spec.training.n_train * spec.training.epochs
+        training += float(np.mean(train_rate[key])) * spec.training.n_train * spec.training.epochs
+        if key in eval_rate:
+            units = attack_units(spec.dataset, asdict(spec.evaluation))
+            evaluation += sum(float(np.mean([rate[k] for rate in eval_rate[key]])) * units[k] for k in units)
+    total = training + evaluation
     return {
-        "per_model_cpu_seconds_per_image_epoch": {f"{m} ({a})": float(np.mean(v)) for (m, a), v in rate.items()},
+        "per_model_cpu_seconds_per_image_epoch": {f"{m} ({a})": float(np.mean(v)) for (m, a), v in train_rate.items()},
+        "training_cpu_hours": training / 3600,
+        "evaluation_cpu_hours": evaluation / 3600,
         "cpu_hours": total / 3600,
         "wall_hours_on_cores": total / 3600 / cores,
         "cores": cores,
-        "note": "estimate: training only, extrapolated linearly in images x epochs from the measured runs' CPU "
-        "seconds per image-epoch; evaluation not included",
+        "note": "estimate, extrapolated linearly from the measured runs: training in images x epochs, evaluation in "
+        "attack iterations x images (a lower bound for robust models, on which attacks stop early less often)",
     }

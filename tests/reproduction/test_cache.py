@@ -48,15 +48,16 @@ def test_pieces_run_once_then_skip_and_reevaluate_on_a_new_budget(tmp_path, data
     assert asgt["evaluation"]["n_eval"] == 8 and len(asgt["evaluation"]["per_sample"]["pgd_paper_eps"]) == 8
     assert asgt["evaluation"]["transfer_source"] == "standard" and records[0]["evaluation"]["transfer_source"] is None
     assert asgt["train"]["cpu_seconds"] > 0 and asgt["provenance"]["git"]["commit"]
+    assert set(asgt["evaluation"]["cpu_seconds"]) == {"pgd", "report", "saliency"}
 
     profile = replace(get_profile("mnist", "quick"), name="test")
-    payload = assemble(profile, smaller, records, cache.manifest(smaller), run_info())
+    payload = assemble(profile, records, cache.manifest(smaller), run_info())
     assert list(payload["results"]) == ["standard", "asgt"]
     text = write_markdown(payload, tmp_path / "r.md")
     assert "makes no claims" in text and "| ASGT | 1 |" in text
     assert all(c["verdict"].endswith("no claim.") for c in payload["comparisons"])
     assert "smoke test and makes no claims" in readme_section([payload])
-    claimed = assemble(replace(profile, claims=True), smaller, records, cache.manifest(smaller), run_info())
+    claimed = assemble(replace(profile, claims=True), records, cache.manifest(smaller), run_info())
     assert "ASGT - standard (ART fit), worst-case accuracy at eps 0.2" in readme_section([claimed])
     paths = write_figures(payload, tmp_path / "fig")
     assert len(paths) == 4 and all((tmp_path / "fig" / f"{k}.png").stat().st_size > 0 for k in paths)

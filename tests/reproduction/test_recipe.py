@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import asdict, replace
 
 import pytest
 
 from art_sgt.reproduction import MODELS, ablations, estimate_cost, get_profile, profile_runs, select
 from art_sgt.reproduction.cli import main
+from art_sgt.reproduction.report import attack_units
 from art_sgt.reproduction.training import supported
-from tests.reproduction.conftest import spec
+from tests.reproduction.conftest import EVALUATION, spec
 
 
 def test_standard_profile_is_every_control_times_three_seeds_plus_the_second_training_eps():
@@ -61,12 +62,27 @@ def test_ablations_are_recipe_entries_on_mnist_only():
         ablations(get_profile("cifar10", "standard"))
 
 
-def test_cost_estimate_scales_measured_cpu_seconds_per_image_epoch():
+def test_attack_units_known_answer():
+    # quick preset (large_eps_iter 50, pgd_restarts 1, square_restarts 1) with the test recipe's overrides:
+    # pgd 2, apgd 2, square 5, strong_factor 2; eps grid {0.1} + paper 0.2 + standard 0.3
+    units = attack_units("mnist", asdict(EVALUATION))
+    per_eps = 2 + 2 * 2 + 5 / 3
+    checklist = 2 * 2 * 2 + 50 + 2 * 2 + 1
+    assert units == pytest.approx({"pgd": 16 * 2 * 2, "report": 8 * (3 * per_eps + checklist), "saliency": 8 * 3})
+
+
+def test_cost_estimate_scales_measured_cpu_seconds():
     run = spec("asgt")
-    measured = [{"model": "asgt", "training_config": run.training_config(), "train": {"cpu_seconds": 128.0}}]
-    target = replace(run, training=replace(run.training, n_train=640, epochs=3))  # 64 images x 2 epochs measured
+    units = attack_units("mnist", asdict(EVALUATION))
+    evaluation = {"cpu_seconds": {k: 2.0 * v for k, v in units.items()}}  # 2 CPU seconds per unit
+    measured = [{"model": "asgt", "dataset": "mnist", "training_config": run.training_config(),
+                 "evaluation_config": run.evaluation_config(), "train": {"cpu_seconds": 128.0},
+                 "evaluation": evaluation}]  # fmt: skip
+    bigger = replace(EVALUATION, n_eval=32, n_report=16)  # twice the images: twice the units
+    target = replace(run, training=replace(run.training, n_train=640, epochs=3), evaluation=bigger)  # 64 x 2 measured
     cost = estimate_cost(measured, [target, target], cores=2)
-    assert cost["cpu_hours"] == pytest.approx(2 * 128.0 * (640 * 3) / (64 * 2) / 3600)
+    assert cost["training_cpu_hours"] == pytest.approx(2 * 128.0 * (640 * 3) / (64 * 2) / 3600)
+    assert cost["evaluation_cpu_hours"] == pytest.approx(2 * 2.0 * 2 * sum(units.values()) / 3600)
     assert cost["wall_hours_on_cores"] == pytest.approx(cost["cpu_hours"] / 2) and "estimate" in cost["note"]
     with pytest.raises(ValueError, match="measured must hold a run of sgt"):
         estimate_cost(measured, [spec("sgt")])
