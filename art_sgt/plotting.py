@@ -171,7 +171,9 @@ def plot_stability(
     """Accuracy and map similarity against attack strength: one column per quantity, one row per panel.
 
     :param results: ``{label: StabilityResult}`` or ``{panel: {label: StabilityResult}}``.
-    :param quantities: Fields of ``StabilityResult`` drawn: ``accuracy``, ``spearman``, ``top_k``, ``cosine``.
+    :param quantities: Fields of ``StabilityResult`` drawn: ``accuracy``, ``flipped``, ``spearman``,
+        ``spearman_signed``, ``top_k``, ``cosine``, ``ssim`` (similarities are over the samples whose prediction
+        the attack did not flip).
     :param title: Optional figure title (e.g. how to read it).
     :param path: Save the figure here.
     :return: The figure.
@@ -182,9 +184,12 @@ def plot_stability(
     panels = _panels(results, StabilityResult)
     names = {
         "accuracy": "accuracy under PGD",
-        "spearman": "Spearman(map(x), map(x'))",
-        "top_k": "top-k intersection",
-        "cosine": "cosine similarity",
+        "flipped": "fraction of predictions flipped",
+        "spearman": "Spearman(|map(x)|, |map(x')|), unflipped",
+        "spearman_signed": "Spearman(map(x), map(x')), unflipped",
+        "top_k": "top-k intersection, unflipped",
+        "cosine": "cosine similarity, unflipped",
+        "ssim": "SSIM, unflipped",
     }
     rows, cols = len(panels), len(quantities)
     fig, axes = plt.subplots(rows, cols, figsize=(3.9 * cols, 3.2 * rows), squeeze=False)
@@ -215,9 +220,9 @@ def plot_randomization(
     """Similarity to the original maps as layers are randomised from the top (cascading randomisation).
 
     :param results: ``{label: RandomizationResult}`` or ``{panel: {label: RandomizationResult}}``.
-    :param quantity: ``"spearman"``, ``"top_k"`` or ``"cosine"``.
+    :param quantity: ``"spearman"``, ``"spearman_signed"``, ``"top_k"``, ``"cosine"`` or ``"ssim"``.
     :param random_logit: Optional ``{label: RandomLogitResult}``: drawn in every panel as a dashed line at the
-        similarity of the maps of the true and of a random class, in the colour of the same label.
+        similarity of the maps of the predicted and of a random class, in the colour of the same label.
     :param title: Optional figure title (e.g. how to read it).
     :param path: Save the figure here.
     :return: The figure.

@@ -3,7 +3,10 @@
 Each metric is timed beside its *floor*, measured in the same run with plain batched torch: the model
 evaluations the metric needs by definition (masking curve: one forward per fraction and order; infidelity:
 one forward per perturbation; sensitivity: one attribution per perturbation; stability: ART's PGD crafting
-plus two attributions per eps; randomisation: one attribution per layer; random logit: one attribution;
+plus two attributions per eps; randomisation: one attribution per layer; random logit: one forward, the
+predicted class's attribution where the given maps are for another class, and one attribution of a random class;
+for the three map comparisons, also the ranking their Spearman correlations need (``scipy.stats.rankdata`` of the
+absolute and of the signed maps);
 sparseness and complexity: the formula as one numpy expression). The ratio metric / floor is printed and
 written to ``results/bench_evaluators.json``; the target is <= 1.3 for every metric.
 
@@ -111,11 +114,13 @@ class Floors:
                 for _ in range(times):
                     torch.softmax(self.model(xb), dim=1)
 
-    def attributions(self, x: torch.Tensor, y: torch.Tensor) -> None:
+    def attributions(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        maps = []
         for start in range(0, len(x), self.bs):
             xb = x[start : start + self.bs].clone().requires_grad_(True)
             out = self.model(xb).gather(1, y[start : start + self.bs, None]).sum()
-            torch.autograd.grad(out, xb)
+            maps.append(torch.autograd.grad(out, xb)[0])
+        return torch.cat(maps) if maps else x
 
     def repeated_forwards(self, copies: int) -> None:
         """One forward per perturbed copy, ``copies`` per input, in batches of ``bs``."""
@@ -127,6 +132,15 @@ class Floors:
     def repeated_attributions(self, copies: int) -> None:
         rows = torch.arange(len(self.x) * copies) // copies
         self.attributions(self.x[rows], self.y[rows])
+
+
+def _ranks(maps: torch.Tensor) -> None:
+    """The ranking Spearman needs by definition: average ranks of the absolute and of the signed maps."""
+    from scipy.stats import rankdata
+
+    flat = maps.reshape(len(maps), -1).numpy()
+    rankdata(np.abs(flat), axis=1)
+    rankdata(flat, axis=1)
 
 
 def _gini(a: np.ndarray) -> np.ndarray:
@@ -151,14 +165,28 @@ def run_metrics(args: argparse.Namespace, clf: Any, x: np.ndarray, y: np.ndarray
     eps = (0.0, 0.05, 0.1, 0.2)
 
     def pgd_floor() -> None:
-        floors.attributions(xt, yt)
+        clean = floors.attributions(xt, yt)
+        _ranks(clean)
         onehot = np.eye(10, dtype=np.float32)[y]
         for e in eps[1:]:
             attack = ProjectedGradientDescent(
                 clf, eps=e, eps_step=2.5 * e / 10, max_iter=10, batch_size=bs, verbose=False
             )
             x_adv = torch.from_numpy(attack.generate(x, onehot))
-            floors.attributions(x_adv, yt)
+            _ranks(floors.attributions(x_adv, yt))
+
+    def randomization_floor() -> None:
+        _ranks(torch.from_numpy(maps))
+        for _ in range(layers):
+            _ranks(floors.attributions(xt, yt))
+
+    def random_logit_floor() -> None:
+        with torch.no_grad():
+            predicted = torch.cat([clf.model(xt[s : s + bs]).argmax(1) for s in range(0, len(xt), bs)])
+        wrong = predicted != yt
+        floors.attributions(xt[wrong], predicted[wrong])
+        _ranks(torch.from_numpy(maps))
+        _ranks(floors.attributions(xt, (predicted + 1) % 10))
 
     layers = 4  # conv1, conv2, fc1, fc2
     cases = {
@@ -185,17 +213,18 @@ def run_metrics(args: argparse.Namespace, clf: Any, x: np.ndarray, y: np.ndarray
         "stability": (
             lambda: adversarial_stability(clf, x, y, "saliency", eps=eps, batch_size=bs),
             pgd_floor,
-            "ART PGD (10 steps) at 3 eps + 2 attributions per eps",
+            "ART PGD (10 steps) at 3 eps + 2 attributions per eps, the maps ranked (absolute and signed)",
         ),
         "randomization": (
             lambda: cascading_randomization(clf, x, y, "saliency", maps=maps, batch_size=bs),
-            lambda: [floors.attributions(xt, yt) for _ in range(layers)],
-            "1 attribution per layer",
+            randomization_floor,
+            "1 attribution per layer, the maps ranked (absolute and signed)",
         ),
         "random_logit": (
             lambda: random_logit(clf, x, y, "saliency", maps=maps, batch_size=bs),
-            lambda: floors.attributions(xt, (yt + 1) % 10),
-            "1 attribution",
+            random_logit_floor,
+            "1 forward, the predicted class's attribution where it is not y, 1 attribution of another class, "
+            "both maps ranked (absolute and signed)",
         ),
         "sparseness": (lambda: sparseness(maps), lambda: _gini(maps), "numpy formula"),
         "complexity": (lambda: complexity(maps), lambda: _entropy(maps), "numpy formula"),

@@ -226,7 +226,7 @@ def _flat_abs(name: str, maps: Any, channel_reduction: str) -> tuple[torch.Tenso
     check_choice("channel_reduction", channel_reduction, CHANNEL_REDUCTIONS)
     device = maps.device if isinstance(maps, torch.Tensor) else torch.device("cpu")
     a = as_tensor(name, maps, device, min_ndim=2, dtype=torch.float64)
-    if channel_reduction == "sum" and a.ndim == 4:
+    if channel_reduction == "sum" and a.ndim == 4 and a.shape[1] > 1:
         a = a.sum(dim=1)
     return a.reshape(len(a), -1).abs(), maps
 

@@ -32,7 +32,7 @@ from art_sgt.evaluation._common import (
     resolve_model,
 )
 from art_sgt.evaluation.attribution import compute_maps, get_method
-from art_sgt.evaluation.similarity import mean_similarity, similarities
+from art_sgt.evaluation.similarity import Prepared, mean_similarity, similarities
 
 __all__ = [
     "RandomizationResult",
@@ -139,7 +139,7 @@ class RandomLogitResult:
         return asdict(self)
 
 
-def _similarity(a: torch.Tensor, b: torch.Tensor, top_k: float, absolute: bool, what: str) -> dict[str, Any]:
+def _similarity(a: Any, b: torch.Tensor, top_k: float, absolute: bool, what: str) -> dict[str, Any]:
     sim = mean_similarity(similarities(a, b, top_k, absolute), what=what)
     sim.setdefault("ssim", float("nan"))
     sim.setdefault("undefined", {})
@@ -219,11 +219,12 @@ def cascading_randomization(
     rows: dict[str, list[Any]] = {k: [] for k in ("spearman", "spearman_signed", "top_k", "cosine", "ssim")}
     rows["undefined"] = []
     devices = fork_devices(resolved.device)
+    prepared = Prepared(original, top_k, absolute)  # ranked once, compared with every step
     for i, (name, layer) in enumerate(layers):
         _randomise(layer, int(seed) + i, devices)
         randomised = compute_maps(work, x_t, y_t, resolved_method, batch_size, seed)
         examples[name] = randomised[keep].cpu().numpy()
-        sim = _similarity(original, randomised, top_k, absolute, f"randomisation up to layer {name}")
+        sim = _similarity(prepared, randomised, top_k, absolute, f"randomisation up to layer {name}")
         for key, value in sim.items():
             rows[key].append(value)
     names = [name.removeprefix("model.") if resolved.classifier is not None else name for name, _ in layers]

@@ -33,6 +33,7 @@ from art_sgt._validation import check_fraction
 
 __all__ = [
     "SIMILARITIES",
+    "Prepared",
     "similarities",
     "mean_similarity",
     "rank_correlation",
@@ -52,6 +53,8 @@ def _average_ranks(v: torch.Tensor) -> torch.Tensor:
     index = torch.arange(d, device=v.device).expand(n, d)
     starts = torch.ones_like(sorted_v, dtype=torch.bool)
     starts[:, 1:] = sorted_v[:, 1:] != sorted_v[:, :-1]
+    if bool(starts.all()):  # no ties: the ranks are the positions in the sorted order
+        return torch.empty(n, d, dtype=torch.float64, device=v.device).scatter_(1, order, (index + 1).to(torch.float64))
     ends = torch.ones_like(starts)
     ends[:, :-1] = starts[:, 1:]
     first = torch.cummax(torch.where(starts, index, 0), dim=1).values
@@ -154,12 +157,35 @@ def cosine_similarity(a: torch.Tensor, b: torch.Tensor, absolute: bool = True) -
     return torch.where((fa == fb).all(dim=1), 1.0, value)
 
 
-def structural_similarity(a: torch.Tensor, b: torch.Tensor, window: int = 7) -> torch.Tensor:
+def _ssim_normalised(maps: torch.Tensor) -> torch.Tensor:
+    v = maps.to(torch.float32).abs().sum(dim=1, keepdim=True)
+    peak = v.amax(dim=(2, 3), keepdim=True)
+    return v / torch.where(peak > 0, peak, 1.0)
+
+
+def _ssim_side(maps: torch.Tensor) -> int:
+    side = min(7, maps.shape[2], maps.shape[3])
+    return side - (1 - side % 2)
+
+
+def _ssim_prepared(pa: Prepared, pb: Prepared) -> torch.Tensor:
+    count = pa.side * pa.side
+    mu_x, xx = pa.ssim_moments
+    mu_y, yy = pb.ssim_moments
+    xy = F.avg_pool2d(pa.ssim_map * pb.ssim_map, pa.side, stride=1)
+    correction = count / (count - 1) if count > 1 else 1.0
+    var_x, var_y = (xx - mu_x**2) * correction, (yy - mu_y**2) * correction
+    cov = (xy - mu_x * mu_y) * correction
+    c1, c2 = 0.01**2, 0.03**2
+    s = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2))
+    return s.to(torch.float64).mean(dim=(1, 2, 3))
+
+
+def structural_similarity(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """SSIM of each pair of image maps ``(n, c, h, w)``, as described in the module docstring.
 
     :param a: Image maps.
     :param b: Image maps of the same shape.
-    :param window: Side of the uniform window (odd; reduced to the largest odd side that fits).
     :return: ``(n,)`` float64 in [-1, 1]; 1 for identical maps (two zero maps included).
     :raises ValueError: If the maps are not images.
 
@@ -170,45 +196,91 @@ def structural_similarity(a: torch.Tensor, b: torch.Tensor, window: int = 7) -> 
     """
     if a.ndim != 4:
         raise ValueError(f"maps must be images (n, c, h, w) for SSIM, got shape {tuple(a.shape)}.")
-
-    def normalised(v: torch.Tensor) -> torch.Tensor:
-        v = v.to(torch.float64).abs().sum(dim=1, keepdim=True)
-        peak = v.amax(dim=(2, 3), keepdim=True)
-        return v / torch.where(peak > 0, peak, 1.0)
-
-    x, y = normalised(a), normalised(b)
-    side = min(window, x.shape[2], x.shape[3])
-    side -= 1 - side % 2
-    count = side * side
-    mean = [F.avg_pool2d(v, side, stride=1) for v in (x, y, x * x, y * y, x * y)]
-    correction = count / (count - 1) if count > 1 else 1.0
-    var_x = (mean[2] - mean[0] ** 2) * correction
-    var_y = (mean[3] - mean[1] ** 2) * correction
-    cov = (mean[4] - mean[0] * mean[1]) * correction
-    c1, c2 = 0.01**2, 0.03**2
-    s = ((2 * mean[0] * mean[1] + c1) * (2 * cov + c2)) / ((mean[0] ** 2 + mean[1] ** 2 + c1) * (var_x + var_y + c2))
-    return s.mean(dim=(1, 2, 3))
+    same = (_flat(a) == _flat(b)).all(dim=1)
+    return torch.where(same, 1.0, _ssim_prepared(Prepared(a), Prepared(b)))
 
 
-def similarities(a: torch.Tensor, b: torch.Tensor, top_k: float = 0.1, absolute: bool = True) -> dict[str, Any]:
+class Prepared:
+    """What :func:`similarities` needs of one set of maps, computed once (a reference compared many times).
+
+    Ranks are taken over *all* positions, once per map; the ranks among the kept positions of a pair (not both
+    zero) follow from them exactly: the ``D`` dropped positions all hold the value 0, so a kept value above 0
+    loses ``D`` ranks, a kept 0 loses ``D / 2`` (it tied with them), and a negative value loses none.
+
+    :param maps: Maps ``(n, ...)``.
+    :param top_k: Fraction of features of the top-k intersection.
+    :param absolute: Rank and compare absolute values for ``spearman`` and ``cosine``.
+    """
+
+    def __init__(self, maps: torch.Tensor, top_k: float = 0.1, absolute: bool = True) -> None:
+        self.maps, self.top_k, self.absolute = maps, check_fraction("top_k", top_k, high_inclusive=True), absolute
+        flat = _flat(maps).to(torch.float32)
+        self.signed, self.abs = flat, flat.abs()
+        self.zero = flat == 0
+        self.empty = self.zero.all(dim=1)
+        self.rank_signed = _average_ranks(flat)
+        self.rank_abs = _average_ranks(self.abs) if absolute else self.rank_signed
+        self.count = max(1, int(round(self.top_k * flat.shape[1])))
+        self.top = torch.zeros_like(flat, dtype=torch.bool).scatter_(1, self.abs.topk(self.count, dim=1).indices, True)
+        cosine_flat = (self.abs if absolute else flat).to(torch.float64)
+        self.cosine_flat, self.norm = cosine_flat, cosine_flat.norm(dim=1)
+        self.image = maps.ndim == 4
+        if self.image:
+            self.ssim_map = _ssim_normalised(maps)
+            self.side = _ssim_side(maps)
+            self.ssim_moments = [F.avg_pool2d(v, self.side, stride=1) for v in (self.ssim_map, self.ssim_map**2)]
+
+
+def _kept_ranks(ranks: torch.Tensor, values: torch.Tensor, dropped: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+    """Average ranks among the kept positions, from the ranks among all positions (see :class:`Prepared`)."""
+    if not bool(dropped.any()):
+        return ranks - (ranks.shape[1] + 1) / 2  # nothing dropped: centred over all positions
+    d = dropped.sum(dim=1, keepdim=True).to(torch.float64)
+    shift = torch.where(values > 0, d, torch.where(values == 0, d / 2, 0.0))
+    m = keep.sum(dim=1, keepdim=True).to(torch.float64)
+    return torch.where(keep, ranks - shift - (m + 1) / 2, 0.0)  # centred over the kept positions
+
+
+def _pearson(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    den = a.norm(dim=1) * b.norm(dim=1)
+    return torch.where(den > 0, (a * b).sum(dim=1) / torch.where(den > 0, den, 1.0), torch.nan)
+
+
+def similarities(a: Any, b: Any, top_k: float = 0.1, absolute: bool = True) -> dict[str, torch.Tensor]:
     """Every measure of :data:`SIMILARITIES` per pair of maps (``ssim`` only for image maps).
 
-    :param a: Maps ``(n, ...)``.
-    :param b: Maps of the same shape.
+    :param a: Maps ``(n, ...)``, or a :class:`Prepared` reference (then ``top_k`` and ``absolute`` are its own).
+    :param b: Maps of the same shape, or a :class:`Prepared` set.
     :param top_k: Fraction of features of the top-k intersection.
     :param absolute: Rank absolute values for ``spearman`` and compare absolute values for ``cosine``.
     :return: ``{measure: (n,) float64 tensor}``, ``nan`` where undefined (see the module docstring).
     """
+    pa = a if isinstance(a, Prepared) else Prepared(a, top_k, absolute)
+    pb = b if isinstance(b, Prepared) else Prepared(b, pa.top_k, pa.absolute)
+    dropped = pa.zero & pb.zero
+    keep = ~dropped
+    same = (pa.signed == pb.signed).all(dim=1)
+    spearman_abs = _pearson(
+        _kept_ranks(pa.rank_abs, pa.abs if pa.absolute else pa.signed, dropped, keep),
+        _kept_ranks(pb.rank_abs, pb.abs if pa.absolute else pb.signed, dropped, keep),
+    )
+    spearman_signed = _pearson(
+        _kept_ranks(pa.rank_signed, pa.signed, dropped, keep), _kept_ranks(pb.rank_signed, pb.signed, dropped, keep)
+    )
+    den = pa.norm * pb.norm
+    cosine = torch.where(
+        den > 0, (pa.cosine_flat * pb.cosine_flat).sum(dim=1) / torch.where(den > 0, den, 1.0), torch.nan
+    )
     out = {
-        "spearman": rank_correlation(a, b, absolute, drop_shared_zeros=True),
-        "spearman_signed": rank_correlation(a, b, False, drop_shared_zeros=True),
-        "top_k": top_k_intersection(a, b, top_k, True),
-        "cosine": cosine_similarity(a, b, absolute),
+        "spearman": spearman_abs,
+        "spearman_signed": spearman_signed,
+        "top_k": (pa.top & pb.top).sum(dim=1).to(torch.float64) / pa.count,
+        "cosine": cosine,
     }
-    if a.ndim == 4:
-        out["ssim"] = structural_similarity(a, b)
-    empty = (_flat(a) == 0).all(dim=1) | (_flat(b) == 0).all(dim=1)
-    return {key: torch.where(empty, torch.nan, value) for key, value in out.items()}
+    if pa.image:
+        out["ssim"] = _ssim_prepared(pa, pb)
+    undefined = pa.empty | pb.empty
+    return {key: torch.where(undefined, torch.nan, torch.where(same, 1.0, v)) for key, v in out.items()}
 
 
 def mean_similarity(values: dict[str, torch.Tensor], keep: torch.Tensor | None = None, what: str = "") -> dict:
