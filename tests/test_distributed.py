@@ -7,6 +7,7 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from art.data_generators import DataGenerator
 from torch.nn.parallel import DistributedDataParallel
 
 from art_sgt import SaliencyGuidedAdversarialTrainer, SaliencyGuidedTrainer
@@ -35,12 +36,39 @@ def _train(name: str) -> tuple[dict, list]:
     return {k: v.detach().clone() for k, v in classifier.model.state_dict().items()}, trainer.history
 
 
+class _SameBatches(DataGenerator):
+    """Every rank draws the same batches, so N ranks average N equal gradients: one process's gradient."""
+
+    def __init__(self, x, y):
+        super().__init__(size=len(x), batch_size=16)
+        self.x, self.y, self.at = x, y, 0
+
+    def get_batch(self):
+        start = self.at % self.size
+        self.at += self.batch_size
+        return self.x[start : start + self.batch_size], self.y[start : start + self.batch_size]
+
+
+def _train_batchnorm() -> dict:
+    """A BatchNorm model: the clean and masked batches must be normalised alike with and without DDP."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.BatchNorm2d(4), torch.nn.ReLU(),
+        torch.nn.Flatten(), torch.nn.Linear(4 * 64, 4),
+    )  # fmt: skip
+    classifier = make_classifier(model=model, optimizer="sgd", lr=0.05)
+    x, y = make_task(n=32, seed=8)
+    SaliencyGuidedTrainer(classifier, fill="zero").fit_generator(_SameBatches(x, y), nb_epochs=1, seed=3, verbose=False)
+    return {k: v.detach().clone() for k, v in classifier.model.state_dict().items()}
+
+
 def _worker(rank: int, world: int, port: int, out: str, name: str) -> None:
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
     try:
         weights, history = _train(name)
+        batchnorm = _train_batchnorm() if name == "sgt" else None
         if rank == 0:
-            torch.save({"weights": weights, "history": history}, out)
+            torch.save({"weights": weights, "history": history, "batchnorm": batchnorm}, out)
     finally:
         dist.destroy_process_group()
 
@@ -57,10 +85,13 @@ def test_two_gloo_processes_match_one_process(tmp_path, name):
     mp.spawn(_worker, args=(2, _free_port(), out, name), nprocs=2, join=True)
     ddp = torch.load(out, weights_only=True)
     single, single_history = _train(name)
-    for name, value in single.items():
-        torch.testing.assert_close(ddp["weights"][name], value, rtol=1e-4, atol=1e-5)
+    for key, value in single.items():
+        torch.testing.assert_close(ddp["weights"][key], value, rtol=1e-4, atol=1e-5)
     # epoch statistics are all-reduced over ranks, so rank 0 reports the global numbers
     assert ddp["history"][-1]["train_accuracy"] == pytest.approx(single_history[-1]["train_accuracy"])
+    if name == "sgt":  # clean and masked batches of a BatchNorm model: the same forwards with and without DDP
+        for key, value in _train_batchnorm().items():
+            torch.testing.assert_close(ddp["batchnorm"][key], value, rtol=1e-4, atol=1e-5)
 
 
 def _resume_worker(rank: int, world: int, port: int, folder: str) -> None:

@@ -53,3 +53,22 @@ def test_custom_task_loss():
     y = torch.tensor([0])
     value = sgt_loss(P_LOGITS, P_LOGITS, y, 1.0, task_loss=lambda logits, labels: logits.sum() * 0 + 3.0)
     assert float(value) == pytest.approx(3.0)
+
+
+def test_kl_sum_reduction_is_n_times_the_batch_mean():
+    p, q = torch.cat([P_LOGITS, Q_LOGITS]), torch.cat([Q_LOGITS, Q_LOGITS])
+    assert float(kl_divergence(p, q, reduction="sum")) == pytest.approx(2 * float(kl_divergence(p, q)), abs=1e-6)
+
+
+def test_probability_outputs_give_the_kl_of_their_distributions():
+    p, q = torch.softmax(P_LOGITS, 1), torch.softmax(Q_LOGITS, 1)
+    assert float(kl_divergence(p, q, outputs="probabilities")) == pytest.approx(KL_PQ, abs=1e-6)
+    assert float(kl_divergence(p, q)) != pytest.approx(KL_PQ, abs=1e-3)  # read as logits they would be wrong
+
+
+def test_asgt_ratio_weighs_the_adversarial_term():
+    y = torch.tensor([0])
+    assert float(asgt_loss(P_LOGITS, Q_LOGITS, Q_LOGITS, y, ratio=1.0)) == pytest.approx(2 * CE_Q_LABEL0, abs=1e-6)
+    assert float(asgt_loss(P_LOGITS, Q_LOGITS, Q_LOGITS, y, ratio=0.25)) == pytest.approx(
+        1.5 * CE_P + 0.5 * CE_Q_LABEL0, abs=1e-6
+    )

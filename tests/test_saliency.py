@@ -81,3 +81,25 @@ def test_mode_independence_probe():
     assert not is_mode_independent(model, probe)
     assert not model.training
     assert torch.equal(state, torch.get_rng_state())
+
+
+def test_input_gradient_of_the_log_probability():
+    # d log softmax(Wx)_y / dx = W_y - sum_c p_c W_c; at x = 0 the bias alone sets p
+    model = _linear()
+    with torch.no_grad():
+        model.bias.zero_()
+    grad = input_gradient(model, torch.zeros(1, 3), torch.tensor([0]), of="log_prob")
+    w = model.weight.detach()
+    assert torch.allclose(grad, (w[0] - 0.5 * (w[0] + w[1]))[None])  # p = (1/2, 1/2)
+
+
+def test_captum_class_differentiates_the_log_probability_on_request():
+    model, x, t = _linear(), torch.randn(4, 3), torch.tensor([0, 1, 1, 0])
+    captum = make_saliency_fn(Saliency, saliency_of="log_prob", abs=False)(model, x, t)
+    assert torch.allclose(captum, make_saliency_fn("gradient", saliency_of="log_prob")(model, x, t), atol=1e-6)
+    assert not torch.allclose(captum, input_gradient(model, x, t))
+
+
+def test_unknown_saliency_of_is_refused():
+    with pytest.raises(ValueError, match="saliency_of"):
+        make_saliency_fn("gradient", saliency_of="probability")
