@@ -23,9 +23,7 @@ def _pyplot() -> Any:
     try:
         import matplotlib.pyplot as plt
     except ImportError as err:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            "art_sgt.plotting needs matplotlib; install it with `pip install art-sgt[plot]`."
-        ) from err
+        raise ImportError("art_sgt.plotting needs matplotlib; install it with `pip install art-sgt[plot]`.") from err
     return plt
 
 
@@ -212,7 +210,7 @@ def plot_stability(
 
 def plot_randomization(
     results: Mapping[str, Any],
-    quantity: str = "spearman",
+    quantity: str | Sequence[str] = "spearman",
     random_logit: Mapping[str, Any] | None = None,
     title: str | None = None,
     path: str | Path | None = None,
@@ -220,7 +218,8 @@ def plot_randomization(
     """Similarity to the original maps as layers are randomised from the top (cascading randomisation).
 
     :param results: ``{label: RandomizationResult}`` or ``{panel: {label: RandomizationResult}}``.
-    :param quantity: ``"spearman"``, ``"spearman_signed"``, ``"top_k"``, ``"cosine"`` or ``"ssim"``.
+    :param quantity: ``"spearman"``, ``"spearman_signed"``, ``"top_k"``, ``"cosine"`` or ``"ssim"``, or one of
+        them per panel.
     :param random_logit: Optional ``{label: RandomLogitResult}``: drawn in every panel as a dashed line at the
         similarity of the maps of the predicted and of a random class, in the colour of the same label.
     :param title: Optional figure title (e.g. how to read it).
@@ -231,15 +230,20 @@ def plot_randomization(
 
     plt = _pyplot()
     panels = _panels(results, RandomizationResult)
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 3.6), squeeze=False, sharey=True)
-    for ax, (panel, group) in zip(axes[0], panels.items()):
+    quantities = [quantity] * len(panels) if isinstance(quantity, str) else list(quantity)
+    if len(quantities) != len(panels):
+        raise ValueError(f"quantity must name one quantity or one per panel ({len(panels)}), got {quantity!r}.")
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 3.6), squeeze=False)
+    for ax, (panel, group), name in zip(axes[0], panels.items(), quantities):
+        low = 0.0
         for k, (label, result) in enumerate(group.items()):
-            values = [1.0, *getattr(result, quantity)]
+            values = [1.0, *getattr(result, name)]
+            low = min(low, *(v for v in values if v == v))
             ax.plot(range(len(values)), values, "-o", color=f"C{k}", label=label, markersize=4)
             ax.set_xticks(range(len(values)), ["none", *result.layers], rotation=30, fontsize=8)
             if random_logit is not None and label in random_logit:
                 ax.axhline(
-                    getattr(random_logit[label], quantity),
+                    getattr(random_logit[label], name),
                     color=f"C{k}",
                     linestyle="--",
                     linewidth=1,
@@ -247,9 +251,9 @@ def plot_randomization(
                 )
         ax.set_title(panel, fontsize=10)
         ax.set_xlabel("randomised down to layer")
-        ax.set_ylim(-0.02, 1.02)
+        ax.set_ylabel(f"{name} with original maps")
+        ax.set_ylim(min(-0.02, low - 0.05), 1.02)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    axes[0, 0].set_ylabel(f"{quantity} with original maps")
     fig.tight_layout()
     return _save(fig, path, title)

@@ -85,9 +85,7 @@ def _data(n: int, data_dir: str | None) -> tuple[np.ndarray, np.ndarray, str]:
         return rng.random((n, 1, 28, 28), dtype=np.float32), rng.integers(0, 10, n), "random (MNIST shape)"
 
 
-def _best_pair(
-    first: Callable[[], Any], second: Callable[[], Any], repeats: int
-) -> tuple[float, float, Any, Any]:
+def _best_pair(first: Callable[[], Any], second: Callable[[], Any], repeats: int) -> tuple[float, float, Any, Any]:
     """Best times of two functions run alternately (so that a busy spell slows both), at least ``repeats``
     times each and, for fast ones, until one second has passed (at most 100 runs)."""
     best, out, spent, runs = [float("inf"), float("inf")], [None, None], 0.0, 0
@@ -231,9 +229,7 @@ def run_metrics(args: argparse.Namespace, clf: Any, x: np.ndarray, y: np.ndarray
     }
     unknown = set(args.only or ()) - set(cases)
     if unknown:
-        raise SystemExit(
-            f"--only must name metrics among {', '.join(cases)}, got {', '.join(sorted(unknown))}."
-        )
+        raise SystemExit(f"--only must name metrics among {', '.join(cases)}, got {', '.join(sorted(unknown))}.")
     out = {}
     for name, (ours, floor, what) in cases.items():
         if args.only and name not in args.only:
@@ -286,9 +282,7 @@ def run_quantus(args: argparse.Namespace, clf: Any, x: np.ndarray, y: np.ndarray
         )
 
     def explain(model: Any, inputs: np.ndarray, targets: np.ndarray, **kwargs: Any) -> np.ndarray:
-        return attribute(
-            model, np.asarray(inputs, np.float32), np.asarray(targets), "saliency", batch_size=bs
-        )
+        return attribute(model, np.asarray(inputs, np.float32), np.asarray(targets), "saliency", batch_size=bs)
 
     def diff(a: Any, b: Any) -> float:
         return float(np.max(np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64))))
@@ -379,9 +373,9 @@ def run_quantus(args: argparse.Namespace, clf: Any, x: np.ndarray, y: np.ndarray
     record(
         "randomization",
         lambda: cascading_randomization(clf, xq, yq, "saliency", maps=mq, batch_size=bs),
-        lambda: quantus.MPRT(
-            similarity_func=quantus.similarity_func.correlation_spearman, disable_warnings=True
-        )(a_batch=mq, explain_func=explain, **call),
+        lambda: quantus.MPRT(similarity_func=quantus.similarity_func.correlation_spearman, disable_warnings=True)(
+            a_batch=mq, explain_func=explain, **call
+        ),
         None,
         "values not compared: re-initialisations seeded differently",
     )

@@ -2,14 +2,18 @@
 
 Trains two copies of the SGT paper's MNIST CNN from the same initial weights (ART's ``PyTorchClassifier.fit``
 and ``SaliencyGuidedTrainer``), or loads them from ``results/`` when a checkpoint of the same configuration is
-there, then evaluates both on the first test images: masking curves (MoRF / LeRF / random, ROAD and uniform
-fills), infidelity, max-sensitivity, sparseness, complexity, stability under ART's PGD, cascading
-randomisation and the random-logit test, for the gradient saliency (all evaluators) and integrated gradients
-(the cheaper ones). Writes ``results/saliency_mnist.json`` and four figures ``results/saliency_mnist_*.png``.
+there, then evaluates both on the first test images: masking curves (MoRF / LeRF / random; ROAD imputation,
+the fill every comparison between the models uses), infidelity (on signed maps), max-sensitivity, sparseness,
+complexity, stability under ART's PGD (on the samples whose prediction did not flip), cascading randomisation and
+the random-logit test (predicted class), for the gradient saliency (all evaluators) and integrated gradients (the
+cheaper ones). The uniform-noise fill is also run, only to show why it must not be used to compare the models: SGT
+is trained to ignore exactly that masking. Writes ``results/saliency_mnist.json`` and four figures
+``results/saliency_mnist_*.png``.
 
 Usage::
 
-    python examples/evaluate_saliency.py [--data-dir DIR] [--quick] [--n-eval 1000] [--epochs 2] [--retrain]
+    python examples/evaluate_saliency.py [--data-dir DIR] [--quick] [--n-train 60000] [--n-eval 1000]
+        [--epochs 2] [--retrain]
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--data-dir", default=os.environ.get("ART_SGT_DATA"), help="folder with mnist.npz")
     parser.add_argument("--results", default="results", help="output folder (and checkpoint cache)")
     parser.add_argument("--quick", action="store_true", help="10k training images, 1 epoch, 200 test images")
+    parser.add_argument("--n-train", type=int, default=60000, help="training images (default all 60000)")
     parser.add_argument("--n-eval", type=int, default=1000, help="test images evaluated (default 1000)")
     parser.add_argument("--epochs", type=int, default=2, help="training epochs of both models (default 2)")
     parser.add_argument("--batch-size", type=int, default=128, help="training batch size")
@@ -48,9 +53,7 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def train_or_load(
-    name: str, initial: torch.nn.Module, x: np.ndarray, y: np.ndarray, args, meta: dict
-) -> tuple:
+def train_or_load(name: str, initial: torch.nn.Module, x: np.ndarray, y: np.ndarray, args, meta: dict) -> tuple:
     """A classifier of ``initial``'s architecture, trained by ``name`` or loaded from its checkpoint."""
     path = Path(args.results) / f"saliency_mnist_{name}.pt"
     classifier = make_classifier(copy.deepcopy(initial), (1, 28, 28), device_type="cpu")
@@ -108,9 +111,7 @@ def figures(results: Path, x: np.ndarray, y: np.ndarray, reports: dict, uniform:
 
     paths = {k: results / f"saliency_mnist_{k}.png" for k in ("maps", "masking", "stability", "sanity")}
     short = {"saliency": "|grad|", "integrated_gradients": "IG"}
-    grid = {
-        f"{model} {short[method]}": rep.maps[method] for method in short for model, rep in reports.items()
-    }
+    grid = {f"{model} {short[method]}": rep.maps[method] for method in short for model, rep in reports.items()}
     figs = [
         plotting.plot_map_grid(
             x[:6],
@@ -123,7 +124,7 @@ def figures(results: Path, x: np.ndarray, y: np.ndarray, reports: dict, uniform:
     ]
     masking = {
         "|gradient|, ROAD fill": {m: r.results["saliency"]["masking"] for m, r in reports.items()},
-        "|gradient|, uniform-noise fill": uniform,
+        "|gradient|, uniform-noise fill (NOT for comparing: SGT trains on it)": uniform,
         "integrated gradients, ROAD fill": {
             m: r.results["integrated_gradients"]["masking"] for m, r in reports.items()
         },
@@ -137,16 +138,28 @@ def figures(results: Path, x: np.ndarray, y: np.ndarray, reports: dict, uniform:
     figs.append(
         plotting.plot_stability(
             {m: r.results["saliency"]["stability"] for m, r in reports.items()},
-            title="Under ART's PGD: accuracy, and similarity of |gradient| maps of x and x' (1 = unchanged)",
+            quantities=("accuracy", "flipped", "spearman", "top_k"),
+            title="Under ART's PGD: accuracy, predictions flipped, and similarity of |gradient| maps of x and x'\n"
+            "on the samples whose prediction did not flip (1 = unchanged)",
             path=paths["stability"],
         )
     )
     cascade = {m: r.results["saliency"]["randomization"] for m, r in reports.items()}
     logit = {m: r.results["saliency"]["random_logit"] for m, r in reports.items()}
-    panel = "cascading randomisation of |gradient|"
+    panels = {
+        "Spearman of |gradient| (shared zeros dropped)": "spearman",
+        "top-10% intersection of |gradient|": "top_k",
+        "SSIM of |gradient|": "ssim",
+    }
     sanity = "Sanity checks: maps should move away from the original (low similarity is good)"
     figs.append(
-        plotting.plot_randomization({panel: cascade}, random_logit=logit, title=sanity, path=paths["sanity"])
+        plotting.plot_randomization(
+            {panel: cascade for panel in panels},
+            quantity=list(panels.values()),
+            random_logit=logit,
+            title=sanity,
+            path=paths["sanity"],
+        )
     )
     for fig in figs:
         plt.close(fig)
@@ -158,22 +171,32 @@ def headline(reports: dict, uniform: dict) -> dict:
     for model, rep in reports.items():
         s = rep.summary()
         g, ig = s["saliency"], s["integrated_gradients"]
+        stability = rep.results["saliency"]["stability"]
         out[model] = {
             "accuracy": rep.accuracy,
             "gradient_auc_morf_road": g["auc_morf_accuracy"],
             "gradient_auc_lerf_road": g["auc_lerf_accuracy"],
+            "gradient_morf_gain_road": g["morf_gain_accuracy"],
+            "gradient_lerf_gain_road": g["lerf_gain_accuracy"],
             "gradient_auc_morf_uniform": uniform[model].auc("morf"),
             "gradient_auc_lerf_uniform": uniform[model].auc("lerf"),
             "ig_auc_morf_road": ig["auc_morf_accuracy"],
             "ig_auc_lerf_road": ig["auc_lerf_accuracy"],
+            "ig_morf_gain_road": ig["morf_gain_accuracy"],
+            "ig_lerf_gain_road": ig["lerf_gain_accuracy"],
             "gradient_sparseness": g["sparseness"],
             "gradient_complexity": g["complexity"],
-            "gradient_infidelity": g["infidelity"],
+            "gradient_infidelity_signed": g["infidelity"],
+            "ig_infidelity": ig["infidelity"],
             "gradient_sensitivity": g["sensitivity"],
-            "gradient_stability_spearman_eps0.1": rep.results["saliency"]["stability"].spearman[2],
-            "accuracy_pgd_eps0.1": rep.results["saliency"]["stability"].accuracy[2],
+            "accuracy_pgd_eps0.1": stability.accuracy[2],
+            "flipped_pgd_eps0.1": stability.flipped[2],
+            "gradient_stability_spearman_unflipped_eps0.1": stability.spearman[2],
+            "gradient_stability_top_k_unflipped_eps0.1": stability.top_k[2],
             "gradient_randomization_spearman_all_layers": g["randomization_spearman"],
+            "gradient_randomization_ssim_all_layers": g["randomization_ssim"],
             "gradient_random_logit_spearman": g["random_logit_spearman"],
+            "gradient_random_logit_ssim": g["random_logit_ssim"],
         }
     return out
 
@@ -184,6 +207,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     (x_train, y_train), (x_test, y_test), _, _ = load_mnist(args.data_dir)
     x_train, x_test = to_channels_first(x_train), to_channels_first(x_test)
+    x_train, y_train = x_train[: args.n_train], y_train[: args.n_train]
     epochs, n_eval = args.epochs, args.n_eval
     if args.quick:
         x_train, y_train, epochs, n_eval = x_train[:10000], y_train[:10000], 1, min(n_eval, 200)
@@ -197,9 +221,7 @@ def main() -> None:
     for name in ("standard", "sgt"):
         classifiers[name], training[name] = train_or_load(name, initial, x_train, y_train, args, meta)
     for name, classifier in classifiers.items():
-        reports[NAMES[name]], uniform[NAMES[name]] = evaluate(
-            name, classifier, x_eval, y_eval, args, args.quick
-        )
+        reports[NAMES[name]], uniform[NAMES[name]] = evaluate(name, classifier, x_eval, y_eval, args, args.quick)
     paths = figures(results, x_eval, y_eval, reports, uniform)
     summary = headline(reports, uniform)
     payload = {
@@ -213,10 +235,7 @@ def main() -> None:
     }
     out = write_json(results / "saliency_mnist.json", payload)
     for model, row in summary.items():
-        print(
-            f"{model:9s} "
-            + "  ".join(f"{k}={v:.3f}" if v is not None else f"{k}=nan" for k, v in row.items())
-        )
+        print(f"{model:9s} " + "  ".join(f"{k}={v:.3f}" if v is not None else f"{k}=nan" for k, v in row.items()))
     print(f"Wrote {out} and {', '.join(paths)}")
 
 

@@ -48,12 +48,8 @@ def test_every_named_method_runs_batched_and_leaves_model_alone(name):
 
 def test_integrated_gradients_does_not_depend_on_batch_size():
     model, (x, y) = tiny_cnn(), quadrant_task(7)
-    a = attribute(
-        model, torch.from_numpy(x), torch.from_numpy(y), "integrated_gradients", batch_size=3, n_steps=8
-    )
-    b = attribute(
-        model, torch.from_numpy(x), torch.from_numpy(y), "integrated_gradients", batch_size=64, n_steps=8
-    )
+    a = attribute(model, torch.from_numpy(x), torch.from_numpy(y), "integrated_gradients", batch_size=3, n_steps=8)
+    b = attribute(model, torch.from_numpy(x), torch.from_numpy(y), "integrated_gradients", batch_size=64, n_steps=8)
     assert isinstance(a, torch.Tensor)
     torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
 
@@ -72,9 +68,7 @@ def test_smoothgrad_is_seeded_and_leaves_global_rng_alone():
 def test_captum_class_instance_callable_and_alias(ones_images):
     model, y = linear_model(), np.zeros(3, dtype=np.int64)
     by_class = attribute(model, ones_images, y, Saliency, abs=False)
-    by_instance = attribute(
-        model, ones_images, y, NoiseTunnel(Saliency(model)), nt_samples=2, stdevs=0.0, abs=False
-    )
+    by_instance = attribute(model, ones_images, y, NoiseTunnel(Saliency(model)), nt_samples=2, stdevs=0.0, abs=False)
     by_callable = attribute(model, ones_images, y, lambda m, x, t: torch.ones_like(x))
     np.testing.assert_allclose(by_class, by_instance)
     np.testing.assert_array_equal(by_callable, np.ones_like(ones_images))

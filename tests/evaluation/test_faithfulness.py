@@ -37,12 +37,8 @@ def test_linear_model_gives_hand_computed_curves(model_fn, ones_images):
     assert curve.fractions == list(FRACTIONS)
     assert curve.accuracy["morf"] == [1.0, 1.0, 1.0] + [0.0] * 7  # logit 0 > 30 until k = 3
     assert curve.accuracy["lerf"] == [1.0] * 7 + [0.0] * 3  # until k = 7
-    np.testing.assert_allclose(
-        curve.probability["morf"], [_sigmoid(v - THRESHOLD) for v in MORF_LOGIT], rtol=1e-5
-    )
-    np.testing.assert_allclose(
-        curve.probability["lerf"], [_sigmoid(v - THRESHOLD) for v in LERF_LOGIT], rtol=1e-5
-    )
+    np.testing.assert_allclose(curve.probability["morf"], [_sigmoid(v - THRESHOLD) for v in MORF_LOGIT], rtol=1e-5)
+    np.testing.assert_allclose(curve.probability["lerf"], [_sigmoid(v - THRESHOLD) for v in LERF_LOGIT], rtol=1e-5)
     # Areas normalised by the span 0.9: MoRF 0.25 / 0.9, LeRF 0.65 / 0.9.
     assert curve.auc("morf") == pytest.approx(0.25 / 0.9)
     assert curve.auc("lerf") == pytest.approx(0.65 / 0.9)
@@ -60,9 +56,7 @@ def test_orders_match_least_salient_mask_and_random_is_seeded():
     for f in (0.0, 0.2, 0.5, 0.7, 0.9):  # one sort gives least_salient_mask's set for every fraction
         assert torch.equal(removal_ranks(ties) < int(f * 6), least_salient_mask(ties, f))
     g1, g2 = torch.Generator().manual_seed(1), torch.Generator().manual_seed(1)
-    assert torch.equal(
-        ranking_scores(maps, "random", generator=g1), ranking_scores(maps, "random", generator=g2)
-    )
+    assert torch.equal(ranking_scores(maps, "random", generator=g1), ranking_scores(maps, "random", generator=g2))
 
 
 def test_random_order_lies_between_and_inputs_not_mutated():
@@ -126,9 +120,7 @@ def test_noisy_linear_imputation_matches_direct_solve_and_keeps_planes():
     plane = torch.tensor(0.1 * ii + 0.05 * jj, dtype=torch.float32)[None, None]
     block = torch.zeros_like(plane, dtype=torch.bool)
     block[..., 1:5, 1:5] = True
-    torch.testing.assert_close(
-        noisy_linear_imputation(plane, block, noise=0.0, tol=1e-8), plane, atol=1e-5, rtol=0
-    )
+    torch.testing.assert_close(noisy_linear_imputation(plane, block, noise=0.0, tol=1e-8), plane, atol=1e-5, rtol=0)
     noisy = noisy_linear_imputation(plane, block, noise=0.01, generator=torch.Generator().manual_seed(0))
     assert 0 < float((noisy - plane)[block].std()) < 0.02
 
@@ -138,9 +130,7 @@ def test_road_fill_runs_and_is_clipped():
     curve = masking_curve(model, x, y, attribute(model, x, y), fill="road")
     assert curve.fill == "road" and len(curve.accuracy["morf"]) == 10
     with pytest.raises(ValueError, match="fill='road' needs image inputs"):
-        masking_curve(
-            torch.nn.Linear(4, 2), np.ones((2, 4), np.float32), [0, 1], np.ones((2, 4)), fill="road"
-        )
+        masking_curve(torch.nn.Linear(4, 2), np.ones((2, 4), np.float32), [0, 1], np.ones((2, 4)), fill="road")
 
 
 @pytest.mark.parametrize(

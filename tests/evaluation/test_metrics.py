@@ -91,9 +91,7 @@ def test_sensitivity_properties():
     np.testing.assert_array_equal(sensitivity(model, x, y, "gradient", radius=0.1), np.zeros(3))
     cnn, (xq, yq) = tiny_cnn(), quadrant_task(6)
     fresh = sensitivity(cnn, xq, yq, "saliency", radius=0.2, seed=2, batch_size=20)
-    reused = sensitivity(
-        cnn, xq, yq, "saliency", maps=attribute(cnn, xq, yq), radius=0.2, seed=2, batch_size=20
-    )
+    reused = sensitivity(cnn, xq, yq, "saliency", maps=attribute(cnn, xq, yq), radius=0.2, seed=2, batch_size=20)
     assert np.all(fresh > 0)
     np.testing.assert_allclose(fresh, reused, rtol=1e-6)
     assert np.all(sensitivity(cnn, xq, yq, "saliency", radius=0.0) == 0)

@@ -30,17 +30,13 @@ def test_evaluator_runs_every_metric_and_serialises(trained, tmp_path):
         "infidelity": {"n_perturb": 3},
         "masking": {"fractions": (0.0, 0.3, 0.6), "fill": "uniform"},
     }
-    evaluator = SaliencyEvaluator(
-        clf, ["saliency", "input_x_gradient"], METRICS, options=options, n_examples=3
-    )
+    evaluator = SaliencyEvaluator(clf, ["saliency", "input_x_gradient"], METRICS, options=options, n_examples=3)
     report = evaluator.evaluate(x, y)
     assert isinstance(report, SaliencyReport) and report.methods == ["saliency", "input_x_gradient"]
     assert report.accuracy > 0.9 and report.n_samples == len(x)
     saliency = report.results["saliency"]
     assert set(saliency) == set(METRICS)
-    assert isinstance(saliency["masking"], MaskingCurve) and isinstance(
-        saliency["stability"], StabilityResult
-    )
+    assert isinstance(saliency["masking"], MaskingCurve) and isinstance(saliency["stability"], StabilityResult)
     assert saliency["stability"].spearman[0] == 1.0
     assert report.maps["saliency"].shape == (3, 1, 8, 8)
     # The shared maps give the same masking curve as the functional core on its own.
@@ -49,9 +45,7 @@ def test_evaluator_runs_every_metric_and_serialises(trained, tmp_path):
     text = report.to_json(tmp_path / "out" / "report.json")
     loaded = json.loads((tmp_path / "out" / "report.json").read_text())
     assert json.loads(text) == loaded and "maps" not in loaded
-    assert loaded["results"]["saliency"]["masking"]["summary"]["auc_morf_accuracy"] == pytest.approx(
-        direct.auc("morf")
-    )
+    assert loaded["results"]["saliency"]["masking"]["summary"]["auc_morf_accuracy"] == pytest.approx(direct.auc("morf"))
     assert set(loaded["summary"]["input_x_gradient"]) >= {
         "auc_morf_accuracy",
         "sparseness",
@@ -98,6 +92,4 @@ def test_bad_arguments():
     with pytest.raises(ValueError, match="method must be one of"):
         SaliencyEvaluator(linear_model(), ["nonsense"])
     with pytest.raises(ValueError, match="x and y must have the same length"):
-        SaliencyEvaluator(linear_model(), ["gradient"], ["sparseness"]).evaluate(
-            np.ones((2, 10), np.float32), [0]
-        )
+        SaliencyEvaluator(linear_model(), ["gradient"], ["sparseness"]).evaluate(np.ones((2, 10), np.float32), [0])

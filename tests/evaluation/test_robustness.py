@@ -57,7 +57,15 @@ def test_numbers_equal_art_attacks_run_by_hand() -> None:
     clf = _classifier(classes=3)
     eps = (0.0, 0.1, 0.2)
     report = robustness_report(
-        clf, x, y, eps=eps, pgd_max_iter=5, apgd_max_iter=5, square_max_iter=30, checklist=False, seed=3,
+        clf,
+        x,
+        y,
+        eps=eps,
+        pgd_max_iter=5,
+        apgd_max_iter=5,
+        square_max_iter=30,
+        checklist=False,
+        seed=3,
         verbose=False,
     )
     onehot = np.eye(3, dtype=np.float32)[y]
@@ -69,7 +77,12 @@ def test_numbers_equal_art_attacks_run_by_hand() -> None:
                 clf, eps=e, eps_step=2 * e, max_iter=5, nb_random_init=1, loss_type="cross_entropy", verbose=False
             ),
             "apgd-dlr": AutoProjectedGradientDescent(
-                clf, eps=e, eps_step=2 * e, max_iter=5, nb_random_init=1, loss_type="difference_logits_ratio",
+                clf,
+                eps=e,
+                eps_step=2 * e,
+                max_iter=5,
+                nb_random_init=1,
+                loss_type="difference_logits_ratio",
                 verbose=False,
             ),
             "square": SquareAttack(clf, eps=e, max_iter=30, verbose=False),
@@ -92,8 +105,15 @@ def test_numbers_equal_art_attacks_run_by_hand() -> None:
 
 def test_checklist_flags_a_masked_model_and_not_a_normal_one(tmp_path) -> None:
     x, y = _data(seed=1)
-    kwargs = dict(eps=(0.1, 0.3), attacks=("pgd", "square"), pgd_max_iter=10, square_max_iter=200,
-                  check_eps=0.3, seed=0, verbose=False)
+    kwargs = dict(
+        eps=(0.1, 0.3),
+        attacks=("pgd", "square"),
+        pgd_max_iter=10,
+        square_max_iter=200,
+        check_eps=0.3,
+        seed=0,
+        verbose=False,
+    )
     normal = robustness_report(_classifier(), x, y, **kwargs)
     masked = robustness_report(_classifier(masked=True), x, y, transfer_from=_classifier(), **kwargs)
     assert normal.clean_accuracy == masked.clean_accuracy == 1.0
@@ -142,22 +162,32 @@ def test_bad_models_and_data_name_the_parameter() -> None:
         robustness_report(_classifier(), x.reshape(8, 1, 4, 16), y, attacks="pgd")
     with pytest.raises(ValueError, match="x and y"):
         robustness_report(_classifier(), x, y[:4], attacks="pgd")
-    other = PyTorchClassifier(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 2)),
-                              loss=torch.nn.CrossEntropyLoss(), input_shape=(1, 2, 2), nb_classes=2)
+    other = PyTorchClassifier(
+        torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 2)),
+        loss=torch.nn.CrossEntropyLoss(),
+        input_shape=(1, 2, 2),
+        nb_classes=2,
+    )
     with pytest.raises(ValueError, match="transfer_from"):
         robustness_report(_classifier(), x, y, attacks="pgd", transfer_from=other)
     with pytest.raises(TypeError, match="reports"):
         plot_robustness({"a": 1})
-    assert isinstance(robustness_report(_classifier(), x, y, eps=0.1, attacks="pgd", checklist=False,
-                                        pgd_max_iter=2, verbose=False), RobustnessReport)
+    assert isinstance(
+        robustness_report(_classifier(), x, y, eps=0.1, attacks="pgd", checklist=False, pgd_max_iter=2, verbose=False),
+        RobustnessReport,
+    )
 
 
 def test_images_too_small_for_square_are_refused_up_front_and_skipped_by_the_checklist() -> None:
     rng = np.random.default_rng(0)
     x, y = rng.random((8, 1, 4, 4), dtype=np.float32), np.arange(8) % 2
-    small = PyTorchClassifier(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 2)),
-                              loss=torch.nn.CrossEntropyLoss(), input_shape=(1, 4, 4), nb_classes=2,
-                              clip_values=(0.0, 1.0))
+    small = PyTorchClassifier(
+        torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 2)),
+        loss=torch.nn.CrossEntropyLoss(),
+        input_shape=(1, 4, 4),
+        nb_classes=2,
+        clip_values=(0.0, 1.0),
+    )
     with pytest.raises(ValueError, match="attacks must not include 'square'.*5x5"):
         robustness_report(small, x, y, attacks=("pgd", "square"), verbose=False)
     report = robustness_report(small, x, y, eps=0.1, attacks="pgd", pgd_max_iter=2, verbose=False)

@@ -31,9 +31,7 @@ def test_randomization_works_on_a_copy_and_reports_layers_top_down(trained):
 
 def test_randomization_of_linear_model_gives_the_new_weights(ones_images):
     model = linear_model()
-    result = cascading_randomization(
-        model, ones_images, np.zeros(3), "gradient", absolute=False, n_examples=1
-    )
+    result = cascading_randomization(model, ones_images, np.zeros(3), "gradient", absolute=False, n_examples=1)
     torch.manual_seed(0)
     fresh = torch.nn.Linear(10, 2)  # reset_parameters() seeded with seed + 0, as the test does
     expected = rank_correlation(torch.from_numpy(W0)[None], fresh.weight[:1].detach(), absolute=False).item()

@@ -30,9 +30,7 @@ def test_similarities_by_hand():
     a, b = torch.tensor([[4.0, 3.0, 2.0, 1.0]]), torch.tensor([[4.0, 1.0, 2.0, 3.0]])
     assert top_k_intersection(a, b, k=0.5).item() == 0.5  # {0, 1} vs {0, 3}
     assert top_k_intersection(a, -a, k=0.5).item() == 1.0  # absolute by default
-    assert cosine_similarity(torch.tensor([[3.0, 4.0]]), torch.tensor([[4.0, 3.0]])).item() == pytest.approx(
-        0.96
-    )
+    assert cosine_similarity(torch.tensor([[3.0, 4.0]]), torch.tensor([[4.0, 3.0]])).item() == pytest.approx(0.96)
     assert rank_correlation(a, torch.tensor([[1.0, 2.0, 3.0, 4.0]])).item() == pytest.approx(-1.0)
     const = torch.ones(1, 4)
     for fn in (rank_correlation, cosine_similarity, top_k_intersection):
@@ -57,9 +55,7 @@ def test_given_attack_generate_path_equals_fast_path(trained):
     clf, (x, y) = trained
     default = adversarial_stability(clf, x, y, eps=(0.1,), max_iter=4)
     # decay=0.0 takes ART's own generate() (momentum); with L-inf steps it crafts the same examples.
-    attack = ProjectedGradientDescent(
-        clf, eps=0.3, eps_step=0.3 * 2.5 / 4, max_iter=4, decay=0.0, verbose=False
-    )
+    attack = ProjectedGradientDescent(clf, eps=0.3, eps_step=0.3 * 2.5 / 4, max_iter=4, decay=0.0, verbose=False)
     given = adversarial_stability(clf, x, y, eps=(0.1,), attack=attack)
     assert attack.eps == attack._attack.eps == 0.3  # the object passed is set back, inner attack included
     assert attack.eps_step == attack._attack.eps_step == 0.3 * 2.5 / 4
