@@ -59,6 +59,10 @@ def test_pieces_run_once_then_skip_and_reevaluate_on_a_new_budget(tmp_path, data
     assert "smoke test and makes no claims" in readme_section([payload])
     claimed = assemble(replace(profile, claims=True), records, cache.manifest(smaller), run_info())
     assert "ASGT - standard (ART fit), worst-case accuracy at eps 0.2" in readme_section([claimed])
+    setting = [{**r, "name": f"{r['model']}[setting B]", "variant": "setting B"} for r in records]  # a second setting
+    both = assemble(replace(profile, claims=True), records + setting, cache.manifest(smaller), run_info())
+    assert [c["variant"] for c in both["comparisons"]] == [""] * 5 + ["setting B"] * 5  # 5 quantities, each setting
+    assert "(setting B)" in both["comparisons"][5]["verdict"] and "setting B" not in readme_section([both])
     paths = write_figures(payload, tmp_path / "fig")
     assert len(paths) == 4 and all((tmp_path / "fig" / f"{k}.png").stat().st_size > 0 for k in paths)
 
