@@ -83,6 +83,7 @@ def paired_test(
     :return: ``(flagged, p_value, counts)`` with ``counts = {"b": ..., "c": ..., "drop": ...}``.
 
     >>> import numpy as np
+    >>> from art_sgt.evaluation.checklist import paired_test
     >>> ref, chal = np.ones(20, bool), np.r_[np.zeros(6, bool), np.ones(14, bool)]
     >>> flagged, p, counts = paired_test(ref, chal, alpha=0.05, tolerance=0.0)
     >>> flagged, round(p, 4), counts["b"], counts["c"]
