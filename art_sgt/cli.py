@@ -92,8 +92,8 @@ def _data_options(parser: argparse.ArgumentParser, device_help: str, dataset_hel
     parser.add_argument(
         "--data-dir",
         metavar="DIR",
-        default=os.environ.get("ART_SGT_DATA"),
-        help="folder with mnist.npz / cifar10.npz; default: $ART_SGT_DATA, then ART's data folder, then ART's download",
+        help="folder with mnist.npz / cifar10.npz (default: $ART_SGT_DATA, then ART's data folder, then ART's "
+        "download)",
     )
     parser.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto", help=device_help)
     parser.add_argument("--seed", type=non_negative_int, default=0, metavar="N", help="random seed")
@@ -129,7 +129,7 @@ def _add_train(sub: Any) -> None:
     )
     train.add_argument("--mask-fraction", type=fraction, default=0.5, help="fraction of features masked")
     train.add_argument("--kl-weight", type=non_negative, default=1.0, help="weight of the KL term")
-    train.add_argument("--absolute", action="store_true", help="rank features by |saliency| (default: signed)")
+    train.add_argument("--absolute", action="store_true", help="rank features by absolute saliency (default: signed)")
     eps_defaults = ", ".join(f"{d.train_eps:.4g} on {name}" for name, d in DATASETS.items())
     train.add_argument(
         "--eps", type=non_negative, default=None, help=f"asgt: PGD L-inf radius (default: {eps_defaults})"

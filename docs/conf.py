@@ -27,14 +27,20 @@ extensions = [
     "sphinx.ext.napoleon",
     "sphinx.ext.viewcode",
     "sphinx.ext.doctest",
+    "sphinx.ext.mathjax",
+    "sphinx-mathjax-offline",  # serves MathJax with the pages: formulas render offline, the build fetches nothing
+    "myst_parser",  # the markdown reports under results/ (results-markdown)
+    "sphinxarg.ext",  # the CLI reference, from art_sgt.cli.build_parser
+    "sphinx_gallery.gen_gallery",  # the tutorial, executed at build time
     "artsgt_api",
     "artsgt_docs",
-    "mathtext_svg",
 ]
 
-exclude_patterns = ["_build", "Thumbs.db", ".DS_Store"]
+exclude_patterns = ["_build", "Thumbs.db", ".DS_Store", "tutorial_src", "tutorial/*.ipynb"]
+source_suffix = {".rst": "restructuredtext"}  # markdown is only parsed where a directive includes it
 templates_path: list[str] = []
 root_doc = "index"
+smartquotes_action = "qe"  # curly quotes, but "--option" stays two hyphens (the CLI reference)
 language = "en"
 
 # -- strictness: every cross-reference inside the package must resolve -----------------------------------
@@ -53,6 +59,7 @@ nitpick_ignore_regex = [
 # -- autodoc ----------------------------------------------------------------------------------------------
 autodoc_default_options = {
     "members": True,
+    "undoc-members": True,  # every name of a module's __all__, constants included, even without a docstring
     "member-order": "bysource",
     "show-inheritance": True,
 }
@@ -79,6 +86,47 @@ torch.set_num_threads(1)
 """
 doctest_test_doctest_blocks = "default"
 
+# -- MyST (markdown reports) ------------------------------------------------------------------------------
+myst_enable_extensions = ["dollarmath"]
+myst_heading_anchors = 3
+# results-markdown titles each report's section with the report's own first heading and includes the rest,
+# which therefore starts at H2; the nesting is right (checked in the built page), so that notice is silenced.
+suppress_warnings = ["myst.header"]
+
+
+# -- the tutorial (sphinx-gallery) ------------------------------------------------------------------------
+# docs/tutorial_src/*.py run when the HTML is built, on a small MNIST subset (seconds), so the page shows
+# real outputs and CI checks that the code still runs. Without a local MNIST the page is built unexecuted.
+def _mnist_is_local() -> bool:
+    folders = [os.environ.get("ART_SGT_DATA", "")]
+    try:
+        import art.config
+
+        folders.append(art.config.ART_DATA_PATH)
+    except ImportError:
+        pass
+    return any(folder and Path(folder, "mnist.npz").is_file() for folder in folders)
+
+
+sphinx_gallery_conf = {
+    "examples_dirs": "tutorial_src",
+    "gallery_dirs": "tutorial",
+    "filename_pattern": r"tutorial_",
+    "plot_gallery": "True" if _mnist_is_local() else "False",
+    "abort_on_example_error": True,
+    "download_all_examples": False,
+    "remove_config_comments": True,
+    "show_memory": False,
+    "min_reported_time": 3600,  # no "total running time" line: it depends on the machine
+    "show_signature": False,
+    "write_computation_times": False,
+    "matplotlib_animations": False,
+    "image_scrapers": ("matplotlib",),
+    "reset_modules": ("matplotlib",),
+    "line_numbers": False,
+    "first_notebook_cell": None,
+}
+
 # -- HTML -------------------------------------------------------------------------------------------------
 html_theme = "furo"
 html_title = f"art-sgt {release}"
@@ -88,6 +136,3 @@ html_show_sourcelink = False
 html_theme_options = {
     "navigation_with_keys": True,
 }
-# Formulas are rendered to SVG at build time (matplotlib mathtext, _ext/mathtext_svg.py): no MathJax, so
-# the pages read correctly offline and nothing is fetched by the build or the browser.
-html_math_renderer = "mathtext_svg"

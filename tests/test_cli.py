@@ -57,13 +57,15 @@ def test_asgt_training_and_evaluation(data_dir, tmp_path):
     assert result["config"]["trainer"] == "asgt" and len(result["history"]) == 1
     out = tmp_path / "evaluation.json"
     argv = ["evaluate", "--model", str(tmp_path / "asgt.pt"), "--data-dir", str(data_dir), "--n", "8"]
-    argv += ["--robust-n", "8", "--pgd-iter", "2", "--apgd-iter", "2", "--square-queries", "5", "--quiet"]
+    argv += ["--robust-n", "8", "--budget", "quick", "--pgd-iter", "2", "--apgd-iter", "2", "--square-queries", "5"]
+    argv += ["--quiet"]
     assert main([*argv, "--out", str(out)]) == 0
     evaluation = json.loads(out.read_text())
     robustness = evaluation["robustness"]
     assert robustness["eps"] == [0.1, 0.2, 0.3] and robustness["n_samples"] == 8
     assert set(robustness["accuracy"]) == {"pgd", "apgd-ce", "apgd-dlr", "square"}
     assert robustness["params"]["pgd_max_iter"] == 2 and robustness["params"]["square_max_iter"] == 5
+    assert robustness["params"]["budget"] == "quick"
     assert set(evaluation["saliency"]["results"]) == {"saliency", "integrated_gradients"}
 
 

@@ -7,9 +7,6 @@
 ``.. mapping-table:: dotted.path.to.dict``
     A ``{name: description}`` dictionary of the package (e.g. the gradient-masking checks) as a table.
 
-``.. cli-help::`` (optional argument: a subcommand)
-    The ``--help`` text of the ``art-sgt`` command, generated from its argument parser.
-
 A ``missing-reference`` handler resolves cross-references to re-exported names (``art_sgt.X``,
 ``art_sgt.evaluation.X``) to the place where the object is documented.
 """
@@ -18,7 +15,6 @@ from __future__ import annotations
 
 import importlib
 import inspect
-import os
 import re
 from pathlib import Path
 from typing import Any
@@ -146,27 +142,6 @@ class MappingTable(SphinxDirective):
         return insert_lines(self, [*lines, ""], self.arguments[0])
 
 
-class CliHelp(SphinxDirective):
-    """The ``--help`` of ``art-sgt`` (or of one subcommand), from its argparse parser."""
-
-    optional_arguments = 1
-
-    def run(self) -> list[nodes.Node]:
-        import argparse
-
-        from art_sgt.cli import build_parser
-
-        parser = build_parser()
-        if self.arguments:
-            sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-            parser = sub.choices[self.arguments[0]]
-        os.environ.setdefault("COLUMNS", "100")
-        text = parser.format_help()
-        block = nodes.literal_block(text, text)
-        block["language"] = "text"
-        return [block]
-
-
 # --------------------------------------------------------------------------------------------- references
 def resolve_reexports(app: Any, env: Any, node: Any, contnode: Any) -> Any:
     """Resolve ``art_sgt.X`` / ``art_sgt.pkg.X`` to where ``X`` is documented (its defining module)."""
@@ -231,7 +206,6 @@ def dataclass_factories(
 
 def setup(app: Any) -> dict[str, Any]:
     app.add_directive("param-table", ParamTable)
-    app.add_directive("cli-help", CliHelp)
     app.add_directive("mapping-table", MappingTable)
     app.connect("missing-reference", resolve_reexports)
     app.connect("autodoc-process-signature", dataclass_factories)

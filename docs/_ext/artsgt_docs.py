@@ -4,9 +4,9 @@ Everything a page shows about *measured* results is read at build time from file
 wrote under ``results/``; nothing here holds a number. The directives:
 
 ``.. results-markdown:: results/name.md`` (or a glob such as ``results/*.md``)
-    Converts the markdown files the scripts write (see :mod:`markdown_rst`) to reST and inserts them where the
-    directive stands, as ``.. include::`` would. Files that do not exist yet give a short note instead, so the
-    build never depends on which scripts have run.
+    Includes the markdown files the scripts write, parsed by MyST-Parser, each under its own heading (MNIST,
+    then CIFAR-10, then ablations). Files that do not exist yet give a short note instead, so the build never
+    depends on which scripts have run.
 
 ``.. results-json-table:: results/bench_trainers.json``
     Values of a results JSON file as a table (a benchmark's ratios by default), with the command and hardware.
@@ -27,7 +27,6 @@ from typing import Any
 from artsgt_api import insert_lines, repo_root
 from docutils import nodes
 from docutils.parsers.rst import directives
-from markdown_rst import inline_markdown, markdown_to_rst, rst_problems
 from sphinx.util import logging
 from sphinx.util.docutils import SphinxDirective
 
@@ -36,8 +35,18 @@ logger = logging.getLogger(__name__)
 TITLE_CHAR = "~"  # section of one included file (under the page's "-" sections)
 
 
+def _report_order(path: Path) -> tuple[bool, int, str]:
+    """MNIST before CIFAR-10, main comparisons before ablations."""
+    name = path.stem
+    return ("ablation" in name, 1 if name.startswith("cifar") else 0, name)
+
+
 class ResultsMarkdown(SphinxDirective):
-    """Insert markdown result files (a path or a glob, relative to the repository root) converted to reST."""
+    """Insert markdown result files (a path or a glob, relative to the repository root), parsed by MyST-Parser.
+
+    Each file becomes a section titled by its own first heading; the rest of the file is included with
+    MyST's parser (docutils' ``include`` with ``:parser: myst_parser.docutils_``).
+    """
 
     required_arguments = 1
     option_spec = {"title": directives.unchanged, "missing": directives.unchanged}
@@ -45,7 +54,7 @@ class ResultsMarkdown(SphinxDirective):
     def run(self) -> list[nodes.Node]:
         root = repo_root(self)
         pattern = self.arguments[0]
-        paths = sorted(Path(p) for p in glob.glob(str(root / pattern)))
+        paths = sorted((Path(p) for p in glob.glob(str(root / pattern))), key=_report_order)
         self.env.note_dependency(str(root / Path(pattern).parent))
         if not paths:
             note = " ".join((self.options.get("missing") or f"``{pattern}`` has not been produced yet.").split())
@@ -55,35 +64,56 @@ class ResultsMarkdown(SphinxDirective):
         for path in paths:
             self.env.note_dependency(str(path))
             rel = path.relative_to(root).as_posix()
-
-            def resolve_image(target: str, _md_dir: Path = path.parent) -> str | None:
-                # Relative to the markdown file, else to the repository root (scripts write "results/x.png").
-                for candidate in (_md_dir / target, root / target):
-                    if candidate.is_file():
-                        self.env.note_dependency(str(candidate))
-                        return os.path.relpath(candidate, docdir).replace(os.sep, "/")
-                return None
-
             text = path.read_text(encoding="utf-8")
             first = re.match(r"^\s*#{1,6}\s+(.*?)\s*#*\s*\n", text)
-            heading = None
-            if first and "title" not in self.options and (len(paths) > 1 or "*" in pattern):
-                heading, text = inline_markdown(first.group(1)), text[first.end() :]
-            rst = markdown_to_rst(text, resolve_image)
-            problems = rst_problems(rst)
-            if problems:
-                logger.info("results-markdown: %s shown verbatim (reST conversion: %s)", rel, problems.strip())
-                rst = ".. code-block:: markdown\n\n" + "\n".join(f"   {ln}" if ln else "" for ln in text.splitlines())
-            if "title" in self.options or len(paths) > 1 or "*" in pattern:
-                title = self.options.get("title") or heading or f"``{rel}``"
-                lines += [title, TITLE_CHAR * max(len(title), 4), ""]
+            title = self.options.get("title") or (first.group(1).replace("`", "``") if first else f"``{rel}``")
+            skip = text[: first.end()].count("\n") if first else 0
+            lines += [title, TITLE_CHAR * max(len(title), 4), ""]
             lines += [f"*Included from* ``{rel}`` *(written by a script, not by hand).*", ""]
-            lines += rst.splitlines() + [""]
+            lines += [f".. include:: {os.path.relpath(path, docdir).replace(os.sep, '/')}"]
+            lines += ["   :parser: myst_parser.docutils_", f"   :start-line: {skip}", ""]
         return insert_lines(self, lines, str(paths[0]))
 
 
+#: What each figure the scripts write shows, and what to look for in it, by file name (without ``.png``).
+FIGURE_CAPTIONS = {
+    "mnist_sgt_saliency": "Test images (top row) and the absolute input gradient of the true class for the "
+    "standard and the SGT model (brighter = more salient): SGT's maps should sit on the digit's strokes.",
+    "saliency_maps": "Saliency maps of each model on the same test images (brighter = more salient): look for "
+    "maps that follow the object rather than the background.",
+    "accuracy_vs_eps": "Accuracy under attack as eps grows, one panel per model: higher and flatter curves are "
+    "more robust; the dashed worst case is the number to quote.",
+    "masking_curves": "Accuracy as the most (MoRF) or least (LeRF) salient pixels are removed first: a faithful "
+    "map makes MoRF fall fast and LeRF stay high.",
+    "saliency_mnist_maps": "Maps of each attribution method on the same MNIST test images.",
+    "saliency_mnist_masking": "Masking curves of each attribution method: MoRF should fall faster than random "
+    "removal, and LeRF slower.",
+    "saliency_mnist_sanity": "Sanity check: similarity of the maps to the trained model's as layers are "
+    "randomised from the top; maps that stay similar do not depend on what the model learnt.",
+    "saliency_mnist_stability": "Stability: similarity of each method's maps before and after an ART PGD "
+    "perturbation of growing eps, beside the accuracy.",
+}
+
+#: Readable names of result folders (``results/<name>/``).
+FOLDER_TITLES = {"mnist_quick": "MNIST, quick profile", "cifar10_quick": "CIFAR-10, quick profile"}
+
+
+def _label(key: str) -> str:
+    """A result key as a label: ``pgd40_eps0.1`` -> ``PGD-40, eps 0.1``, ``test_accuracy`` -> ``test accuracy``."""
+    match = re.fullmatch(r"pgd(\d+)_eps([\d.]+)", key)
+    return f"PGD-{match.group(1)}, eps {match.group(2)}" if match else key.replace("_", " ")
+
+
+def _caption(path: Path) -> str:
+    return FIGURE_CAPTIONS.get(path.stem) or path.stem.replace("_", " ").capitalize() + "."
+
+
 class ResultsFigures(SphinxDirective):
-    """Every image matching a glob (relative to the repository root), each with its path as caption."""
+    """Every image matching a glob (relative to the repository root), captioned by what it shows.
+
+    Images are grouped by folder (MNIST before CIFAR-10) under a readable title; the caption of a known figure
+    says what to look for (:data:`FIGURE_CAPTIONS`), and ends with the file it was read from.
+    """
 
     required_arguments = 1
     option_spec = {"missing": directives.unchanged, "width": directives.unchanged}
@@ -91,7 +121,10 @@ class ResultsFigures(SphinxDirective):
     def run(self) -> list[nodes.Node]:
         root = repo_root(self)
         pattern = self.arguments[0]
-        paths = sorted(Path(p) for p in glob.glob(str(root / pattern), recursive=True))
+        paths = sorted(
+            (Path(p) for p in glob.glob(str(root / pattern), recursive=True)),
+            key=lambda p: (_report_order(p.parent), p.name),
+        )
         self.env.note_dependency(str(root / "results"))
         if not paths:
             note = " ".join((self.options.get("missing") or f"No ``{pattern}`` has been produced yet.").split())
@@ -104,11 +137,12 @@ class ResultsFigures(SphinxDirective):
             rel = path.relative_to(root).as_posix()
             if len(paths) > 1 and path.parent != folder:
                 folder = path.parent
-                lines += [f".. rubric:: ``{folder.relative_to(root).as_posix()}/``", ""]
-            lines += [f".. figure:: {os.path.relpath(path, docdir).replace(os.sep, '/')}", f"   :alt: {path.name}"]
+                title = FOLDER_TITLES.get(folder.name) or f"``{folder.relative_to(root).as_posix()}/``"
+                lines += [f".. rubric:: {title}", ""]
+            lines += [f".. figure:: {os.path.relpath(path, docdir).replace(os.sep, '/')}", f"   :alt: {_caption(path)}"]
             if "width" in self.options:
                 lines.append(f"   :width: {self.options['width']}")
-            lines += ["", f"   ``{rel}``", ""]
+            lines += ["", rf"   {_caption(path)} *(From* ``{rel}``.\ *)*", ""]
         return insert_lines(self, lines, str(paths[0]))
 
 
@@ -191,7 +225,7 @@ class ResultsJsonTable(SphinxDirective):
             if "records" in self.options:
                 records = _get(data, self.options["records"].strip())
                 columns = columns or sorted({k for r in records.values() for k in r})
-                header = ["", *[f"``{c}``" for c in columns]]
+                header = ["", *[_label(c) for c in columns]]
                 body = [[name, *[r.get(c) for c in columns]] for name, r in records.items()]
             elif not rows:
                 medians, ratios = data.get("median_seconds", {}), data["ratios"]
@@ -207,11 +241,14 @@ class ResultsJsonTable(SphinxDirective):
                     for name, r in ratios.items()
                 ]
             elif columns:
-                header = ["", *[f"``{c}``" for c in columns]]
+                header = ["", *[_label(c) for c in columns]]
                 body = [[row, *[_get(data, f"{row}.{c}") for c in columns]] for row in rows]
             else:
                 mapping = _get(data, rows[0])
-                header, body = [f"``{rows[0]}``", "value"], [[k, v] for k, v in mapping.items()]
+                header, body = (
+                    [_label(rows[0].split(".")[0]), _label(rows[0].split(".")[-1])],
+                    [[_label(k), v] for k, v in mapping.items()],
+                )
             lines = _list_table(header, body) + [_provenance(rel, data), ""]
             if "figure" in self.options:
                 figure = Path(_get(data, self.options["figure"]))
@@ -219,8 +256,10 @@ class ResultsJsonTable(SphinxDirective):
                 if figure.is_file():
                     docdir = Path(self.env.srcdir, self.env.docname).parent
                     lines += [
-                        f".. image:: {os.path.relpath(figure, docdir).replace(os.sep, '/')}",
-                        f"   :alt: {figure.name}",
+                        f".. figure:: {os.path.relpath(figure, docdir).replace(os.sep, '/')}",
+                        f"   :alt: {_caption(figure)}",
+                        "",
+                        f"   {_caption(figure)}",
                         "",
                     ]
         except (ValueError, KeyError, TypeError, AttributeError) as err:
