@@ -63,11 +63,22 @@ def _stability(record: dict[str, Any]) -> float:
     return float("nan") if value is None else float(value)
 
 
+def _relative_to_clean(record: dict[str, Any], key: str) -> float:
+    """A masking area against the random control, divided by the accuracy before masking (the curves' start).
+
+    Dividing by the clean accuracy on the same images keeps a weak model from looking faithful or unfaithful
+    only because its curves start low.
+    """
+    saliency = record["evaluation"]["saliency"]
+    start = saliency["masking_curves"]["accuracy"]["random"][0]
+    return float("nan") if start == 0 else float(saliency[key]) / start
+
+
 def _summaries(records: list[dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {k: seed_summary([_value(r, k) for r in records]) for k in QUANTITIES}
-    sal = [r["evaluation"]["saliency"] for r in records]
-    for key in ("sparseness", "morf_below_random", "lerf_above_random"):
-        out[key] = seed_summary([s[key] for s in sal])
+    out["sparseness"] = seed_summary([r["evaluation"]["saliency"]["sparseness"] for r in records])
+    for key in ("morf_below_random", "lerf_above_random"):
+        out[key] = seed_summary([_relative_to_clean(r, key) for r in records])
     out["stability_spearman"] = seed_summary([_stability(r) for r in records])
     out["train_cpu_minutes"] = seed_summary([r["train"]["cpu_seconds"] / 60 for r in records])
     out["train_cpu_minutes_per_epoch"] = seed_summary([r["train"]["cpu_seconds_per_epoch"] / 60 for r in records])
@@ -170,7 +181,7 @@ def _table(payload: dict[str, Any]) -> list[str]:
     eps = _eps_label(payload["dataset"])
     lines = [
         f"| model | seeds | clean | PGD eps {eps['paper']} | worst case eps {eps['paper']} | PGD eps {eps['standard']} "
-        f"| worst case eps {eps['standard']} | MoRF below random | LeRF above random | sparseness "
+        f"| worst case eps {eps['standard']} | MoRF below random / clean | LeRF above random / clean | sparseness "
         "| stability (Spearman) | masking flags | training CPU min |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
@@ -236,7 +247,8 @@ def write_markdown(payload: dict[str, Any], path: str | Path | None = None) -> s
         f"{payload['recipe']['evaluation']['n_eval']} test images; worst case (per-sample minimum over the robustness "
         f"report's attacks, budget '{payload['recipe']['evaluation']['budget']}'), saliency columns: the first "
         f"{payload['recipe']['evaluation']['n_report']}. Masking areas use the "
-        f"'{payload['recipe']['evaluation']['masking_fill']}' fill, against the random-order control.",
+        f"'{payload['recipe']['evaluation']['masking_fill']}' fill: the area between the random-order curve and the "
+        "MoRF (LeRF) curve, divided by the accuracy before masking.",
         "",
         f"## Comparisons at the paper's eps ({eps['paper']})",
         "",
