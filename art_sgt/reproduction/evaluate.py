@@ -84,16 +84,11 @@ def _saliency(classifier: Any, x: np.ndarray, y: np.ndarray, ev: EvaluationRecip
 
     maps = attribute(classifier, x, y, method="saliency", seed=seed)
     curve = masking_curve(classifier, x, y, maps, fill=ev.masking_fill, seed=seed)
-    s = curve.summary()
     return {
         "method": "saliency (|input gradient|)",
         "masking_fill": curve.fill,
-        "masking": s,
+        "masking": curve.summary(),
         "masking_curves": {"fractions": list(curve.fractions), "accuracy": curve.accuracy},
-        # areas against the random-order control: how much faster than random MoRF destroys accuracy, and how
-        # much longer LeRF preserves it (both > 0 for a faithful map)
-        "morf_below_random": s["auc_random_accuracy"] - s["auc_morf_accuracy"],
-        "lerf_above_random": s["auc_lerf_accuracy"] - s["auc_random_accuracy"],
         "sparseness": float(np.mean(sparseness(maps))),
         "stability": _stability(classifier, x, y, maps, eps, ev, seed),
     }

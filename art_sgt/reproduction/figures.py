@@ -76,10 +76,10 @@ def _robust_vs_cpu(plt: Any, payload: dict[str, Any], path: Path) -> None:
 
 
 _QUALITY = {
-    "morf_below_random": "MoRF area below random / clean\n(higher: more faithful)",
-    "lerf_above_random": "LeRF area above random / clean\n(higher: more faithful)",
+    "morf_gain": "MoRF gain over random\n(higher: more faithful)",
+    "lerf_gain": "LeRF gain over random\n(higher: more faithful)",
     "sparseness": "sparseness (Gini)",
-    "stability_spearman": "stability under PGD\n(Spearman)",
+    "stability_spearman": "stability under PGD\n(Spearman, unflipped predictions)",
 }
 
 

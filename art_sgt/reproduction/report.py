@@ -55,31 +55,19 @@ def _value(record: dict[str, Any], key: str) -> float:
     return float(record["evaluation"][key])
 
 
-def _stability(record: dict[str, Any]) -> float:
-    """Spearman of the maps under PGD, on unchanged predictions when the evaluator reports them."""
-    stability = record["evaluation"]["saliency"]["stability"]
-    keys = [k for k in stability if "spearman" in k and "unchanged" in k] or ["spearman"]
-    value = stability.get(keys[0])
+def _stability(record: dict[str, Any], key: str) -> float:
+    """A field of the map stability under PGD (its similarities are over samples whose prediction did not flip)."""
+    value = record["evaluation"]["saliency"]["stability"].get(key)
     return float("nan") if value is None else float(value)
-
-
-def _relative_to_clean(record: dict[str, Any], key: str) -> float:
-    """A masking area against the random control, divided by the accuracy before masking (the curves' start).
-
-    Dividing by the clean accuracy on the same images keeps a weak model from looking faithful or unfaithful
-    only because its curves start low.
-    """
-    saliency = record["evaluation"]["saliency"]
-    start = saliency["masking_curves"]["accuracy"]["random"][0]
-    return float("nan") if start == 0 else float(saliency[key]) / start
 
 
 def _summaries(records: list[dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {k: seed_summary([_value(r, k) for r in records]) for k in QUANTITIES}
     out["sparseness"] = seed_summary([r["evaluation"]["saliency"]["sparseness"] for r in records])
-    for key in ("morf_below_random", "lerf_above_random"):
-        out[key] = seed_summary([_relative_to_clean(r, key) for r in records])
-    out["stability_spearman"] = seed_summary([_stability(r) for r in records])
+    for key in ("morf_gain", "lerf_gain"):  # areas against the random control, divided by the clean accuracy
+        out[key] = seed_summary([r["evaluation"]["saliency"]["masking"][f"{key}_accuracy"] for r in records])
+    out["stability_spearman"] = seed_summary([_stability(r, "spearman") for r in records])
+    out["stability_flipped"] = seed_summary([_stability(r, "flipped") for r in records])
     out["train_cpu_minutes"] = seed_summary([r["train"]["cpu_seconds"] / 60 for r in records])
     out["train_cpu_minutes_per_epoch"] = seed_summary([r["train"]["cpu_seconds_per_epoch"] / 60 for r in records])
     grid = [0.0, *records[0]["evaluation"]["worst_case"]["eps"]]  # eps 0: clean accuracy on the same images
@@ -181,14 +169,14 @@ def _table(payload: dict[str, Any]) -> list[str]:
     eps = _eps_label(payload["dataset"])
     lines = [
         f"| model | seeds | clean | PGD eps {eps['paper']} | worst case eps {eps['paper']} | PGD eps {eps['standard']} "
-        f"| worst case eps {eps['standard']} | MoRF below random / clean | LeRF above random / clean | sparseness "
-        "| stability (Spearman) | masking flags | training CPU min |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        f"| worst case eps {eps['standard']} | MoRF gain | LeRF gain | sparseness "
+        "| stability (Spearman, unflipped) | flipped by PGD | masking flags | training CPU min |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, s in payload["results"].items():
         cells = [_cell(s[k]) for k in ("clean", "pgd_paper_eps", "worst_case_paper_eps", "pgd_standard_eps",
-                                       "worst_case_standard_eps", "morf_below_random", "lerf_above_random",
-                                       "sparseness", "stability_spearman")]  # fmt: skip
+                                       "worst_case_standard_eps", "morf_gain", "lerf_gain", "sparseness",
+                                       "stability_spearman", "stability_flipped")]  # fmt: skip
         label = LABELS.get(name, name)
         lines.append(f"| {label} | {len(s['seeds'])} | {' | '.join(cells)} | {', '.join(s['flags']) or 'none'} "
                      f"| {_cell(s['train_cpu_minutes'], 1)} |")  # fmt: skip
@@ -247,8 +235,9 @@ def write_markdown(payload: dict[str, Any], path: str | Path | None = None) -> s
         f"{payload['recipe']['evaluation']['n_eval']} test images; worst case (per-sample minimum over the robustness "
         f"report's attacks, budget '{payload['recipe']['evaluation']['budget']}'), saliency columns: the first "
         f"{payload['recipe']['evaluation']['n_report']}. Masking areas use the "
-        f"'{payload['recipe']['evaluation']['masking_fill']}' fill: the area between the random-order curve and the "
-        "MoRF (LeRF) curve, divided by the accuracy before masking.",
+        f"'{payload['recipe']['evaluation']['masking_fill']}' fill; a gain is the area between the random-order curve "
+        "and the MoRF (LeRF) curve divided by the accuracy before masking (higher: more faithful). Stability: "
+        f"Spearman of the maps under PGD at eps {eps['paper']}, over the samples whose prediction did not flip.",
         "",
         f"## Comparisons at the paper's eps ({eps['paper']})",
         "",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, replace
 
 import pytest
@@ -101,11 +100,3 @@ def test_driver_lists_the_manifest_and_refuses_bad_requests(tmp_path, capsys):
         main(["--dataset", "mnist", "--models", "standard,trades"])
     assert "--models" in capsys.readouterr().err
 
-
-def test_masking_areas_are_divided_by_the_accuracy_before_masking():
-    from art_sgt.reproduction.report import _relative_to_clean
-
-    saliency = {"morf_below_random": 0.2, "masking_curves": {"accuracy": {"random": [0.5, 0.3]}}}
-    assert _relative_to_clean({"evaluation": {"saliency": saliency}}, "morf_below_random") == pytest.approx(0.4)
-    saliency["masking_curves"]["accuracy"]["random"][0] = 0.0  # nothing to lose: undefined, not infinite
-    assert math.isnan(_relative_to_clean({"evaluation": {"saliency": saliency}}, "morf_below_random"))
