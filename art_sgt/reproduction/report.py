@@ -226,8 +226,9 @@ def write_markdown(payload: dict[str, Any], path: str | Path | None = None) -> s
         f"{payload['label']}. Assembled by `{run['command']}` from the run cache; runs done: {m['done']} of "
         f"{sum(m.values())} ({', '.join(f'{k} {v}' for k, v in m.items() if v and k != 'done') or 'none missing'}).",
         "",
-        f"Code: commit(s) {', '.join(c[:10] for c in pieces['commits']) or 'none'}; every piece from a clean tree: "
-        f"{pieces['all_clean']}.",
+        f"Code: the runs at commit(s) {', '.join(c[:10] for c in pieces['commits']) or 'none'} (every run from a "
+        f"clean tree: {pieces['all_clean']}); this report at {str(run['git']['commit'])[:10]} (clean tree: "
+        f"{run['git']['clean']}).",
         "",
         *_table(payload),
         "",
