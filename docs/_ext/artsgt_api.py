@@ -7,6 +7,12 @@
 ``.. mapping-table:: dotted.path.to.dict``
     A ``{name: description}`` dictionary of the package (e.g. the gradient-masking checks) as a table.
 
+``.. public-data:: dotted.module`` (option ``:documented:``)
+    ``autodata`` for each constant or type alias of the module's ``__all__`` that is assigned in the module and
+    has no ``#:`` doc comment: autodoc's ``automodule`` skips such names even with ``undoc-members`` (it can
+    only tell a module attribute from a doc comment), and every public name belongs in the reference. With
+    ``:documented:`` the commented ones are included too (for a module that is not itself ``automodule``'d).
+
 A ``missing-reference`` handler resolves cross-references to re-exported names (``art_sgt.X``,
 ``art_sgt.evaluation.X``) to the place where the object is documented.
 """
@@ -142,6 +148,52 @@ class MappingTable(SphinxDirective):
         return insert_lines(self, [*lines, ""], self.arguments[0])
 
 
+class PublicData(SphinxDirective):
+    """``autodata`` for the public constants ``automodule`` leaves out (see the module docstring)."""
+
+    required_arguments = 1
+    option_spec = {"documented": directives.flag}
+
+    def run(self) -> list[nodes.Node]:
+        import ast
+
+        from sphinx.pycode import ModuleAnalyzer
+
+        name = self.arguments[0]
+        module = importlib.import_module(name)
+        source = inspect.getsource(module)
+        assigned = set()
+        for node in ast.parse(source).body:
+            targets = node.targets if isinstance(node, ast.Assign) else [getattr(node, "target", None)]
+            assigned |= {t.id for t in targets if isinstance(t, ast.Name)}
+        commented = {attr for (namespace, attr) in ModuleAnalyzer.for_module(name).find_attr_docs() if not namespace}
+        names = [
+            n
+            for n in getattr(module, "__all__", ())
+            if n in assigned and ("documented" in self.options or n not in commented)
+        ]
+        annotations = getattr(module, "__annotations__", {})
+        lines: list[str] = []
+        for n in names:
+            if n in commented:
+                lines += [f".. autodata:: {name}.{n}", ""]
+                continue
+            # Without a doc comment autodoc would show the docstring of the value's type (dict's, tuple's...).
+            obj = getattr(module, n)
+            alias = isinstance(obj, (type(int | str), type(list[int]))) or type(obj).__module__ == "typing"
+            value = repr(obj)
+            lines += [f".. py:data:: {n}", f"   :module: {name}"]
+            annotation = annotations.get(n)
+            annotation = annotation if isinstance(annotation, str) else inspect.formatannotation(annotation)
+            if annotation and "<" not in annotation and not alias:
+                lines.append(f"   :type: {annotation}")
+            if len(value) <= 100 and "\n" not in value and "<" not in value:
+                lines.append(f"   :value: {value}")
+            what = "Type alias of the signatures above." if alias else "Constant the functions above accept or use."
+            lines += ["", f"   {what}", ""]
+        return insert_lines(self, lines, inspect.getsourcefile(module) or name)
+
+
 # --------------------------------------------------------------------------------------------- references
 def resolve_reexports(app: Any, env: Any, node: Any, contnode: Any) -> Any:
     """Resolve ``art_sgt.X`` / ``art_sgt.pkg.X`` to where ``X`` is documented (its defining module)."""
@@ -207,6 +259,7 @@ def dataclass_factories(
 def setup(app: Any) -> dict[str, Any]:
     app.add_directive("param-table", ParamTable)
     app.add_directive("mapping-table", MappingTable)
+    app.add_directive("public-data", PublicData)
     app.connect("missing-reference", resolve_reexports)
     app.connect("autodoc-process-signature", dataclass_factories)
     return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}
