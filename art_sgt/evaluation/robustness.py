@@ -320,7 +320,7 @@ def robustness_report(
     :param tolerance: Accuracy drop a paired check must also exceed to fire, in [0, 1).
     :param batch_size: Batch size of the attacks and predictions.
     :param seed: Seed of numpy's and torch's global generators, set before every attack.
-    :param verbose: Show a progress bar over the attack runs.
+    :param verbose: Show a progress bar over the attack runs, and print :meth:`RobustnessReport.table` at the end.
     :return: The report.
     :raises TypeError: If ``classifier`` is not a ``PyTorchClassifier`` or an argument has the wrong type.
     :raises ValueError: For a negative ``eps`` (or one beyond the clip range under L-inf), an unknown attack,
@@ -436,7 +436,7 @@ def robustness_report(
         worst.append(float(np.logical_and.reduce([clean, *runs.values()]).mean()))
         worst_attacks.append(sorted(runs))
     p["worst_case_attacks"] = worst_attacks
-    return RobustnessReport(
+    report = RobustnessReport(
         eps=eps_list,
         norm=norm,
         attacks=names,
@@ -449,6 +449,9 @@ def robustness_report(
         seconds={k: round(v, 3) for k, v in seconds.items()},
         notes=list(dict.fromkeys(notes)),
     )
+    if verbose:
+        print(report.table())
+    return report
 
 
 def _full_range_eps(clip_values: Any, norm: str, dim: int) -> float | None:
