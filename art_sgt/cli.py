@@ -466,7 +466,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``art-sgt`` command.
 
     :param argv: Arguments (default: ``sys.argv[1:]``).
-    :return: The exit status: 0, or 2 after a user error (one line on stderr).
+    :return: The exit status: 0; 2 after a user error or an output kept elsewhere (one line on stderr each);
+        130 after Ctrl-C.
     """
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -477,9 +478,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             _check_writable(args.out_dir, "--out-dir", folder=True)
             return run(args)
         errors = _run(args)
-    except (UserError, FileNotFoundError, NotADirectoryError, PermissionError, ValueError, TypeError) as err:
+    except (UserError, OSError, ValueError, TypeError, ImportError) as err:
         print(f"art-sgt {args.command}: error: {_one_line(err)}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        where = getattr(args, "checkpoint_dir", None)
+        kept = f"; the last checkpoint is in {where} (rerun with --resume)" if where else ""
+        print(f"art-sgt {args.command}: interrupted{kept}", file=sys.stderr)
+        return 130
     finally:
         if getattr(args, "created_group", False):
             torch.distributed.destroy_process_group()

@@ -239,3 +239,21 @@ def test_model_that_cannot_be_written_after_training_is_kept_and_reported(data_d
     kept = err[0].split("kept in ")[1]
     assert torch.load(kept, weights_only=True)["dataset"] == "mnist"
     assert json.loads(out.read_text())["test_accuracy"] >= 0.0  # the results were written all the same
+
+
+def test_ctrl_c_is_one_line_naming_the_checkpoint(tmp_path, capsys, monkeypatch):
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "_run", interrupted)
+    code = main(["train", "--checkpoint-dir", str(tmp_path / "ckpt")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 130 and len(err) == 1 and str(tmp_path / "ckpt") in err[0] and "--resume" in err[0]
+
+
+def test_missing_package_is_one_line(capsys, monkeypatch):
+    def missing(args):
+        raise ModuleNotFoundError("No module named 'captum'")
+
+    monkeypatch.setattr(cli, "_run", missing)
+    assert "captum" in _one_line_error(capsys, ["train"])
