@@ -57,8 +57,8 @@ class MnistCNN(nn.Module):
     Differences from the reference: it returns logits where the reference returns ``log_softmax`` of them
     (cross-entropy, the argmax and the KL term of SGT are unchanged, because ``log_softmax`` is idempotent; the
     reference's saliency, Captum's ``Saliency`` on that output, differentiates ``log p_y``, which the trainers'
-    default ``saliency_of="log_prob"`` reproduces), and its two dropout layers are off unless ``dropout=True``. They are off by
-    default because dropout makes the masked and unmasked forward passes of SGT see different random
+    default ``saliency_of="log_prob"`` reproduces), and its two dropout layers are off unless ``dropout=True``.
+    They are off by default because dropout makes the masked and unmasked forward passes of SGT see different random
     networks, which adds noise to the KL term; ``dropout=True`` gives the reference network exactly. The
     parameter names (``conv1``, ``conv2``, ``fc1``, ``fc2``) are those of the reference, so its checkpoints
     load with ``load_state_dict``. The reference also standardises inputs with mean 0.1307 and std 0.3081:

@@ -2,8 +2,8 @@
 
 ``fit`` and ``fit_generator`` validate their inputs once and hand a batch source on the classifier's device to
 :meth:`SaliencyTrainerBase._loop`; a subclass only says how a batch's loss is formed (``_batch_loss``), from two
-building blocks: :meth:`~SaliencyTrainerBase._saliency_mask` (saliency, then mask) and
-:meth:`~SaliencyTrainerBase._train_logits`. Seeds, random states, Ctrl-C, checkpoints and ranks are the business
+building blocks of :class:`~art_sgt.trainers._steps.BatchSteps` (saliency then mask, and the train-mode
+forwards). Seeds, random states, Ctrl-C, checkpoints and ranks are the business
 of :class:`~art_sgt.trainers._run_state.RunState`.
 """
 
@@ -12,44 +12,26 @@ from __future__ import annotations
 import abc
 import logging
 import time
-import warnings
 from typing import Any
 
 import numpy as np
 import torch
 from art.defences.trainer.trainer import Trainer
-from torch import nn
 from tqdm.auto import tqdm
 
-from art_sgt._art import PreprocessedModel, check_pytorch_classifier, clip_bounds
-from art_sgt._validation import check_bool, check_choice, check_fraction, check_non_negative, check_positive_int
-from art_sgt.masking import apply_mask, least_salient_mask
-from art_sgt.saliency import SALIENCY_OF, bound_module, eval_mode, is_mode_independent, make_saliency_fn
+from art_sgt._validation import check_positive_int
+from art_sgt.saliency import eval_mode
 from art_sgt.trainers._data import ArrayBatches, GeneratorBatches, batch_bounds
-from art_sgt.trainers._options import RunOptions, check_fill, check_run_options, inputs_to_device
-from art_sgt.trainers._run_state import RunState, architecture_fingerprint
+from art_sgt.trainers._options import RunOptions, check_run_options, inputs_to_device
+from art_sgt.trainers._run_state import RunState
+from art_sgt.trainers._steps import BatchSteps
 
 __all__ = ["SaliencyTrainerBase"]
 
 logger = logging.getLogger(__name__)
 
 
-class _JointForward(nn.Module):
-    """Train-mode outputs of several batches: one forward of their concatenation, or one forward each when a
-    layer couples the samples of a batch (BatchNorm), so that one process and ``torch.distributed`` compute the
-    same thing. ``DistributedDataParallel`` wraps this module, so every case is a single DDP forward."""
-
-    def __init__(self, net: nn.Module, separate: bool) -> None:
-        super().__init__()
-        self.net, self.separate = net, separate
-
-    def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        if len(inputs) == 1 or self.separate:
-            return tuple(self.net(t) for t in inputs)
-        return tuple(self.net(torch.cat(inputs)).split([len(t) for t in inputs]))
-
-
-class SaliencyTrainerBase(Trainer, abc.ABC):
+class SaliencyTrainerBase(BatchSteps, Trainer, abc.ABC):
     """Shared machinery of the saliency-guided trainers (subclass it; do not use it directly).
 
     :param classifier: An ART ``PyTorchClassifier`` with an optimizer; its model, optimizer, loss, device,
@@ -68,40 +50,6 @@ class SaliencyTrainerBase(Trainer, abc.ABC):
         a Captum instance is bound to another model, or an argument is out of range.
     """
 
-    def __init__(
-        self,
-        classifier: Any,
-        mask_fraction: float = 0.5,
-        kl_weight: float = 1.0,
-        saliency: Any = "gradient",
-        absolute: bool = False,
-        fill: Any = "uniform",
-        saliency_of: str = "log_prob",
-    ) -> None:
-        check_pytorch_classifier("classifier", classifier, need_optimizer=True)
-        self.mask_fraction = check_fraction("mask_fraction", mask_fraction)
-        self.kl_weight = check_non_negative("kl_weight", kl_weight)
-        self.saliency_of = check_choice("saliency_of", saliency_of, SALIENCY_OF)
-        self._saliency_fn = make_saliency_fn(saliency, saliency_of=self.saliency_of)
-        _check_bound_to(saliency, classifier)
-        self._saliency_spec = saliency
-        self.absolute = check_bool("absolute", absolute)
-        self.fill = check_fill(fill)
-        super().__init__(classifier)
-        self._device = torch.device(classifier.device)
-        self._net = PreprocessedModel(classifier, apply="fit")
-        self._attack_net = PreprocessedModel(classifier, apply="predict")
-        self._clip = clip_bounds(classifier, self._device)
-        self._noise = torch.Generator(device=self._device)
-        self._noise.manual_seed(0)
-        self._couples_samples = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in classifier.model.modules())
-        self._joint: nn.Module = _JointForward(self._net, separate=self._couples_samples)
-        self._kl_reduction = "sum" if getattr(classifier.loss, "reduction", "mean") == "sum" else "batchmean"
-        self._outputs: str | None = None  # "logits" or "probabilities", seen on the first batch of a fit
-        self._fused = False
-        self._position = (0, 0, 0)  # (epoch, batch in the epoch, batch since the start) of the batch being trained
-        self.history: list[dict[str, float]] = []
-
     # ------------------------------------------------------------------ the seam subclasses fill in
     @abc.abstractmethod
     def _batch_loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -117,75 +65,6 @@ class SaliencyTrainerBase(Trainer, abc.ABC):
 
     def _check_ready(self) -> None:
         """Extra checks and set-up a subclass runs when ``fit`` starts, before any work (none by default)."""
-
-    def _config(self) -> dict[str, Any]:
-        """The run's configuration recorded in checkpoints and compared on resume (subclasses add theirs)."""
-        classifier = self._classifier
-        return {
-            "trainer": type(self).__name__,
-            "architecture": architecture_fingerprint(classifier.model),
-            "optimizer": type(classifier.optimizer).__name__,
-            "mask_fraction": self.mask_fraction,
-            "kl_weight": self.kl_weight,
-            "saliency": _describe(self._saliency_spec),
-            "saliency_of": self.saliency_of,
-            "fill": _describe(self.fill),
-            "absolute": self.absolute,
-        }
-
-    # ------------------------------------------------------------------ building blocks for _batch_loss
-    def _saliency_mask(self, x: torch.Tensor, target: torch.Tensor | None) -> tuple[torch.Tensor | None, torch.Tensor]:
-        """Saliency of ``x`` for ``target`` (``None``: the prediction), eval-mode semantics, then masking.
-
-        When the model computes the same function in train and eval mode and the saliency is the plain input
-        gradient, one train-mode forward serves both the saliency and the loss: its outputs are returned (with
-        their graph) for :meth:`_train_logits` to reuse. Otherwise returns ``(None, masked)``.
-
-        :raises FloatingPointError: If the saliency map holds NaN or infinite values.
-        """
-        outputs = None
-        if self._fused:
-            x_in = x.detach().requires_grad_(True)
-            outputs = self._net(x_in)
-            chosen = outputs.detach().argmax(1) if target is None else target
-            scores = torch.log_softmax(outputs, 1) if self.saliency_of == "log_prob" else outputs
-            (saliency,) = torch.autograd.grad(scores.gather(1, chosen[:, None]).sum(), x_in, retain_graph=True)
-        else:
-            if target is None:
-                with torch.no_grad(), eval_mode(self._attack_net):
-                    target = self._attack_net(x).argmax(1)
-            saliency = self._saliency_fn(self._attack_net, x, target)
-        if saliency.shape != x.shape:
-            raise ValueError(
-                f"saliency must return a map of the input's shape {tuple(x.shape)}, got {tuple(saliency.shape)}."
-            )
-        if not bool(torch.isfinite(saliency).all()):
-            epoch, batch, _ = self._position
-            raise FloatingPointError(
-                f"saliency map holds NaN or infinite values at epoch {epoch + 1}, batch {batch + 1}: its ranking "
-                "would be meaningless; training stopped, the last checkpoint is untouched."
-            )
-        mask = least_salient_mask(saliency, self.mask_fraction, self.absolute)
-        return outputs, apply_mask(x, mask, self.fill, generator=self._noise, clip_values=self._clip)
-
-    def _train_logits(
-        self, *inputs: torch.Tensor, known: dict[int, torch.Tensor | None] | None = None
-    ) -> list[torch.Tensor]:
-        """Train-mode outputs of several batches (``known`` outputs, by position, are reused, not recomputed)."""
-        known = {i: t for i, t in (known or {}).items() if t is not None}
-        todo = [t for i, t in enumerate(inputs) if i not in known]
-        computed = iter(self._joint(*todo) if todo else ())
-        outputs = [known[i] if i in known else next(computed) for i in range(len(inputs))]
-        if self._outputs is None:
-            self._outputs = _output_kind(outputs[0])
-        return outputs
-
-    def _task_loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return self._classifier.loss(logits, y)
-
-    def _loss_options(self) -> dict[str, Any]:
-        """Keyword arguments of :mod:`art_sgt.losses` for this classifier (its loss, reduction, output kind)."""
-        return {"task_loss": self._task_loss, "kl_reduction": self._kl_reduction, "outputs": self._outputs}
 
     # ------------------------------------------------------------------ public API
     def fit(
@@ -250,7 +129,8 @@ class SaliencyTrainerBase(Trainer, abc.ABC):
             allow_config_change, kwargs,
         )  # fmt: skip
         state = RunState(self, options, {**self._config(), "batch_size": batch_size, "seed": seed})
-        bounds = batch_bounds(len(x_t), batch_size, options.drop_last, self._min_batch(state), state.ranks.world)
+        world = state.ranks.world
+        bounds = batch_bounds(len(x_t), batch_size, options.drop_last, self._min_batch(world), world)
         self._prepare_forwards(x_t[:8], state)
         with state.running():
             source = ArrayBatches(x_t, y_t, bounds, state.seed, state.ranks.rank, state.ranks.world)
@@ -285,11 +165,6 @@ class SaliencyTrainerBase(Trainer, abc.ABC):
         if not isinstance(generator, DataGenerator):
             raise TypeError(f"generator must be an art.data_generators.DataGenerator, got {type(generator).__name__}.")
         self._check_ready()
-        options = check_run_options(
-            self, validation_data, nb_epochs, scheduler, seed, verbose, checkpoint_dir, checkpoint_every, resume,
-            allow_config_change, kwargs,
-        )  # fmt: skip
-        state = RunState(self, options, {**self._config(), "batch_size": generator.batch_size, "seed": seed})
 
         def convert(x_batch: np.ndarray, y_batch: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
             batch = inputs_to_device(
@@ -298,7 +173,12 @@ class SaliencyTrainerBase(Trainer, abc.ABC):
             self._check_fit_inputs(batch[0])
             return batch
 
-        source = GeneratorBatches(generator, convert, self._min_batch(state) // state.ranks.world)
+        source = GeneratorBatches(generator, convert, self._min_batch(1))
+        options = check_run_options(
+            self, validation_data, nb_epochs, scheduler, seed, verbose, checkpoint_dir, checkpoint_every, resume,
+            allow_config_change, kwargs,
+        )  # fmt: skip
+        state = RunState(self, options, {**self._config(), "batch_size": generator.batch_size, "seed": seed})
         self._prepare_forwards(None, state)
         with state.running():
             self._loop(source, state, options)
@@ -370,63 +250,6 @@ class SaliencyTrainerBase(Trainer, abc.ABC):
                     self._attack_net(x[start : start + batch_size]).argmax(1) == y[start : start + batch_size]
                 ).sum()
         return int(correct) / len(x)
-
-    # ------------------------------------------------------------------ set-up of one run
-    def _min_batch(self, state: RunState) -> int:
-        return state.ranks.world * (2 if self._couples_samples else 1)
-
-    def _prepare_forwards(self, probe: torch.Tensor | None, state: RunState) -> None:
-        """The train-mode forward (inside ``DistributedDataParallel`` under ``torch.distributed``), and whether
-        one train-mode forward may serve saliency and loss (see :meth:`_saliency_mask`)."""
-        self._joint = _JointForward(self._net, separate=self._couples_samples)
-        if state.ranks.world > 1:
-            device_ids = [self._device.index] if self._device.type == "cuda" else None
-            self._joint = nn.parallel.DistributedDataParallel(self._joint, device_ids=device_ids)
-        same_chain = [type(s) for s in self._net._steps] == [type(s) for s in self._attack_net._steps]
-        self._fused = (
-            isinstance(self._saliency_spec, str)
-            and state.ranks.world == 1
-            and probe is not None
-            and same_chain
-            and is_mode_independent(self._net, probe)
-        )
-
-
-def _check_bound_to(saliency: Any, classifier: Any) -> None:
-    """Refuse a Captum attribution instance bound to a model other than the classifier's."""
-    from captum.attr import Attribution
-
-    if not isinstance(saliency, Attribution):
-        return
-    module = bound_module(saliency)
-    if module is not None and not any(m is classifier.model for m in module.modules()):
-        raise ValueError(
-            f"saliency {type(saliency).__name__} is bound to a model that is not the classifier's, so it would "
-            "explain another network during training; build it on classifier.model (or pass its class)."
-        )
-
-
-def _describe(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, (int, float)):
-        return repr(float(value))
-    return getattr(value, "__qualname__", type(value).__qualname__)
-
-
-def _output_kind(outputs: torch.Tensor) -> str:
-    """``"probabilities"`` for outputs that are rows of probabilities (a model ending in softmax), with a warning."""
-    with torch.no_grad():
-        rows_sum_to_one = torch.allclose(outputs.sum(1), torch.ones(len(outputs), device=outputs.device), atol=1e-4)
-        probabilities = bool(rows_sum_to_one and (outputs >= 0).all())
-    if probabilities:
-        warnings.warn(
-            "the model's outputs are probabilities (rows of non-negative values summing to 1), not logits: the KL "
-            "term uses their logarithm. Train a model returning logits if the classifier's loss expects them.",
-            stacklevel=4,
-        )
-        return "probabilities"
-    return "logits"
 
 
 def _check_finite(loss: torch.Tensor, epoch: int, batch: int) -> None:

@@ -1,0 +1,203 @@
+"""The building blocks of a batch's loss: saliency then mask, and the train-mode forwards.
+
+:class:`BatchSteps` holds what the trainers' ``_batch_loss`` is written with, so that each reads as three
+lines: ``_saliency_mask`` (the one place where saliency becomes a mask and a masked input), ``_train_logits``
+(one forward, or one per batch when BatchNorm couples samples, in one process and under DDP alike) and
+``_loss_options`` (the classifier's loss, the KL reduction matching it, and whether the model returns logits).
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import torch
+from torch import nn
+
+from art_sgt._art import PreprocessedModel, check_pytorch_classifier, clip_bounds
+from art_sgt._validation import check_bool, check_choice, check_fraction, check_non_negative
+from art_sgt.masking import apply_mask, least_salient_mask
+from art_sgt.saliency import SALIENCY_OF, bound_module, eval_mode, is_mode_independent, make_saliency_fn
+from art_sgt.trainers._options import check_fill
+from art_sgt.trainers._run_state import RunState, architecture_fingerprint
+
+__all__ = ["BatchSteps"]
+
+
+class _JointForward(nn.Module):
+    """Train-mode outputs of several batches: one forward of their concatenation, or one forward each when a
+    layer couples the samples of a batch (BatchNorm), so that one process and ``torch.distributed`` compute the
+    same thing. ``DistributedDataParallel`` wraps this module, so every case is a single DDP forward."""
+
+    def __init__(self, net: nn.Module, separate: bool) -> None:
+        super().__init__()
+        self.net, self.separate = net, separate
+
+    def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        if len(inputs) == 1 or self.separate:
+            return tuple(self.net(t) for t in inputs)
+        return tuple(self.net(torch.cat(inputs)).split([len(t) for t in inputs]))
+
+
+class BatchSteps:
+    """Validated trainer parameters and the steps a batch's loss is built from (a base of the trainers)."""
+
+    def __init__(
+        self,
+        classifier: Any,
+        mask_fraction: float = 0.5,
+        kl_weight: float = 1.0,
+        saliency: Any = "gradient",
+        absolute: bool = False,
+        fill: Any = "uniform",
+        saliency_of: str = "log_prob",
+    ) -> None:
+        check_pytorch_classifier("classifier", classifier, need_optimizer=True)
+        self.mask_fraction = check_fraction("mask_fraction", mask_fraction)
+        self.kl_weight = check_non_negative("kl_weight", kl_weight)
+        self.saliency_of = check_choice("saliency_of", saliency_of, SALIENCY_OF)
+        self._saliency_fn = make_saliency_fn(saliency, saliency_of=self.saliency_of)
+        _check_bound_to(saliency, classifier)
+        self._saliency_spec = saliency
+        self.absolute = check_bool("absolute", absolute)
+        self.fill = check_fill(fill)
+        super().__init__(classifier)
+        self._device = torch.device(classifier.device)
+        self._net = PreprocessedModel(classifier, apply="fit")
+        self._attack_net = PreprocessedModel(classifier, apply="predict")
+        self._clip = clip_bounds(classifier, self._device)
+        self._noise = torch.Generator(device=self._device)
+        self._noise.manual_seed(0)
+        self._couples_samples = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in classifier.model.modules())
+        self._joint: nn.Module = _JointForward(self._net, separate=self._couples_samples)
+        self._kl_reduction = "sum" if getattr(classifier.loss, "reduction", "mean") == "sum" else "batchmean"
+        self._outputs: str | None = None  # "logits" or "probabilities", seen on the first batch of a fit
+        self._fused = False
+        self._position = (0, 0, 0)  # (epoch, batch in the epoch, batch since the start) of the batch being trained
+        self.history: list[dict[str, float]] = []
+
+    def _config(self) -> dict[str, Any]:
+        """The run's configuration recorded in checkpoints and compared on resume (subclasses add theirs)."""
+        classifier = self._classifier
+        return {
+            "trainer": type(self).__name__,
+            "architecture": architecture_fingerprint(classifier.model),
+            "optimizer": type(classifier.optimizer).__name__,
+            "mask_fraction": self.mask_fraction,
+            "kl_weight": self.kl_weight,
+            "saliency": _describe(self._saliency_spec),
+            "saliency_of": self.saliency_of,
+            "fill": _describe(self.fill),
+            "absolute": self.absolute,
+        }
+
+    # ------------------------------------------------------------------ building blocks for _batch_loss
+    def _saliency_mask(self, x: torch.Tensor, target: torch.Tensor | None) -> tuple[torch.Tensor | None, torch.Tensor]:
+        """Saliency of ``x`` for ``target`` (``None``: the prediction), eval-mode semantics, then masking.
+
+        When the model computes the same function in train and eval mode and the saliency is the plain input
+        gradient, one train-mode forward serves both the saliency and the loss: its outputs are returned (with
+        their graph) for :meth:`_train_logits` to reuse. Otherwise returns ``(None, masked)``.
+
+        :raises FloatingPointError: If the saliency map holds NaN or infinite values.
+        """
+        outputs = None
+        if self._fused:
+            x_in = x.detach().requires_grad_(True)
+            outputs = self._net(x_in)
+            chosen = outputs.detach().argmax(1) if target is None else target
+            scores = torch.log_softmax(outputs, 1) if self.saliency_of == "log_prob" else outputs
+            (saliency,) = torch.autograd.grad(scores.gather(1, chosen[:, None]).sum(), x_in, retain_graph=True)
+        else:
+            if target is None:
+                with torch.no_grad(), eval_mode(self._attack_net):
+                    target = self._attack_net(x).argmax(1)
+            saliency = self._saliency_fn(self._attack_net, x, target)
+        if saliency.shape != x.shape:
+            raise ValueError(
+                f"saliency must return a map of the input's shape {tuple(x.shape)}, got {tuple(saliency.shape)}."
+            )
+        if not bool(torch.isfinite(saliency).all()):
+            epoch, batch, _ = self._position
+            raise FloatingPointError(
+                f"saliency map holds NaN or infinite values at epoch {epoch + 1}, batch {batch + 1}: its ranking "
+                "would be meaningless; training stopped, the last checkpoint is untouched."
+            )
+        mask = least_salient_mask(saliency, self.mask_fraction, self.absolute)
+        return outputs, apply_mask(x, mask, self.fill, generator=self._noise, clip_values=self._clip)
+
+    def _train_logits(
+        self, *inputs: torch.Tensor, known: dict[int, torch.Tensor | None] | None = None
+    ) -> list[torch.Tensor]:
+        """Train-mode outputs of several batches (``known`` outputs, by position, are reused, not recomputed)."""
+        known = {i: t for i, t in (known or {}).items() if t is not None}
+        todo = [t for i, t in enumerate(inputs) if i not in known]
+        computed = iter(self._joint(*todo) if todo else ())
+        outputs = [known[i] if i in known else next(computed) for i in range(len(inputs))]
+        if self._outputs is None:
+            self._outputs = _output_kind(outputs[0])
+        return outputs
+
+    def _task_loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return self._classifier.loss(logits, y)
+
+    def _loss_options(self) -> dict[str, Any]:
+        """Keyword arguments of :mod:`art_sgt.losses` for this classifier (its loss, reduction, output kind)."""
+        return {"task_loss": self._task_loss, "kl_reduction": self._kl_reduction, "outputs": self._outputs}
+
+    def _min_batch(self, world: int) -> int:
+        """The smallest usable global batch: 2 samples per rank for a model with BatchNorm, else 1."""
+        return world * (2 if self._couples_samples else 1)
+
+    def _prepare_forwards(self, probe: torch.Tensor | None, state: RunState) -> None:
+        """The train-mode forward (inside ``DistributedDataParallel`` under ``torch.distributed``), and whether
+        one train-mode forward may serve saliency and loss (see :meth:`_saliency_mask`)."""
+        self._joint = _JointForward(self._net, separate=self._couples_samples)
+        if state.ranks.world > 1:
+            device_ids = [self._device.index] if self._device.type == "cuda" else None
+            self._joint = nn.parallel.DistributedDataParallel(self._joint, device_ids=device_ids)
+        same_chain = [type(s) for s in self._net._steps] == [type(s) for s in self._attack_net._steps]
+        self._fused = (
+            isinstance(self._saliency_spec, str)
+            and state.ranks.world == 1
+            and probe is not None
+            and same_chain
+            and is_mode_independent(self._net, probe)
+        )
+
+
+def _check_bound_to(saliency: Any, classifier: Any) -> None:
+    """Refuse a Captum attribution instance bound to a model other than the classifier's."""
+    from captum.attr import Attribution
+
+    if not isinstance(saliency, Attribution):
+        return
+    module = bound_module(saliency)
+    if module is not None and not any(m is classifier.model for m in module.modules()):
+        raise ValueError(
+            f"saliency {type(saliency).__name__} is bound to a model that is not the classifier's, so it would "
+            "explain another network during training; build it on classifier.model (or pass its class)."
+        )
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (int, float)):
+        return repr(float(value))
+    return getattr(value, "__qualname__", type(value).__qualname__)
+
+
+def _output_kind(outputs: torch.Tensor) -> str:
+    """``"probabilities"`` for outputs that are rows of probabilities (a model ending in softmax), with a warning."""
+    with torch.no_grad():
+        rows_sum_to_one = torch.allclose(outputs.sum(1), torch.ones(len(outputs), device=outputs.device), atol=1e-4)
+        probabilities = bool(rows_sum_to_one and (outputs >= 0).all())
+    if probabilities:
+        warnings.warn(
+            "the model's outputs are probabilities (rows of non-negative values summing to 1), not logits: the KL "
+            "term uses their logarithm. Train a model returning logits if the classifier's loss expects them.",
+            stacklevel=4,
+        )
+        return "probabilities"
+    return "logits"
