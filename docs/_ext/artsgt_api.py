@@ -15,6 +15,12 @@
 
 A ``missing-reference`` handler resolves cross-references to re-exported names (``art_sgt.X``,
 ``art_sgt.evaluation.X``) to the place where the object is documented.
+
+Why these are ours: Markdown, the CLI reference and formulas are done by MyST-Parser, sphinx-argparse and
+Sphinx's MathJax. What stays here has no maintained equivalent: autodoc lists ``:param:`` fields under a
+signature but builds no parameter / default / meaning table for a guide page; ``list-table`` needs literal
+rows, so a package dictionary cannot feed it; ``automodule`` cannot list constants without doc comments; and
+Sphinx does not resolve a re-exported name (``art_sgt.X``) to where it is documented.
 """
 
 from __future__ import annotations
