@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import configparser
+import importlib.util
+import json
 import re
 import subprocess
 import sys
@@ -76,3 +78,35 @@ def test_readme_renders_without_repository_files():
 def test_project_files_exist():
     for name in ("LICENSE", "CITATION.cff", "CONTRIBUTING.md", "CHANGELOG.md", "art_sgt/py.typed"):
         assert (ROOT / name).is_file(), name
+
+
+def _update_readme():
+    spec = importlib.util.spec_from_file_location("update_readme", ROOT / "examples" / "update_readme.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_readme_results_are_rendered_for_readers(tmp_path):
+    """The README's results section: labels instead of raw keys, no machine paths, no repository images."""
+    update = _update_readme()
+    (tmp_path / "mnist_asgt.json").write_text(
+        json.dumps(
+            {
+                "command": "python examples/mnist_asgt.py --data-dir /home/me/data",
+                "seed": 0,
+                "dataset": {"train": 100, "test": 10},
+                "training": {
+                    "epochs": 1,
+                    "train_seconds": 3.0,
+                    "attack": {"eps": 0.3, "max_iter": 10, "eps_step": 0.075},
+                },
+                "evaluation": {"attack": "ART PGD", "accuracy": {"clean": 0.9, "pgd40_eps0.1": 0.5}},
+            }
+        )  # fmt: skip
+    )
+    text = update.render(tmp_path)
+    assert "PGD-40, eps 0.1" in text and "pgd40_eps0.1" not in text
+    assert "--data-dir $ART_SGT_DATA" in text and "/home/me" not in text
+    assert "results/mnist_sgt.json`: not produced yet" in text  # a missing file is said to be missing
+    assert "![" not in update.render(ROOT / "results")
