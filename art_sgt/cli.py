@@ -398,8 +398,8 @@ def _train(args: argparse.Namespace, report: Callable[[dict[str, Any]], None]) -
 def _evaluate(args: argparse.Namespace, report: Callable[[dict[str, Any]], None]) -> list[str]:
     from art_sgt.evaluation import SaliencyEvaluator, robustness_report
 
+    classifier, dataset = load_model(args.model, args.device)  # cheap; an unknown --model is the first error
     _check_writable(_results_path(args), "--out")
-    classifier, dataset = load_model(args.model, args.device)
     if args.dataset is not None and args.dataset != dataset:
         raise UserError(
             f"--dataset {args.dataset} disagrees with --model {args.model!r}, which was trained on {dataset}; "

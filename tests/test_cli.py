@@ -209,8 +209,9 @@ def test_resume_without_checkpoint_dir_is_refused(data_dir, tmp_path, capsys):
 
 
 def test_evaluate_missing_model_is_one_line(tmp_path, capsys):
-    line = _one_line_error(capsys, ["evaluate", "--model", str(tmp_path / "none.pt")])
+    line = _one_line_error(capsys, ["evaluate", "--model", str(tmp_path / "sub" / "none.pt")])
     assert "--model" in line and "does not exist" in line
+    assert not (tmp_path / "sub").exists()  # nothing created for the default --out of a model that is not there
 
 
 def test_evaluate_refuses_a_dataset_that_disagrees_with_the_model(data_dir, tmp_path, capsys):
