@@ -178,11 +178,9 @@ for name, classifier in models.items():
         square_max_iter=100,
         verbose=False,
     )
-    print(
-        f"{name:>8}: worst-case accuracy at eps 0.1 / 0.2 / 0.3:",
-        " / ".join(f"{a:.2f}" for a in reports[name].worst_case),
-        f"; gradient-masking flags: {', '.join(reports[name].flags) or 'none'}",
-    )
+    worst = " / ".join(f"{a:.2f}" for a in reports[name].worst_case)
+    flags = ", ".join(reports[name].flags) or "none"
+    print(f"{name:>8}: worst case at eps 0.1 / 0.2 / 0.3: {worst}; flags: {flags}")
 
 figure = plot_robustness(reports)
 
