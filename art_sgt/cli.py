@@ -198,19 +198,23 @@ def _add_evaluate(sub: Any) -> None:
 def _add_reproduce(sub: Any) -> None:
     from art_sgt.reproduction.cli import add_arguments
 
-    add_arguments(
+    reproduce = add_arguments(
         sub.add_parser(
             "reproduce",
             formatter_class=_HelpFormatter,
-            help="rerun the paper's comparison: standard, SGT, PGD-AT and ASGT on real data",
-            description="Train standard, SGT, PGD-AT and ASGT models with one recipe, evaluate them with ART's "
-            "attacks and the saliency evaluators, and write <out-dir>/<dataset>_<profile>.json/.md and figures.",
+            help="rerun the paper's comparison of standard training, SGT, adversarial training and ASGT",
+            description="Train the comparison's models (see --models) with one recipe on real data, evaluate them "
+            "with ART's attacks and the saliency evaluators, and write <out-dir>/<dataset>_<profile>.json/.md and "
+            "figures.",
             epilog=_epilog(
                 "art-sgt reproduce --dataset mnist --profile quick",
                 "art-sgt reproduce --dataset mnist --models standard,asgt --n-train 2000 --epochs 1",
             ),
         )
     )
+    # The loaders read $ART_SGT_DATA themselves when --data-dir is left out; a default copied from this
+    # process's environment would put one machine's folder into the help and the generated reference.
+    reproduce.set_defaults(data_dir=None)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -258,3 +258,10 @@ def test_missing_package_is_one_line(capsys, monkeypatch):
 
     monkeypatch.setattr(cli, "_run", missing)
     assert "captum" in _one_line_error(capsys, ["train"])
+
+
+@pytest.mark.parametrize("command", ["train", "evaluate", "reproduce"])
+def test_data_dir_default_is_not_read_from_this_machine(command, monkeypatch):
+    monkeypatch.setenv("ART_SGT_DATA", "/some/machine/path")
+    sub = next(a for a in build_parser()._actions if a.dest == "command").choices[command]
+    assert sub.get_default("data_dir") is None and all(a.default is None for a in sub._actions if a.dest == "data_dir")
