@@ -183,17 +183,19 @@ def render(results: Path) -> str:
 
 
 def _reproduction(results: Path) -> list[str]:
-    """The verdict of the paper reproduction: the package's own README section when the reports carry the run
-    manifest it needs, else the markdown reports copied as they are (MNIST first, then CIFAR-10)."""
-    payloads = [_load(results / f"{dataset}_quick.json") for dataset in ("mnist", "cifar10")]
-    payloads = [p for p in payloads if p is not None]
-    if payloads and all("manifest" in p for p in payloads):
-        from art_sgt.reproduction.report import readme_section
+    """The verdict of the paper reproduction, MNIST then CIFAR-10: a report that carries the reproduction's run
+    manifest is summarised by the package's own README section; an older report is copied as it is."""
+    from art_sgt.reproduction.report import readme_section
 
-        return [readme_section(payloads)]
     lines = ["## Does the paper's claim hold?", ""]
-    lines += _markdown(results, "mnist_quick.md", "MNIST, quick profile")
-    lines += _markdown(results, "cifar10_quick.md", "CIFAR-10, quick profile")
+    for dataset, title in (("mnist", "MNIST, quick profile"), ("cifar10", "CIFAR-10, quick profile")):
+        payload = _load(results / f"{dataset}_quick.json")
+        if payload is not None and "manifest" in payload:
+            section = readme_section([payload]).split("\n", 1)[1].strip()  # without its "##" heading
+            lines += [section, "", f"(summarised from `results/{dataset}_quick.json`; the full report is "
+                      f"`results/{dataset}_quick.md`)", ""]  # fmt: skip
+        else:
+            lines += _markdown(results, f"{dataset}_quick.md", title)
     return lines
 
 
