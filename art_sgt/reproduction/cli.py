@@ -143,8 +143,10 @@ def run(args: argparse.Namespace) -> int:
     manifest = cache.write_manifest(runs, cache.root / runs[0].profile / args.dataset / "manifest.json")
     device = "cuda" if torch.cuda.is_available() else "cpu"
     payload = report.assemble(profile, records, manifest, run_info(None, device))
+    if args.ablations:
+        payload["label"] = f"Ablations, one seed each, each variant changing one setting of the recipe: {profile.label}"
     payload["setup"] = payload["label"]
-    if args.profile == "quick" and records:
+    if args.profile == "quick" and records and not args.ablations:
         payload["cost_estimates"] = _estimates(args, cache, records)
     if records:
         payload["figures"] = figures.write_figures(payload, out / stem)

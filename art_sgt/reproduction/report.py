@@ -136,7 +136,7 @@ def assemble(profile: Profile, records: list[dict[str, Any]], manifest: dict[str
                 comparisons.append(c)
     return {
         "dataset": profile.dataset,
-        "profile": profile.name,
+        "profile": records[0]["profile"] if records else profile.name,
         "label": profile.label,
         "claims": profile.claims,
         "paper": PAPER[profile.dataset],
@@ -208,6 +208,25 @@ def _costs(payload: dict[str, Any]) -> list[str]:
     return ["## Estimated cost of the larger profiles", "", *lines, ""] if lines else []
 
 
+def _comparison_sections(payload: dict[str, Any]) -> list[str]:
+    """The comparisons at the paper's and the standard eps, and the paper's figure beside them (not for ablations)."""
+    if not any("[" not in name for name in payload["results"]):  # ablations: variants only, nothing to pair
+        return []
+    eps = _eps_label(payload["dataset"])
+    return [
+        f"## Comparisons at the paper's eps ({eps['paper']})",
+        "",
+        *_conclusions(payload, ("pgd_paper_eps", "worst_case_paper_eps", "clean")),
+        "",
+        f"## Comparisons at the standard eps ({eps['standard']})",
+        "",
+        *_conclusions(payload, ("pgd_standard_eps", "worst_case_standard_eps")),
+        "",
+        _paper_line(payload),
+        "",
+    ]
+
+
 def write_markdown(payload: dict[str, Any], path: str | Path | None = None) -> str:
     """Render the report: scope, provenance, the per-model table, the comparisons with their intervals.
 
@@ -240,16 +259,7 @@ def write_markdown(payload: dict[str, Any], path: str | Path | None = None) -> s
         "and the MoRF (LeRF) curve divided by the accuracy before masking (higher: more faithful). Stability: "
         f"Spearman of the maps under PGD at eps {eps['paper']}, over the samples whose prediction did not flip.",
         "",
-        f"## Comparisons at the paper's eps ({eps['paper']})",
-        "",
-        *_conclusions(payload, ("pgd_paper_eps", "worst_case_paper_eps", "clean")),
-        "",
-        f"## Comparisons at the standard eps ({eps['standard']})",
-        "",
-        *_conclusions(payload, ("pgd_standard_eps", "worst_case_standard_eps")),
-        "",
-        _paper_line(payload),
-        "",
+        *_comparison_sections(payload),
         *_costs(payload),
     ]
     text = "\n".join(lines)

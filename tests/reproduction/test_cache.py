@@ -63,6 +63,10 @@ def test_pieces_run_once_then_skip_and_reevaluate_on_a_new_budget(tmp_path, data
     both = assemble(replace(profile, claims=True), records + setting, cache.manifest(smaller), run_info())
     assert [c["variant"] for c in both["comparisons"]] == [""] * 5 + ["setting B"] * 5  # 5 quantities, each setting
     assert "(setting B)" in both["comparisons"][5]["verdict"] and "setting B" not in readme_section([both])
+    ablation = [{**r, "name": f"{r['model']}[v{i}]", "variant": f"v{i}"} for i, r in enumerate(records)]
+    variants_only = assemble(profile, ablation, cache.manifest(smaller), run_info())  # nothing to pair
+    assert not variants_only["comparisons"] and "Comparisons" not in write_markdown(variants_only)
+    assert "| asgt[v1] | 1 |" in write_markdown(variants_only)
     paths = write_figures(payload, tmp_path / "fig")
     assert len(paths) == 4 and all((tmp_path / "fig" / f"{k}.png").stat().st_size > 0 for k in paths)
 
