@@ -1,6 +1,6 @@
 """Figures for the saliency evaluators: map grids, masking curves, stability and randomisation curves.
 
-matplotlib is an optional dependency (``pip install art-sgt[plot]``); it is imported on the first call. Every
+matplotlib (a dependency of art-sgt) is imported on the first call, so that ``import art_sgt`` stays light. Every
 function returns the ``matplotlib.figure.Figure`` (close it with ``plt.close(fig)`` when done) and, given
 ``path``, also saves it (folders are created).
 Results may be given flat (``{label: result}``, one panel) or nested (``{panel title: {label: result}}``).
@@ -23,7 +23,7 @@ def _pyplot() -> Any:
     try:
         import matplotlib.pyplot as plt
     except ImportError as err:  # pragma: no cover - depends on the environment
-        raise ImportError("art_sgt.plotting needs matplotlib; install it with `pip install art-sgt[plot]`.") from err
+        raise ImportError("art_sgt.plotting needs matplotlib (an art-sgt dependency): pip install matplotlib") from err
     return plt
 
 

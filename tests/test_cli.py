@@ -63,7 +63,7 @@ def test_asgt_training_and_evaluation(data_dir, tmp_path):
     evaluation = json.loads(out.read_text())
     robustness = evaluation["robustness"]
     assert robustness["eps"] == [0.1, 0.2, 0.3] and robustness["n_samples"] == 8
-    assert set(robustness["accuracy"]) == {"pgd", "apgd-ce", "apgd-dlr", "square"}
+    assert set(robustness["accuracy"]) == {"pgd", "apgd-ce", "apgd-dlr", "apgd-t", "square"}
     assert robustness["params"]["pgd_max_iter"] == 2 and robustness["params"]["square_max_iter"] == 5
     assert robustness["params"]["budget"] == "quick"
     assert set(evaluation["saliency"]["results"]) == {"saliency", "integrated_gradients"}

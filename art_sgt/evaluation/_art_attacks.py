@@ -22,6 +22,7 @@ __all__ = [
     "build_fgsm",
     "correct_mask",
     "run_attack",
+    "target_classes",
     "NO_GRADIENT",
 ]
 
@@ -67,7 +68,7 @@ def build_attack(name: str, classifier: Any, eps: float, norm: str, p: dict[str,
 
     if name == "pgd":
         return build_pgd(classifier, eps, norm, p["pgd_max_iter"], p["pgd_restarts"], p["batch_size"])
-    if name in ("apgd-ce", "apgd-dlr"):
+    if name in ("apgd-ce", "apgd-dlr", "apgd-t"):
         return AutoProjectedGradientDescent(
             classifier,
             norm=NORMS[norm],
@@ -77,6 +78,7 @@ def build_attack(name: str, classifier: Any, eps: float, norm: str, p: dict[str,
             nb_random_init=p["apgd_restarts"],
             batch_size=p["batch_size"],
             loss_type="cross_entropy" if name == "apgd-ce" else "difference_logits_ratio",
+            targeted=name == "apgd-t",
             verbose=False,
         )
     return SquareAttack(
@@ -94,6 +96,27 @@ def correct_mask(classifier: Any, x: np.ndarray, labels: np.ndarray, batch_size:
     return np.argmax(classifier.predict(x, batch_size=batch_size), axis=1) == labels
 
 
+def target_classes(classifier: Any, x: np.ndarray, labels: np.ndarray, k: int, batch_size: int) -> np.ndarray:
+    """The ``k`` classes other than the label with the highest logits on clean ``x``, best first, shape ``(n, k)``.
+
+    These are the targets of AutoAttack's APGD-T (Croce and Hein 2020): the classes a sample is closest to.
+    """
+    logits = np.array(classifier.predict(x, batch_size=batch_size), dtype=np.float64)
+    logits[np.arange(len(x)), labels] = -np.inf
+    return np.argsort(-logits, axis=1, kind="stable")[:, : min(k, logits.shape[1] - 1)]
+
+
+def _generate(attack: Any, x: np.ndarray, y: np.ndarray, notes: list[str] | None) -> np.ndarray:
+    try:
+        return attack.generate(x, y=y)
+    except ValueError as err:
+        if NO_GRADIENT not in str(err):
+            raise
+        if notes is not None:
+            notes.append(f"{type(attack).__name__}: ART got no input gradient from the model ({err}); x left as is")
+        return x
+
+
 def run_attack(
     attack: Any,
     target: Any,
@@ -105,22 +128,26 @@ def run_attack(
 ) -> Any:
     """Per-sample correctness of ``target`` on ``attack``'s adversarial ``x`` (eps 0: on ``x``).
 
+    A targeted attack (APGD-T) is run once per target of :func:`target_classes` (``p["apgd_targets"]`` of them,
+    each run seeded alike); a sample counts as correct only if it is classified correctly after every run.
+
     A white-box attack that gets no input gradient at all from ART (the model detaches its input) cannot move
     ``x``: it is counted as having left ``x`` unchanged, and a line saying so is appended to ``notes``. This is
     exactly the failure the gradient-masking checklist exists to reveal, so it must not abort the report.
     """
     if attack is None:
         return correct_mask(target, x, labels, p["batch_size"])
-    seeded(p["seed"])
-    try:
-        x_adv = attack.generate(x, y=onehot)
-    except ValueError as err:
-        if NO_GRADIENT not in str(err):
-            raise
-        if notes is not None:
-            notes.append(f"{type(attack).__name__}: ART got no input gradient from the model ({err}); x left as is")
-        x_adv = x
-    return correct_mask(target, x_adv.astype(np.float32), labels, p["batch_size"])
+    if not getattr(attack, "targeted", False):
+        seeded(p["seed"])
+        x_adv = _generate(attack, x, onehot, notes)
+        return correct_mask(target, x_adv.astype(np.float32), labels, p["batch_size"])
+    eye = np.eye(onehot.shape[1], dtype=np.float32)
+    correct = correct_mask(target, x, labels, p["batch_size"])
+    for classes in target_classes(target, x, labels, p["apgd_targets"], p["batch_size"]).T:
+        seeded(p["seed"])
+        x_adv = _generate(attack, x, eye[classes], notes)
+        correct &= correct_mask(target, x_adv.astype(np.float32), labels, p["batch_size"])
+    return correct
 
 
 def build_fgsm(classifier: Any, eps: float, norm: str, batch_size: int) -> Any:

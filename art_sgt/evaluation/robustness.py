@@ -64,8 +64,10 @@ __all__ = [
     "plot_robustness",
 ]
 
-#: Attack names accepted by :func:`robustness_report`.
-ATTACKS = ("pgd", "apgd-ce", "apgd-dlr", "square")
+#: Attack names accepted by :func:`robustness_report` (all run by default): PGD, APGD with the cross-entropy
+#: and the DLR loss, APGD-T (targeted APGD with the DLR loss against the ``apgd_targets`` most likely other
+#: classes, as in AutoAttack) and Square.
+ATTACKS = ("pgd", "apgd-ce", "apgd-dlr", "apgd-t", "square")
 
 #: Attack budgets of :func:`robustness_report`, by preset name. ``"quick"`` is for smoke runs only (its
 #: checks are not all real tests); ``"standard"`` follows Carlini et al. 2019 (PGD 50 steps with 2 restarts,
@@ -73,15 +75,15 @@ ATTACKS = ("pgd", "apgd-ce", "apgd-dlr", "square")
 #: steps, Square 5000 queries) and runs PGD 100 steps with 5 restarts.
 BUDGETS: dict[str, dict[str, int]] = {
     "quick": {
-        "pgd_max_iter": 20, "pgd_restarts": 1, "apgd_max_iter": 25, "apgd_restarts": 1,
+        "pgd_max_iter": 20, "pgd_restarts": 1, "apgd_max_iter": 25, "apgd_restarts": 1, "apgd_targets": 3,
         "square_max_iter": 1000, "square_restarts": 1, "strong_factor": 4, "large_eps_iter": 50,
     },
     "standard": {
-        "pgd_max_iter": 50, "pgd_restarts": 2, "apgd_max_iter": 100, "apgd_restarts": 1,
+        "pgd_max_iter": 50, "pgd_restarts": 2, "apgd_max_iter": 100, "apgd_restarts": 1, "apgd_targets": 3,
         "square_max_iter": 5000, "square_restarts": 1, "strong_factor": 4, "large_eps_iter": 100,
     },
     "autoattack": {
-        "pgd_max_iter": 100, "pgd_restarts": 5, "apgd_max_iter": 100, "apgd_restarts": 1,
+        "pgd_max_iter": 100, "pgd_restarts": 5, "apgd_max_iter": 100, "apgd_restarts": 1, "apgd_targets": 9,
         "square_max_iter": 5000, "square_restarts": 1, "strong_factor": 2, "large_eps_iter": 100,
     },
 }  # fmt: skip
@@ -242,6 +244,7 @@ def _costs(p: dict[str, Any], n: int, n_eps: int, names: Sequence[str], checklis
         "pgd": p["pgd_max_iter"] * max(1, p["pgd_restarts"]),
         "apgd-ce": p["apgd_max_iter"] * p["apgd_restarts"],
         "apgd-dlr": p["apgd_max_iter"] * p["apgd_restarts"],
+        "apgd-t": p["apgd_max_iter"] * p["apgd_restarts"] * p["apgd_targets"],
         "square": p["square_max_iter"] * p["square_restarts"],
     }
     cost = {name: runs[name] * n * n_eps for name in names}
@@ -265,6 +268,7 @@ def robustness_report(
     pgd_restarts: int | None = None,
     apgd_max_iter: int | None = None,
     apgd_restarts: int | None = None,
+    apgd_targets: int | None = None,
     square_max_iter: int | None = None,
     square_restarts: int | None = None,
     checklist: bool = True,
@@ -305,6 +309,8 @@ def robustness_report(
     :param pgd_restarts: PGD random restarts (ART's ``num_random_init``), >= 0.
     :param apgd_max_iter: APGD iterations.
     :param apgd_restarts: APGD restarts (ART's ``nb_random_init``).
+    :param apgd_targets: Target classes of APGD-T per sample: the most likely classes other than the label
+        (at most ``nb_classes - 1``); AutoAttack uses 9.
     :param square_max_iter: Square queries per restart.
     :param square_restarts: Square restarts.
     :param checklist: Whether to run the gradient-masking checklist.
@@ -324,9 +330,10 @@ def robustness_report(
     :return: The report.
     :raises TypeError: If ``classifier`` is not a ``PyTorchClassifier`` or an argument has the wrong type.
     :raises ValueError: For a negative ``eps`` (or one beyond the clip range under L-inf), an unknown attack,
-        norm or budget, ``apgd-dlr`` on fewer than 3 classes, a norm an attack does not support, ``square`` on
-        images smaller than ART's SquareAttack accepts (5x5 under L-inf, 6x6 under L2; the checklist then skips
-        ``black_box``), labels or inputs of the wrong shape, or a ``transfer_from`` model of another input shape.
+        norm or budget, ``apgd-dlr`` or ``apgd-t`` on fewer than 3 classes, a norm an attack does not support,
+        ``square`` on images smaller than ART's SquareAttack accepts (5x5 under L-inf, 6x6 under L2; the
+        checklist then skips ``black_box``), labels or inputs of the wrong shape, or a ``transfer_from`` model of
+        another input shape.
 
     >>> import numpy as np, torch
     >>> from art.estimators.classification import PyTorchClassifier
@@ -346,11 +353,12 @@ def robustness_report(
     norm = _check_norm(norm)
     eps_list = _check_eps(eps, norm, classifier.clip_values)
     names = _check_attacks(attacks, norm)
-    if "apgd-dlr" in names and classifier.nb_classes < 3:
-        raise ValueError(
-            f"attacks must not include 'apgd-dlr' for a classifier of {classifier.nb_classes} classes: the DLR "
-            "loss needs at least 3."
-        )
+    for dlr in ("apgd-dlr", "apgd-t"):
+        if dlr in names and classifier.nb_classes < 3:
+            raise ValueError(
+                f"attacks must not include {dlr!r} for a classifier of {classifier.nb_classes} classes: the DLR "
+                "loss needs at least 3."
+            )
     check_array("x", x, min_ndim=2)
     check_finite("x", x)
     if tuple(x.shape[1:]) != tuple(classifier.input_shape):
@@ -370,6 +378,7 @@ def robustness_report(
             "pgd_restarts": pgd_restarts,
             "apgd_max_iter": apgd_max_iter,
             "apgd_restarts": apgd_restarts,
+            "apgd_targets": apgd_targets,
             "square_max_iter": square_max_iter,
             "square_restarts": square_restarts,
             "strong_factor": strong_factor,

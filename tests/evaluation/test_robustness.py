@@ -91,6 +91,20 @@ def test_numbers_equal_art_attacks_run_by_hand() -> None:
             np.random.seed(3)  # noqa: NPY002 - the report seeds ART's global generator the same way
             torch.manual_seed(3)
             by_hand[name].append(_accuracy(clf, attack.generate(x, y=onehot), y))
+        # APGD-T: targeted DLR against each other class, most likely first; robust only if robust to every target.
+        targeted = AutoProjectedGradientDescent(
+            clf, eps=e, eps_step=2 * e, max_iter=5, nb_random_init=1, loss_type="difference_logits_ratio",
+            targeted=True, verbose=False,
+        )
+        logits = clf.predict(x)
+        robust = clf.predict(x).argmax(1) == y
+        for rank in range(2):  # 3 classes: two targets per sample
+            targets = [sorted((c for c in range(3) if c != y[i]), key=lambda c, i=i: -logits[i, c])[rank]
+                       for i in range(len(y))]
+            np.random.seed(3)  # noqa: NPY002
+            torch.manual_seed(3)
+            robust &= clf.predict(targeted.generate(x, y=np.eye(3, dtype=np.float32)[targets])).argmax(1) == y
+        by_hand["apgd-t"].append(float(robust.mean()))
     clean = _accuracy(clf, x, y)
     assert report.clean_accuracy == clean
     for name in ATTACKS:
@@ -146,6 +160,8 @@ def test_checklist_flags_a_masked_model_and_not_a_normal_one(tmp_path) -> None:
         ({"pgd_restarts": -1}, ValueError, "pgd_restarts"),
         ({"seed": 1.5}, TypeError, "seed"),
         ({"attacks": ("apgd-dlr",)}, ValueError, "attacks"),  # DLR needs 3 classes or more
+        ({"attacks": ("apgd-t",)}, ValueError, "attacks"),
+        ({"apgd_targets": 0}, ValueError, "apgd_targets"),
     ],
 )
 def test_bad_arguments_name_the_parameter(kwargs, error, name) -> None:
