@@ -29,21 +29,28 @@ def _pyplot() -> Any:
     return plt
 
 
+def _colors(plt: Any, n: int) -> list[Any]:
+    """``n`` distinct colours (matplotlib's tab10, or tab20 beyond ten models)."""
+    cmap = plt.get_cmap("tab10" if n <= 10 else "tab20")
+    return [cmap(k % cmap.N) for k in range(n)]
+
+
 def _spread(summary: dict[str, float]) -> tuple[float, float]:
     """Distance from the mean to the seed minimum and maximum (zero for one seed)."""
     return summary["mean"] - summary["min"], summary["max"] - summary["mean"]
 
 
 def _accuracy_vs_eps(plt: Any, payload: dict[str, Any], path: Path) -> None:
-    fig, ax = plt.subplots(figsize=(5.6, 3.8))
+    fig, ax = plt.subplots(figsize=(7.2, 3.8))
+    colors = _colors(plt, len(payload["results"]))
     for k, (name, s) in enumerate(payload["results"].items()):
         curve = np.asarray(s["worst_case_curve"]["per_seed"], dtype=float)
         eps = s["worst_case_curve"]["eps"]
         style = "-" if "[" not in name else ":"
-        ax.plot(eps, curve.mean(0), style, marker="o", color=f"C{k}",
+        ax.plot(eps, curve.mean(0), style, marker="o", color=colors[k],
                 label=f"{LABELS.get(name, name)} ({len(curve)} seed{'s' if len(curve) > 1 else ''})")  # fmt: skip
         if len(curve) > 1:
-            ax.fill_between(eps, curve.min(0), curve.max(0), color=f"C{k}", alpha=0.2)
+            ax.fill_between(eps, curve.min(0), curve.max(0), color=colors[k], alpha=0.2)
     paper = payload["paper"]["paper_eps"]
     ax.axvline(paper, color="grey", lw=0.8, ls="--")
     ax.text(paper, 1.0, " paper eps", fontsize=7, color="grey", va="top")
@@ -51,25 +58,26 @@ def _accuracy_vs_eps(plt: Any, payload: dict[str, Any], path: Path) -> None:
     ax.set_title(f"{payload['dataset']} / {payload['profile']}: worst case over attacks (mean, seed range shaded)",
                  fontsize=8)  # fmt: skip
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=6)
+    ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
 
 
 def _robust_vs_cpu(plt: Any, payload: dict[str, Any], path: Path) -> None:
-    fig, ax = plt.subplots(figsize=(5.6, 3.8))
+    fig, ax = plt.subplots(figsize=(7.2, 3.8))
+    colors = _colors(plt, len(payload["results"]))
     for k, (name, s) in enumerate(payload["results"].items()):
         x, y = s["train_cpu_minutes"], s["worst_case_paper_eps"]
         ax.errorbar([x["mean"]], [y["mean"]], xerr=np.array([_spread(x)]).T, yerr=np.array([_spread(y)]).T,
-                    fmt="o" if "[" not in name else "s", color=f"C{k}", capsize=3,
+                    fmt="o" if "[" not in name else "s", color=colors[k], capsize=3,
                     label=f"{LABELS.get(name, name)}: {s['train_cpu_minutes_per_epoch']['mean']:.1f} CPU-min/epoch")
     ax.set(xlabel="training CPU-minutes (time.process_time)",
            ylabel=f"worst-case accuracy at eps {payload['paper']['paper_eps']:.3g}", ylim=(-0.02, 1.02))
     ax.set_title(f"{payload['dataset']} / {payload['profile']}: robustness against training cost "
                  "(mean, bars: seed range)", fontsize=8)  # fmt: skip
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=6)
+    ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -88,7 +96,7 @@ def _saliency_quality(plt: Any, payload: dict[str, Any], path: Path) -> None:
     fig, axes = plt.subplots(1, len(_QUALITY), figsize=(3.0 * len(_QUALITY), 3.6))
     for ax, (key, title) in zip(axes, _QUALITY.items()):
         stats = [payload["results"][n][key] for n in names]
-        ax.bar(range(len(names)), [s["mean"] for s in stats], color=[f"C{k}" for k in range(len(names))],
+        ax.bar(range(len(names)), [s["mean"] for s in stats], color=_colors(plt, len(names)),
                yerr=np.array([_spread(s) for s in stats]).T, capsize=3)  # fmt: skip
         ax.set_xticks(range(len(names)), [n.replace("[", "\n[") for n in names], rotation=90, fontsize=6)
         ax.set_title(title, fontsize=8)
@@ -105,8 +113,12 @@ def _masking_curves(plt: Any, payload: dict[str, Any], path: Path) -> None:
     runs: dict[str, list[dict[str, Any]]] = {}
     for r in payload["runs"]:
         runs.setdefault(r["name"], []).append(r["evaluation"]["saliency"]["masking_curves"])
-    fig, axes = plt.subplots(1, len(runs), figsize=(2.8 * len(runs), 3.0), squeeze=False, sharey=True)
-    for ax, (name, curves) in zip(axes[0], runs.items()):
+    cols = min(5, len(runs))
+    rows = -(-len(runs) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(2.8 * cols, 2.8 * rows), squeeze=False, sharey=True)
+    for ax in axes.flat[len(runs):]:
+        ax.set_visible(False)
+    for ax, (name, curves) in zip(axes.flat, runs.items()):
         fractions = curves[0]["fractions"]
         for k, order in enumerate(curves[0]["accuracy"]):
             ax.plot(fractions, np.mean([c["accuracy"][order] for c in curves], axis=0), marker=".", color=f"C{k}",
