@@ -106,6 +106,8 @@ class RobustnessReport:
         and ``tolerance``, and ``worst_case_attacks`` (per ``eps``, the attacks its worst case covers).
     :param seconds: Wall-clock seconds per attack (summed over ``eps``) and per check.
     :param notes: Warnings about the run, e.g. an attack that got no input gradient from the model.
+    :param worst_case_correct: Per ``eps``, the per-sample outcomes behind :attr:`worst_case` (``True``: correct
+        clean and under every attack), for paired tests between models on the same samples.
     """
 
     eps: list[float]
@@ -119,6 +121,7 @@ class RobustnessReport:
     params: dict[str, Any]
     seconds: dict[str, float]
     notes: list[str] = field(default_factory=list)
+    worst_case_correct: list[list[bool]] = field(default_factory=list)
 
     @property
     def gradient_masking(self) -> bool:
@@ -442,7 +445,7 @@ def robustness_report(
         runs = {name: correct[(name, e)] for name in names}
         if checklist and math.isclose(e, check_eps, rel_tol=1e-9, abs_tol=1e-12):
             runs.update({f"check_{key}": value for key, value in check_runs.items() if key not in names})
-        worst.append(float(np.logical_and.reduce([clean, *runs.values()]).mean()))
+        worst.append(np.logical_and.reduce([clean, *runs.values()]))
         worst_attacks.append(sorted(runs))
     p["worst_case_attacks"] = worst_attacks
     report = RobustnessReport(
@@ -452,11 +455,12 @@ def robustness_report(
         n_samples=len(x),
         clean_accuracy=float(clean.mean()),
         accuracy=accuracy,
-        worst_case=worst,
+        worst_case=[float(w.mean()) for w in worst],
         checklist=checks,
         params=p,
         seconds={k: round(v, 3) for k, v in seconds.items()},
         notes=list(dict.fromkeys(notes)),
+        worst_case_correct=[[bool(c) for c in w] for w in worst],
     )
     if verbose:
         print(report.table())

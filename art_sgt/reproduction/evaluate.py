@@ -3,14 +3,13 @@
 Every number comes from ART's attacks and the evaluators of :mod:`art_sgt.evaluation`, never from the
 trainers' fast-path PGD. The per-sample outcomes (one character ``0`` / ``1`` per test image) are kept so
 that two models can be compared on the same images (:func:`~art_sgt.reproduction.statistics.mcnemar_exact`).
-
-The calls into evaluator APIs that are still changing (the ``budget`` preset of ``robustness_report``, the
-stability on unchanged predictions) are isolated in :func:`_robustness` and :func:`_stability`.
+The worst case is kept per sample too (from :attr:`RobustnessReport.worst_case_correct
+<art_sgt.evaluation.robustness.RobustnessReport.worst_case_correct>`), so it is compared between models the same way.
 """
 
 from __future__ import annotations
 
-import inspect
+import math
 import time
 from typing import Any
 
@@ -60,11 +59,8 @@ def _robustness(classifier: Any, x: np.ndarray, y: np.ndarray, eps: list[float],
     """``robustness_report`` with the recipe's budget: the preset when the report offers one, else explicit."""
     from art_sgt.evaluation import robustness_report
 
-    kwargs = dict(ev.report_kwargs)
-    if "budget" in inspect.signature(robustness_report).parameters:
-        kwargs["budget"] = ev.budget
     return robustness_report(classifier, x, y, eps=eps, check_eps=check_eps, transfer_from=transfer_from,
-                             seed=seed, verbose=False, **kwargs)  # fmt: skip
+                             budget=ev.budget, seed=seed, verbose=False, **dict(ev.report_kwargs))  # fmt: skip
 
 
 def _stability(classifier: Any, x: np.ndarray, y: np.ndarray, maps: np.ndarray, eps: float, ev: EvaluationRecipe,
@@ -131,10 +127,12 @@ def evaluate_run(spec: RunSpec, classifier: Any, x: np.ndarray, y: np.ndarray,
     clock.lap("pgd")
     grid = sorted({*ev.report_eps, eps["paper_eps"], eps["standard_eps"]})
     report = _robustness(classifier, xr, yr, grid, eps["paper_eps"], ev, transfer_from, spec.seed)
-    out["robustness"] = report.to_dict()
+    out["robustness"] = {k: v for k, v in report.to_dict().items() if k != "worst_case_correct"}  # kept as bits
     out["worst_case"] = {"eps": list(report.eps), "accuracy": list(report.worst_case)}
-    out["worst_case_paper_eps"] = report.accuracy_at(eps["paper_eps"])
-    out["worst_case_standard_eps"] = report.accuracy_at(eps["standard_eps"])
+    for key in ("paper_eps", "standard_eps"):
+        out[f"worst_case_{key}"] = report.accuracy_at(eps[key])
+        index = next(i for i, e in enumerate(report.eps) if math.isclose(e, eps[key], rel_tol=1e-9))
+        out["per_sample"][f"worst_case_{key}"] = bits(np.array(report.worst_case_correct[index]))
     out["flags"] = list(report.flags)
     out["transfer_source"] = None if transfer_from is None else "standard"
     clock.lap("report")

@@ -114,6 +114,9 @@ def test_numbers_equal_art_attacks_run_by_hand() -> None:
     for i in range(len(eps)):
         assert report.worst_case[i] <= min(report.accuracy[name][i] for name in ATTACKS) + 1e-12
     assert report.accuracy_at(0.2, "pgd") == by_hand["pgd"][-1]
+    # The per-sample outcomes behind the worst case are kept for paired tests between models.
+    assert [len(w) for w in report.worst_case_correct] == [len(x)] * len(eps)
+    assert [float(np.mean(w)) for w in report.worst_case_correct] == report.worst_case
     assert report.accuracy["pgd"][2] < clean  # the attacks do something on this model
 
 

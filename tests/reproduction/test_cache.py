@@ -46,6 +46,9 @@ def test_pieces_run_once_then_skip_and_reevaluate_on_a_new_budget(tmp_path, data
     records = cache.records(smaller)
     asgt = records[1]
     assert asgt["evaluation"]["n_eval"] == 8 and len(asgt["evaluation"]["per_sample"]["pgd_paper_eps"]) == 8
+    worst = asgt["evaluation"]["per_sample"]["worst_case_paper_eps"]  # kept per sample for McNemar
+    assert len(worst) == asgt["evaluation"]["n_report"]
+    assert worst.count("1") / len(worst) == asgt["evaluation"]["worst_case_paper_eps"]
     assert asgt["evaluation"]["transfer_source"] == "standard" and records[0]["evaluation"]["transfer_source"] is None
     assert asgt["train"]["cpu_seconds"] > 0 and asgt["provenance"]["git"]["commit"]
     assert set(asgt["evaluation"]["cpu_seconds"]) == {"pgd", "report", "saliency"}
