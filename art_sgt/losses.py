@@ -44,9 +44,7 @@ def kl_divergence(
     >>> round(float(kl_divergence(torch.zeros(1, 2), torch.tensor([[0.0, 1.0]]))), 4)
     0.1201
     """
-    return F.kl_div(
-        _log_probs(q_logits, outputs), _log_probs(p_logits, outputs), reduction=reduction, log_target=True
-    )
+    return F.kl_div(_log_probs(q_logits, outputs), _log_probs(p_logits, outputs), reduction=reduction, log_target=True)
 
 
 def sgt_loss(
