@@ -51,6 +51,9 @@ nitpick_ignore_regex = [
     (r"py:.*", r"(Any|Callable|Iterator|Mapping|Sequence|Path|Union|Optional|Tensor|Module|Generator)"),
     (r"py:class", r"(int|float|str|bool|bytes|dict|list|tuple|type|None|object|slice|BaseException)"),
     (r"py:class", r"(nn|F)\..*"),
+    # Types of ART and Captum in the public signatures, shown by their short names.
+    (r"py:class", r"(PyTorchClassifier|EvasionAttack|Attribution)"),
+    (r"py:class", r"Fill"),
     (r"py:class", r"(optional|default|callable|array_like)"),
     # Private helpers (modules or names starting with "_") appear in signatures but are not documented.
     (r"py:.*", r"art_sgt(\.\w+)*\._\w+(\.\w+)*"),

@@ -12,7 +12,7 @@ import inspect
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from captum.attr import (
@@ -38,6 +38,9 @@ from art_sgt.evaluation._common import (
     resolve_model,
 )
 from art_sgt.saliency import make_saliency_fn
+
+if TYPE_CHECKING:
+    from art.estimators.classification import PyTorchClassifier
 
 __all__ = ["MethodSpec", "Method", "METHODS", "register_method", "get_method", "attribute", "compute_maps"]
 
@@ -266,7 +269,7 @@ def compute_maps(
 
 
 def attribute(
-    model: Any,
+    model: PyTorchClassifier | torch.nn.Module,
     x: Any,
     y: Any,
     method: Any = "saliency",

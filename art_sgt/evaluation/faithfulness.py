@@ -16,7 +16,7 @@ averaged over channels; ties go to the lower flat index), and LeRF at fraction `
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -25,6 +25,9 @@ import torch.nn.functional as F
 from art_sgt._validation import check_choice, check_fraction, check_non_negative, check_positive_int
 from art_sgt.evaluation._common import as_labels, as_tensor, batches, check_maps, frozen, resolve_model
 from art_sgt.masking import FILL_MODES, _mask_shape, _position_scores, apply_mask
+
+if TYPE_CHECKING:
+    from art.estimators.classification import PyTorchClassifier
 
 __all__ = [
     "FRACTIONS",
@@ -301,7 +304,7 @@ def _resolve_fill(fill: Any, is_image: bool, generator: torch.Generator) -> tupl
 
 
 def masking_curve(
-    model: Any,
+    model: PyTorchClassifier | torch.nn.Module,
     x: Any,
     y: Any,
     maps: Any,

@@ -8,7 +8,7 @@ functions of the maps, vectorised in torch, equal to Quantus's ``Sparseness`` an
 from __future__ import annotations
 
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -27,6 +27,9 @@ from art_sgt.evaluation._common import (
 )
 from art_sgt.evaluation.attribution import compute_maps, get_method
 
+if TYPE_CHECKING:
+    from art.estimators.classification import PyTorchClassifier
+
 __all__ = ["CHANNEL_REDUCTIONS", "infidelity", "sensitivity", "sparseness", "complexity"]
 
 
@@ -40,7 +43,7 @@ def _inputs_per_call(batch_size: int, n_perturb: int) -> int:
 
 
 def infidelity(
-    model: Any,
+    model: PyTorchClassifier | torch.nn.Module,
     x: Any,
     y: Any,
     maps: Any,
@@ -127,7 +130,7 @@ def infidelity(
 
 
 def sensitivity(
-    model: Any,
+    model: PyTorchClassifier | torch.nn.Module,
     x: Any,
     y: Any,
     method: Any = "saliency",

@@ -12,7 +12,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, is_dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -24,6 +24,9 @@ from art_sgt.evaluation.faithfulness import masking_curve
 from art_sgt.evaluation.metrics import complexity, infidelity, sensitivity, sparseness
 from art_sgt.evaluation.sanity import cascading_randomization, random_logit
 from art_sgt.evaluation.stability import adversarial_stability
+
+if TYPE_CHECKING:
+    from art.estimators.classification import PyTorchClassifier
 
 __all__ = ["METRICS", "SaliencyReport", "SaliencyEvaluator", "summarise"]
 
@@ -229,7 +232,7 @@ class SaliencyEvaluator:
 
     def __init__(
         self,
-        classifier: Any,
+        classifier: PyTorchClassifier | torch.nn.Module,
         methods: Sequence[Any] = ("saliency", "integrated_gradients"),
         metrics: Sequence[str] = METRICS,
         options: Mapping[str, Mapping[str, Any]] | None = None,

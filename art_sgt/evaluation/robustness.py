@@ -32,7 +32,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -55,6 +55,9 @@ from art_sgt.evaluation._art_attacks import (
     square_supported,
 )
 from art_sgt.evaluation.checklist import GradientMaskingCheck, run_checklist
+
+if TYPE_CHECKING:
+    from art.estimators.classification import PyTorchClassifier
 
 __all__ = [
     "ATTACKS",
@@ -260,7 +263,7 @@ def _costs(p: dict[str, Any], n: int, n_eps: int, names: Sequence[str], checklis
 
 
 def robustness_report(
-    classifier: Any,
+    classifier: PyTorchClassifier,
     x: np.ndarray,
     y: np.ndarray,
     eps: Sequence[float] | float = (0.1, 0.2, 0.3),
@@ -279,7 +282,7 @@ def robustness_report(
     strong_factor: int | None = None,
     large_eps: float | None = None,
     large_eps_iter: int | None = None,
-    transfer_from: Any = None,
+    transfer_from: PyTorchClassifier | None = None,
     alpha: float = 0.05,
     tolerance: float = 0.0,
     batch_size: int = 128,

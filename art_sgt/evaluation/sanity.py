@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -33,6 +33,9 @@ from art_sgt.evaluation._common import (
 )
 from art_sgt.evaluation.attribution import compute_maps, get_method
 from art_sgt.evaluation.similarity import Prepared, mean_similarity, similarities
+
+if TYPE_CHECKING:
+    from art.estimators.classification import PyTorchClassifier
 
 __all__ = [
     "RandomizationResult",
@@ -155,7 +158,7 @@ def _prepare(model: Any, x: Any, y: Any, batch_size: int) -> tuple[ResolvedModel
 
 
 def cascading_randomization(
-    model: Any,
+    model: PyTorchClassifier | torch.nn.Module,
     x: Any,
     y: Any,
     method: Any = "saliency",
@@ -236,7 +239,7 @@ def cascading_randomization(
 
 
 def random_logit(
-    model: Any,
+    model: PyTorchClassifier | torch.nn.Module,
     x: Any,
     y: Any,
     method: Any = "saliency",

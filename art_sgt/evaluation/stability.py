@@ -12,7 +12,7 @@ import contextlib
 import warnings
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -35,6 +35,9 @@ from art_sgt.evaluation.similarity import (
     similarities,
     top_k_intersection,
 )
+
+if TYPE_CHECKING:
+    from art.estimators.classification import PyTorchClassifier
 
 __all__ = [
     "EPS",
@@ -209,7 +212,7 @@ def _craft(
 
 
 def adversarial_stability(
-    classifier: Any,
+    classifier: PyTorchClassifier | torch.nn.Module,
     x: Any,
     y: Any,
     method: Any = "saliency",

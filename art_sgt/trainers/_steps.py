@@ -9,17 +9,22 @@ lines: ``_saliency_mask`` (the one place where saliency becomes a mask and a mas
 from __future__ import annotations
 
 import warnings
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
 from art_sgt._art import PreprocessedModel, check_pytorch_classifier, clip_bounds
 from art_sgt._validation import check_bool, check_choice, check_fraction, check_non_negative
-from art_sgt.masking import apply_mask, least_salient_mask
+from art_sgt.masking import Fill, apply_mask, least_salient_mask
 from art_sgt.saliency import SALIENCY_OF, bound_module, eval_mode, is_mode_independent, make_saliency_fn
 from art_sgt.trainers._options import check_fill
 from art_sgt.trainers._run_state import RunState, architecture_fingerprint
+
+if TYPE_CHECKING:
+    from art.estimators.classification import PyTorchClassifier
+    from captum.attr import Attribution
 
 __all__ = ["BatchSteps"]
 
@@ -44,12 +49,12 @@ class BatchSteps:
 
     def __init__(
         self,
-        classifier: Any,
+        classifier: PyTorchClassifier,
         mask_fraction: float = 0.5,
         kl_weight: float = 1.0,
-        saliency: Any = "gradient",
+        saliency: str | type | Attribution | Callable[..., torch.Tensor] = "gradient",
         absolute: bool = False,
-        fill: Any = "uniform",
+        fill: Fill = "uniform",
         saliency_of: str = "log_prob",
     ) -> None:
         check_pytorch_classifier("classifier", classifier, need_optimizer=True)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -11,7 +12,13 @@ from art_sgt._art import check_attacks, silence
 from art_sgt._validation import check_bool, check_choice, check_fraction
 from art_sgt.attacks import pgd, pgd_params_from_art
 from art_sgt.losses import asgt_loss
+from art_sgt.masking import Fill
 from art_sgt.trainers.base import SaliencyTrainerBase
+
+if TYPE_CHECKING:
+    from art.attacks.attack import EvasionAttack
+    from art.estimators.classification import PyTorchClassifier
+    from captum.attr import Attribution
 
 __all__ = ["SaliencyGuidedAdversarialTrainer"]
 
@@ -87,18 +94,18 @@ class SaliencyGuidedAdversarialTrainer(SaliencyTrainerBase):
 
     def __init__(
         self,
-        classifier: Any,
-        attacks: Any = None,
+        classifier: PyTorchClassifier,
+        attacks: EvasionAttack | Sequence[EvasionAttack] | None = None,
         mask_fraction: float = 0.5,
         kl_weight: float = 1.0,
-        saliency: Any = "gradient",
+        saliency: str | type | Attribution | Callable[..., torch.Tensor] = "gradient",
         absolute: bool = False,
-        fill: Any = "uniform",
+        fill: Fill = "uniform",
         saliency_target: str = "label",
         allow_transfer: bool = False,
         ratio: float = 0.5,
         saliency_of: str = "log_prob",
-        attack: Any = None,
+        attack: EvasionAttack | None = None,
     ) -> None:
         super().__init__(classifier, mask_fraction, kl_weight, saliency, absolute, fill, saliency_of)
         if (attacks is None) == (attack is None):
