@@ -79,8 +79,8 @@ class BatchSteps:
         self._outputs: str | None = None  # "logits" or "probabilities", seen on the first batch of a fit
         self._fused = False
         self._position = (0, 0, 0)  # (epoch, batch in the epoch, batch since the start) of the batch being trained
-        #: One record per epoch trained, across ``fit`` calls: ``epoch``, ``loss`` (mean training loss),
-        #: ``train_accuracy``, ``val_accuracy`` (with ``validation_data``) and ``seconds``.
+        #: One record per epoch trained, across ``fit`` calls (restored from the checkpoint on resume): ``epoch``,
+        #: ``loss`` (mean training loss), ``train_accuracy``, ``val_accuracy`` (with ``validation_data``), ``seconds``.
         self.history: list[dict[str, float]] = []
 
     def _config(self) -> dict[str, Any]:
