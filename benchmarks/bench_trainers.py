@@ -355,7 +355,29 @@ def main() -> None:
     if args.memory_epochs > 0:
         payload["setup"]["memory_epochs"] = args.memory_epochs
         payload["footprint"] = footprint(x, y, args)
+    else:  # keep the footprint of an earlier run (it records its own command as footprint_run)
+        earlier = _earlier_footprint(args.out)
+        if earlier:
+            payload["setup"]["memory_epochs"] = earlier.pop("memory_epochs")
+            payload.update(earlier)
     print(f"Wrote {write_json(args.out, payload)}")
+
+
+def _earlier_footprint(path: str) -> dict:
+    """The footprint section of the results file already at ``path``, if it has one."""
+    try:
+        with open(path) as handle:
+            earlier = json.load(handle)
+    except (OSError, ValueError):
+        return {}
+    if "footprint" not in earlier or "memory_epochs" not in earlier.get("setup", {}):
+        return {}
+    return {
+        "footprint": earlier["footprint"],
+        "footprint_run": earlier.get("footprint_run")
+        or {k: earlier[k] for k in ("command", "git", "date_utc") if k in earlier},
+        "memory_epochs": earlier["setup"]["memory_epochs"],
+    }
 
 
 if __name__ == "__main__":
