@@ -92,7 +92,8 @@ def _cli(results: Path) -> list[str]:
         f"{train['test_accuracy']:.4f} in {train['train_seconds']:.0f} s; `{_command(evaluation['command'])}` measured "
         f"clean accuracy "
         f"{robust['clean_accuracy']:.3f} on {robust['n_samples']} test images, worst case over "
-        f"{', '.join(robust['attacks'])}: {worst}; gradient-masking flags: {', '.join(robust['flags']) or 'none'}; "
+        f"{', '.join(robust['attacks'])} (attack budget '{robust['params'].get('budget', '?')}'): {worst}; "
+        f"gradient-masking flags: {', '.join(robust['flags']) or 'none'}; "
         f"saliency sparseness {summary['saliency']['sparseness']:.3f} (gradient), "
         f"{summary['integrated_gradients']['sparseness']:.3f} (integrated gradients).",
         "",
