@@ -6,13 +6,14 @@ from art_sgt.losses import asgt_loss, sgt_loss
 from art_sgt.masking import apply_mask, least_salient_mask
 from art_sgt.models import MnistCNN, make_classifier
 from art_sgt.saliency import input_gradient, make_saliency_fn
-from art_sgt.trainers import SaliencyGuidedAdversarialTrainer, SaliencyGuidedTrainer
+from art_sgt.trainers import CatastrophicOverfittingWarning, SaliencyGuidedAdversarialTrainer, SaliencyGuidedTrainer
 
 __version__ = "0.1.0"
 
 __all__ = [
     "SaliencyGuidedTrainer",
     "SaliencyGuidedAdversarialTrainer",
+    "CatastrophicOverfittingWarning",
     "load_mnist",
     "load_cifar10",
     "MnistCNN",

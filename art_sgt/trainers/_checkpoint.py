@@ -13,7 +13,9 @@ import torch
 
 __all__ = [
     "CHECKPOINT_NAME",
+    "BEST_NAME",
     "save_checkpoint",
+    "save_best",
     "load_checkpoint",
     "prepare_folder",
     "keep_previous",
@@ -23,6 +25,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 CHECKPOINT_NAME = "checkpoint.pt"
+BEST_NAME = "best.pt"
 _FORMAT = 2
 _TEMPORARY = ".checkpoint-*.tmp"
 
@@ -37,10 +40,22 @@ def save_checkpoint(directory: str | os.PathLike, payload: dict[str, Any]) -> Pa
     :param payload: Tensors, state dicts and plain Python values.
     :return: The path written.
     """
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    target = directory / CHECKPOINT_NAME
-    fd, tmp_name = tempfile.mkstemp(prefix=".checkpoint-", suffix=".tmp", dir=directory)
+    return _save_atomically(Path(directory) / CHECKPOINT_NAME, payload)
+
+
+def save_best(directory: str | os.PathLike, payload: dict[str, Any]) -> Path:
+    """Write the best epoch's ``payload`` to ``directory/best.pt``, atomically as :func:`save_checkpoint`.
+
+    :param directory: The checkpoint folder (created if missing).
+    :param payload: ``epoch``, ``measure``, ``score`` and the ``model`` state dict.
+    :return: The path written.
+    """
+    return _save_atomically(Path(directory) / BEST_NAME, payload)
+
+
+def _save_atomically(target: Path, payload: dict[str, Any]) -> Path:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=".checkpoint-", suffix=".tmp", dir=target.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
             torch.save({"format": _FORMAT, **payload}, handle)
@@ -97,21 +112,23 @@ def prepare_folder(directory: str | os.PathLike) -> None:
         logger.info("Removed %s, left over by an interrupted checkpoint write.", stale)
 
 
-def keep_previous(directory: str | os.PathLike) -> Path | None:
-    """Move a checkpoint of an earlier run aside, as ``checkpoint.previous-<UTC time>-<pid>.pt``, with a warning.
+def keep_previous(directory: str | os.PathLike, name: str = CHECKPOINT_NAME) -> Path | None:
+    """Move a file of an earlier run aside, as ``<stem>.previous-<UTC time>-<pid>.pt``, with a warning.
 
     A fresh run (``resume=False``) calls this before its first write, so it never overwrites another run's
-    checkpoint (and a run that fails before writing leaves it where it was).
+    checkpoint or best weights (and a run that fails before writing leaves them where they were).
 
     :param directory: The checkpoint folder.
-    :return: The new path of the earlier checkpoint, or ``None`` if there was none.
+    :param name: The file: :data:`CHECKPOINT_NAME` or :data:`BEST_NAME`.
+    :return: The new path of the earlier file, or ``None`` if there was none.
     """
-    existing = Path(directory) / CHECKPOINT_NAME
+    existing = Path(directory) / name
     if not existing.is_file():
         return None
-    kept = existing.with_name(f"checkpoint.previous-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{os.getpid()}.pt")
+    stamp = f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{os.getpid()}"
+    kept = existing.with_name(f"{existing.stem}.previous-{stamp}.pt")
     os.replace(existing, kept)
-    logger.warning("checkpoint_dir held a checkpoint of an earlier run (resume=False): it is kept as %s.", kept)
+    logger.warning("checkpoint_dir held %s of an earlier run (resume=False): it is kept as %s.", name, kept)
     return kept
 
 

@@ -12,6 +12,7 @@ import torch
 from art_sgt._validation import (
     check_array,
     check_bool,
+    check_choice,
     check_finite,
     check_labels,
     check_positive_int,
@@ -19,7 +20,9 @@ from art_sgt._validation import (
 )
 from art_sgt.masking import FILL_MODES
 from art_sgt.trainers import _checkpoint as ckpt
+from art_sgt.trainers._robust_validation import RobustValidation, check_robust_validation
 from art_sgt.trainers._run_state import Ranks
+from art_sgt.trainers._selection import KEEP_BEST
 
 __all__ = ["check_fill", "inputs_to_device", "RunOptions", "check_run_options", "PER_BATCH_SCHEDULERS"]
 
@@ -103,6 +106,26 @@ class RunOptions:
     drop_last: bool = False
     training_mode: bool = True
     allow_config_change: bool = False
+    robust: RobustValidation | None = None
+    keep_best: str | None = None
+
+    @property
+    def best_measure(self) -> str | None:
+        """The epoch-record field ``keep_best`` maximises: ``robust_val_accuracy``, ``val_accuracy`` (``"clean"``
+        with ``validation_data``), ``robust_val_clean_accuracy`` (``"clean"`` with only ``robust_validation``),
+        or ``None``."""
+        if self.keep_best == "robust":
+            return "robust_val_accuracy"
+        if self.keep_best == "clean":
+            return "val_accuracy" if self.validation is not None else "robust_val_clean_accuracy"
+        return None
+
+    def run_config(self) -> dict[str, Any]:
+        """The options that belong to the run's recorded configuration (compared on resume).
+
+        :return: ``keep_best`` and the robust-validation attack's description (``None`` without one).
+        """
+        return {"keep_best": self.keep_best, "robust_eval": None if self.robust is None else self.robust.config()}
 
     @property
     def scheduler_per_batch(self) -> bool:
@@ -135,6 +158,9 @@ def check_run_options(
     resume: Any,
     allow_config_change: Any,
     kwargs: dict[str, Any],
+    robust_validation: Any = None,
+    robust_eval: Any = None,
+    keep_best: Any = None,
 ) -> RunOptions:
     """Check the options shared by ``fit`` and ``fit_generator`` (see their docstrings).
 
@@ -143,9 +169,10 @@ def check_run_options(
 
     :return: The checked options; the checkpoint is already read when resuming, and the checkpoint folder is
         checked writable (and cleaned of temporary files left by a killed write).
-    :raises TypeError: For an unknown keyword or a value of the wrong type (a scheduler without ``step()``).
+    :raises TypeError: For an unknown keyword or a value of the wrong type (a scheduler without ``step()``, a
+        ``robust_eval`` that is not an ART evasion attack).
     :raises ValueError: For an out-of-range value, a scheduler on another optimizer, ``resume`` without a folder,
-        or a checkpoint folder that cannot be written.
+        a checkpoint folder that cannot be written, or a ``keep_best`` without the validation it needs.
     :raises FileNotFoundError: If ``resume`` is set and the folder holds no checkpoint.
     """
     classifier = trainer.get_classifier()
@@ -169,18 +196,30 @@ def check_run_options(
     allow_config_change = check_bool("allow_config_change", allow_config_change)
     if resume and checkpoint_dir is None:
         raise ValueError("resume=True needs checkpoint_dir, the folder holding the checkpoint to resume from.")
+    validation = _pair_to_device(classifier, "validation_data", validation_data)
+    robust = check_robust_validation(
+        trainer, _pair_to_device(classifier, "robust_validation", robust_validation), robust_eval
+    )
+    if keep_best is not None:
+        keep_best = check_choice("keep_best", keep_best, KEEP_BEST)
+    if keep_best == "robust" and robust is None:
+        raise ValueError("keep_best='robust' needs robust_validation=(x_val, y_val), the set it is measured on.")
+    if keep_best == "clean" and validation is None and robust is None:
+        raise ValueError("keep_best='clean' needs validation_data or robust_validation, the set it is measured on.")
     payload = ckpt.load_checkpoint(checkpoint_dir, classifier.device) if resume else None
-    validation = None
-    if validation_data is not None:
-        if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
-            raise TypeError("validation_data must be a tuple (x_val, y_val) or None.")
-        validation = inputs_to_device(
-            classifier, torch.device(classifier.device), "validation_data[0]", validation_data[0],
-            "validation_data[1]", validation_data[1],
-        )  # fmt: skip
     if checkpoint_dir is not None and Ranks.current().rank == 0:
         ckpt.prepare_folder(checkpoint_dir)
     return RunOptions(
         nb_epochs, scheduler, seed, validation, checkpoint_dir, checkpoint_every, payload, verbose,
-        drop_last, training_mode, allow_config_change,
+        drop_last, training_mode, allow_config_change, robust, keep_best,
     )  # fmt: skip
+
+
+def _pair_to_device(classifier: Any, name: str, pair: Any) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """A user's ``(x, y)`` pair (``validation_data``, ``robust_validation``) checked and on the device."""
+    if pair is None:
+        return None
+    if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+        raise TypeError(f"{name} must be a tuple (x_val, y_val) or None, got {type(pair).__name__}.")
+    device = torch.device(classifier.device)
+    return inputs_to_device(classifier, device, f"{name}[0]", pair[0], f"{name}[1]", pair[1])

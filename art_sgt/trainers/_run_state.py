@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from art_sgt.trainers import _checkpoint as ckpt
+from art_sgt.trainers._selection import EpochSelection
 
 __all__ = [
     "RunState",
@@ -213,7 +214,8 @@ def resolve_seed(seed: int | None, ranks: Ranks, device: torch.device) -> int:
 
 
 class RunState:
-    """Seeding, random states, deferred interrupt, checkpoints and per-rank gathering of one ``fit`` call.
+    """Seeding, random states, deferred interrupt, checkpoints, per-rank gathering and the choice of the epoch
+    kept (``keep_best``) of one ``fit`` call.
 
     :param trainer: The trainer (its classifier, fill/PGD-start generator ``_noise`` and ``history``).
     :param options: The checked options of the call (:class:`art_sgt.trainers._options.RunOptions`).
@@ -237,6 +239,8 @@ class RunState:
         self._consistent = True  # the model still holds the weights of the last batch boundary
         self._rng: dict[str, Any] | None = None
         self._interrupt: DeferredInterrupt | None = None
+        self.selection = EpochSelection(options.keep_best, options.best_measure)
+        trainer.best_epoch, trainer.best_score, trainer.best_measure = None, None, options.best_measure
         if self.payload is not None:
             self._check_resumable()
 
@@ -288,6 +292,27 @@ class RunState:
                 logger.warning("Interrupted: checkpoint written to %s (continue with resume=True).", path)
             self._writer = False  # written: the KeyboardInterrupt below must not write again
             raise KeyboardInterrupt
+
+    def select(self, record: dict[str, Any]) -> None:
+        """An epoch's record is complete: run the overfitting guard and keep the epoch if it is the best so far
+        (rank 0 writes its weights to ``best.pt`` in the checkpoint folder).
+
+        :param record: The epoch's record (the guard adds ``catastrophic_overfitting`` to it).
+        """
+        if self.selection.update(record, self.classifier.model, speak=self.ranks.rank == 0) and self._writer:
+            self._write(ckpt.save_best, self.selection.file_payload())
+
+    def finish(self) -> str | None:
+        """The run is done: with ``keep_best``, load the best epoch's weights into the model.
+
+        :return: The line saying which epoch is kept (``None`` without ``keep_best``).
+        """
+        selection = self.selection
+        selection.restore(self.classifier.model)
+        self.trainer.best_epoch, self.trainer.best_score = selection.epoch, selection.score
+        if selection.epoch is None:
+            return None
+        return f"keeping epoch {selection.epoch} of {self.options.nb_epochs}: {selection.measure} {selection.score:.4f}"
 
     def after_epoch(self, epoch: int) -> None:
         """Epoch ``epoch`` is done: write a checkpoint when one is due.
@@ -348,12 +373,20 @@ class RunState:
             "rng": self._rng,
             "noise_per_rank": noise_per_rank,
             "history": list(self.trainer.history),
+            "selection": self.selection.state_dict(),
         }
+        return self._write(ckpt.save_checkpoint, state)
+
+    def _write(self, save: Any, payload: dict[str, Any]) -> Any:
+        """Write one file of the checkpoint folder with ``save`` (a fresh run first moves an earlier run's files
+        aside)."""
+        directory = self.options.checkpoint_dir
         try:
             if not self._wrote:
-                ckpt.keep_previous(self.options.checkpoint_dir)
+                ckpt.keep_previous(directory)
+                ckpt.keep_previous(directory, ckpt.BEST_NAME)
             self._wrote = True
-            return ckpt.save_checkpoint(self.options.checkpoint_dir, state)
+            return save(directory, payload)
         except OSError as err:
             raise ckpt.rescue(self.classifier.model.state_dict(), err) from err
 
@@ -390,5 +423,6 @@ class RunState:
                 self.trainer._noise.manual_seed(seed)
                 logger.warning("The checkpoint has no random state for rank %d: it draws a new one.", self.ranks.rank)
         self.trainer.history = list(payload["history"])
+        self.selection.load_state_dict(payload.get("selection"))
         self.epoch, self.batch = int(payload["epoch"]), int(payload["batch"])
         logger.info("Resuming %s at epoch %d, batch %d.", type(self.trainer).__name__, self.epoch + 1, self.batch)

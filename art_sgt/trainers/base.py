@@ -4,7 +4,9 @@
 :meth:`SaliencyTrainerBase._loop`; a subclass only says how a batch's loss is formed (``_batch_loss``), from two
 building blocks of :class:`~art_sgt.trainers._steps.BatchSteps` (saliency then mask, and the train-mode
 forwards). Seeds, random states, Ctrl-C, checkpoints and ranks are the business
-of :class:`~art_sgt.trainers._run_state.RunState`.
+of :class:`~art_sgt.trainers._run_state.RunState`; the robust-validation measurement is
+:mod:`art_sgt.trainers._robust_validation`'s, the choice of the epoch kept and the catastrophic-overfitting
+guard :mod:`art_sgt.trainers._selection`'s.
 """
 
 from __future__ import annotations
@@ -20,9 +22,9 @@ from art.defences.trainer.trainer import Trainer
 from tqdm.auto import tqdm
 
 from art_sgt._validation import check_positive_int
-from art_sgt.saliency import eval_mode
 from art_sgt.trainers._data import ArrayBatches, GeneratorBatches, batch_bounds
 from art_sgt.trainers._options import RunOptions, check_run_options, inputs_to_device
+from art_sgt.trainers._robust_validation import batched_accuracy
 from art_sgt.trainers._run_state import RunState
 from art_sgt.trainers._steps import BatchSteps
 
@@ -49,6 +51,14 @@ class SaliencyTrainerBase(BatchSteps, Trainer, abc.ABC):
     :raises ValueError: If the classifier has no optimizer, is channels-last or has a label-mixing preprocessor,
         a Captum instance is bound to another model, or an argument is out of range.
     """
+
+    #: With ``keep_best``: the epoch (1-based, of the last ``fit`` call) whose weights the model ended with.
+    best_epoch: int | None = None
+    #: With ``keep_best``: that epoch's value of :attr:`best_measure`.
+    best_score: float | None = None
+    #: With ``keep_best``: the history field it maximises (``"robust_val_accuracy"``, ``"val_accuracy"`` or
+    #: ``"robust_val_clean_accuracy"``).
+    best_measure: str | None = None
 
     # ------------------------------------------------------------------ the seam subclasses fill in
     @abc.abstractmethod
@@ -81,6 +91,9 @@ class SaliencyTrainerBase(BatchSteps, Trainer, abc.ABC):
         checkpoint_every: int = 1,
         resume: bool = False,
         allow_config_change: bool = False,
+        robust_validation: tuple[np.ndarray, np.ndarray] | None = None,
+        robust_eval: Any = None,
+        keep_best: str | None = None,
         **kwargs: Any,
     ) -> None:
         """Train the classifier's model in place.
@@ -111,11 +124,33 @@ class SaliencyTrainerBase(BatchSteps, Trainer, abc.ABC):
             optimizer type) is compared with this run's before anything is loaded; a difference is refused.
         :param allow_config_change: Resume even though trainer parameters, attacks, batch size or seed differ
             (a warning names them); a different trainer, architecture or optimizer type is always refused.
+        :param robust_validation: Optional ``(x_val, y_val)`` held out for robust validation (never the test
+            set): after every epoch, the history records ``robust_val_accuracy`` (under ``robust_eval``),
+            ``robust_val_clean_accuracy`` and ``single_step_val_accuracy`` (FGSM at ``robust_eval``'s eps and
+            norm, without random start) on it, and the catastrophic-overfitting guard runs: when robust accuracy
+            falls at least 0.2 below its best so far while single-step accuracy exceeds it by at least 0.3, a
+            ``CatastrophicOverfittingWarning`` names the epoch and the record holds
+            ``catastrophic_overfitting: True``. Measured in eval mode, batched, on the classifier's device,
+            through its preprocessing, with fixed random draws that leave training's random streams untouched.
+        :param robust_eval: The ART evasion attack on this classifier that ``robust_val_accuracy`` is measured
+            under (PGD, BIM and FGSM run on the on-device fast path, equal to ART's ``generate`` without random
+            start; any other attack runs its ``generate``). ``None``: for ASGT, a 10-step PGD at the first
+            training attack's eps and norm with step eps / 4 and no random start; SGT has no training eps, so
+            ``robust_validation`` needs ``robust_eval``. Recorded in the run's configuration.
+        :param keep_best: ``"robust"`` (needs ``robust_validation``: the highest ``robust_val_accuracy``),
+            ``"clean"`` (the highest ``val_accuracy`` on ``validation_data``, else ``robust_val_clean_accuracy``)
+            or ``None`` (default: the last epoch's weights). The model ends with the weights of the best epoch
+            (the earliest on ties), named by :attr:`best_epoch`, :attr:`best_measure` and :attr:`best_score` and
+            logged; with ``checkpoint_dir`` they are also written to ``best.pt`` whenever an epoch becomes the
+            best (``{"epoch", "measure", "score", "model"}``), and ``checkpoint.pt`` keeps the last epoch's
+            weights for resuming. The choice so far travels in the checkpoint, so a resumed run keeps the epoch
+            an uninterrupted one keeps. Recorded in the run's configuration.
         :param kwargs: ART's ``PyTorchClassifier.fit`` keywords ``drop_last`` (bool) and ``training_mode``
             (bool: ``False`` trains with the model in eval mode).
         :raises TypeError: For an unknown keyword argument or an argument of the wrong type.
-        :raises ValueError: For inputs of the wrong shape, range or content, an unwritable ``checkpoint_dir`` or a
-            checkpoint of another run, before any training.
+        :raises ValueError: For inputs of the wrong shape, range or content, an unwritable ``checkpoint_dir``, a
+            checkpoint of another run, or a ``keep_best`` or ``robust_eval`` without the set it needs, before any
+            training.
         :raises NotImplementedError: For a targeted attack (ASGT), as ART's ``AdversarialTrainer`` does.
         :raises FloatingPointError: If the loss or a saliency map becomes non-finite (the message names epoch and
             batch).
@@ -126,9 +161,10 @@ class SaliencyTrainerBase(BatchSteps, Trainer, abc.ABC):
         batch_size = check_positive_int("batch_size", batch_size)
         options = check_run_options(
             self, validation_data, nb_epochs, scheduler, seed, verbose, checkpoint_dir, checkpoint_every, resume,
-            allow_config_change, kwargs,
+            allow_config_change, kwargs, robust_validation, robust_eval, keep_best,
         )  # fmt: skip
-        state = RunState(self, options, {**self._config(), "batch_size": batch_size, "seed": seed})
+        config = {**self._config(), "batch_size": batch_size, "seed": seed, **options.run_config()}
+        state = RunState(self, options, config)
         world = state.ranks.world
         bounds = batch_bounds(len(x_t), batch_size, options.drop_last, self._min_batch(world), world)
         self._prepare_forwards(x_t[:8], state)
@@ -148,6 +184,9 @@ class SaliencyTrainerBase(BatchSteps, Trainer, abc.ABC):
         checkpoint_every: int = 1,
         resume: bool = False,
         allow_config_change: bool = False,
+        robust_validation: tuple[np.ndarray, np.ndarray] | None = None,
+        robust_eval: Any = None,
+        keep_best: str | None = None,
         **kwargs: Any,
     ) -> None:
         """Train from an ART ``DataGenerator`` (its ``get_batch()`` yields numpy ``(x, y)`` batches).
@@ -176,9 +215,10 @@ class SaliencyTrainerBase(BatchSteps, Trainer, abc.ABC):
         source = GeneratorBatches(generator, convert, self._min_batch(1))
         options = check_run_options(
             self, validation_data, nb_epochs, scheduler, seed, verbose, checkpoint_dir, checkpoint_every, resume,
-            allow_config_change, kwargs,
+            allow_config_change, kwargs, robust_validation, robust_eval, keep_best,
         )  # fmt: skip
-        state = RunState(self, options, {**self._config(), "batch_size": generator.batch_size, "seed": seed})
+        config = {**self._config(), "batch_size": generator.batch_size, "seed": seed, **options.run_config()}
+        state = RunState(self, options, config)
         self._prepare_forwards(None, state)
         with state.running():
             self._loop(source, state, options)
@@ -224,6 +264,9 @@ class SaliencyTrainerBase(BatchSteps, Trainer, abc.ABC):
                     bar.update(1)
             self._end_epoch(epoch, totals, options, started, state)
             state.after_epoch(epoch)
+        kept = state.finish()
+        if kept is not None and state.ranks.rank == 0:
+            _say(kept, options)
 
     def _end_epoch(
         self, epoch: int, totals: torch.Tensor, options: RunOptions, started: float, state: RunState
@@ -235,21 +278,14 @@ class SaliencyTrainerBase(BatchSteps, Trainer, abc.ABC):
         record = {"epoch": epoch + 1, "loss": loss_sum / max(count, 1), "train_accuracy": correct / max(count, 1)}
         options.step_scheduler(per_batch=False, epoch_loss=record["loss"])
         if options.validation is not None:
-            record["val_accuracy"] = self._accuracy(*options.validation)
+            record["val_accuracy"] = batched_accuracy(self._attack_net, *options.validation)
+        if options.robust is not None:
+            record.update(options.robust.measure(self._attack_net, state.ranks))
+        state.select(record)
         record["seconds"] = time.perf_counter() - started
         self.history.append(record)
         if state.ranks.rank == 0:
             _report(record, options)
-
-    @torch.no_grad()
-    def _accuracy(self, x: torch.Tensor, y: torch.Tensor, batch_size: int = 512) -> float:
-        correct = torch.zeros((), dtype=torch.int64, device=self._device)
-        with eval_mode(self._attack_net):
-            for start in range(0, len(x), batch_size):
-                correct += (
-                    self._attack_net(x[start : start + batch_size]).argmax(1) == y[start : start + batch_size]
-                ).sum()
-        return int(correct) / len(x)
 
 
 def _check_finite(loss: torch.Tensor, epoch: int, batch: int) -> None:
@@ -266,9 +302,13 @@ def _batch_totals(loss: torch.Tensor, logits: torch.Tensor, y: torch.Tensor) -> 
         return torch.stack([loss.detach() * len(y), (logits.argmax(1) == y).sum(), n]).double()
 
 
-def _report(record: dict[str, float], options: RunOptions) -> None:
-    text = ", ".join(f"{k} {v:.4f}" for k, v in record.items() if k not in ("epoch", "seconds"))
-    line = f"epoch {record['epoch']}/{options.nb_epochs}: {text} ({record['seconds']:.1f}s)"
+def _report(record: dict[str, Any], options: RunOptions) -> None:
+    shown = {k: v for k, v in record.items() if k not in ("epoch", "seconds") and v is not False}
+    text = ", ".join(k if v is True else f"{k} {v:.4f}" for k, v in shown.items())
+    _say(f"epoch {record['epoch']}/{options.nb_epochs}: {text} ({record['seconds']:.1f}s)", options)
+
+
+def _say(line: str, options: RunOptions) -> None:
     logger.info(line)
     if options.verbose:
         tqdm.write(line)
