@@ -4,6 +4,7 @@ Examples::
 
     art-sgt train --trainer sgt --dataset mnist --epochs 3 --save-model models/mnist_sgt.pt
     art-sgt train --trainer asgt --dataset cifar10 --checkpoint-dir ckpt/ --resume
+    art-sgt train --trainer asgt --dataset mnist --robust-val 1000 --keep-best robust
     art-sgt evaluate --model models/mnist_sgt.pt --n 1000
     art-sgt reproduce --dataset mnist --profile quick
 
@@ -112,6 +113,7 @@ def _add_train(sub: Any) -> None:
         epilog=_epilog(
             "art-sgt train --trainer sgt --dataset mnist --epochs 3 --save-model models/mnist_sgt.pt",
             "art-sgt train --trainer asgt --dataset cifar10 --checkpoint-dir ckpt/ --resume",
+            "art-sgt train --trainer asgt --dataset mnist --robust-val 1000 --keep-best robust",
             "torchrun --standalone --nproc_per_node=4 -m art_sgt.cli train --dataset cifar10",
         ),
     )
@@ -138,6 +140,23 @@ def _add_train(sub: Any) -> None:
         "--eps-step", type=non_negative, default=None, help="asgt: PGD step (default: 2.5 * eps / pgd-steps, Madry)"
     )
     train.add_argument("--pgd-steps", type=positive_int, default=10, help="asgt: PGD iterations")
+    train.add_argument(
+        "--robust-val",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="hold out the LAST N training images (after --limit; never the test set) as a robust-validation set "
+        "and train on the rest: after every epoch, accuracy on it clean, under a 10-step PGD at --eps (step eps/4, "
+        "no random start) and under FGSM at --eps, with the catastrophic-overfitting guard; the per-epoch "
+        "val_accuracy on test images is then left out, so that no choice sees the test set",
+    )
+    train.add_argument(
+        "--keep-best",
+        choices=("robust", "clean", "none"),
+        default="none",
+        help="end with the weights of the epoch with the best robust (or clean) accuracy on the --robust-val set "
+        "(needs --robust-val; with --checkpoint-dir also written to best.pt)",
+    )
     train.add_argument(
         "--checkpoint-dir", metavar="DIR", default=None, help="write checkpoint.pt into this folder every epoch"
     )
@@ -345,10 +364,20 @@ def _train(args: argparse.Namespace, report: Callable[[dict[str, Any]], None]) -
         args.eps = DATASETS[args.dataset].train_eps
     if args.resume and args.checkpoint_dir is None:
         raise UserError("--resume needs --checkpoint-dir (the folder holding checkpoint.pt).")
+    if args.keep_best != "none" and args.robust_val is None:
+        raise UserError(f"--keep-best {args.keep_best} needs --robust-val N (the held-out images it is measured on).")
     _check_writable(args.save_model, "--save-model")
     _check_writable(_results_path(args), "--out")
     _check_writable(args.checkpoint_dir, "--checkpoint-dir", folder=True)
     (x_train, y_train), (x_test, y_test) = _load_data(args.dataset, args.data_dir, args.limit)
+    validation = {"validation_data": (x_test[:2000], y_test[:2000])}
+    if args.robust_val is not None:
+        if args.robust_val >= len(x_train):
+            raise UserError(
+                f"--robust-val {args.robust_val} must leave training images: there are {len(x_train)} in all."
+            )
+        validation = {"robust_validation": (x_train[-args.robust_val :], y_train[-args.robust_val :])}
+        x_train, y_train = x_train[: -args.robust_val], y_train[: -args.robust_val]
     args.rank, args.created_group = _join_torchrun(args.device)
     torch.manual_seed(args.seed)
     shape = DATASETS[args.dataset].input_shape
@@ -367,11 +396,15 @@ def _train(args: argparse.Namespace, report: Callable[[dict[str, Any]], None]) -
         trainer = SaliencyGuidedAdversarialTrainer(classifier, attack, **options)
     else:
         trainer = SaliencyGuidedTrainer(classifier, **options)
+    if args.robust_val is not None:
+        from art_sgt.trainers._robust_validation import default_robust_eval
+
+        validation["robust_eval"] = default_robust_eval(classifier, args.eps)
     start = time.perf_counter()
     trainer.fit(
-        x_train, y_train, validation_data=(x_test[:2000], y_test[:2000]), batch_size=args.batch_size,
-        nb_epochs=args.epochs, seed=args.seed, verbose=not args.quiet, checkpoint_dir=args.checkpoint_dir,
-        resume=args.resume,
+        x_train, y_train, batch_size=args.batch_size, nb_epochs=args.epochs, seed=args.seed, verbose=not args.quiet,
+        checkpoint_dir=args.checkpoint_dir, resume=args.resume,
+        keep_best=None if args.keep_best == "none" else args.keep_best, **validation,
     )  # fmt: skip
     seconds = time.perf_counter() - start
     errors: list[str] = []
@@ -388,13 +421,16 @@ def _train(args: argparse.Namespace, report: Callable[[dict[str, Any]], None]) -
         path, error = _write_or_keep(write_model, args.save_model, "--save-model")
         print(f"saved model to {path}")
         errors += [error] if error else []
+    if trainer.best_epoch is not None:
+        print(f"kept epoch {trainer.best_epoch} of {args.epochs}: {trainer.best_measure} {trainer.best_score:.4f}")
     accuracy = float((classifier.predict(x_test, batch_size=1000).argmax(1) == y_test.argmax(1)).mean())
     print(f"test accuracy {accuracy:.4f} on {len(x_test)} images ({seconds:.0f}s)")
     config = {k: v for k, v in vars(args).items() if k not in ("quiet", "rank", "created_group")}
     world = torch.distributed.get_world_size() if torch.distributed.is_initialized() else 1
     report({
         "config": config, "world_size": world, "test_accuracy": accuracy, "train_seconds": seconds,
-        "history": trainer.history,
+        "history": trainer.history, "best_epoch": trainer.best_epoch, "best_measure": trainer.best_measure,
+        "best_score": trainer.best_score,
     })  # fmt: skip
     return errors
 

@@ -69,6 +69,42 @@ def test_asgt_training_and_evaluation(data_dir, tmp_path):
     assert set(evaluation["saliency"]["results"]) == {"saliency", "integrated_gradients"}
 
 
+def test_robust_val_holds_out_the_last_training_images_and_keeps_the_best_epoch(data_dir, tmp_path, monkeypatch):
+    from art_sgt.trainers import SaliencyGuidedTrainer
+
+    seen = {}
+    fit = SaliencyGuidedTrainer.fit
+
+    def spy(self, x, y, **kwargs):
+        seen.update(x=x, **kwargs)
+        return fit(self, x, y, **kwargs)
+
+    monkeypatch.setattr(SaliencyGuidedTrainer, "fit", spy)
+    result, saved = _train(data_dir, tmp_path, "best", "--epochs", "2", "--robust-val", "32", "--keep-best", "robust")
+    (x_train, _), _ = cli._load_data("mnist", str(data_dir))
+    x_val, _ = seen["robust_validation"]
+    assert len(seen["x"]) == 64 and (x_val == x_train[-32:]).all() and (seen["x"] == x_train[:64]).all()
+    assert "validation_data" not in seen and seen["robust_eval"].eps == pytest.approx(0.3)  # mnist's eps
+    robust = [record["robust_val_accuracy"] for record in result["history"]]
+    assert {"robust_val_clean_accuracy", "single_step_val_accuracy", "catastrophic_overfitting"} <= set(
+        result["history"][0]
+    )
+    assert result["best_epoch"] == 1 + robust.index(max(robust)) and result["best_measure"] == "robust_val_accuracy"
+    assert result["best_score"] == max(robust) and result["config"]["robust_val"] == 32
+    assert result["config"]["keep_best"] == "robust"
+
+
+def test_keep_best_without_robust_val_is_refused_before_loading_data(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(cli, "_load_data", lambda *a, **k: pytest.fail("loaded data before checking options"))
+    line = _one_line_error(capsys, ["train", "--keep-best", "clean", "--out", str(tmp_path / "r")])
+    assert "--keep-best clean needs --robust-val" in line
+
+
+def test_robust_val_must_leave_training_images(data_dir, tmp_path, capsys):
+    argv = ["train", "--data-dir", str(data_dir), "--robust-val", "96", "--out", str(tmp_path / "r")]
+    assert "--robust-val 96 must leave training images: there are 96" in _one_line_error(capsys, argv)
+
+
 @pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed is not available")
 def test_train_under_torchrun_with_two_processes(data_dir, tmp_path):
     out = tmp_path / "ddp.json"
