@@ -54,7 +54,7 @@ class SaliencyTrainerBase(BatchSteps, Trainer, abc.ABC):
 
     #: With ``keep_best``: the epoch (1-based, of the last ``fit`` call) whose weights the model ended with.
     best_epoch: int | None = None
-    #: With ``keep_best``: that epoch's value of :attr:`best_measure`.
+    #: With ``keep_best``: that epoch's value of ``best_measure``.
     best_score: float | None = None
     #: With ``keep_best``: the history field it maximises (``"robust_val_accuracy"``, ``"val_accuracy"`` or
     #: ``"robust_val_clean_accuracy"``).
@@ -140,7 +140,7 @@ class SaliencyTrainerBase(BatchSteps, Trainer, abc.ABC):
         :param keep_best: ``"robust"`` (needs ``robust_validation``: the highest ``robust_val_accuracy``),
             ``"clean"`` (the highest ``val_accuracy`` on ``validation_data``, else ``robust_val_clean_accuracy``)
             or ``None`` (default: the last epoch's weights). The model ends with the weights of the best epoch
-            (the earliest on ties), named by :attr:`best_epoch`, :attr:`best_measure` and :attr:`best_score` and
+            (the earliest on ties), named by ``trainer.best_epoch``, ``best_measure`` and ``best_score`` and
             logged; with ``checkpoint_dir`` they are also written to ``best.pt`` whenever an epoch becomes the
             best (``{"epoch", "measure", "score", "model"}``), and ``checkpoint.pt`` keeps the last epoch's
             weights for resuming. The choice so far travels in the checkpoint, so a resumed run keeps the epoch
