@@ -132,8 +132,8 @@ class EpochSelection:
             f"{record['robust_val_accuracy']:.4f} (best so far {self.best_robust:.4f}) while "
             f"single_step_val_accuracy is {record['single_step_val_accuracy']:.4f}; {then}."
         )
-        logger.warning(message)
-        warnings.warn(message, CatastrophicOverfittingWarning, stacklevel=6)  # at the caller of fit
+        # the epoch line that the loop logs names it too; the warning points at the caller of fit
+        warnings.warn(message, CatastrophicOverfittingWarning, stacklevel=7)
 
     def restore(self, model: nn.Module) -> None:
         """Load the best epoch's weights into ``model`` (nothing without ``keep_best``).
