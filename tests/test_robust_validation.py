@@ -72,12 +72,17 @@ def test_robust_accuracy_equals_arts_pgd_on_the_last_epochs_weights():
     assert trainer.best_epoch is None and trainer.best_measure is None
 
 
-def test_asgt_default_is_a_ten_step_pgd_at_the_training_eps():
+@pytest.mark.parametrize(("norm", "eps"), [(np.inf, EPS), (2, 2.0)])
+def test_asgt_default_is_a_ten_step_pgd_at_the_training_eps_and_norm(norm, eps):
     classifier = make_classifier()
-    attack = ProjectedGradientDescent(classifier, eps=EPS, eps_step=0.1, max_iter=2, num_random_init=1, verbose=False)
+    attack = ProjectedGradientDescent(classifier, norm=norm, eps=eps, eps_step=eps / 2, max_iter=2, num_random_init=1,
+                                      verbose=False)  # fmt: skip
     trainer = SaliencyGuidedAdversarialTrainer(classifier, attack)
     trainer.fit(X, Y, nb_epochs=1, batch_size=16, seed=0, verbose=False, robust_validation=(X_VAL, Y_VAL))
-    assert trainer.history[-1]["robust_val_accuracy"] == _art_accuracy(classifier, _pgd(classifier))
+    record = trainer.history[-1]
+    assert record["robust_val_accuracy"] == pytest.approx(_art_accuracy(classifier, _pgd(classifier, eps, norm=norm)))
+    fgsm = FastGradientMethod(classifier, norm=norm, eps=eps, eps_step=eps)
+    assert record["single_step_val_accuracy"] == pytest.approx(_art_accuracy(classifier, fgsm))
 
 
 def test_an_attack_off_the_fast_path_runs_its_generate():

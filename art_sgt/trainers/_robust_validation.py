@@ -78,7 +78,7 @@ def default_robust_eval(classifier: Any, eps: float, norm: Any = "inf") -> Any:
 
     :param classifier: The classifier being trained.
     :param eps: The attack radius, > 0.
-    :param norm: ``"inf"`` (or ``numpy.inf``) or ``2``.
+    :param norm: ``"inf"`` (or ``numpy.inf``) or ``2`` (or ``"2"``).
     :return: The attack.
     :raises ValueError: If ``eps`` is not > 0.
     """
@@ -87,7 +87,7 @@ def default_robust_eval(classifier: Any, eps: float, norm: Any = "inf") -> Any:
     if not eps > 0:
         raise ValueError(f"the robust-validation attack needs an eps > 0, got {eps!r}; pass robust_eval.")
     return ProjectedGradientDescent(
-        classifier, norm=np.inf if norm == "inf" else norm, eps=eps, eps_step=eps / 4, max_iter=DEFAULT_MAX_ITER,
+        classifier, norm=np.inf if norm in ("inf", np.inf) else 2, eps=eps, eps_step=eps / 4, max_iter=DEFAULT_MAX_ITER,
         num_random_init=0, verbose=False,
     )  # fmt: skip
 
