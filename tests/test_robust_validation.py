@@ -208,6 +208,15 @@ def test_a_checkpoint_without_a_selection_still_resumes(tmp_path):
     assert len(trainer.history) == 2
 
 
+def test_keep_best_added_on_resume_chooses_among_the_epochs_trained_after_it(tmp_path, caplog):
+    _fit_sgt(nb_epochs=2, keep_best=None, checkpoint_dir=tmp_path)
+    with caplog.at_level("WARNING"):
+        trainer, _ = _fit_sgt(checkpoint_dir=tmp_path, resume=True, allow_config_change=True)
+    assert "records no best epoch by robust_val_accuracy" in caplog.text
+    robust = [r["robust_val_accuracy"] for r in trainer.history]
+    assert trainer.best_epoch == 3 + robust[2:].index(max(robust[2:])) and max(robust[:2]) > max(robust[2:])
+
+
 def test_a_fresh_run_keeps_an_earlier_best_pt_aside(tmp_path):
     _fit_sgt(nb_epochs=1, checkpoint_dir=tmp_path)
     first = (tmp_path / "best.pt").read_bytes()

@@ -104,7 +104,7 @@ class EpochSelection:
 
         :param record: The epoch's record; modified in place.
         :param model: The classifier's model, holding the epoch's weights.
-        :param speak: Whether this process warns and logs (rank 0).
+        :param speak: Whether this process warns (rank 0).
         :return: Whether this epoch became the best one.
         """
         robust = record.get("robust_val_accuracy")
@@ -158,19 +158,22 @@ class EpochSelection:
         return {**self.file_payload(), "best_robust": self.best_robust}
 
     def load_state_dict(self, state: dict[str, Any] | None) -> None:
-        """Continue from a checkpoint's selection; ``None`` (a checkpoint written without one) starts afresh.
+        """Continue from a checkpoint's selection. A checkpoint without one (written before ``keep_best`` existed)
+        or with a choice by another measure (resumed with ``allow_config_change=True``) leaves the choice to the
+        epochs trained from now on, with a warning.
 
         :param state: What :meth:`state_dict` returned, or ``None``.
         """
-        if state is None:
-            if self.measure is not None:
-                logger.warning(
-                    "The checkpoint records no best epoch (written without keep_best): keep_best=%r chooses among "
-                    "the epochs trained from now on.",
-                    self.keep_best,
-                )
-            return
-        self.best_robust = state.get("best_robust")
-        if state.get("measure") == self.measure and state.get("model") is not None:
-            self.epoch, self.score = int(state["epoch"]), float(state["score"])
-            self.weights = {name: t.to("cpu") for name, t in state["model"].items()}
+        if state is not None:
+            self.best_robust = state.get("best_robust")
+            if state.get("measure") == self.measure and state.get("model") is not None:
+                self.epoch, self.score = int(state["epoch"]), float(state["score"])
+                self.weights = {name: t.to("cpu") for name, t in state["model"].items()}
+                return
+        if self.measure is not None:
+            logger.warning(
+                "The checkpoint records no best epoch by %s: keep_best=%r chooses among the epochs trained from now "
+                "on.",
+                self.measure,
+                self.keep_best,
+            )
