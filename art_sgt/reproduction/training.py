@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from art_sgt.precision import Autocast
 from art_sgt.reproduction.recipe import RunSpec, TrainingRecipe
 
 __all__ = ["ARCHS", "Autocast", "build_classifier", "supported", "train_run", "load_trained"]
@@ -89,25 +90,6 @@ def _pgd_params(training: TrainingRecipe) -> dict[str, Any]:
             "num_random_init": 1}  # fmt: skip
 
 
-class Autocast(torch.nn.Module):
-    """Runs a network under ``torch.autocast`` (bfloat16) and returns float32 logits.
-
-    Mixed precision of the gpu profile: ART converts predictions to numpy, which has no bfloat16, so the
-    logits leave the module as float32.
-
-    :param network: The network.
-    """
-
-    def __init__(self, network: torch.nn.Module) -> None:
-        super().__init__()
-        self.network = network
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """:param x: Inputs. :return: Float32 logits."""
-        with torch.autocast(device_type=x.device.type, dtype=torch.bfloat16):
-            return self.network(x).float()
-
-
 def _fit_saliency_trainer(spec: RunSpec, classifier: Any, x: np.ndarray, y: np.ndarray, folder: Path,
                           verbose: bool) -> list[dict[str, Any]]:  # fmt: skip
     from art.attacks.evasion import ProjectedGradientDescent
@@ -172,7 +154,7 @@ def train_run(
     """Train ``spec`` in ``folder``, resuming from its checkpoint when one is there.
 
     Writes ``progress.json`` (CPU and wall seconds so far, sessions) whatever happens, and on success
-    ``weights.pt`` (the float32 network, without the :class:`Autocast` wrapper of ``amp``) and
+    ``weights.pt`` (the float32 network, without the :class:`~art_sgt.precision.Autocast` wrapper of ``amp``) and
     ``train_log.json``; the checkpoint folder is then removed.
 
     :param spec: The run.

@@ -4,6 +4,10 @@
 lines: ``_saliency_mask`` (the one place where saliency becomes a mask and a masked input), ``_train_logits``
 (one forward, or one per batch when BatchNorm couples samples, in one process and under DDP alike) and
 ``_loss_options`` (the classifier's loss, the KL reduction matching it, and whether the model returns logits).
+The hardware options ``amp``, ``channels_last`` and ``compile`` act on the two forwards built here, ``_net``
+(training, through the fit preprocessing) and ``_attack_net`` (saliency, the fast-path PGD and validation, through
+the predict preprocessing), by wrapping the classifier's model in :class:`~art_sgt.precision.Accelerated` inside
+them: the preprocessing stays float32 and outside ``torch.compile``, and the classifier's model is not replaced.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from torch import nn
 from art_sgt._art import PreprocessedModel, check_pytorch_classifier, clip_bounds
 from art_sgt._validation import check_bool, check_choice, check_fraction, check_non_negative
 from art_sgt.masking import Fill, apply_mask, least_salient_mask
+from art_sgt.precision import Accelerated, check_amp
 from art_sgt.saliency import SALIENCY_OF, bound_module, eval_mode, is_mode_independent, make_saliency_fn
 from art_sgt.trainers._options import check_fill
 from art_sgt.trainers._run_state import RunState, architecture_fingerprint
@@ -56,6 +61,9 @@ class BatchSteps:
         absolute: bool = False,
         fill: Fill = "uniform",
         saliency_of: str = "log_prob",
+        amp: str | None = None,
+        channels_last: bool = False,
+        compile: bool = False,  # noqa: A002 - the option's name is torch.compile's
     ) -> None:
         check_pytorch_classifier("classifier", classifier, need_optimizer=True)
         self.mask_fraction = check_fraction("mask_fraction", mask_fraction)
@@ -68,13 +76,11 @@ class BatchSteps:
         self.fill = check_fill(fill)
         super().__init__(classifier)
         self._device = torch.device(classifier.device)
-        self._net = PreprocessedModel(classifier, apply="fit")
-        self._attack_net = PreprocessedModel(classifier, apply="predict")
+        self._couples_samples = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in classifier.model.modules())
+        self._set_hardware_options(amp, channels_last, compile)
         self._clip = clip_bounds(classifier, self._device)
         self._noise = torch.Generator(device=self._device)
         self._noise.manual_seed(0)
-        self._couples_samples = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in classifier.model.modules())
-        self._joint: nn.Module = _JointForward(self._net, separate=self._couples_samples)
         self._kl_reduction = "sum" if getattr(classifier.loss, "reduction", "mean") == "sum" else "batchmean"
         self._outputs: str | None = None  # "logits" or "probabilities", seen on the first batch of a fit
         self._fused = False
@@ -82,6 +88,22 @@ class BatchSteps:
         #: One record per epoch trained, across ``fit`` calls (restored from the checkpoint on resume): ``epoch``,
         #: ``loss`` (mean training loss), ``train_accuracy``, ``val_accuracy`` (with ``validation_data``), ``seconds``.
         self.history: list[dict[str, float]] = []
+
+    def _set_hardware_options(self, amp: str | None, channels_last: bool, compile: bool) -> None:  # noqa: A002
+        """Validate ``amp``, ``channels_last`` and ``compile`` and build the two forwards with them.
+
+        One :class:`~art_sgt.precision.Accelerated` wrapper (one compiled forward) is shared by both preprocessing
+        chains; the classifier's model object stays the classifier's model.
+        """
+        self.amp = check_amp("amp", amp)
+        self.channels_last = check_bool("channels_last", channels_last)
+        self.compile = check_bool("compile", compile)
+        self._net = PreprocessedModel(self._classifier, apply="fit")
+        self._attack_net = PreprocessedModel(self._classifier, apply="predict")
+        if self.amp is not None or self.channels_last or self.compile:
+            accelerated = Accelerated(self._classifier.model, self.amp, self.channels_last, self.compile)
+            self._net.model = self._attack_net.model = accelerated
+        self._joint: nn.Module = _JointForward(self._net, separate=self._couples_samples)
 
     def _config(self) -> dict[str, Any]:
         """The run's configuration recorded in checkpoints and compared on resume (subclasses add theirs)."""
@@ -96,6 +118,9 @@ class BatchSteps:
             "saliency_of": self.saliency_of,
             "fill": _describe(self.fill),
             "absolute": self.absolute,
+            "amp": self.amp,
+            "channels_last": self.channels_last,
+            "compile": self.compile,
         }
 
     # ------------------------------------------------------------------ building blocks for _batch_loss
@@ -158,7 +183,8 @@ class BatchSteps:
 
     def _prepare_forwards(self, probe: torch.Tensor | None, state: RunState) -> None:
         """The train-mode forward (inside ``DistributedDataParallel`` under ``torch.distributed``), and whether
-        one train-mode forward may serve saliency and loss (see :meth:`_saliency_mask`)."""
+        one train-mode forward may serve saliency and loss (see :meth:`_saliency_mask`). The mode-independence
+        probe runs on the plain network, so that it compiles nothing."""
         self._joint = _JointForward(self._net, separate=self._couples_samples)
         if state.ranks.world > 1:
             device_ids = [self._device.index] if self._device.type == "cuda" else None
@@ -169,7 +195,7 @@ class BatchSteps:
             and state.ranks.world == 1
             and probe is not None
             and same_chain
-            and is_mode_independent(self._net, probe)
+            and is_mode_independent(PreprocessedModel(self._classifier, apply="fit"), probe)
         )
 
 
