@@ -172,7 +172,6 @@ def test_accelerated_keeps_the_network_as_its_only_child():
         Accelerated(lambda x: x)
 
 
-
 def test_compiled_forwards_allow_a_second_backward():
     """Inductor donates the saved buffers of a compiled backward to it unless told not to, and a second backward
     of the graph (the fused saliency's ``retain_graph=True``) then fails (seen on the MNIST CNN); the compiled

@@ -178,9 +178,11 @@ def train_run(
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     progress_path = folder / "progress.json"
-    progress = json.loads(progress_path.read_text()) if progress_path.is_file() else {"cpu_seconds": 0.0,
-                                                                                      "wall_seconds": 0.0,
-                                                                                      "sessions": 0}
+    progress = (
+        json.loads(progress_path.read_text())
+        if progress_path.is_file()
+        else {"cpu_seconds": 0.0, "wall_seconds": 0.0, "sessions": 0}
+    )
     n = spec.training.n_train
     x, y = x[:n], y[:n]
     classifier = build_classifier(spec.training, network, spec.seed)
