@@ -313,6 +313,7 @@ def test_robust_eval_without_robust_validation_is_refused():
         ((X_VAL[:, :, :4], Y_VAL), ValueError, r"robust_validation\[0\] must have shape"),
         ((X_VAL, Y_VAL[:5]), ValueError, r"robust_validation\[0\].*robust_validation\[1\]"),
         ((X_VAL, np.full(len(Y_VAL), 9)), ValueError, r"robust_validation\[1\]"),
+        ((X_VAL[:0], Y_VAL[:0]), ValueError, r"robust_validation\[0\] must not be empty"),
     ],
 )
 def test_bad_robust_validation_is_refused_naming_the_parameter(value, exception, match):
