@@ -50,7 +50,25 @@ class _JointForward(nn.Module):
 
 
 class BatchSteps:
-    """Validated trainer parameters and the steps a batch's loss is built from (a base of the trainers)."""
+    """Validated trainer parameters and the steps a batch's loss is built from (a base of the trainers).
+
+    The parameters are the trainers'; the three hardware options are documented here once (see
+    :doc:`/performance` for what each measured on the project's CPU, from ``results/bench_hardware_options.json``):
+
+    :param amp: ``None`` (default, float32) or ``"bf16"``: run the model's forward and backward (training,
+        saliency, fast-path PGD, validation) under ``torch.autocast`` with bfloat16; weights, optimizer,
+        preprocessing and the outputs handed to the losses stay float32. ``"fp16"`` is refused: float16 needs a
+        ``GradScaler`` in the training loop, which it does not run. Measured *slower* on the project's CPU,
+        which has no native bfloat16 (the CPU emulates it); its speed on GPUs or CPUs with native bfloat16 is
+        not measured by this project.
+    :param channels_last: Give 4-d inputs and the model's weights the channels-last memory format. The weights
+        are converted in place when the trainer is built (same parameter objects, values, shapes and
+        ``state_dict`` keys; only the strides change, and they stay after ``fit``). Its effect on GPUs is not
+        measured by this project.
+    :param compile: Run the model through ``torch.compile(model, dynamic=False)``: graphs are compiled during the
+        first batches of the first ``fit`` (one per input shape and mode) and reused afterwards. No
+        ``_orig_mod.`` prefix reaches any ``state_dict``. Its effect on GPUs is not measured by this project.
+    """
 
     def __init__(
         self,
