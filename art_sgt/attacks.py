@@ -1,10 +1,10 @@
-"""Projected gradient descent crafted entirely in torch, and a reader of ART attack objects.
+"""Projected gradient descent and single-step N-FGSM crafted entirely in torch, and a reader of ART attacks.
 
 :func:`pgd` reproduces ART's ``ProjectedGradientDescentPyTorch`` for the L-inf and L2 norms (L-inf results are
 identical, L2 results agree to float rounding), hence also ``ProjectedGradientDescentNumpy``,
 ``BasicIterativeMethod`` and ``FastGradientMethod``, without ART's per-step round trips through numpy and
 without computing parameter gradients. :func:`pgd_params_from_art` tells which ART attacks it reproduces and
-with which arguments.
+with which arguments. :func:`n_fgsm` is the noisy single step of de Jorge et al. (2022), which ART lacks.
 
 Nothing here imports ART at module level.
 """
@@ -24,7 +24,7 @@ from torch import nn
 
 from art_sgt._validation import check_bool, check_non_negative, check_positive, check_positive_int, preserved_modes
 
-__all__ = ["PGDParams", "pgd", "pgd_params_from_art"]
+__all__ = ["PGDParams", "pgd", "n_fgsm", "pgd_params_from_art"]
 
 Bound = Union[float, torch.Tensor]
 
@@ -168,6 +168,29 @@ def _attack_once(
     return x_adv
 
 
+def _check_model_inputs(model: Any, x: Any, y: Any) -> None:
+    """The checks :func:`pgd` and :func:`n_fgsm` share on the model, the inputs and their labels."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}.")
+    if not isinstance(x, torch.Tensor) or not x.is_floating_point():
+        raise TypeError(f"x must be a floating-point torch.Tensor, got {getattr(x, 'dtype', type(x).__name__)}.")
+    if x.ndim < 2 or x.shape[0] == 0:
+        raise ValueError(f"x must have shape (n, ...) with n >= 1, got shape {tuple(x.shape)}.")
+    if not isinstance(y, torch.Tensor) or y.dtype.is_floating_point or y.dtype.is_complex or y.dtype == torch.bool:
+        raise TypeError(f"y must be an integer torch.Tensor of class indices, got {getattr(y, 'dtype', type(y))}.")
+    if y.shape != (x.shape[0],):
+        raise ValueError(
+            f"x and y must have the same length with y of shape (n,), got {tuple(x.shape)} and {tuple(y.shape)}."
+        )
+
+
+def _check_generator_and_finite(generator: Any, x: torch.Tensor) -> None:
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}.")
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError("x must hold only finite values, got NaN or infinite entries.")
+
+
 def pgd(
     model: nn.Module,
     x: torch.Tensor,
@@ -221,18 +244,7 @@ def pgd(
     >>> bool((x_adv - x).abs().max() <= 0.1 + 1e-6) and bool(((x_adv >= 0) & (x_adv <= 1)).all())
     True
     """
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}.")
-    if not isinstance(x, torch.Tensor) or not x.is_floating_point():
-        raise TypeError(f"x must be a floating-point torch.Tensor, got {getattr(x, 'dtype', type(x).__name__)}.")
-    if x.ndim < 2 or x.shape[0] == 0:
-        raise ValueError(f"x must have shape (n, ...) with n >= 1, got shape {tuple(x.shape)}.")
-    if not isinstance(y, torch.Tensor) or y.dtype.is_floating_point or y.dtype.is_complex or y.dtype == torch.bool:
-        raise TypeError(f"y must be an integer torch.Tensor of class indices, got {getattr(y, 'dtype', type(y))}.")
-    if y.shape != (x.shape[0],):
-        raise ValueError(
-            f"x and y must have the same length with y of shape (n,), got {tuple(x.shape)} and {tuple(y.shape)}."
-        )
+    _check_model_inputs(model, x, y)
     eps = check_non_negative("eps", eps)
     eps_step = check_positive("eps_step", eps_step)
     max_iter = check_positive_int("max_iter", max_iter)
@@ -244,10 +256,7 @@ def pgd(
     clip = _check_clip_values(clip_values, x)
     targeted = check_bool("targeted", targeted)
     random_eps = check_bool("random_eps", random_eps)
-    if generator is not None and not isinstance(generator, torch.Generator):
-        raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}.")
-    if not bool(torch.isfinite(x).all()):
-        raise ValueError("x must hold only finite values, got NaN or infinite entries.")
+    _check_generator_and_finite(generator, x)
 
     if random_eps and eps > 0:
         eps, eps_step = _draw_eps(eps, eps_step, generator)
@@ -272,6 +281,57 @@ def pgd(
                     success = pred == reference if targeted else pred != reference
                     best = torch.where(success.view(shape), x_adv, best)
     return best
+
+
+def n_fgsm(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    eps_step: float,
+    noise: float,
+    clip_values: tuple[Any, Any] | None = None,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Craft single-step adversarial examples as N-FGSM does (de Jorge et al., NeurIPS 2022, "Make some noise").
+
+    ``x_noisy = clip(x + u)`` with ``u`` uniform in ``[-noise, noise]`` per feature, then
+    ``x_adv = clip(x_noisy + eps_step * sign(grad))`` with the gradient of the mean cross-entropy of
+    ``model(x_noisy)`` with respect to the input, and **no** projection back onto an eps ball: the L-inf
+    perturbation can reach ``noise + eps_step``. The paper's setting for a training radius ``eps`` is
+    ``noise = 2 * eps`` and ``eps_step = eps``. ART has no such attack; the model is handled as in :func:`pgd`
+    (eval mode and frozen parameters while crafting, both restored, no parameter ``.grad`` written).
+
+    | Paper link: https://arxiv.org/abs/2202.01181
+
+    :param model: A module mapping a batch of inputs to logits (compose any preprocessing into it).
+    :param x: Inputs of shape ``(n, ...)``, floating point, finite. Not modified.
+    :param y: Class indices of shape ``(n,)``.
+    :param eps_step: Size of the signed-gradient step, ``> 0``.
+    :param noise: Half-width of the uniform noise added before the step, ``>= 0``.
+    :param clip_values: ``(min, max)`` of the input domain (numbers or per-feature arrays), applied after the noise
+        and after the step; ``None`` for no clipping.
+    :param generator: Source of the noise.
+    :return: The adversarial examples, a new tensor of ``x``'s shape, dtype and device, detached.
+    :raises TypeError: If an argument has the wrong type.
+    :raises ValueError: If an argument has an invalid value.
+
+    >>> import torch
+    >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 3))
+    >>> x = torch.full((5, 1, 2, 2), 0.5)
+    >>> x_adv = n_fgsm(model, x, torch.tensor([0, 1, 2, 0, 1]), eps_step=0.1, noise=0.2, clip_values=(0.0, 1.0))
+    >>> float((x_adv - x).abs().max()) <= 0.3 + 1e-6  # beyond eps_step: no projection
+    True
+    """
+    _check_model_inputs(model, x, y)
+    eps_step = check_positive("eps_step", eps_step)
+    noise = check_non_negative("noise", noise)
+    clip = _check_clip_values(clip_values, x)
+    _check_generator_and_finite(generator, x)
+    x = x.detach()
+    y = y.detach().to(device=x.device, dtype=torch.long)
+    start = _random_start(x, noise, "inf", generator) if noise > 0 else None
+    with preserved_modes(model, training=False, freeze=True):
+        return _attack_once(model, x, y, math.inf, eps_step, 1, "inf", clip, 1.0, start)
 
 
 def _scalar(value: Any) -> float | None:

@@ -22,7 +22,7 @@ from art.estimators.classification import PyTorchClassifier
 from torch import nn
 
 import art_sgt.attacks
-from art_sgt.attacks import PGDParams, pgd, pgd_params_from_art
+from art_sgt.attacks import PGDParams, n_fgsm, pgd, pgd_params_from_art
 
 N, SIZE, CLASSES = 16, 8, 3
 
@@ -355,3 +355,59 @@ def test_cuda_matches_cpu(model, data):
     model.cpu()
     assert gpu.device.type == "cuda"
     torch.testing.assert_close(gpu.cpu(), cpu, rtol=0, atol=1e-4)
+
+
+def _linear_two_class(x: torch.Tensor) -> tuple[nn.Module, torch.Tensor]:
+    """A linear model on flattened inputs with known weights, and the sign of its cross-entropy input gradient
+    for class 0: ``d CE / d x = p_1 * (w_1 - w_0)``, so ``sign(w_1 - w_0)`` wherever the input is."""
+    torch.manual_seed(0)
+    linear = nn.Linear(x[0].numel(), 2)
+    direction = torch.sign(linear.weight[1] - linear.weight[0]).detach().view(x.shape[1:])
+    return nn.Sequential(nn.Flatten(), linear), direction
+
+
+def test_n_fgsm_without_noise_is_one_signed_step_clipped(data):
+    x = torch.from_numpy(data[0])
+    model, direction = _linear_two_class(x)
+    y = torch.zeros(len(x), dtype=torch.long)
+    x_adv = n_fgsm(model, x, y, eps_step=0.2, noise=0.0, clip_values=(0.0, 1.0))
+    torch.testing.assert_close(x_adv, (x + 0.2 * direction).clamp(0.0, 1.0), rtol=0, atol=0)
+
+
+def test_n_fgsm_adds_the_noise_and_does_not_project(data):
+    x = torch.from_numpy(data[0]) * 0.5 + 0.25
+    model, direction = _linear_two_class(x)
+    y = torch.zeros(len(x), dtype=torch.long)
+    x_adv = n_fgsm(model, x, y, eps_step=0.05, noise=0.2, generator=torch.Generator().manual_seed(3))
+    noise = torch.rand(x.shape, generator=torch.Generator().manual_seed(3)).view(len(x), -1) * 0.4 - 0.2
+    expected = x + noise.view_as(x) + 0.05 * direction
+    torch.testing.assert_close(x_adv, expected)
+    assert float((x_adv - x).abs().max()) > 0.2  # beyond noise and beyond eps_step alone: no eps ball
+    assert float((x_adv - x).abs().max()) <= 0.25 + 1e-6
+
+
+def test_n_fgsm_leaves_the_model_as_it_was(data):
+    model = tiny_cnn().train()
+    x, y = torch.from_numpy(data[0]), torch.from_numpy(data[1])
+    n_fgsm(model, x, y, eps_step=0.1, noise=0.2, clip_values=(0.0, 1.0), generator=torch.Generator().manual_seed(0))
+    assert model.training
+    assert all(p.requires_grad and p.grad is None for p in model.parameters())
+
+
+@pytest.mark.parametrize(
+    ("override", "error", "name"),
+    [
+        ({"eps_step": 0.0}, ValueError, "eps_step"),
+        ({"noise": -0.1}, ValueError, "noise"),
+        ({"noise": "big"}, TypeError, "noise"),
+        ({"clip_values": (1.0, 0.0)}, ValueError, "clip_values"),
+        ({"generator": 0}, TypeError, "generator"),
+        ({"y": torch.zeros(N)}, TypeError, "y"),
+    ],
+)
+def test_n_fgsm_bad_arguments_raise_naming_the_parameter(model, data, override, error, name):
+    kwargs = {"model": model, "x": torch.from_numpy(data[0]), "y": torch.from_numpy(data[1]), "eps_step": 0.1,
+              "noise": 0.2}  # fmt: skip
+    kwargs.update(override)
+    with pytest.raises(error, match=rf"^{name} "):
+        n_fgsm(**kwargs)

@@ -201,3 +201,37 @@ def test_seed_covers_art_attacks_drawing_from_numpy_and_restores_numpy_state():
     first = weights()
     np.random.seed(123)  # noqa: NPY002 - the caller's own numpy state must not matter
     assert torch.equal(first, weights())
+
+
+@pytest.mark.parametrize("ratio", [0.5, 0.8])
+def test_mixed_training_loss_is_exactly_the_weighted_cross_entropies(ratio):
+    x, y = make_task(n=16, seed=3)
+    classifier = make_classifier()
+    trainer = SaliencyGuidedAdversarialTrainer(classifier, _pgd(classifier), kl_weight=0.0, ratio=ratio)
+    trainer.fit(x, y, nb_epochs=1, batch_size=16, verbose=False, seed=0)
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    loss, _ = trainer._batch_loss(xt, yt)
+
+    x_adv = trainer._craft(xt, yt)  # no random start: the same x_adv as inside _batch_loss
+    logits, adv_logits = classifier.model(torch.cat([xt, x_adv])).split(len(xt))  # one forward, as the trainer's
+    ce = torch.nn.functional.cross_entropy
+    expected = 2.0 * ((1.0 - ratio) * ce(logits, yt) + ratio * ce(adv_logits, yt))
+    assert float(loss.detach()) == float(expected.detach())
+
+
+def test_mixed_training_computes_no_saliency_and_no_masked_forward(monkeypatch):
+    x, y = make_task(n=16, seed=3)
+    classifier = make_classifier()
+    steps = 4
+    trainer = SaliencyGuidedAdversarialTrainer(classifier, _pgd(classifier, max_iter=steps), kl_weight=0.0)
+
+    def no_saliency(*args, **kwargs):
+        raise AssertionError("saliency computed although kl_weight == 0")
+
+    monkeypatch.setattr(trainer, "_saliency_mask", no_saliency)
+    seen = []
+    classifier.model.register_forward_hook(lambda module, inputs, output: seen.append(len(inputs[0])))
+    loss, _ = trainer._batch_loss(torch.from_numpy(x), torch.from_numpy(y))
+    # steps forwards to craft x_adv, then one forward of x and x_adv together (no saliency, no masked input)
+    assert sum(seen) == (steps + 2) * len(x)
+    assert torch.isfinite(loss)

@@ -1,0 +1,107 @@
+"""Tests of the fast (single-step) ASGT recipe, ``SaliencyGuidedAdversarialTrainer.fast``."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from art.attacks.evasion import ProjectedGradientDescent
+from art.estimators.classification import PyTorchClassifier
+
+from art_sgt import SaliencyGuidedAdversarialTrainer
+from art_sgt.attacks import n_fgsm, pgd
+from art_sgt.trainers.asgt import FAST_NOISE, FAST_STEP
+from tests.conftest import make_classifier, make_task, small_model
+
+
+def _craft_with_seed(trainer, x, y, seed):
+    trainer._noise.manual_seed(seed)
+    return trainer._craft(torch.from_numpy(x), torch.from_numpy(y))
+
+
+def test_default_recipe_builds_a_single_step_art_attack_on_the_fast_path():
+    classifier = make_classifier()
+    trainer = SaliencyGuidedAdversarialTrainer.fast(classifier, eps=0.2, mask_fraction=0.25)
+    attack = trainer.attack
+    assert type(attack) is ProjectedGradientDescent and attack.estimator is classifier
+    assert (attack.norm, attack.eps, attack.max_iter, attack.num_random_init) == (np.inf, 0.2, 1, 1)
+    assert attack.eps_step == pytest.approx(FAST_STEP * 0.2)
+    assert trainer.uses_fast_path
+    assert trainer.single_step == {"method": "n-fgsm", "eps_step": FAST_STEP * 0.2, "noise": FAST_NOISE * 0.2}
+    assert trainer.mask_fraction == 0.25  # the other parameters reach the trainer
+
+
+def test_n_fgsm_recipe_crafts_with_n_fgsm_from_the_trainers_generator():
+    x, y = make_task(n=16, seed=1)
+    classifier = make_classifier()
+    trainer = SaliencyGuidedAdversarialTrainer.fast(classifier, eps=0.1, step=1.0, noise=2.0)
+    ours = _craft_with_seed(trainer, x, y, seed=5)
+    expected = n_fgsm(
+        trainer._attack_net, torch.from_numpy(x), torch.from_numpy(y), eps_step=0.1, noise=0.2,
+        clip_values=(0.0, 1.0), generator=torch.Generator().manual_seed(5),
+    )  # fmt: skip
+    torch.testing.assert_close(ours, expected, rtol=0, atol=0)
+    assert float((ours - torch.from_numpy(x)).abs().max()) > 0.1 + 1e-3  # not projected onto the eps ball
+
+
+def test_fgsm_rs_recipe_is_one_projected_step_from_a_random_start():
+    x, y = make_task(n=16, seed=1)
+    classifier = make_classifier()
+    trainer = SaliencyGuidedAdversarialTrainer.fast(classifier, eps=0.1, step=1.25, noise=None)
+    assert trainer.single_step is None and trainer.uses_fast_path
+    assert trainer.attack.eps_step == pytest.approx(0.125)
+    ours = _craft_with_seed(trainer, x, y, seed=5)
+    expected = pgd(
+        trainer._attack_net, torch.from_numpy(x), torch.from_numpy(y), eps=0.1, eps_step=0.125, max_iter=1,
+        num_random_init=1, clip_values=(0.0, 1.0), generator=torch.Generator().manual_seed(5),
+    )  # fmt: skip
+    torch.testing.assert_close(ours, expected, rtol=0, atol=0)
+    assert float((ours - torch.from_numpy(x)).abs().max()) <= 0.1 + 1e-6
+
+
+def test_recipe_trains_and_records_its_single_step_in_the_configuration():
+    x, y = make_task(n=32, seed=2)
+    classifier = make_classifier()
+    trainer = SaliencyGuidedAdversarialTrainer.fast(classifier, eps=0.1)
+    before = [p.detach().clone() for p in classifier.model.parameters()]
+    trainer.fit(x, y, nb_epochs=1, batch_size=16, seed=0, verbose=False)
+    assert any(not torch.equal(a, b) for a, b in zip(before, classifier.model.parameters()))
+    assert trainer._config()["single_step"] == {"method": "n-fgsm", "eps_step": 0.1, "noise": 0.2}
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "name"),
+    [
+        ({"eps": 0.0}, ValueError, "eps"),
+        ({"eps": -0.1}, ValueError, "eps"),
+        ({"eps": float("nan")}, ValueError, "eps"),
+        ({"eps": "0.3"}, TypeError, "eps"),
+        ({"eps": 0.1, "step": 0.0}, ValueError, "step"),
+        ({"eps": 0.1, "step": float("inf")}, ValueError, "step"),
+        ({"eps": 0.1, "noise": -1.0}, ValueError, "noise"),
+        ({"eps": 0.1, "noise": True}, TypeError, "noise"),
+    ],
+)
+def test_bad_eps_step_or_noise_raise_naming_the_parameter(kwargs, error, name):
+    with pytest.raises(error, match=rf"^{name} "):
+        SaliencyGuidedAdversarialTrainer.fast(make_classifier(), **kwargs)
+
+
+@pytest.mark.parametrize("given", ["attacks", "attack"])
+def test_recipe_refuses_an_attack_of_the_callers(given):
+    classifier = make_classifier()
+    attack = ProjectedGradientDescent(classifier, eps=0.1, verbose=False)
+    with pytest.raises(TypeError, match=f"do not pass {given}"):
+        SaliencyGuidedAdversarialTrainer.fast(classifier, eps=0.1, **{given: attack})
+
+
+def test_n_fgsm_needs_the_fast_path_fgsm_rs_does_not():
+    model = small_model()
+    classifier = PyTorchClassifier(  # a smoothed loss: only ART's own attacks reproduce it, no fast path
+        model, loss=torch.nn.CrossEntropyLoss(label_smoothing=0.1), input_shape=(1, 8, 8), nb_classes=4,
+        optimizer=torch.optim.Adam(model.parameters()), clip_values=(0.0, 1.0),
+    )  # fmt: skip
+    with pytest.raises(ValueError, match="noise"):
+        SaliencyGuidedAdversarialTrainer.fast(classifier, eps=0.1)
+    trainer = SaliencyGuidedAdversarialTrainer.fast(classifier, eps=0.1, noise=None)
+    assert not trainer.uses_fast_path
