@@ -21,7 +21,9 @@ recompiling during training). Dynamo's cache is per code object with the weights
 of one process share graphs of the same shape and mode: ``sgt, compile`` (first) pays the full compilation, a
 later contender only for the graphs it adds (``fast_pgd`` reuses those ``asgt`` built for its attack). Each
 thread count (``--threads``, ``torch.set_num_threads`` with ``OMP_NUM_THREADS`` set to match) runs in a fresh
-process.
+process. The fastest round's ratio (``ratio_of_minimums``) and the machine's one-minute load average before and
+after each thread setting are recorded too: on a machine shared with other jobs, a load above the thread count
+slows rounds unevenly (OpenMP threads wait for cores), which shows in the spread of ``seconds``.
 
 Usage::
 
@@ -99,6 +101,7 @@ def _graphs() -> int:
 def measure(threads: int, args: Any) -> dict[str, Any]:
     """In this process: every (workload, option) contender's first call, then interleaved timed rounds."""
     torch.set_num_threads(threads)
+    load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     rng = np.random.default_rng(args.seed)
     x = rng.random((args.n, 1, 28, 28), dtype=np.float32)
     y = np.eye(10, dtype=np.float32)[rng.integers(0, 10, args.n)]
@@ -120,19 +123,24 @@ def measure(threads: int, args: Any) -> dict[str, Any]:
             run()
             times[name].append(time.perf_counter() - start)
             later[name] += _graphs() - before
+    load = {"before": load_before, "after": os.getloadavg()[0] if hasattr(os, "getloadavg") else None}
     result = {}
     for (workload, option), record in records.items():
         median = statistics.median(times[workload, option])
+        fastest = min(times[workload, option])
         result[f"{workload}, {option}, {threads} thread{'s' if threads > 1 else ''}"] = {
             "workload": workload,
             "option": option,
             "threads": threads,
             "median_seconds": median,
             "ratio_to_fp32": median / statistics.median(times[workload, "fp32"]),
+            "min_seconds": fastest,
+            "ratio_of_minimums": fastest / min(times[workload, "fp32"]),
             "first_call_seconds": record["first_call_seconds"],
             "graphs_first_call": record["graphs_first_call"],
             "graphs_later": later[workload, option],
             "seconds": times[workload, option],
+            "load_average_1min": load,
         }
     return result
 
@@ -173,10 +181,11 @@ def main() -> None:
                     results.update(pool.submit(_in_child, threads, args, cache).result())
             finally:
                 os.environ.pop("OMP_NUM_THREADS") if saved is None else os.environ.__setitem__("OMP_NUM_THREADS", saved)
-    print(f"{'contender':<34}{'median s':>10}{'x fp32':>8}{'first s':>9}{'graphs':>8}{'later':>7}")
+    print(f"{'contender':<34}{'median s':>10}{'x fp32':>8}{'min x':>7}{'first s':>9}{'graphs':>8}{'later':>7}")
     for name, r in results.items():
         print(
-            f"{name:<34}{r['median_seconds']:>10.3f}{r['ratio_to_fp32']:>8.2f}{r['first_call_seconds']:>9.1f}"
+            f"{name:<34}{r['median_seconds']:>10.3f}{r['ratio_to_fp32']:>8.2f}{r['ratio_of_minimums']:>7.2f}"
+            f"{r['first_call_seconds']:>9.1f}"
             f"{r['graphs_first_call']:>8}{r['graphs_later']:>7}"
         )
     payload = {

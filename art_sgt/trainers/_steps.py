@@ -63,11 +63,12 @@ class BatchSteps:
         not measured by this project.
     :param channels_last: Give 4-d inputs and the model's weights the channels-last memory format. The weights
         are converted in place when the trainer is built (same parameter objects, values, shapes and
-        ``state_dict`` keys; only the strides change, and they stay after ``fit``). Its effect on GPUs is not
-        measured by this project.
+        ``state_dict`` keys; only the strides change, and they stay after ``fit``). No consistent speed-up was
+        measured on the project's CPU; its effect on GPUs is not measured by this project.
     :param compile: Run the model through ``torch.compile(model, dynamic=False)``: graphs are compiled during the
         first batches of the first ``fit`` (one per input shape and mode) and reused afterwards. No
-        ``_orig_mod.`` prefix reaches any ``state_dict``. Its effect on GPUs is not measured by this project.
+        ``_orig_mod.`` prefix reaches any ``state_dict``. Measured slower on the project's CPU, after tens of
+        seconds of compiling; its effect on GPUs is not measured by this project.
     """
 
     def __init__(
