@@ -142,7 +142,8 @@ def test_resume_with_another_amp_is_refused(tmp_path):
 # ---------------------------------------------------------------- compile
 
 
-def test_compile_trains_without_recompiling_per_batch_and_keeps_keys(tmp_path, monkeypatch):
+@pytest.mark.parametrize("kind", ["sgt", "asgt"])
+def test_compile_trains_without_recompiling_per_batch_and_keeps_keys(tmp_path, monkeypatch, kind):
     from torch._dynamo.utils import counters
 
     # dynamo and AOTAutograd as in the trainers, with eager kernels instead of inductor's generated C++
@@ -152,7 +153,7 @@ def test_compile_trains_without_recompiling_per_batch_and_keeps_keys(tmp_path, m
     classifier = make_classifier()
     keys = list(classifier.model.state_dict())
     x, y = make_task(96)
-    trainer = SaliencyGuidedTrainer(classifier, compile=True)
+    trainer = _trainer(kind, classifier, compile=True)
     assert trainer._fused is False  # decided in fit
     trainer.fit(x, y, nb_epochs=1, **FIT)
     assert trainer._fused  # the saliency and the loss share one compiled forward (its backward runs twice)
