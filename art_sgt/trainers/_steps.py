@@ -137,9 +137,8 @@ class BatchSteps:
             "saliency_of": self.saliency_of,
             "fill": _describe(self.fill),
             "absolute": self.absolute,
-            "amp": self.amp,
-            "channels_last": self.channels_last,
-            "compile": self.compile,
+            # recorded only when set, so that checkpoints written before these options existed still resume
+            **{name: getattr(self, name) for name in ("amp", "channels_last", "compile") if getattr(self, name)},
         }
 
     # ------------------------------------------------------------------ building blocks for _batch_loss
