@@ -160,6 +160,37 @@ def _footprint(results: Path) -> list[str]:
     return [*lines, ""]
 
 
+def _hardware(results: Path) -> list[str]:
+    data = _load(results / "bench_hardware_options.json")
+    if data is None:
+        return _missing("bench_hardware_options.json")
+    rows, setup = data["results"], data["setup"]
+    workloads = ("sgt", "asgt", "fast_pgd")
+    lines = [
+        f"Hardware options (`{_command(data['command'])}`; {setup['model']}, batch {setup['batch_size']}, CPU flags "
+        f"{', '.join(setup['cpu_flags'])}; {setup['gpu']}): time with the option / float32 time, medians of "
+        "interleaved rounds in one run, one thread (the steadiest rows; the JSON also holds 2 threads):",
+        "",
+        "| option | SGT epoch | ASGT epoch | fast-path PGD |",
+        "|---|---|---|---|",
+    ]
+    faster = []
+    for option in (o for o in setup["options"] if o != "fp32"):
+        ratios = [rows[f"{w}, {option}, 1 thread"]["ratio_to_fp32"] for w in workloads]
+        lines.append(f"| `{option}` | {' | '.join(f'{r:.2f}' for r in ratios)} |")
+        if max(ratios) < 0.9:
+            faster.append(f"`{option}`")
+    verdict = "none is faster by over 10% everywhere"
+    if faster:
+        verdict = f"faster by over 10% everywhere: {', '.join(faster)}"
+    lines += [
+        "",
+        f"On this CPU {verdict}. The options are off by default; their effect on GPUs has not been measured by this "
+        "project (see the documentation's performance page).",
+    ]
+    return [*lines, ""]
+
+
 def _markdown(results: Path, name: str, title: str) -> list[str]:
     path = results / name
     if not path.is_file():
@@ -179,6 +210,7 @@ def render(results: Path) -> str:
     lines += _bench(results, "bench_trainers.json", "Trainers against ART")
     lines += _footprint(results)
     lines += _bench(results, "bench_evaluators.json", "Evaluators against their floors")
+    lines += _hardware(results)
     lines += _reproduction(results)
     return "\n".join(lines).rstrip() + "\n"
 
