@@ -34,7 +34,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import inspect
 import multiprocessing
 import os
 import statistics
@@ -67,12 +66,7 @@ def _trainer(workload: str, options: dict[str, Any], seed: int) -> Any:
     if workload != "asgt":
         return SaliencyGuidedTrainer(classifier, **options)
     attack = ProjectedGradientDescent(classifier, verbose=False, **PGD)
-    if not options or "amp" in inspect.signature(SaliencyGuidedAdversarialTrainer).parameters:
-        return SaliencyGuidedAdversarialTrainer(classifier, attack, **options)
-    # until the ASGT constructor passes the options through to BatchSteps: set them as BatchSteps does
-    trainer = SaliencyGuidedAdversarialTrainer(classifier, attack)
-    trainer._set_hardware_options(**{"amp": None, "channels_last": False, "compile": False, **options})
-    return trainer
+    return SaliencyGuidedAdversarialTrainer(classifier, attack, **options)
 
 
 def _contender(workload: str, options: dict[str, Any], x: np.ndarray, y: np.ndarray, args: Any) -> Callable[[], None]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import inspect
 
 import numpy as np
 import pytest
@@ -22,13 +21,7 @@ def _trainer(kind, classifier, **options):
     if kind == "sgt":
         return SaliencyGuidedTrainer(classifier, mask_fraction=0.25, **options)
     attack = ProjectedGradientDescent(classifier, eps=0.1, eps_step=0.05, max_iter=2, verbose=False)
-    if "amp" in inspect.signature(SaliencyGuidedAdversarialTrainer).parameters:
-        return SaliencyGuidedAdversarialTrainer(classifier, attack, mask_fraction=0.25, **options)
-    # until the subclass passes the options through to BatchSteps: set them as BatchSteps.__init__ does
-    trainer = SaliencyGuidedAdversarialTrainer(classifier, attack, mask_fraction=0.25)
-    hardware = {"amp": None, "channels_last": False, "compile": False, **options}
-    trainer._set_hardware_options(**hardware)
-    return trainer
+    return SaliencyGuidedAdversarialTrainer(classifier, attack, mask_fraction=0.25, **options)
 
 
 def _accuracy(classifier, x, y):

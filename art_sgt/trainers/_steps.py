@@ -105,7 +105,9 @@ class BatchSteps:
         self._fused = False
         self._position = (0, 0, 0)  # (epoch, batch in the epoch, batch since the start) of the batch being trained
         #: One record per epoch trained, across ``fit`` calls (restored from the checkpoint on resume): ``epoch``,
-        #: ``loss`` (mean training loss), ``train_accuracy``, ``val_accuracy`` (with ``validation_data``), ``seconds``.
+        #: ``loss`` (mean training loss), ``train_accuracy``, ``val_accuracy`` (with ``validation_data``),
+        #: ``robust_val_accuracy``, ``robust_val_clean_accuracy``, ``single_step_val_accuracy`` and
+        #: ``catastrophic_overfitting`` (with ``robust_validation``), ``seconds``.
         self.history: list[dict[str, float]] = []
 
     def _set_hardware_options(self, amp: str | None, channels_last: bool, compile: bool) -> None:  # noqa: A002

@@ -81,6 +81,12 @@ class SaliencyGuidedAdversarialTrainer(SaliencyTrainerBase):
         1 trains on adversarial inputs only (see :func:`art_sgt.losses.asgt_loss`).
     :param saliency_of: ``"log_prob"`` (default) or ``"logit"``: what the saliency differentiates.
     :param attack: The older spelling of ``attacks`` (one attack).
+    :param amp: ``None`` (default, float32) or ``"bf16"``: forwards and backwards under ``torch.autocast``
+        with bfloat16 (see :class:`~art_sgt.trainers._steps.BatchSteps` and :doc:`/performance`: measured slower
+        on the project's CPU; not measured on GPUs).
+    :param channels_last: Channels-last memory format for 4-d inputs and the model's weights (converted in place;
+        no consistent speed-up measured on the project's CPU).
+    :param compile: Run the model through ``torch.compile`` (measured slower on the project's CPU).
     :raises TypeError: If no attack, or both ``attacks`` and ``attack``, are given, or an argument has the wrong
         type.
     :raises ValueError: If an attack is not an ART ``EvasionAttack`` or crafts against another model, ``ratio``
@@ -115,8 +121,13 @@ class SaliencyGuidedAdversarialTrainer(SaliencyTrainerBase):
         ratio: float = 0.5,
         saliency_of: str = "log_prob",
         attack: EvasionAttack | None = None,
+        amp: str | None = None,
+        channels_last: bool = False,
+        compile: bool = False,  # noqa: A002 - the option's name is torch.compile's
     ) -> None:
-        super().__init__(classifier, mask_fraction, kl_weight, saliency, absolute, fill, saliency_of)
+        super().__init__(
+            classifier, mask_fraction, kl_weight, saliency, absolute, fill, saliency_of, amp, channels_last, compile
+        )
         if (attacks is None) == (attack is None):
             raise TypeError(
                 "pass the attack(s) once, as attacks=... (or the older attack=...), got "
