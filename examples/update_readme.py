@@ -191,6 +191,49 @@ def _hardware(results: Path) -> list[str]:
     return [*lines, ""]
 
 
+_TRAINER_LABELS = {
+    "art_madry": "ART Madry PGD-10",
+    "art_fbf": "ART FBF (FGSM-RS)",
+    "asgt_pgd10": "ASGT PGD-10",
+    "fast_asgt": "fast ASGT (`SaliencyGuidedAdversarialTrainer.fast`)",
+}
+
+
+def _time_to_robustness(results: Path) -> list[str]:
+    data = _load(results / "time_to_robustness.json")
+    if data is None:
+        return _missing("time_to_robustness.json")
+    setup, target = data["setup"], data["target"]
+    lines = [
+        f"Time to robustness (`{_command(data['command'])}`; MNIST, {setup['train']}, {setup['epochs']} epochs, eps "
+        f"{setup['eps']}, {setup['test']}; worst case: {setup['evaluation']}; CPU: {setup['cpu_seconds']}):",
+        "",
+        f"![robust accuracy against training CPU time]({data['figure']})",
+        "",
+        "| trainer | training CPU s | final worst case | final clean |",
+        "|---|---|---|---|",
+    ]
+    for name, row in data["summary"].items():
+        lines.append(
+            f"| {_TRAINER_LABELS.get(name, name)} | {row['training_cpu_seconds']:.0f} "
+            f"| {row['final_worst_case_accuracy']:.3f} | {row['final_clean_accuracy']:.3f} |"
+        )
+    reached = (
+        f"reached it in {target['ratio']:.2f} of Madry's time"
+        if target["ratio"] is not None
+        else "never reached it in this run"
+    )
+    lines += [
+        "",
+        f"Target: fast ASGT reaches ART Madry PGD-10's final worst case minus 2 points ({target['level']:.3f}) in at "
+        f"most {target['required_ratio']:.2f} of Madry's training time. Fast ASGT {reached}: "
+        f"{'met' if target['met'] else 'not met'}. The model it returned (epoch {target['fast_asgt_returned_epoch']}, "
+        f"by robust validation) overfit catastrophically: {'yes' if target['fast_asgt_returned_overfit'] else 'no'}. "
+        "A small budget on a shared machine: it speaks for this setting only.",
+    ]
+    return [*lines, ""]
+
+
 def _markdown(results: Path, name: str, title: str) -> list[str]:
     path = results / name
     if not path.is_file():
@@ -211,6 +254,7 @@ def render(results: Path) -> str:
     lines += _footprint(results)
     lines += _bench(results, "bench_evaluators.json", "Evaluators against their floors")
     lines += _hardware(results)
+    lines += _time_to_robustness(results)
     lines += _reproduction(results)
     return "\n".join(lines).rstrip() + "\n"
 

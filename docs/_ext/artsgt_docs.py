@@ -81,6 +81,10 @@ class ResultsMarkdown(SphinxDirective):
 
 #: What each figure the scripts write shows, and what to look for in it, by file name (without ``.png``).
 FIGURE_CAPTIONS = {
+    "time_to_robustness": "Worst-case accuracy at eps 0.3 (quick budget) after each epoch against the training CPU "
+    "minutes spent so far, per trainer; the dashed line is ART Madry's final worst case minus 2 points and the "
+    "dotted line a third of its training time: the target asks for a point of fast ASGT left of the dotted and "
+    "above the dashed line.",
     "mnist_sgt_saliency": "Test images (top row) and the absolute input gradient of the true class for the "
     "standard and the SGT model (brighter = more salient): SGT's maps should sit on the digit's strokes.",
     "saliency_maps": "Saliency maps of each model on the same test images (brighter = more salient): look for "
