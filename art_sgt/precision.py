@@ -59,7 +59,8 @@ class Autocast(nn.Module):
     :param network: The network.
     :param dtype: The autocast dtype.
 
-    >>> net = Autocast(nn.Linear(3, 2))
+    >>> import torch
+    >>> net = Autocast(torch.nn.Linear(3, 2))
     >>> net(torch.ones(4, 3)).dtype
     torch.float32
     """
