@@ -29,7 +29,11 @@ def _train(name: str) -> tuple[dict, list]:
             classifier, eps=0.1, eps_step=0.05, max_iter=3, num_random_init=0, verbose=False
         )
         trainer = SaliencyGuidedAdversarialTrainer(classifier, attack, fill="zero", mask_fraction=0.3)
-    trainer.fit(x, y, nb_epochs=2, batch_size=32, seed=3, verbose=False)
+    # ASGT also keeps its best epoch by robust validation: every rank must measure and choose alike
+    selection = {"robust_validation": make_task(n=48, seed=9), "keep_best": "robust"} if name == "asgt" else {}
+    trainer.fit(x, y, nb_epochs=3, batch_size=32, seed=3, verbose=False, **selection)
+    if selection:
+        assert trainer.best_epoch is not None and trainer.best_measure == "robust_val_accuracy"
     # the classifier handed back is a plain ART classifier on every rank (DDP stays inside the trainer)
     assert trainer.get_classifier() is classifier and not isinstance(classifier.model, DistributedDataParallel)
     assert classifier.predict(x[:8]).shape == (8, 4)
@@ -67,8 +71,7 @@ def _worker(rank: int, world: int, port: int, out: str, name: str) -> None:
     try:
         weights, history = _train(name)
         batchnorm = _train_batchnorm() if name == "sgt" else None
-        if rank == 0:
-            torch.save({"weights": weights, "history": history, "batchnorm": batchnorm}, out)
+        torch.save({"weights": weights, "history": history, "batchnorm": batchnorm}, f"{out}.{rank}")
     finally:
         dist.destroy_process_group()
 
@@ -83,12 +86,19 @@ def _free_port() -> int:
 def test_two_gloo_processes_match_one_process(tmp_path, name):
     out = str(tmp_path / "ddp.pt")
     mp.spawn(_worker, args=(2, _free_port(), out, name), nprocs=2, join=True)
-    ddp = torch.load(out, weights_only=True)
+    ranks = [torch.load(f"{out}.{rank}", weights_only=True) for rank in range(2)]
+    ddp = ranks[0]
     single, single_history = _train(name)
-    for key, value in single.items():
-        torch.testing.assert_close(ddp["weights"][key], value, rtol=1e-4, atol=1e-5)
+    for run in ranks:  # every rank ends with the weights one process ends with (with ASGT: of the same best epoch)
+        for key, value in single.items():
+            torch.testing.assert_close(run["weights"][key], value, rtol=1e-4, atol=1e-5)
     # epoch statistics are all-reduced over ranks, so rank 0 reports the global numbers
     assert ddp["history"][-1]["train_accuracy"] == pytest.approx(single_history[-1]["train_accuracy"])
+    if name == "asgt":  # every rank recorded the robust-validation numbers of one process
+        for run in ranks:
+            assert [r["robust_val_accuracy"] for r in run["history"]] == pytest.approx(
+                [r["robust_val_accuracy"] for r in single_history]
+            )
     if name == "sgt":  # clean and masked batches of a BatchNorm model: the same forwards with and without DDP
         for key, value in _train_batchnorm().items():
             torch.testing.assert_close(ddp["batchnorm"][key], value, rtol=1e-4, atol=1e-5)
