@@ -81,12 +81,9 @@ class SaliencyGuidedAdversarialTrainer(SaliencyTrainerBase):
         1 trains on adversarial inputs only (see :func:`art_sgt.losses.asgt_loss`).
     :param saliency_of: ``"log_prob"`` (default) or ``"logit"``: what the saliency differentiates.
     :param attack: The older spelling of ``attacks`` (one attack).
-    :param amp: ``None`` (default, float32) or ``"bf16"``: forwards and backwards under ``torch.autocast``
-        with bfloat16 (see :class:`~art_sgt.trainers._steps.BatchSteps` and :doc:`/performance`: measured slower
-        on the project's CPU; not measured on GPUs).
-    :param channels_last: Channels-last memory format for 4-d inputs and the model's weights (converted in place;
-        no consistent speed-up measured on the project's CPU).
-    :param compile: Run the model through ``torch.compile`` (measured slower on the project's CPU).
+    :param amp: ``None`` (default, float32) or ``"bf16"`` autocast; slower on the project's CPU, unmeasured on GPUs.
+    :param channels_last: Channels-last inputs and weights (converted in place); no gain on the project's CPU.
+    :param compile: ``torch.compile`` the model's forwards; slower on the project's CPU (see :doc:`/performance`).
     :raises TypeError: If no attack, or both ``attacks`` and ``attack``, are given, or an argument has the wrong
         type.
     :raises ValueError: If an attack is not an ART ``EvasionAttack`` or crafts against another model, ``ratio``

@@ -43,12 +43,9 @@ class SaliencyGuidedTrainer(SaliencyTrainerBase):
     :param fill: ``"uniform"`` (default), ``"uniform_channel"``, ``"mean"``, ``"zero"``, a float or a callable
         ``(x, mask) -> values``.
     :param saliency_of: ``"log_prob"`` (default) or ``"logit"``: what the saliency differentiates.
-    :param amp: ``None`` (default, float32) or ``"bf16"``: forwards and backwards under ``torch.autocast``
-        with bfloat16 (see :class:`~art_sgt.trainers._steps.BatchSteps` and :doc:`/performance`: measured slower
-        on the project's CPU; not measured on GPUs).
-    :param channels_last: Channels-last memory format for 4-d inputs and the model's weights (converted in place;
-        no consistent speed-up measured on the project's CPU).
-    :param compile: Run the model through ``torch.compile`` (measured slower on the project's CPU).
+    :param amp: ``None`` (default, float32) or ``"bf16"`` autocast; slower on the project's CPU, unmeasured on GPUs.
+    :param channels_last: Channels-last inputs and weights (converted in place); no gain on the project's CPU.
+    :param compile: ``torch.compile`` the model's forwards; slower on the project's CPU (see :doc:`/performance`).
     :raises TypeError: If ``classifier`` is not a ``PyTorchClassifier`` or an argument has the wrong type.
     :raises ValueError: If the classifier has no optimizer, is channels-last or mixes labels, or an argument is
         out of range.
