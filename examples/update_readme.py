@@ -262,19 +262,22 @@ def render(results: Path) -> str:
 
 
 def _reproduction(results: Path) -> list[str]:
-    """The verdict of the paper reproduction, MNIST then CIFAR-10: a report that carries the reproduction's run
-    manifest is summarised by the package's own README section; an older report is copied as it is."""
+    """The verdict of the paper reproduction, MNIST then CIFAR-10, the standard profile (the one that may claim
+    something) before the quick one: a report that carries the reproduction's run manifest is summarised by the
+    package's own README section; an older report is copied as it is."""
     from art_sgt.reproduction.report import readme_section
 
     lines = ["## Does the paper's claim hold?", ""]
-    for dataset, title in (("mnist", "MNIST, quick profile"), ("cifar10", "CIFAR-10, quick profile")):
-        payload = _load(results / f"{dataset}_quick.json")
-        if payload is not None and "manifest" in payload:
-            section = readme_section([payload]).split("\n", 1)[1].strip()  # without its "##" heading
-            lines += [section, "", f"(summarised from `results/{dataset}_quick.json`; the full report is "
-                      f"`results/{dataset}_quick.md`)", ""]  # fmt: skip
-        else:
-            lines += _markdown(results, f"{dataset}_quick.md", title)
+    for dataset in ("mnist", "cifar10"):
+        for profile in ("standard", "quick"):
+            stem = f"{dataset}_{profile}"
+            payload = _load(results / f"{stem}.json")
+            if payload is not None and "manifest" in payload:
+                section = readme_section([payload]).split("\n", 1)[1].strip()  # without its "##" heading
+                lines += [section, "", f"(summarised from `results/{stem}.json`; the full report is "
+                          f"`results/{stem}.md`)", ""]  # fmt: skip
+            elif profile == "quick":
+                lines += _markdown(results, f"{stem}.md", f"{dataset}, quick profile")
     return lines
 
 

@@ -28,7 +28,14 @@ from art_sgt.reproduction.recipe import (
     profile_runs,
     select,
 )
-from art_sgt.reproduction.report import assemble, attack_units, estimate_cost, readme_section, write_markdown
+from art_sgt.reproduction.report import (
+    assemble,
+    attack_units,
+    cost_summary,
+    estimate_cost,
+    readme_section,
+    write_markdown,
+)
 from art_sgt.reproduction.statistics import (
     Interval,
     McNemar,
@@ -42,7 +49,7 @@ from art_sgt.reproduction.statistics import (
 __all__ = [
     "ABLATIONS", "LABELS", "MODELS", "PAPER", "PROFILES", "STATES",
     "EvaluationRecipe", "Interval", "McNemar", "Profile", "RunCache", "RunSpec", "TrainingRecipe",
-    "ablations", "assemble", "attack_units", "difference_interval", "estimate_cost", "get_profile", "mcnemar_exact",
-    "paired_bootstrap", "profile_runs", "readme_section", "run_pieces", "seed_summary", "select", "verdict",
-    "write_markdown",
+    "ablations", "assemble", "attack_units", "cost_summary", "difference_interval", "estimate_cost", "get_profile",
+    "mcnemar_exact", "paired_bootstrap", "profile_runs", "readme_section", "run_pieces", "seed_summary", "select",
+    "verdict", "write_markdown",
 ]  # fmt: skip

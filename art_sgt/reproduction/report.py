@@ -27,7 +27,16 @@ from art_sgt.reproduction.statistics import (
     verdict,
 )
 
-__all__ = ["QUANTITIES", "COMPARISONS", "assemble", "write_markdown", "readme_section", "attack_units", "estimate_cost"]
+__all__ = [
+    "QUANTITIES",
+    "COMPARISONS",
+    "assemble",
+    "write_markdown",
+    "readme_section",
+    "attack_units",
+    "estimate_cost",
+    "cost_summary",
+]
 
 #: The accuracies summarised per model, with their label (``{paper}`` / ``{standard}``: the eps).
 QUANTITIES = {
@@ -196,16 +205,48 @@ def _paper_line(payload: dict[str, Any]) -> str:
             "the measured differences against each baseline stand beside it above, each with its interval.")
 
 
-def _costs(payload: dict[str, Any]) -> list[str]:
+def _hours(c: dict[str, Any]) -> str:
+    return (f"about {c['cpu_hours']:.1f} CPU-hours ({c['training_cpu_hours']:.1f} training, "
+            f"{c['evaluation_cpu_hours']:.1f} evaluation), {c['wall_hours_on_cores']:.1f} hours on {c['cores']} cores")
+
+
+def _cost_lines(payload: dict[str, Any]) -> list[str]:
+    """What the runs done cost, and what the missing ones (and the larger profiles) are estimated to cost."""
     lines = []
+    cost = payload.get("cost")
+    if cost is not None:
+        lines.append(f"- Measured: {cost['measured_cpu_hours']:.1f} CPU-hours for the {cost['done_runs']} runs done "
+                     f"({cost['measured_training_cpu_hours']:.1f} training, "
+                     f"{cost['measured_evaluation_cpu_hours']:.1f} evaluation; one thread per run).")  # fmt: skip
+        rest = cost.get("remaining")
+        if rest is not None:
+            what = f"the {cost['missing_runs']} runs not done"
+            lines.append(f"- {what[0].upper()}{what[1:]}: {_hours(rest)} ({rest['note']})." if "cpu_hours" in rest
+                         else f"- {what[0].upper()}{what[1:]}: {rest['note']}.")  # fmt: skip
     for name, c in payload.get("cost_estimates", {}).items():
-        if "cpu_hours" in c:
-            lines.append(f"- {name}: about {c['cpu_hours']:.1f} CPU-hours ({c['training_cpu_hours']:.1f} training, "
-                         f"{c['evaluation_cpu_hours']:.1f} evaluation), {c['wall_hours_on_cores']:.1f} hours on "
-                         f"{c['cores']} cores ({c['note']}).")
-        else:
-            lines.append(f"- {name}: {c['note']}.")
-    return ["## Estimated cost of the larger profiles", "", *lines, ""] if lines else []
+        lines.append(f"- {name}: {_hours(c)} ({c['note']})." if "cpu_hours" in c else f"- {name}: {c['note']}.")
+    return lines
+
+
+def _costs(payload: dict[str, Any]) -> list[str]:
+    lines = _cost_lines(payload)
+    return ["## Cost", "", *lines, ""] if lines else []
+
+
+def _progress(payload: dict[str, Any]) -> str:
+    """Runs done of the main comparison and of each second setting; an interim note while any is missing."""
+    rows = payload["manifest"]["runs"]
+    groups: dict[str, list[str]] = {}
+    for row in rows:
+        groups.setdefault(row["variant"], []).append(row["status"])
+    parts = [f"{'Main comparison' if not v else v}: {s.count('done')} of {len(s)} runs done" for v, s in groups.items()]
+    text = "; ".join(parts) + "."
+    if payload["claims"] and any(row["status"] != "done" for row in rows):
+        seeds = sorted({r["seed"] for r in payload["runs"]})
+        text += (f" **Interim report**: the comparisons rest on the runs done so far (seeds {seeds or 'none'}); "
+                 "where one seed is done, their intervals are over test images and say nothing of the spread "
+                 "between training seeds.")  # fmt: skip
+    return text
 
 
 def _comparison_sections(payload: dict[str, Any]) -> list[str]:
@@ -245,6 +286,8 @@ def write_markdown(payload: dict[str, Any], path: str | Path | None = None) -> s
         f"{payload['label']}. Assembled by `{run['command']}` from the run cache; runs done: {m['done']} of "
         f"{sum(m.values())} ({', '.join(f'{k} {v}' for k, v in m.items() if v and k != 'done') or 'none missing'}).",
         "",
+        _progress(payload),
+        "",
         f"Code: the runs at commit(s) {', '.join(c[:10] for c in pieces['commits']) or 'none'} (every run from a "
         f"clean tree: {pieces['all_clean']}); this report at {str(run['git']['commit'])[:10]} (clean tree: "
         f"{run['git']['clean']}).",
@@ -272,25 +315,51 @@ def write_markdown(payload: dict[str, Any], path: str | Path | None = None) -> s
 def readme_section(payloads: Sequence[dict[str, Any]]) -> str:
     """The README's "Does the paper's claim hold?" section, from report payloads (one per dataset/profile).
 
-    For each payload: its scope, then ASGT against standard, Madry PGD-AT and mixed AT at the paper's eps
-    (worst case and PGD), each with its interval; a profile that makes no claims is said to make none.
+    For each payload: its scope and how many of its runs are done (an interim note while some are missing), then
+    ASGT against standard, Madry PGD-AT and mixed AT at the paper's eps (worst case and PGD), each with its
+    interval (a profile that makes no claims is said to make none), then the CPU time measured and estimated.
 
     :param payloads: From :func:`assemble` (or the JSON files ``art-sgt reproduce`` writes).
     :return: Markdown, starting with the section heading.
     """
     lines = ["## Does the paper's claim hold?", ""]
     for p in payloads:
-        m = p["manifest"]["counts"]
-        lines += [f"### {p['dataset']}, {p['profile']} profile", "",
-                  f"{p['label']}; runs done {m['done']} of {sum(m.values())}.", ""]  # fmt: skip
+        lines += [f"### {p['dataset']}, {p['profile']} profile", "", f"{p['label']}.", "", _progress(p), ""]
         if not p["claims"]:
             lines += ["This profile is a smoke test and makes no claims.", ""]
-            continue
-        keys = ("worst_case_paper_eps", "pgd_paper_eps")
-        lines += [f"- {c['verdict']}" for c in p["comparisons"]
-                  if c["a"] == "asgt" and c["quantity"] in keys and not c["variant"]]  # fmt: skip
-        lines += ["", _paper_line(p), ""]
+        else:
+            keys = ("worst_case_paper_eps", "pgd_paper_eps")
+            lines += [f"- {c['verdict']}" for c in p["comparisons"]
+                      if c["a"] == "asgt" and c["quantity"] in keys and not c["variant"]]  # fmt: skip
+            lines += ["", _paper_line(p), ""]
+        cost = _cost_lines(p)
+        lines += ["CPU time:", "", *cost, ""] if cost else []
     return "\n".join(lines).rstrip() + "\n"
+
+
+def cost_summary(records: Sequence[dict[str, Any]], missing: Sequence[RunSpec], cores: int = 2) -> dict[str, Any]:
+    """The CPU time the runs done took (training and evaluation), and an estimate for the missing runs.
+
+    :param records: Cached records of the runs done.
+    :param missing: The runs not done yet (their estimate uses :func:`estimate_cost` on ``records``).
+    :param cores: Cores available, one run per core.
+    :return: ``{"done_runs", "measured_training_cpu_hours", "measured_evaluation_cpu_hours",
+        "measured_cpu_hours", "missing_runs", "remaining"}``; ``remaining`` is the estimate, a ``{"note"}``
+        saying why there is none, or absent when nothing is missing.
+    """
+    training = sum(float(r["train"]["cpu_seconds"]) for r in records) / 3600
+    evaluation = sum(sum(r["evaluation"].get("cpu_seconds", {}).values()) for r in records) / 3600
+    out: dict[str, Any] = {
+        "done_runs": len(records), "measured_training_cpu_hours": training,
+        "measured_evaluation_cpu_hours": evaluation, "measured_cpu_hours": training + evaluation,
+        "missing_runs": len(missing),
+    }  # fmt: skip
+    if missing:
+        try:
+            out["remaining"] = estimate_cost(records, missing, cores)
+        except ValueError as err:
+            out["remaining"] = {"note": f"no estimate yet: {err}"}
+    return out
 
 
 def attack_units(dataset: str, evaluation: dict[str, Any]) -> dict[str, float]:

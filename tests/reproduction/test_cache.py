@@ -60,8 +60,15 @@ def test_pieces_run_once_then_skip_and_reevaluate_on_a_new_budget(tmp_path, data
     assert "makes no claims" in text and "| ASGT | 1 |" in text
     assert all(c["verdict"].endswith("no claim.") for c in payload["comparisons"])
     assert "smoke test and makes no claims" in readme_section([payload])
+    assert "Main comparison: 2 of 2 runs done." in text and "Interim" not in text
     claimed = assemble(replace(profile, claims=True), records, cache.manifest(smaller), run_info())
     assert "ASGT - standard (ART fit), worst-case accuracy at eps 0.2" in readme_section([claimed])
+    assert "Interim" not in readme_section([claimed])
+    one_more = [*smaller, replace(smaller[0], seed=1)]  # a second seed not run yet: an interim report
+    interim = assemble(replace(profile, claims=True), records, cache.manifest(one_more), run_info())
+    assert "Main comparison: 2 of 3 runs done. **Interim report**" in readme_section([interim])
+    assert "(seeds [0])" in write_markdown(interim)
+    assert "Interim" not in readme_section([assemble(profile, records, cache.manifest(one_more), run_info())])
     setting = [{**r, "name": f"{r['model']}[setting B]", "variant": "setting B"} for r in records]  # a second setting
     both = assemble(replace(profile, claims=True), records + setting, cache.manifest(smaller), run_info())
     assert [c["variant"] for c in both["comparisons"]] == [""] * 5 + ["setting B"] * 5  # 5 quantities, each setting

@@ -6,7 +6,15 @@ from dataclasses import asdict, replace
 
 import pytest
 
-from art_sgt.reproduction import MODELS, ablations, estimate_cost, get_profile, profile_runs, select
+from art_sgt.reproduction import (
+    MODELS,
+    ablations,
+    cost_summary,
+    estimate_cost,
+    get_profile,
+    profile_runs,
+    select,
+)
 from art_sgt.reproduction.cli import main
 from art_sgt.reproduction.report import attack_units
 from art_sgt.reproduction.training import supported
@@ -86,6 +94,23 @@ def test_cost_estimate_scales_measured_cpu_seconds():
     assert cost["wall_hours_on_cores"] == pytest.approx(cost["cpu_hours"] / 2) and "estimate" in cost["note"]
     with pytest.raises(ValueError, match="measured must hold a run of sgt"):
         estimate_cost(measured, [spec("sgt")])
+
+
+def test_cost_summary_adds_up_the_runs_done_and_estimates_the_rest():
+    run = spec("asgt")
+    units = attack_units("mnist", asdict(EVALUATION))
+    done = {"model": "asgt", "dataset": "mnist", "training_config": run.training_config(),
+            "evaluation_config": run.evaluation_config(), "train": {"cpu_seconds": 3600.0},
+            "evaluation": {"cpu_seconds": {"pgd": 1800.0, "report": 5400.0, "saliency": 0.0}}}  # fmt: skip
+    cost = cost_summary([done, done], [run])
+    assert (cost["measured_training_cpu_hours"], cost["measured_evaluation_cpu_hours"]) == (2.0, 4.0)
+    assert cost["measured_cpu_hours"] == 6.0 and (cost["done_runs"], cost["missing_runs"]) == (2, 1)
+    assert cost["remaining"] == estimate_cost([done, done], [run])  # the same recipe: one measured run's cost
+    assert cost["remaining"]["cpu_hours"] == pytest.approx(1.0 + 2.0)
+    assert set(units) == set(done["evaluation"]["cpu_seconds"])
+    assert "remaining" not in cost_summary([done], [])
+    nothing = cost_summary([], [spec("sgt")])
+    assert nothing["measured_cpu_hours"] == 0 and nothing["remaining"]["note"].startswith("no estimate yet")
 
 
 def test_driver_lists_the_manifest_and_refuses_bad_requests(tmp_path, capsys):
