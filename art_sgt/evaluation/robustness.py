@@ -187,6 +187,72 @@ class RobustnessReport:
         """
         return {**asdict(self), "gradient_masking": self.gradient_masking, "flags": self.flags}
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RobustnessReport:
+        """The report back from :meth:`to_dict` (e.g. read from JSON).
+
+        :param data: The dictionary.
+        :return: The report.
+        """
+        fields = {k: v for k, v in data.items() if k not in ("gradient_masking", "flags")}
+        fields["checklist"] = [GradientMaskingCheck(**check) for check in fields.get("checklist", [])]
+        return cls(**fields)
+
+    @classmethod
+    def concatenate(cls, reports: Sequence[RobustnessReport]) -> RobustnessReport:
+        """One report from reports of the same model, samples and budget at different ``eps``.
+
+        Every attack is seeded alike before each run, so the reports of ``robustness_report`` called once per
+        ``eps`` (the checklist in at most one of the calls) concatenate to the report of a single call over all of
+        them, except for the ``seconds`` measured; this lets a long evaluation be kept and resumed ``eps`` by ``eps``.
+
+        :param reports: The reports, in the order their ``eps`` should appear.
+        :return: The concatenated report (``seconds`` and the ``cost`` bounds are summed per key).
+        :raises ValueError: If ``reports`` is empty, if they differ in norm, attacks, samples, clean accuracy or
+            budget, if an ``eps`` appears twice, or if more than one holds a checklist.
+        """
+        reports = list(reports)
+        if not reports:
+            raise ValueError("reports must hold at least one RobustnessReport, got an empty sequence.")
+        per_eps = ("cost", "worst_case_attacks", "check_eps", "large_eps", "large_eps_full")
+        first = reports[0]
+        for other in reports[1:]:
+            same = (other.norm, other.attacks, other.n_samples, other.clean_accuracy) == (
+                first.norm, first.attacks, first.n_samples, first.clean_accuracy)  # fmt: skip
+            budget = {k: v for k, v in other.params.items() if k not in per_eps}
+            if not same or budget != {k: v for k, v in first.params.items() if k not in per_eps}:
+                raise ValueError("reports must share norm, attacks, samples, clean accuracy and budget.")
+        eps = [e for r in reports for e in r.eps]
+        if any(math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12) for i, a in enumerate(eps) for b in eps[i + 1 :]):
+            raise ValueError(f"reports must be at different eps, got {eps}.")
+        checked = [r for r in reports if r.checklist]
+        if len(checked) > 1:
+            raise ValueError(f"at most one of reports may hold a checklist, got {len(checked)}.")
+        base = checked[0] if checked else first
+
+        def summed(maps: list[Mapping[str, float]]) -> dict[str, Any]:
+            return {k: sum(m.get(k, 0) for m in maps) for k in dict.fromkeys(k for m in maps for k in m)}
+
+        params = {
+            **base.params,
+            "cost": summed([r.params.get("cost", {}) for r in reports]),
+            "worst_case_attacks": [a for r in reports for a in r.params.get("worst_case_attacks", [])],
+        }
+        return cls(
+            eps=eps,
+            norm=first.norm,
+            attacks=list(first.attacks),
+            n_samples=first.n_samples,
+            clean_accuracy=first.clean_accuracy,
+            accuracy={name: [a for r in reports for a in r.accuracy[name]] for name in first.accuracy},
+            worst_case=[w for r in reports for w in r.worst_case],
+            checklist=list(base.checklist),
+            params=params,
+            seconds={k: round(v, 3) for k, v in summed([r.seconds for r in reports]).items()},
+            notes=list(dict.fromkeys(n for r in reports for n in r.notes)),
+            worst_case_correct=[w for r in reports for w in r.worst_case_correct],
+        )
+
 
 def _check_eps(eps: Any, norm: str, clip_values: Any) -> list[float]:
     values = [eps] if isinstance(eps, numbers.Real) else eps

@@ -5,10 +5,12 @@
 - ``checkpoint/``: the trainer's checkpoint while training (removed once training is done);
 - ``progress.json``: CPU and wall seconds spent so far, over every session;
 - ``weights.pt`` and ``train_log.json``: the trained model and its training log;
+- ``evaluation_partial.json``: the finished stages of an evaluation under way (removed once it is done);
 - ``evaluation.json``: the evaluation, with the hash of the evaluation configuration it was made with.
 
 A run is ``done`` when its evaluation matches the current evaluation configuration, ``trained`` when its
-weights are there (it is evaluated, not retrained), ``partial`` when an interrupted training left a checkpoint
+weights are there (it is evaluated, not retrained, resuming after the last finished stage of an interrupted
+evaluation), ``partial`` when an interrupted training left a checkpoint
 (it resumes from it), ``missing`` otherwise, and ``unavailable`` when the installed trainers cannot do it.
 :func:`run_pieces` skips, resumes and runs accordingly; :meth:`RunCache.manifest` lists every state.
 """
@@ -167,7 +169,7 @@ def run_pieces(
         if spec.model != "standard" and source is not None and (cache.folder(source) / "weights.pt").is_file():
             transfer = load_trained(source, cache.folder(source), network)
         log(f"== {key}: trained ({train_log['cpu_seconds']:.0f} CPU s); evaluating")
-        numbers = evaluate_run(spec, classifier, x_test, y_test, transfer)
+        numbers = evaluate_run(spec, classifier, x_test, y_test, transfer, partial=folder / "evaluation_partial.json")
         record = {
             "name": spec.name, "model": spec.model, "variant": spec.variant, "seed": spec.seed,
             "profile": spec.profile, "dataset": spec.dataset, "training_hash": spec.training_hash(),
@@ -176,6 +178,7 @@ def run_pieces(
             "provenance": run_info(spec.seed, str(classifier.device)),
         }  # fmt: skip
         write_json(folder / "evaluation.json", record)
+        (folder / "evaluation_partial.json").unlink(missing_ok=True)
         log(f"== {key}: clean {numbers['clean']:.3f}, PGD {numbers['pgd_paper_eps']:.3f} / "
             f"{numbers['pgd_standard_eps']:.3f}, worst case {numbers['worst_case_paper_eps']:.3f}, "
             f"flags {numbers['flags'] or 'none'}")  # fmt: skip

@@ -9,8 +9,11 @@ The worst case is kept per sample too (from :attr:`RobustnessReport.worst_case_c
 
 from __future__ import annotations
 
+import json
 import math
 import time
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -54,13 +57,16 @@ def _pgd_correct(classifier: Any, x: np.ndarray, y: np.ndarray, eps: float, ev: 
     return _correct(classifier, attack.generate(x, y=y), y)
 
 
-def _robustness(classifier: Any, x: np.ndarray, y: np.ndarray, eps: list[float], check_eps: float,
-                ev: EvaluationRecipe, transfer_from: Any, seed: int) -> Any:  # fmt: skip
-    """``robustness_report`` with the recipe's budget: the preset when the report offers one, else explicit."""
+def _robustness(classifier: Any, x: np.ndarray, y: np.ndarray, eps: float, check_eps: float,
+                ev: EvaluationRecipe, transfer_from: Any, seed: int) -> dict[str, Any]:  # fmt: skip
+    """``robustness_report`` at one ``eps`` with the recipe's budget (the checklist at ``check_eps`` only)."""
     from art_sgt.evaluation import robustness_report
 
-    return robustness_report(classifier, x, y, eps=eps, check_eps=check_eps, transfer_from=transfer_from,
-                             budget=ev.budget, seed=seed, verbose=False, **dict(ev.report_kwargs))  # fmt: skip
+    checklist = math.isclose(eps, check_eps, rel_tol=1e-9)
+    report = robustness_report(classifier, x, y, eps=[eps], check_eps=check_eps, checklist=checklist,
+                               transfer_from=transfer_from, budget=ev.budget, seed=seed, verbose=False,
+                               **dict(ev.report_kwargs))  # fmt: skip
+    return report.to_dict()
 
 
 def _stability(classifier: Any, x: np.ndarray, y: np.ndarray, maps: np.ndarray, eps: float, ev: EvaluationRecipe,
@@ -90,43 +96,85 @@ def _saliency(classifier: Any, x: np.ndarray, y: np.ndarray, ev: EvaluationRecip
     }
 
 
-class _StageClock:
-    """CPU and wall seconds of consecutive stages."""
+class _Stages:
+    """Stages of an evaluation, each run once: its result and CPU / wall seconds are kept in ``path`` (when given)
+    as soon as it ends, so an interrupted evaluation resumes after its last finished stage.
 
-    def __init__(self) -> None:
-        self.cpu: dict[str, float] = {}
-        self.wall: dict[str, float] = {}
-        self._marks = (time.process_time(), time.perf_counter())
+    :param path: The JSON file, or ``None`` (nothing kept).
+    :param key: The evaluation's hash; a file made for another configuration is ignored.
+    """
 
-    def lap(self, stage: str) -> None:
-        cpu, wall = time.process_time(), time.perf_counter()
-        self.cpu[stage], self.wall[stage] = round(cpu - self._marks[0], 2), round(wall - self._marks[1], 2)
-        self._marks = (cpu, wall)
+    def __init__(self, path: str | Path | None, key: str) -> None:
+        self.path, self.key = (None if path is None else Path(path)), key
+        self.done: dict[str, dict[str, Any]] = {}
+        if self.path is not None and self.path.is_file():
+            kept = json.loads(self.path.read_text())
+            if kept.get("evaluation_hash") == key:
+                self.done = kept["stages"]
+
+    def run(self, name: str, work: Callable[[], Any]) -> Any:
+        """The result of stage ``name``: kept, or computed by ``work()`` (JSON-serialisable) and kept."""
+        if name not in self.done:
+            cpu, wall = time.process_time(), time.perf_counter()
+            value = work()
+            self.done[name] = {"value": value, "cpu": round(time.process_time() - cpu, 2),
+                               "wall": round(time.perf_counter() - wall, 2)}  # fmt: skip
+            if self.path is not None:
+                from art_sgt._provenance import write_json
+
+                write_json(self.path, {"evaluation_hash": self.key, "stages": self.done})
+        return self.done[name]["value"]
+
+    def seconds(self, kind: str) -> dict[str, float]:
+        """CPU (``kind="cpu"``) or wall seconds per stage group (the first word of a stage's name)."""
+        out: dict[str, float] = {}
+        for name, stage in self.done.items():
+            group = name.split()[0]
+            out[group] = round(out.get(group, 0.0) + stage[kind], 2)
+        return out
 
 
-def evaluate_run(spec: RunSpec, classifier: Any, x: np.ndarray, y: np.ndarray,
-                 transfer_from: Any = None) -> dict[str, Any]:  # fmt: skip
+def evaluate_run(spec: RunSpec, classifier: Any, x: np.ndarray, y: np.ndarray, transfer_from: Any = None,
+                 partial: str | Path | None = None) -> dict[str, Any]:  # fmt: skip
     """Evaluate a trained run on the first test images.
+
+    The work runs in stages (PGD; the worst case at each ``eps`` of the grid, the checklist with the paper's
+    ``eps``; saliency), each kept in ``partial`` as soon as it ends, so an evaluation interrupted (a session's end,
+    Ctrl-C) resumes after its last finished stage. Every attack is seeded alike per stage, so the numbers equal
+    those of one uninterrupted pass (:meth:`RobustnessReport.concatenate
+    <art_sgt.evaluation.robustness.RobustnessReport.concatenate>`).
 
     :param spec: The run (its evaluation recipe and seed).
     :param classifier: The trained classifier.
     :param x: Test inputs, channels first (at least ``n_eval`` and ``n_report``).
     :param y: One-hot test labels.
     :param transfer_from: The standard model of the same seed, source of the checklist's transfer check.
-    :return: JSON-ready numbers (per-sample outcomes as :func:`bits` strings; CPU and wall seconds per stage).
+    :param partial: A JSON file keeping the finished stages, or ``None``.
+    :return: JSON-ready numbers (per-sample outcomes as :func:`bits` strings; CPU and wall seconds per stage
+        group ``pgd`` / ``report`` / ``saliency``, summed over the sessions that ran them).
     """
+    from art_sgt.evaluation.robustness import RobustnessReport
+
     ev, eps = spec.evaluation, PAPER[spec.dataset]
-    clock = _StageClock()
+    stages = _Stages(partial, spec.evaluation_hash())
     xe, ye, xr, yr = x[: ev.n_eval], y[: ev.n_eval], x[: ev.n_report], y[: ev.n_report]
     out: dict[str, Any] = {"n_eval": len(xe), "n_report": len(xr)}
-    per_sample = {"clean": _correct(classifier, xe, ye)}
-    for key in ("paper_eps", "standard_eps"):
-        per_sample[f"pgd_{key}"] = _pgd_correct(classifier, xe, ye, eps[key], ev, spec.seed)
-    out.update({k: float(v.mean()) for k, v in per_sample.items()})
-    out["per_sample"] = {k: bits(v) for k, v in per_sample.items()}
-    clock.lap("pgd")
+
+    def pgd() -> dict[str, str]:
+        per_sample = {"clean": _correct(classifier, xe, ye)}
+        for key in ("paper_eps", "standard_eps"):
+            per_sample[f"pgd_{key}"] = _pgd_correct(classifier, xe, ye, eps[key], ev, spec.seed)
+        return {k: bits(v) for k, v in per_sample.items()}
+
+    out["per_sample"] = dict(stages.run("pgd", pgd))
+    out.update({k: float(from_bits(v).mean()) for k, v in out["per_sample"].items()})
     grid = sorted({*ev.report_eps, eps["paper_eps"], eps["standard_eps"]})
-    report = _robustness(classifier, xr, yr, grid, eps["paper_eps"], ev, transfer_from, spec.seed)
+    parts = [
+        stages.run(f"report eps {e:.6g}", lambda e=e: _robustness(classifier, xr, yr, e, eps["paper_eps"], ev,
+                                                                  transfer_from, spec.seed))
+        for e in grid
+    ]  # fmt: skip
+    report = RobustnessReport.concatenate([RobustnessReport.from_dict(p) for p in parts])
     out["robustness"] = {k: v for k, v in report.to_dict().items() if k != "worst_case_correct"}  # kept as bits
     out["worst_case"] = {"eps": list(report.eps), "accuracy": list(report.worst_case)}
     for key in ("paper_eps", "standard_eps"):
@@ -135,9 +183,7 @@ def evaluate_run(spec: RunSpec, classifier: Any, x: np.ndarray, y: np.ndarray,
         out["per_sample"][f"worst_case_{key}"] = bits(np.array(report.worst_case_correct[index]))
     out["flags"] = list(report.flags)
     out["transfer_source"] = None if transfer_from is None else "standard"
-    clock.lap("report")
-    out["saliency"] = _saliency(classifier, xr, yr, ev, eps["paper_eps"], spec.seed)
-    clock.lap("saliency")
-    out["cpu_seconds"], out["wall_seconds"] = clock.cpu, clock.wall
-    out["eval_seconds"] = round(sum(clock.wall.values()), 1)
+    out["saliency"] = stages.run("saliency", lambda: _saliency(classifier, xr, yr, ev, eps["paper_eps"], spec.seed))
+    out["cpu_seconds"], out["wall_seconds"] = stages.seconds("cpu"), stages.seconds("wall")
+    out["eval_seconds"] = round(sum(out["wall_seconds"].values()), 1)
     return out

@@ -213,3 +213,28 @@ def test_images_too_small_for_square_are_refused_up_front_and_skipped_by_the_che
     checks = {c.name: c for c in report.checklist}
     assert checks["black_box"].flagged is None and checks["black_box"].evidence["square"] is None
     assert checks["single_step"].flagged is not None  # the other checks still ran
+
+
+def test_reports_per_eps_concatenate_to_the_report_of_one_call() -> None:
+    x, y = _data(n=30, seed=2, classes=3)
+    clf = _classifier(classes=3)
+    kwargs = dict(budget="quick", pgd_max_iter=5, apgd_max_iter=5, square_max_iter=30, large_eps_iter=5,
+                  strong_factor=2, check_eps=0.12, transfer_from=_classifier(classes=3), seed=3,
+                  verbose=False)  # fmt: skip
+    whole = robustness_report(clf, x, y, eps=(0.05, 0.12, 0.2), **kwargs)
+    parts = [robustness_report(clf, x, y, eps=(e,), checklist=e == 0.12, **kwargs) for e in (0.05, 0.12, 0.2)]
+    parts = [RobustnessReport.from_dict(json.loads(json.dumps(p.to_dict()))) for p in parts]  # kept as JSON
+    merged = RobustnessReport.concatenate(parts)
+    assert 0 < whole.worst_case[1] < whole.worst_case[0] <= 1  # not a trivial case: some samples fall, some hold
+    assert whole.worst_case[2] < whole.worst_case[1]
+    assert {c.name: c.flagged for c in merged.checklist}["transfer"] is False  # the checklist ran, with transfer
+    assert set(whole.seconds) == set(merged.seconds)
+    assert {**merged.to_dict(), "seconds": None} == {**whole.to_dict(), "seconds": None}
+    with pytest.raises(ValueError, match="different eps"):
+        RobustnessReport.concatenate([parts[0], parts[0]])
+    with pytest.raises(ValueError, match="at most one"):
+        RobustnessReport.concatenate([parts[1], robustness_report(clf, x, y, eps=(0.2,), **kwargs)])
+    with pytest.raises(ValueError, match="budget"):
+        RobustnessReport.concatenate([parts[0], robustness_report(clf, x, y, eps=(0.2,), **{**kwargs, "seed": 4})])
+    with pytest.raises(ValueError, match="at least one"):
+        RobustnessReport.concatenate([])

@@ -154,3 +154,51 @@ def test_gpu_profile_code_path_runs_under_autocast_on_cpu(tmp_path, data, model)
     train_run(replace(run, training=replace(run.training, amp=False)), *data[:2], tmp_path / "fp32",
               network=_AutocastProbe)  # fmt: skip
     assert _AutocastProbe.seen and not any(_AutocastProbe.seen)
+
+
+def test_an_interrupted_evaluation_resumes_after_its_last_finished_stage(tmp_path, data, monkeypatch):
+    from art_sgt.reproduction import evaluate
+
+    x, y, x_test, y_test = data
+    run = spec("asgt")
+    classifier, _ = train_run(run, x, y, tmp_path / "train", network=TinyNet)
+    reference = evaluate.evaluate_run(run, classifier, x_test, y_test)  # one uninterrupted pass, nothing kept
+
+    calls: list[float] = []
+    original = evaluate._robustness
+
+    def counted(*args, **kwargs):
+        calls.append(args[3])
+        return original(*args, **kwargs)
+
+    def interrupted(*_args, **_kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(evaluate, "_robustness", counted)
+    monkeypatch.setattr(evaluate, "_saliency", interrupted)
+    partial = tmp_path / "evaluation_partial.json"
+    with pytest.raises(KeyboardInterrupt):
+        evaluate.evaluate_run(run, classifier, x_test, y_test, partial=partial)
+    kept = json.loads(partial.read_text())
+    assert kept["evaluation_hash"] == run.evaluation_hash()
+    assert list(kept["stages"]) == ["pgd", "report eps 0.1", "report eps 0.2", "report eps 0.3"]
+    assert calls == [0.1, 0.2, 0.3]
+
+    monkeypatch.undo()
+    monkeypatch.setattr(evaluate, "_robustness", counted)
+    resumed = evaluate.evaluate_run(run, classifier, x_test, y_test, partial=partial)
+    assert calls == [0.1, 0.2, 0.3]  # the finished stages were not run again
+
+    def timeless(numbers):
+        out = {k: v for k, v in numbers.items() if k not in ("cpu_seconds", "wall_seconds", "eval_seconds")}
+        out["robustness"] = {k: v for k, v in numbers["robustness"].items() if k != "seconds"}
+        return out
+
+    assert timeless(resumed) == timeless(reference)  # the same numbers as one uninterrupted pass
+    assert set(resumed["cpu_seconds"]) == {"pgd", "report", "saliency"}
+    assert resumed["robustness"]["checklist"] and resumed["worst_case"]["eps"] == [0.1, 0.2, 0.3]
+
+    other = replace(run, evaluation=replace(EVALUATION, n_eval=8))  # another configuration: the kept stages are stale
+    calls.clear()
+    evaluate.evaluate_run(other, classifier, x_test, y_test, partial=partial)
+    assert calls == [0.1, 0.2, 0.3]
