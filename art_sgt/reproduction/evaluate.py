@@ -182,7 +182,8 @@ def evaluate_run(spec: RunSpec, classifier: Any, x: np.ndarray, y: np.ndarray, t
         index = next(i for i, e in enumerate(report.eps) if math.isclose(e, eps[key], rel_tol=1e-9))
         out["per_sample"][f"worst_case_{key}"] = bits(np.array(report.worst_case_correct[index]))
     out["flags"] = list(report.flags)
-    out["transfer_source"] = None if transfer_from is None else "standard"
+    transfer = next((c for c in report.checklist if c.name == "transfer"), None)  # kept stages may predate the source
+    out["transfer_source"] = "standard" if transfer is not None and transfer.flagged is not None else None
     out["saliency"] = stages.run("saliency", lambda: _saliency(classifier, xr, yr, ev, eps["paper_eps"], spec.seed))
     out["cpu_seconds"], out["wall_seconds"] = stages.seconds("cpu"), stages.seconds("wall")
     out["eval_seconds"] = round(sum(out["wall_seconds"].values()), 1)
