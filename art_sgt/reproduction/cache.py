@@ -98,6 +98,19 @@ class RunCache:
         counts = {state: sum(row["status"] == state for row in rows) for state in STATES}
         return {"root": str(self.root), "counts": counts, "runs": rows}
 
+    def twin(self, spec: RunSpec) -> Path | None:
+        """Another folder of the cache holding weights trained with the same configuration (e.g. an ablation's
+        default setting, which is the main comparison's model), or ``None``.
+
+        :param spec: The run.
+        :return: The twin's folder.
+        """
+        own = self.folder(spec)
+        for folder in sorted(self.root.glob(f"*/{spec.dataset}/*/seed{spec.seed}-{spec.training_hash()}")):
+            if folder != own and (folder / "weights.pt").is_file() and (folder / "train_log.json").is_file():
+                return folder
+        return None
+
     def write_manifest(self, runs: Sequence[RunSpec], path: str | Path) -> dict[str, Any]:
         """Write :meth:`manifest` as JSON to ``path``.
 
@@ -126,7 +139,8 @@ def run_pieces(
     verbose: bool = False,
     log: Callable[[str], None] = print,
 ) -> dict[str, str]:
-    """Bring every run to ``done``: skip what is done, evaluate what is trained, resume what was interrupted.
+    """Bring every run to ``done``: skip what is done, evaluate what is trained, resume what was interrupted,
+    and reuse the weights of a twin trained with the same configuration instead of training them again.
 
     The transfer check of a model uses the standard model of the same seed when ``runs`` holds it and it is
     trained by then (standard models come first in a recipe).
@@ -138,7 +152,8 @@ def run_pieces(
     :param verbose: Show the trainers' progress bars.
     :param log: Where progress lines go.
     :return: ``{run name and seed: what was done}`` (``"skipped"``, ``"evaluated"``, ``"trained"``,
-        ``"resumed"``, ``"unavailable: ..."``).
+        ``"resumed"``, ``"reused"`` (weights and evaluation of a twin, see :meth:`RunCache.twin`),
+        ``"unavailable: ..."``).
     """
     from art_sgt.reproduction.evaluate import evaluate_run
     from art_sgt.reproduction.training import load_trained, supported, train_run
@@ -152,10 +167,17 @@ def run_pieces(
             done[key] = "skipped" if state == "done" else f"unavailable: {supported(spec)}"
             log(f"== {key}: {done[key]}")
             continue
+        folder = cache.folder(spec)
+        twin = cache.twin(spec) if state == "missing" else None
+        if twin is not None:
+            state = _adopt(cache, spec, twin)
+            log(f"== {key}: the same training as {twin.relative_to(cache.root)}: its weights reused")
+            if state == "done":
+                done[key] = "reused"
+                continue
         if not loaded:
             loaded.append(data())
         x_train, y_train, x_test, y_test = loaded[0]
-        folder = cache.folder(spec)
         if state == "trained":
             classifier, train_log = load_trained(spec, folder, network), _read(folder / "train_log.json")
             done[key] = "evaluated"
@@ -183,6 +205,24 @@ def run_pieces(
             f"{numbers['pgd_standard_eps']:.3f}, worst case {numbers['worst_case_paper_eps']:.3f}, "
             f"flags {numbers['flags'] or 'none'}")  # fmt: skip
     return done
+
+
+def _adopt(cache: RunCache, spec: RunSpec, twin: Path) -> str:
+    """Copy a twin's weights and training log into the run's folder (and its evaluation when made with the same
+    configuration, renamed to the run); the training log names the twin. Returns the run's new state."""
+    import shutil
+
+    folder = cache.folder(spec)
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(twin / "weights.pt", folder / "weights.pt")
+    log = {**_read(twin / "train_log.json"), "reused_from": str(twin.relative_to(cache.root))}
+    write_json(folder / "train_log.json", log)
+    evaluation = twin / "evaluation.json"
+    if evaluation.is_file() and _read(evaluation).get("evaluation_hash") == spec.evaluation_hash():
+        names = {"name": spec.name, "model": spec.model, "variant": spec.variant, "profile": spec.profile}
+        record = {**_read(evaluation), **names, "train": log, "reused_from": log["reused_from"]}
+        write_json(folder / "evaluation.json", record)
+    return cache.status(spec)
 
 
 def _read(path: Path) -> dict[str, Any]:

@@ -338,7 +338,8 @@ def readme_section(payloads: Sequence[dict[str, Any]]) -> str:
 
 
 def cost_summary(records: Sequence[dict[str, Any]], missing: Sequence[RunSpec], cores: int = 2) -> dict[str, Any]:
-    """The CPU time the runs done took (training and evaluation), and an estimate for the missing runs.
+    """The CPU time the runs done took (training and evaluation; what a run reused from a twin is not counted
+    again), and an estimate for the missing runs.
 
     :param records: Cached records of the runs done.
     :param missing: The runs not done yet (their estimate uses :func:`estimate_cost` on ``records``).
@@ -347,8 +348,10 @@ def cost_summary(records: Sequence[dict[str, Any]], missing: Sequence[RunSpec], 
         "measured_cpu_hours", "missing_runs", "remaining"}``; ``remaining`` is the estimate, a ``{"note"}``
         saying why there is none, or absent when nothing is missing.
     """
-    training = sum(float(r["train"]["cpu_seconds"]) for r in records) / 3600
-    evaluation = sum(sum(r["evaluation"].get("cpu_seconds", {}).values()) for r in records) / 3600
+    own = [r for r in records if not r["train"].get("reused_from")]  # a twin's weights cost nothing again
+    training = sum(float(r["train"]["cpu_seconds"]) for r in own) / 3600
+    own = [r for r in records if not r.get("reused_from")]
+    evaluation = sum(sum(r["evaluation"].get("cpu_seconds", {}).values()) for r in own) / 3600
     out: dict[str, Any] = {
         "done_runs": len(records), "measured_training_cpu_hours": training,
         "measured_evaluation_cpu_hours": evaluation, "measured_cpu_hours": training + evaluation,

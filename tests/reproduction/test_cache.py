@@ -202,3 +202,32 @@ def test_an_interrupted_evaluation_resumes_after_its_last_finished_stage(tmp_pat
     calls.clear()
     evaluate.evaluate_run(other, classifier, x_test, y_test, partial=partial)
     assert calls == [0.1, 0.2, 0.3]
+
+
+def test_a_run_trained_with_the_same_configuration_elsewhere_is_reused_not_retrained(tmp_path, data):
+    from art_sgt.reproduction import cost_summary
+
+    cache, runs = RunCache(tmp_path), [spec("standard"), spec("sgt")]
+    run_pieces(cache, runs, lambda: data, network=TinyNet, log=_quiet)
+    twins = [replace(r, profile="ablations-test", variant="default") for r in runs]  # same training, other folder
+    assert [cache.twin(t) for t in twins] == [cache.folder(r) for r in runs]
+    assert cache.twin(spec("sgt", seed=1)) is None and cache.twin(runs[0]) is None  # another seed; itself
+
+    def no_data():
+        raise AssertionError("a reused run must not load the data")
+
+    assert run_pieces(cache, twins, no_data, network=TinyNet, log=_quiet) == {"standard[default],0": "reused",
+                                                                              "sgt[default],0": "reused"}  # fmt: skip
+    for run, twin in zip(runs, twins):
+        assert (cache.folder(twin) / "weights.pt").read_bytes() == (cache.folder(run) / "weights.pt").read_bytes()
+    records = cache.records(twins)
+    assert [(r["name"], r["profile"], r["variant"]) for r in records] == [
+        ("standard[default]", "ablations-test", "default"), ("sgt[default]", "ablations-test", "default")]
+    assert records[1]["evaluation"] == cache.records(runs)[1]["evaluation"]
+    assert records[1]["train"]["reused_from"] == str(cache.folder(runs[1]).relative_to(tmp_path))
+    assert cost_summary(records, [])["measured_cpu_hours"] == 0  # nothing was spent on them
+    assert cost_summary(cache.records(runs), [])["measured_cpu_hours"] > 0
+
+    other = replace(runs[1], profile="third", evaluation=replace(EVALUATION, n_eval=8))  # weights yes, evaluation no
+    assert run_pieces(cache, [other], lambda: data, network=TinyNet, log=_quiet) == {"sgt,0": "evaluated"}
+    assert cache.records([other])[0]["evaluation"]["n_eval"] == 8
