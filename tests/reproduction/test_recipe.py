@@ -70,6 +70,23 @@ def test_ablations_are_recipe_entries_on_mnist_only():
         ablations(get_profile("cifar10", "standard"))
 
 
+def test_default_ablations_are_the_trainers_defaults_and_the_main_comparisons_models():
+    import inspect
+
+    from art_sgt.reproduction.recipe import ABLATION_DEFAULTS
+    from art_sgt.trainers import SaliencyGuidedAdversarialTrainer, SaliencyGuidedTrainer
+
+    profile = get_profile("mnist", "standard")
+    main_runs = {(r.model, r.seed): r.training_hash() for r in profile_runs(profile) if not r.variant}
+    trainers = {"sgt": SaliencyGuidedTrainer, "asgt": SaliencyGuidedAdversarialTrainer}
+    for variant, (model, name, value) in ABLATION_DEFAULTS.items():
+        assert inspect.signature(trainers[model].__init__).parameters[name].default == value, variant
+    sgt = inspect.signature(SaliencyGuidedTrainer.__init__).parameters
+    assert (sgt["mask_fraction"].default, sgt["kl_weight"].default) == (0.5, 1.0)  # "mask 0.5", "kl 1"
+    twins = {r.variant for r in ablations(profile) if r.training_hash() == main_runs[(r.model, r.seed)]}
+    assert twins == {"mask 0.5", "kl 1", "target label", "saliency of log p_y", "fill uniform"}
+
+
 def test_attack_units_known_answer():
     # quick preset (large_eps_iter 50, pgd_restarts 1, square_restarts 1) with the test recipe's overrides:
     # pgd 2, apgd 2, square 5, strong_factor 2; eps grid {0.1} + paper 0.2 + standard 0.3
