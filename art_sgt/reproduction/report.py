@@ -239,7 +239,12 @@ def _progress(payload: dict[str, Any]) -> str:
     groups: dict[str, list[str]] = {}
     for row in rows:
         groups.setdefault(row["variant"], []).append(row["status"])
-    parts = [f"{'Main comparison' if not v else v}: {s.count('done')} of {len(s)} runs done" for v, s in groups.items()]
+    parts = [f"{'Main comparison' if not v else v}: {s.count('done')} of {len(s)} runs done"
+             for v, s in groups.items() if not v or len(s) > 1]  # fmt: skip
+    single = [s[0] for v, s in groups.items() if v and len(s) == 1]  # e.g. the ablations, one run per variant
+    if single:
+        what = "other settings" if parts else "Settings"
+        parts.append(f"{what} (one run each): {single.count('done')} of {len(single)} runs done")
     text = "; ".join(parts) + "."
     if payload["claims"] and any(row["status"] != "done" for row in rows):
         seeds = sorted({r["seed"] for r in payload["runs"]})

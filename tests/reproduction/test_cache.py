@@ -77,6 +77,9 @@ def test_pieces_run_once_then_skip_and_reevaluate_on_a_new_budget(tmp_path, data
     variants_only = assemble(profile, ablation, cache.manifest(smaller), run_info())  # nothing to pair
     assert not variants_only["comparisons"] and "Comparisons" not in write_markdown(variants_only)
     assert "| asgt[v1] | 1 |" in write_markdown(variants_only)
+    variant_runs = [replace(r, variant=f"v{i}") for i, r in enumerate(smaller)]  # not run under these names
+    listed = assemble(profile, ablation, cache.manifest(variant_runs), run_info())
+    assert "Settings (one run each): 0 of 2 runs done." in write_markdown(listed)
     paths = write_figures(payload, tmp_path / "fig")
     assert len(paths) == 4 and all((tmp_path / "fig" / f"{k}.png").stat().st_size > 0 for k in paths)
 
