@@ -434,6 +434,6 @@ def estimate_cost(measured: Sequence[dict[str, Any]], runs: Sequence[RunSpec], c
         "cpu_hours": total / 3600,
         "wall_hours_on_cores": total / 3600 / cores,
         "cores": cores,
-        "note": "estimate, extrapolated linearly from the measured runs: training in images x epochs, evaluation in "
-        "attack iterations x images (a lower bound for robust models, on which attacks stop early less often)",
+        "note": "extrapolated from the measured runs, linear in images x epochs and in attack iterations x images; "
+        "a lower bound for robust models, on which attacks stop early less often",
     }

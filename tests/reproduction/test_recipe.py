@@ -108,7 +108,7 @@ def test_cost_estimate_scales_measured_cpu_seconds():
     cost = estimate_cost(measured, [target, target], cores=2)
     assert cost["training_cpu_hours"] == pytest.approx(2 * 128.0 * (640 * 3) / (64 * 2) / 3600)
     assert cost["evaluation_cpu_hours"] == pytest.approx(2 * 2.0 * 2 * sum(units.values()) / 3600)
-    assert cost["wall_hours_on_cores"] == pytest.approx(cost["cpu_hours"] / 2) and "estimate" in cost["note"]
+    assert cost["wall_hours_on_cores"] == pytest.approx(cost["cpu_hours"] / 2) and "extrapolated" in cost["note"]
     with pytest.raises(ValueError, match="measured must hold a run of sgt"):
         estimate_cost(measured, [spec("sgt")])
 
