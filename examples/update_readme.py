@@ -265,11 +265,13 @@ def _reproduction(results: Path) -> list[str]:
     """The verdict of the paper reproduction, MNIST then CIFAR-10, the standard profile (the one that may claim
     something) before the quick one: a report that carries the reproduction's run manifest is summarised by the
     package's own README section; an older report is copied as it is."""
+    from art_sgt.reproduction.recipe import PROFILES
     from art_sgt.reproduction.report import readme_section
 
     lines = ["## Does the paper's claim hold?", ""]
+    not_run = []
     for dataset in ("mnist", "cifar10"):
-        for profile in ("standard", "quick"):
+        for profile in ("standard", "gpu", "quick"):
             stem = f"{dataset}_{profile}"
             payload = _load(results / f"{stem}.json")
             if payload is not None and "manifest" in payload:
@@ -278,6 +280,11 @@ def _reproduction(results: Path) -> list[str]:
                           f"`results/{stem}.md`)", ""]  # fmt: skip
             elif profile == "quick":
                 lines += _markdown(results, f"{stem}.md", f"{dataset}, quick profile")
+            elif (dataset, profile) in PROFILES:
+                not_run.append(f"`art-sgt reproduce --dataset {dataset} --profile {profile}`")
+    if not_run:
+        lines += [f"Not run yet, so nothing above rests on them: {', '.join(not_run)} (the gpu profile needs a GPU).",
+                  ""]  # fmt: skip
     return lines
 
 
