@@ -88,11 +88,15 @@ class RunCache:
         """What is done and what is missing.
 
         :param runs: The runs of a recipe.
-        :return: ``{"counts": {state: n}, "runs": [{name, model, variant, seed, status, folder}, ...]}``.
+        :return: ``{"counts": {state: n}, "runs": [{name, model, variant, seed, status, folder,
+            evaluation_stages}, ...]}`` (``evaluation_stages``: the stages an interrupted evaluation kept).
         """
+        from art_sgt.reproduction.evaluate import kept_stages
+
         rows = [
             {"name": r.name, "model": r.model, "variant": r.variant, "seed": r.seed, "status": self.status(r),
-             "folder": str(self.folder(r).relative_to(self.root))}
+             "folder": str(self.folder(r).relative_to(self.root)),
+             "evaluation_stages": list(kept_stages(self.folder(r) / "evaluation_partial.json", r.evaluation_hash()))}
             for r in runs
         ]  # fmt: skip
         counts = {state: sum(row["status"] == state for row in rows) for state in STATES}

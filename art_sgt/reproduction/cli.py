@@ -137,7 +137,8 @@ def run(args: argparse.Namespace) -> int:
     if args.manifest:
         manifest = cache.manifest(runs)
         for row in manifest["runs"]:
-            print(f"{row['status']:>11}  {row['name']},{row['seed']}  {row['folder']}")
+            stages = f"  (evaluation kept: {', '.join(row['evaluation_stages'])})" if row["evaluation_stages"] else ""
+            print(f"{row['status']:>11}  {row['name']},{row['seed']}  {row['folder']}{stages}")
         print(", ".join(f"{k}: {v}" for k, v in manifest["counts"].items()))
         return 0
     if not args.report_only:

@@ -20,7 +20,7 @@ import numpy as np
 
 from art_sgt.reproduction.recipe import PAPER, EvaluationRecipe, RunSpec
 
-__all__ = ["evaluate_run", "bits", "from_bits"]
+__all__ = ["evaluate_run", "kept_stages", "bits", "from_bits"]
 
 
 def bits(correct: np.ndarray) -> str:
@@ -96,6 +96,20 @@ def _saliency(classifier: Any, x: np.ndarray, y: np.ndarray, ev: EvaluationRecip
     }
 
 
+def kept_stages(path: str | Path, key: str) -> dict[str, dict[str, Any]]:
+    """The finished stages an interrupted evaluation kept in ``path``, when made with the configuration ``key``.
+
+    :param path: The JSON file (it may not exist).
+    :param key: The evaluation's hash (:meth:`RunSpec.evaluation_hash`).
+    :return: ``{stage name: {"value", "cpu", "wall"}}``, empty when there is no such file or it is stale.
+    """
+    path = Path(path)
+    if not path.is_file():
+        return {}
+    kept = json.loads(path.read_text())
+    return dict(kept["stages"]) if kept.get("evaluation_hash") == key else {}
+
+
 class _Stages:
     """Stages of an evaluation, each run once: its result and CPU / wall seconds are kept in ``path`` (when given)
     as soon as it ends, so an interrupted evaluation resumes after its last finished stage.
@@ -106,11 +120,7 @@ class _Stages:
 
     def __init__(self, path: str | Path | None, key: str) -> None:
         self.path, self.key = (None if path is None else Path(path)), key
-        self.done: dict[str, dict[str, Any]] = {}
-        if self.path is not None and self.path.is_file():
-            kept = json.loads(self.path.read_text())
-            if kept.get("evaluation_hash") == key:
-                self.done = kept["stages"]
+        self.done: dict[str, dict[str, Any]] = {} if path is None else kept_stages(path, key)
 
     def run(self, name: str, work: Callable[[], Any]) -> Any:
         """The result of stage ``name``: kept, or computed by ``work()`` (JSON-serialisable) and kept."""

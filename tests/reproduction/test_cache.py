@@ -94,6 +94,9 @@ def test_manifest_states(tmp_path):
     assert cache.status(run) == "partial"
     (folder / "weights.pt").write_bytes(b"")
     assert cache.status(run) == "trained"
+    partial = {"evaluation_hash": run.evaluation_hash(), "stages": {"pgd": {}, "report eps 0.1": {}}}
+    (folder / "evaluation_partial.json").write_text(json.dumps(partial))
+    assert cache.manifest([run])["runs"][0]["evaluation_stages"] == ["pgd", "report eps 0.1"]
     (folder / "evaluation.json").write_text(json.dumps({"evaluation_hash": "stale"}))
     assert cache.status(run) == "trained"  # an evaluation made with another configuration does not count
     (folder / "evaluation.json").write_text(json.dumps({"evaluation_hash": run.evaluation_hash()}))
@@ -161,6 +164,7 @@ def test_gpu_profile_code_path_runs_under_autocast_on_cpu(tmp_path, data, model)
 
 def test_an_interrupted_evaluation_resumes_after_its_last_finished_stage(tmp_path, data, monkeypatch):
     from art_sgt.reproduction import evaluate
+    from art_sgt.reproduction.evaluate import kept_stages
 
     x, y, x_test, y_test = data
     run = spec("asgt")
@@ -183,6 +187,8 @@ def test_an_interrupted_evaluation_resumes_after_its_last_finished_stage(tmp_pat
     with pytest.raises(KeyboardInterrupt):
         evaluate.evaluate_run(run, classifier, x_test, y_test, partial=partial)
     kept = json.loads(partial.read_text())
+    assert list(kept_stages(partial, run.evaluation_hash())) == list(kept["stages"])
+    assert kept_stages(partial, "another") == {} and kept_stages(tmp_path / "none.json", "x") == {}
     assert kept["evaluation_hash"] == run.evaluation_hash()
     assert list(kept["stages"]) == ["pgd", "report eps 0.1", "report eps 0.2", "report eps 0.3"]
     assert calls == [0.1, 0.2, 0.3]
