@@ -134,6 +134,19 @@ class RunCache:
         """
         return [record for record in map(self.evaluation, runs) if record is not None]
 
+    def train_record(self, spec: RunSpec) -> dict[str, Any] | None:
+        """The training side of a record, for a run trained but not evaluated (or done).
+
+        :param spec: The run.
+        :return: ``{"name", "model", "seed", "dataset", "training_config", "train"}``, or ``None`` when the run
+            is not trained.
+        """
+        path = self.folder(spec) / "train_log.json"
+        if not (self.folder(spec) / "weights.pt").is_file() or not path.is_file():
+            return None
+        return {"name": spec.name, "model": spec.model, "seed": spec.seed, "dataset": spec.dataset,
+                "training_config": spec.training_config(), "train": _read(path)}  # fmt: skip
+
 
 def run_pieces(
     cache: RunCache,

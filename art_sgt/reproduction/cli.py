@@ -150,7 +150,9 @@ def run(args: argparse.Namespace) -> int:
     if args.ablations:
         payload["label"] = f"Ablations, one seed each, each variant changing one setting of the recipe: {profile.label}"
     payload["setup"] = payload["label"]
-    payload["cost"] = report.cost_summary(records, [r for r in runs if cache.status(r) != "done"])
+    pending = [r for r in runs if cache.status(r) != "done"]
+    trained = [t for t in map(cache.train_record, pending) if t is not None]
+    payload["cost"] = report.cost_summary(records, pending, trained=trained)
     if args.profile == "quick" and records and not args.ablations:
         payload["cost_estimates"] = _estimates(args, cache, records)
     if records:

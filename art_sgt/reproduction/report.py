@@ -210,19 +210,27 @@ def _hours(c: dict[str, Any]) -> str:
             f"{c['evaluation_cpu_hours']:.1f} evaluation), {c['wall_hours_on_cores']:.1f} hours on {c['cores']} cores")
 
 
+def _runs(n: int) -> str:
+    return f"{n} run{'' if n == 1 else 's'}"
+
+
 def _cost_lines(payload: dict[str, Any]) -> list[str]:
     """What the runs done cost, and what the missing ones (and the larger profiles) are estimated to cost."""
     lines = []
     cost = payload.get("cost")
     if cost is not None:
-        lines.append(f"- Measured: {cost['measured_cpu_hours']:.1f} CPU-hours for the {cost['done_runs']} runs done "
-                     f"({cost['measured_training_cpu_hours']:.1f} training, "
+        also = f" and the training of {_runs(cost['trained_runs'])} not yet evaluated" if cost.get(
+            "trained_runs") else ""  # fmt: skip
+        lines.append(f"- Measured: {cost['measured_cpu_hours']:.1f} CPU-hours for {_runs(cost['done_runs'])} done"
+                     f"{also} ({cost['measured_training_cpu_hours']:.1f} training, "
                      f"{cost['measured_evaluation_cpu_hours']:.1f} evaluation; one thread per run).")  # fmt: skip
         rest = cost.get("remaining")
         if rest is not None:
-            what = f"the {cost['missing_runs']} runs not done"
-            lines.append(f"- {what[0].upper()}{what[1:]}: {_hours(rest)} ({rest['note']})." if "cpu_hours" in rest
-                         else f"- {what[0].upper()}{what[1:]}: {rest['note']}.")  # fmt: skip
+            lines.append(f"- {_runs(cost['missing_runs'])} not done: {_hours(rest)} for {rest['estimated_runs']} of "
+                         f"them ({rest['note']}).")  # fmt: skip
+            if rest["not_estimated"]:
+                names = ", ".join(rest["not_estimated"])
+                lines.append(f"- Not estimated, no run of their model measured yet: {names}.")
     for name, c in payload.get("cost_estimates", {}).items():
         lines.append(f"- {name}: {_hours(c)} ({c['note']})." if "cpu_hours" in c else f"- {name}: {c['note']}.")
     return lines
@@ -342,31 +350,32 @@ def readme_section(payloads: Sequence[dict[str, Any]]) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
-def cost_summary(records: Sequence[dict[str, Any]], missing: Sequence[RunSpec], cores: int = 2) -> dict[str, Any]:
-    """The CPU time the runs done took (training and evaluation; what a run reused from a twin is not counted
-    again), and an estimate for the missing runs.
+def cost_summary(records: Sequence[dict[str, Any]], missing: Sequence[RunSpec], cores: int = 2,
+                 trained: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:  # fmt: skip
+    """The CPU time spent so far (what a run reused from a twin is not counted again), and an estimate for the
+    runs not done.
 
     :param records: Cached records of the runs done.
-    :param missing: The runs not done yet (their estimate uses :func:`estimate_cost` on ``records``).
+    :param missing: The runs not done yet; those whose model has no measured run are left out of the estimate
+        and named (see :func:`estimate_cost` with ``partial=True``).
     :param cores: Cores available, one run per core.
-    :return: ``{"done_runs", "measured_training_cpu_hours", "measured_evaluation_cpu_hours",
-        "measured_cpu_hours", "missing_runs", "remaining"}``; ``remaining`` is the estimate, a ``{"note"}``
-        saying why there is none, or absent when nothing is missing.
+    :param trained: Training records of runs trained but not evaluated yet (:meth:`RunCache.train_record`): their
+        training counts as spent, their training rate as measured, and only their evaluation is estimated.
+    :return: ``{"done_runs", "trained_runs", "measured_training_cpu_hours", "measured_evaluation_cpu_hours",
+        "measured_cpu_hours", "missing_runs", "remaining"}``; ``remaining`` is absent when nothing is missing.
     """
-    own = [r for r in records if not r["train"].get("reused_from")]  # a twin's weights cost nothing again
+    own = [r for r in [*records, *trained] if not r["train"].get("reused_from")]  # a twin's weights cost nothing
     training = sum(float(r["train"]["cpu_seconds"]) for r in own) / 3600
     own = [r for r in records if not r.get("reused_from")]
     evaluation = sum(sum(r["evaluation"].get("cpu_seconds", {}).values()) for r in own) / 3600
     out: dict[str, Any] = {
-        "done_runs": len(records), "measured_training_cpu_hours": training,
+        "done_runs": len(records), "trained_runs": len(trained), "measured_training_cpu_hours": training,
         "measured_evaluation_cpu_hours": evaluation, "measured_cpu_hours": training + evaluation,
         "missing_runs": len(missing),
     }  # fmt: skip
     if missing:
-        try:
-            out["remaining"] = estimate_cost(records, missing, cores)
-        except ValueError as err:
-            out["remaining"] = {"note": f"no estimate yet: {err}"}
+        names = [f"{r['name']},{r['seed']}" for r in trained]
+        out["remaining"] = estimate_cost([*records, *trained], missing, cores, trained=names, partial=True)
     return out
 
 
@@ -394,7 +403,8 @@ def attack_units(dataset: str, evaluation: dict[str, Any]) -> dict[str, float]:
     }
 
 
-def estimate_cost(measured: Sequence[dict[str, Any]], runs: Sequence[RunSpec], cores: int = 2) -> dict[str, Any]:
+def estimate_cost(measured: Sequence[dict[str, Any]], runs: Sequence[RunSpec], cores: int = 2,
+                  trained: Sequence[str] = (), partial: bool = False) -> dict[str, Any]:  # fmt: skip
     """Estimate the CPU time of ``runs`` from measured records of the same architectures.
 
     Training: proportional to images x epochs, at the CPU seconds per image-epoch of the measured runs of that
@@ -403,11 +413,17 @@ def estimate_cost(measured: Sequence[dict[str, Any]], runs: Sequence[RunSpec], c
     misclassified, so measurements on weak models underestimate the cost for robust ones. The wall time assumes
     ``cores`` pieces run side by side, one thread each. It is an estimate, and says so.
 
-    :param measured: Cached records (e.g. of the quick profile).
+    :param measured: Cached records (e.g. of the quick profile); records with a ``train`` log and no evaluation
+        count for the training rate only.
     :param runs: The runs to estimate (e.g. the standard profile's recipe).
     :param cores: Cores available.
-    :return: ``{"training_cpu_hours", "evaluation_cpu_hours", "cpu_hours", "wall_hours_on_cores", ...}``.
-    :raises ValueError: If a model of ``runs`` has no measured run of the same architecture.
+    :param trained: ``"name,seed"`` of the runs whose training is done: only their evaluation is estimated.
+    :param partial: Instead of raising, leave out the runs whose model has no measured training (listed under
+        ``not_estimated``), and estimate an evaluation from the measured evaluations of the same architecture when
+        its model has none.
+    :return: ``{"training_cpu_hours", "evaluation_cpu_hours", "cpu_hours", "wall_hours_on_cores",
+        "not_estimated", ...}``.
+    :raises ValueError: If a model of ``runs`` has no measured run of the same architecture (unless ``partial``).
     """
     train_rate: dict[tuple[str, str], list[float]] = {}
     eval_rate: dict[tuple[str, str], list[dict[str, float]]] = {}
@@ -417,15 +433,24 @@ def estimate_cost(measured: Sequence[dict[str, Any]], runs: Sequence[RunSpec], c
         if "cpu_seconds" in r.get("evaluation", {}):
             units = attack_units(r["dataset"], r["evaluation_config"]["evaluation"])
             eval_rate.setdefault(key, []).append({k: r["evaluation"]["cpu_seconds"][k] / units[k] for k in units})
+    by_arch: dict[str, list[dict[str, float]]] = {}
+    for (_, arch), rates in eval_rate.items():
+        by_arch.setdefault(arch, []).extend(rates)
     training = evaluation = 0.0
+    not_estimated = []
     for spec in runs:
         key = (spec.model, spec.training.arch)
-        if key not in train_rate:
-            raise ValueError(f"measured must hold a run of {key[0]} on {key[1]} to estimate {spec.name}.")
-        training += float(np.mean(train_rate[key])) * spec.training.n_train * spec.training.epochs
-        if key in eval_rate:
+        if f"{spec.name},{spec.seed}" not in trained:
+            if key not in train_rate:
+                if not partial:
+                    raise ValueError(f"measured must hold a run of {key[0]} on {key[1]} to estimate {spec.name}.")
+                not_estimated.append(f"{spec.name},{spec.seed}")
+                continue
+            training += float(np.mean(train_rate[key])) * spec.training.n_train * spec.training.epochs
+        rates = eval_rate.get(key) or (by_arch.get(spec.training.arch) if partial else None)
+        if rates:
             units = attack_units(spec.dataset, asdict(spec.evaluation))
-            evaluation += sum(float(np.mean([rate[k] for rate in eval_rate[key]])) * units[k] for k in units)
+            evaluation += sum(float(np.mean([rate[k] for rate in rates])) * units[k] for k in units)
     total = training + evaluation
     return {
         "per_model_cpu_seconds_per_image_epoch": {f"{m} ({a})": float(np.mean(v)) for (m, a), v in train_rate.items()},
@@ -434,6 +459,8 @@ def estimate_cost(measured: Sequence[dict[str, Any]], runs: Sequence[RunSpec], c
         "cpu_hours": total / 3600,
         "wall_hours_on_cores": total / 3600 / cores,
         "cores": cores,
+        "estimated_runs": len(runs) - len(not_estimated),
+        "not_estimated": not_estimated,
         "note": "extrapolated from the measured runs, linear in images x epochs and in attack iterations x images; "
         "a lower bound for robust models, on which attacks stop early less often",
     }

@@ -127,7 +127,22 @@ def test_cost_summary_adds_up_the_runs_done_and_estimates_the_rest():
     assert set(units) == set(done["evaluation"]["cpu_seconds"])
     assert "remaining" not in cost_summary([done], [])
     nothing = cost_summary([], [spec("sgt")])
-    assert nothing["measured_cpu_hours"] == 0 and nothing["remaining"]["note"].startswith("no estimate yet")
+    assert nothing["measured_cpu_hours"] == 0 and nothing["remaining"]["not_estimated"] == ["sgt,0"]
+    assert nothing["remaining"]["cpu_hours"] == 0 and nothing["remaining"]["estimated_runs"] == 0
+
+    # an sgt run measured for training only: its training counts as spent; the asgt evaluation rate stands in
+    # for sgt's evaluation (same architecture); a standard run with no measured model is named, not estimated
+    sgt = spec("sgt", seed=1)
+    trained = {"name": "sgt", "model": "sgt", "seed": 1, "dataset": "mnist",
+               "training_config": sgt.training_config(), "train": {"cpu_seconds": 1800.0}}  # fmt: skip
+    partial = cost_summary([done], [sgt, spec("sgt", seed=2), spec("standard")], trained=[trained])
+    assert partial["measured_training_cpu_hours"] == 1.5 and partial["trained_runs"] == 1
+    rest = partial["remaining"]
+    assert rest["not_estimated"] == ["standard,0"] and rest["estimated_runs"] == 2
+    assert rest["training_cpu_hours"] == pytest.approx(0.5)  # sgt,2 only: sgt,1 is trained
+    assert rest["evaluation_cpu_hours"] == pytest.approx(2 * 2.0)  # both sgt runs, at asgt's measured rate
+    with pytest.raises(ValueError, match="measured must hold a run of standard"):
+        estimate_cost([done], [spec("standard")])
 
 
 def test_driver_lists_the_manifest_and_refuses_bad_requests(tmp_path, capsys):
