@@ -115,7 +115,8 @@ def _masking_curves(plt: Any, payload: dict[str, Any], path: Path) -> None:
         runs.setdefault(r["name"], []).append(r["evaluation"]["saliency"]["masking_curves"])
     cols = min(5, len(runs))
     rows = -(-len(runs) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(2.8 * cols, 2.8 * rows), squeeze=False, sharey=True)
+    width = max(2.8 * cols, 5.6)  # room for the title when there are only one or two panels
+    fig, axes = plt.subplots(rows, cols, figsize=(width, 2.8 * rows), squeeze=False, sharey=True)
     for ax in axes.flat[len(runs):]:
         ax.set_visible(False)
     for ax, (name, curves) in zip(axes.flat, runs.items()):
