@@ -74,6 +74,7 @@ def _robust_vs_cpu(plt: Any, payload: dict[str, Any], path: Path) -> None:
                     label=f"{LABELS.get(name, name)}: {s['train_cpu_minutes_per_epoch']['mean']:.1f} CPU-min/epoch")
     ax.set(xlabel="training CPU-minutes (time.process_time)",
            ylabel=f"worst-case accuracy at eps {payload['paper']['paper_eps']:.3g}", ylim=(-0.02, 1.02))
+    ax.set_xlim(left=0)  # costs compared from zero, not from the cheapest model
     ax.set_title(f"{payload['dataset']} / {payload['profile']}: robustness against training cost "
                  "(mean, bars: seed range)", fontsize=8)  # fmt: skip
     ax.grid(alpha=0.3)
