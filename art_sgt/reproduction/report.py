@@ -342,9 +342,10 @@ def readme_section(payloads: Sequence[dict[str, Any]]) -> str:
             lines += ["This profile is a smoke test and makes no claims.", ""]
         else:
             keys = ("worst_case_paper_eps", "pgd_paper_eps")
-            lines += [f"- {c['verdict']}" for c in p["comparisons"]
-                      if c["a"] == "asgt" and c["quantity"] in keys and not c["variant"]]  # fmt: skip
-            lines += ["", _paper_line(p), ""]
+            verdicts = [f"- {c['verdict']}" for c in p["comparisons"]
+                        if c["a"] == "asgt" and c["quantity"] in keys and not c["variant"]]  # fmt: skip
+            none = "- No comparison of ASGT with a control is done yet."
+            lines += [*verdicts, "", _paper_line(p), ""] if verdicts else [none, ""]
         cost = _cost_lines(p)
         lines += ["CPU time:", "", *cost, ""] if cost else []
     return "\n".join(lines).rstrip() + "\n"

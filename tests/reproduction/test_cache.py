@@ -64,6 +64,9 @@ def test_pieces_run_once_then_skip_and_reevaluate_on_a_new_budget(tmp_path, data
     claimed = assemble(replace(profile, claims=True), records, cache.manifest(smaller), run_info())
     assert "ASGT - standard (ART fit), worst-case accuracy at eps 0.2" in readme_section([claimed])
     assert "Interim" not in readme_section([claimed])
+    alone = assemble(replace(profile, claims=True), records[:1], cache.manifest(smaller), run_info())  # no ASGT
+    assert "No comparison of ASGT with a control is done yet." in readme_section([alone])
+    assert "headline gain" not in readme_section([alone])
     one_more = [*smaller, replace(smaller[0], seed=1)]  # a second seed not run yet: an interim report
     interim = assemble(replace(profile, claims=True), records, cache.manifest(one_more), run_info())
     assert "Main comparison: 2 of 3 runs done. **Interim report**" in readme_section([interim])
