@@ -148,3 +148,22 @@ def test_non_finite_loss_names_epoch_and_batch(task):
     classifier._loss = NanLoss()
     with pytest.raises(FloatingPointError, match="epoch 1, batch 1"):
         SaliencyGuidedTrainer(classifier).fit(x, y, nb_epochs=1, verbose=False)
+
+
+def test_zero_kl_weight_is_plain_training_without_saliency_or_masked_forward(monkeypatch):
+    x, y = make_task(n=16, seed=3)
+    classifier = make_classifier()
+    trainer = SaliencyGuidedTrainer(classifier, kl_weight=0.0)
+    trainer.fit(x, y, nb_epochs=1, batch_size=16, verbose=False, seed=0)
+
+    def no_saliency(*args, **kwargs):
+        raise AssertionError("saliency computed although kl_weight == 0")
+
+    monkeypatch.setattr(trainer, "_saliency_mask", no_saliency)
+    seen = []
+    classifier.model.register_forward_hook(lambda module, inputs, output: seen.append(len(inputs[0])))
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    loss, _ = trainer._batch_loss(xt, yt)
+    assert sum(seen) == len(x)  # one forward of x: no saliency, no masked input
+    expected = torch.nn.functional.cross_entropy(classifier.model(xt), yt)
+    assert float(loss.detach()) == pytest.approx(float(expected.detach()), rel=1e-6)

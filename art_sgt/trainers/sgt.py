@@ -36,7 +36,8 @@ class SaliencyGuidedTrainer(SaliencyTrainerBase):
 
     :param classifier: The ``PyTorchClassifier`` to train (in place).
     :param mask_fraction: Fraction of input positions masked per sample, in (0, 1).
-    :param kl_weight: Weight of the KL term, >= 0.
+    :param kl_weight: Weight of the KL term, >= 0. With 0 (plain training, ``CE(x)``) no saliency map and no masked
+        input are computed.
     :param saliency: ``"gradient"`` (default), a Captum attribution class or instance, or a callable
         ``(model, x, target) -> map``.
     :param absolute: Rank positions by absolute instead of signed saliency.
@@ -64,6 +65,11 @@ class SaliencyGuidedTrainer(SaliencyTrainerBase):
     """
 
     def _batch_loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.kl_weight == 0:
+            # Plain training: the KL term is zero whatever the mask, so neither saliency nor the masked forward is
+            # computed (KL(p || p) = 0 exactly keeps sgt_loss the one place the loss is written).
+            (logits,) = self._train_logits(x)
+            return sgt_loss(logits, logits, y, 0.0, **self._loss_options()), logits
         fused_logits, x_masked = self._saliency_mask(x, y)
         logits, masked_logits = self._train_logits(x, x_masked, known={0: fused_logits})
         return sgt_loss(logits, masked_logits, y, self.kl_weight, **self._loss_options()), logits
