@@ -25,6 +25,7 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check art_sgt tests examples benchmarks docs
+	$(BIN)/ruff format --check art_sgt tests examples benchmarks docs
 
 bench: $(STAMP)
 	ART_SGT_DATA=$${ART_SGT_DATA:-$(DATA)} $(BIN)/python benchmarks/bench_trainers.py

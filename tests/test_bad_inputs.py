@@ -184,17 +184,37 @@ CASES = [
         ValueError,
         "takes its gradients from another model",
     ),  # noqa: E501
-    ("targeted attack", lambda c: lambda: c.asgt(c.pgd_attack(targeted=True)).fit(c.x, c.y), NotImplementedError, "targeted"),  # noqa: E501
+    (
+        "targeted attack",
+        lambda c: lambda: c.asgt(c.pgd_attack(targeted=True)).fit(c.x, c.y),
+        NotImplementedError,
+        "targeted",
+    ),  # noqa: E501
     ("ratio above one", lambda c: lambda: c.asgt(ratio=1.5), ValueError, "ratio"),
-    ("attack and attacks both", lambda c: lambda: SaliencyGuidedAdversarialTrainer(c.classifier, c.pgd_attack(), attack=c.pgd_attack()), TypeError, "both"),  # noqa: E501
+    (
+        "attack and attacks both",
+        lambda c: lambda: SaliencyGuidedAdversarialTrainer(c.classifier, c.pgd_attack(), attack=c.pgd_attack()),
+        TypeError,
+        "both",
+    ),  # noqa: E501
     ("unknown saliency_of", lambda c: lambda: c.sgt(saliency_of="prob"), ValueError, "saliency_of"),
     ("complex x", lambda c: lambda: c.fit(x=c.x.astype(np.complex64)), TypeError, "real dtype"),
     ("scheduler without step", lambda c: lambda: c.fit(scheduler=object()), TypeError, "step"),
     ("drop_last not a bool", lambda c: lambda: c.fit(drop_last="yes"), TypeError, "drop_last"),
     ("checkpoint_dir not writable", _unwritable_checkpoint_dir, ValueError, "checkpoint_dir"),
-    ("channels-last classifier", lambda c: lambda: SaliencyGuidedTrainer(_channels_last()), ValueError, "channels_first"),  # noqa: E501
+    (
+        "channels-last classifier",
+        lambda c: lambda: SaliencyGuidedTrainer(_channels_last()),
+        ValueError,
+        "channels_first",
+    ),  # noqa: E501
     ("label-mixing preprocessor", lambda c: lambda: SaliencyGuidedTrainer(_mixup()), ValueError, "MixupPyTorch"),
-    ("captum instance on another model", lambda c: lambda: c.sgt(saliency=Saliency(make_classifier().model)), ValueError, "bound to a model"),  # noqa: E501
+    (
+        "captum instance on another model",
+        lambda c: lambda: c.sgt(saliency=Saliency(make_classifier().model)),
+        ValueError,
+        "bound to a model",
+    ),  # noqa: E501
     ("generator of unknown size", lambda c: lambda: c.sgt().fit_generator(_SizelessGenerator(c)), ValueError, "size"),  # noqa: E501
     ("unknown saliency_target", lambda c: lambda: c.asgt(saliency_target="max"), ValueError, "saliency_target"),
     # ground floor

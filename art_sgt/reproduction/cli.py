@@ -60,15 +60,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
                         "GPU (default quick)")  # fmt: skip
     parser.add_argument("--models", type=_models, default=list(recipe.MODELS),
                         help=f"comma-separated subset of {','.join(recipe.MODELS)}")  # fmt: skip
-    parser.add_argument("--ablations", action="store_true",
-                        help="the MNIST ablations (one seed) instead of the controls (ignores --models)")
+    parser.add_argument(
+        "--ablations",
+        action="store_true",
+        help="the MNIST ablations (one seed) instead of the controls (ignores --models)",
+    )
     parser.add_argument("--only", default=None, metavar="MODEL[,SEED]", help="run one piece of the recipe")
     parser.add_argument("--seeds", type=_seeds, default=None, help="override the profile's seeds, e.g. 0,1,2")
     parser.add_argument("--data-dir", default=os.environ.get("ART_SGT_DATA"),
                         help="folder with mnist.npz / cifar10.npz ($ART_SGT_DATA)")  # fmt: skip
     parser.add_argument("--out-dir", default="results", help="where the report JSON, markdown and figures go")
-    parser.add_argument("--cache-dir", default=None,
-                        help="the run cache ($ART_SGT_CACHE, else ~/.cache/art-sgt/reproduction)")
+    parser.add_argument(
+        "--cache-dir", default=None, help="the run cache ($ART_SGT_CACHE, else ~/.cache/art-sgt/reproduction)"
+    )
     parser.add_argument("--n-train", type=positive_int, help="override the profile's number of training images")
     parser.add_argument("--epochs", type=positive_int, help="override the profile's epochs")
     parser.add_argument("--n-eval", type=positive_int, help="override the profile's clean/PGD test images")

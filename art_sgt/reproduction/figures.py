@@ -69,11 +69,21 @@ def _robust_vs_cpu(plt: Any, payload: dict[str, Any], path: Path) -> None:
     colors = _colors(plt, len(payload["results"]))
     for k, (name, s) in enumerate(payload["results"].items()):
         x, y = s["train_cpu_minutes"], s["worst_case_paper_eps"]
-        ax.errorbar([x["mean"]], [y["mean"]], xerr=np.array([_spread(x)]).T, yerr=np.array([_spread(y)]).T,
-                    fmt="o" if "[" not in name else "s", color=colors[k], capsize=3,
-                    label=f"{LABELS.get(name, name)}: {s['train_cpu_minutes_per_epoch']['mean']:.1f} CPU-min/epoch")
-    ax.set(xlabel="training CPU-minutes (time.process_time)",
-           ylabel=f"worst-case accuracy at eps {payload['paper']['paper_eps']:.3g}", ylim=(-0.02, 1.02))
+        ax.errorbar(
+            [x["mean"]],
+            [y["mean"]],
+            xerr=np.array([_spread(x)]).T,
+            yerr=np.array([_spread(y)]).T,
+            fmt="o" if "[" not in name else "s",
+            color=colors[k],
+            capsize=3,
+            label=f"{LABELS.get(name, name)}: {s['train_cpu_minutes_per_epoch']['mean']:.1f} CPU-min/epoch",
+        )
+    ax.set(
+        xlabel="training CPU-minutes (time.process_time)",
+        ylabel=f"worst-case accuracy at eps {payload['paper']['paper_eps']:.3g}",
+        ylim=(-0.02, 1.02),
+    )
     ax.set_xlim(left=0)  # costs compared from zero, not from the cheapest model
     ax.set_title(f"{payload['dataset']} / {payload['profile']}: robustness against training cost "
                  "(mean, bars: seed range)", fontsize=8)  # fmt: skip
@@ -118,7 +128,7 @@ def _masking_curves(plt: Any, payload: dict[str, Any], path: Path) -> None:
     rows = -(-len(runs) // cols)
     width = max(2.8 * cols, 5.6)  # room for the title when there are only one or two panels
     fig, axes = plt.subplots(rows, cols, figsize=(width, 2.8 * rows), squeeze=False, sharey=True)
-    for ax in axes.flat[len(runs):]:
+    for ax in axes.flat[len(runs) :]:
         ax.set_visible(False)
     for ax, (name, curves) in zip(axes.flat, runs.items()):
         fractions = curves[0]["fractions"]

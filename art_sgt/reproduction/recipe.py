@@ -148,30 +148,37 @@ _STANDARD_REPORT = (("square_max_iter", 1000),)
 
 PROFILES: dict[tuple[str, str], Profile] = {
     ("mnist", "quick"): Profile(
-        "quick", "mnist",
+        "quick",
+        "mnist",
         TrainingRecipe("mnist_cnn", 2000, 1, 64, 1e-3, 0.3, 7),
         EvaluationRecipe(200, 10, 1, 50, (0.1, 0.2, 0.3), "quick", _QUICK_REPORT, stability_iter=5),
-        seeds=(0,), claims=False,
+        seeds=(0,),
+        claims=False,
         label="CI-sized smoke test of the whole pipeline (2,000 training images, 1 epoch, one seed): it makes no "
         "claims",
     ),
     ("mnist", "standard"): Profile(
-        "standard", "mnist",
+        "standard",
+        "mnist",
         TrainingRecipe("mnist_cnn", 60000, 3, 128, 1e-3, 0.3, 7),
         EvaluationRecipe(1000, 40, 2, 500, (0.1, 0.2, 0.3), "standard", _STANDARD_REPORT),
-        seeds=(0, 1, 2), extra_train_eps=(0.2,),
+        seeds=(0, 1, 2),
+        extra_train_eps=(0.2,),
         label="MNIST, full 60,000 training images, all controls x 3 seeds, CPU budget (3 epochs, PGD-7 training)",
     ),
     ("cifar10", "quick"): Profile(
-        "quick", "cifar10",
+        "quick",
+        "cifar10",
         TrainingRecipe("cifar_cnn", 2000, 1, 64, 1e-3, 8 / 255, 7),
         EvaluationRecipe(200, 10, 1, 50, (0.01, 0.02, 8 / 255), "quick", _QUICK_REPORT, stability_iter=5),
-        seeds=(0,), claims=False,
+        seeds=(0,),
+        claims=False,
         label="CI-sized smoke test of the whole pipeline (2,000 training images, 1 epoch, one seed): it makes no "
         "claims",
     ),
     ("cifar10", "standard"): Profile(
-        "standard", "cifar10",
+        "standard",
+        "cifar10",
         TrainingRecipe("cifar_cnn", 50000, 3, 128, 1e-3, 8 / 255, 7),
         EvaluationRecipe(1000, 40, 2, 500, (0.01, 0.02, 8 / 255), "standard", _STANDARD_REPORT),
         seeds=(0,),
@@ -181,7 +188,8 @@ PROFILES: dict[tuple[str, str], Profile] = {
         "only",
     ),
     ("cifar10", "gpu"): Profile(
-        "gpu", "cifar10",
+        "gpu",
+        "cifar10",
         TrainingRecipe("resnet18", 50000, 4, 512, 2e-3, 8 / 255, 5, amp=True),
         EvaluationRecipe(1000, 20, 1, 500, (0.01, 0.02, 8 / 255), "quick"),
         seeds=(0,),

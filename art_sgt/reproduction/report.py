@@ -150,8 +150,12 @@ def assemble(profile: Profile, records: list[dict[str, Any]], manifest: dict[str
         "claims": profile.claims,
         "paper": PAPER[profile.dataset],
         "run": run,
-        "recipe": {"training": asdict(profile.training), "evaluation": asdict(profile.evaluation),
-                   "seeds": list(profile.seeds), "extra_train_eps": list(profile.extra_train_eps)},  # fmt: skip
+        "recipe": {
+            "training": asdict(profile.training),
+            "evaluation": asdict(profile.evaluation),
+            "seeds": list(profile.seeds),
+            "extra_train_eps": list(profile.extra_train_eps),
+        },  # fmt: skip
         "manifest": manifest,
         "pieces": _provenance(records) if records else {"commits": [], "all_clean": None},
         "results": {name: _summaries(recs) for name, recs in groups.items()},
@@ -200,14 +204,18 @@ def _conclusions(payload: dict[str, Any], keys: Sequence[str]) -> list[str]:
 
 def _paper_line(payload: dict[str, Any]) -> str:
     p = payload["paper"]
-    return (f"The paper's headline gain at eps {p['paper_eps']:.3g} is about {p['claimed_gain']:.0f}; its abstract "
-            "leaves open whether that is absolute points or a relative per cent, and against which baseline, so "
-            "the measured differences against each baseline stand beside it above, each with its interval.")
+    return (
+        f"The paper's headline gain at eps {p['paper_eps']:.3g} is about {p['claimed_gain']:.0f}; its abstract "
+        "leaves open whether that is absolute points or a relative per cent, and against which baseline, so "
+        "the measured differences against each baseline stand beside it above, each with its interval."
+    )
 
 
 def _hours(c: dict[str, Any]) -> str:
-    return (f"about {c['cpu_hours']:.1f} CPU-hours ({c['training_cpu_hours']:.1f} training, "
-            f"{c['evaluation_cpu_hours']:.1f} evaluation), {c['wall_hours_on_cores']:.1f} hours on {c['cores']} cores")
+    return (
+        f"about {c['cpu_hours']:.1f} CPU-hours ({c['training_cpu_hours']:.1f} training, "
+        f"{c['evaluation_cpu_hours']:.1f} evaluation), {c['wall_hours_on_cores']:.1f} hours on {c['cores']} cores"
+    )
 
 
 def _runs(n: int) -> str:

@@ -93,14 +93,22 @@ def test_numbers_equal_art_attacks_run_by_hand() -> None:
             by_hand[name].append(_accuracy(clf, attack.generate(x, y=onehot), y))
         # APGD-T: targeted DLR against each other class, most likely first; robust only if robust to every target.
         targeted = AutoProjectedGradientDescent(
-            clf, eps=e, eps_step=2 * e, max_iter=5, nb_random_init=1, loss_type="difference_logits_ratio",
-            targeted=True, verbose=False,
+            clf,
+            eps=e,
+            eps_step=2 * e,
+            max_iter=5,
+            nb_random_init=1,
+            loss_type="difference_logits_ratio",
+            targeted=True,
+            verbose=False,
         )
         logits = clf.predict(x)
         robust = clf.predict(x).argmax(1) == y
         for rank in range(2):  # 3 classes: two targets per sample
-            targets = [sorted((c for c in range(3) if c != y[i]), key=lambda c, i=i: -logits[i, c])[rank]
-                       for i in range(len(y))]
+            targets = [
+                sorted((c for c in range(3) if c != y[i]), key=lambda c, i=i: -logits[i, c])[rank]
+                for i in range(len(y))
+            ]
             np.random.seed(3)  # noqa: NPY002
             torch.manual_seed(3)
             robust &= clf.predict(targeted.generate(x, y=np.eye(3, dtype=np.float32)[targets])).argmax(1) == y

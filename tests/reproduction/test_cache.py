@@ -234,7 +234,9 @@ def test_a_run_trained_with_the_same_configuration_elsewhere_is_reused_not_retra
         assert (cache.folder(twin) / "weights.pt").read_bytes() == (cache.folder(run) / "weights.pt").read_bytes()
     records = cache.records(twins)
     assert [(r["name"], r["profile"], r["variant"]) for r in records] == [
-        ("standard[default]", "ablations-test", "default"), ("sgt[default]", "ablations-test", "default")]
+        ("standard[default]", "ablations-test", "default"),
+        ("sgt[default]", "ablations-test", "default"),
+    ]
     assert records[1]["evaluation"] == cache.records(runs)[1]["evaluation"]
     assert records[1]["train"]["reused_from"] == str(cache.folder(runs[1]).relative_to(tmp_path))
     assert cost_summary(records, [])["measured_cpu_hours"] == 0  # nothing was spent on them

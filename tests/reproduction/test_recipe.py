@@ -156,4 +156,3 @@ def test_driver_lists_the_manifest_and_refuses_bad_requests(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["--dataset", "mnist", "--models", "standard,trades"])
     assert "--models" in capsys.readouterr().err
-
