@@ -138,14 +138,20 @@ class RunCache:
         """The training side of a record, for a run trained but not evaluated (or done).
 
         :param spec: The run.
-        :return: ``{"name", "model", "seed", "dataset", "training_config", "train"}``, or ``None`` when the run
-            is not trained.
+        :return: ``{"name", "model", "seed", "dataset", "training_config", "train", "evaluation_kept_cpu_seconds"}``
+            (the CPU seconds of the evaluation stages an interrupted evaluation kept), or ``None`` when the run is
+            not trained.
         """
-        path = self.folder(spec) / "train_log.json"
-        if not (self.folder(spec) / "weights.pt").is_file() or not path.is_file():
+        from art_sgt.reproduction.evaluate import kept_stages
+
+        folder = self.folder(spec)
+        path = folder / "train_log.json"
+        if not (folder / "weights.pt").is_file() or not path.is_file():
             return None
+        kept = kept_stages(folder / "evaluation_partial.json", spec.evaluation_hash())
         return {"name": spec.name, "model": spec.model, "seed": spec.seed, "dataset": spec.dataset,
-                "training_config": spec.training_config(), "train": _read(path)}  # fmt: skip
+                "training_config": spec.training_config(), "train": _read(path),
+                "evaluation_kept_cpu_seconds": round(sum(float(s["cpu"]) for s in kept.values()), 2)}  # fmt: skip
 
 
 def run_pieces(
@@ -159,8 +165,9 @@ def run_pieces(
     """Bring every run to ``done``: skip what is done, evaluate what is trained, resume what was interrupted,
     and reuse the weights of a twin trained with the same configuration instead of training them again.
 
-    The transfer check of a model uses the standard model of the same seed when ``runs`` holds it and it is
-    trained by then (standard models come first in a recipe).
+    A run's transfer source (:attr:`RunSpec.transfer_source`, the standard model of its seed) is trained first
+    when it is not trained yet, whether or not it is among ``runs`` (``--only asgt,1`` trains ``standard,1``; its
+    own evaluation waits for its own piece).
 
     :param cache: The cache.
     :param runs: The runs to do.
@@ -173,7 +180,7 @@ def run_pieces(
         ``"unavailable: ..."``).
     """
     from art_sgt.reproduction.evaluate import evaluate_run
-    from art_sgt.reproduction.training import load_trained, supported, train_run
+    from art_sgt.reproduction.training import load_trained, supported
 
     loaded: list[Any] = []
     done: dict[str, str] = {}
@@ -194,18 +201,15 @@ def run_pieces(
                 continue
         if not loaded:
             loaded.append(data())
-        x_train, y_train, x_test, y_test = loaded[0]
-        if state == "trained":
-            classifier, train_log = load_trained(spec, folder, network), _read(folder / "train_log.json")
-            done[key] = "evaluated"
-        else:
-            log(f"== {key}: {'resuming' if state == 'partial' else 'training'} in {folder}")
-            train_log = train_run(spec, x_train, y_train, folder, network, verbose)[1]
-            classifier = load_trained(spec, folder, network)  # evaluated in float32, as saved
-            done[key] = "resumed" if state == "partial" else "trained"
-        source = next((r for r in runs if r.model == "standard" and not r.variant and r.seed == spec.seed), None)
-        transfer = None
-        if spec.model != "standard" and source is not None and (cache.folder(source) / "weights.pt").is_file():
+        x_test, y_test = loaded[0][2:]
+        done[key] = _train(cache, spec, state, loaded[0], network, verbose, log)
+        classifier = load_trained(spec, folder, network)  # evaluated in float32, as saved
+        train_log = _read(folder / "train_log.json")
+        source, transfer = spec.transfer_source, None
+        if source is not None:
+            if cache.status(source) in ("missing", "partial"):
+                log(f"== {key}: first training its transfer source {source.name},{source.seed}")
+                _train(cache, source, cache.status(source), loaded[0], network, verbose, log)
             transfer = load_trained(source, cache.folder(source), network)
         log(f"== {key}: trained ({train_log['cpu_seconds']:.0f} CPU s); evaluating")
         numbers = evaluate_run(spec, classifier, x_test, y_test, transfer, partial=folder / "evaluation_partial.json")
@@ -216,12 +220,28 @@ def run_pieces(
             "evaluation_config": spec.evaluation_config(), "train": train_log, "evaluation": numbers,
             "provenance": run_info(spec.seed, str(classifier.device)),
         }  # fmt: skip
+        if source is not None:
+            record["transfer_source_folder"] = str(cache.folder(source).relative_to(cache.root))
         write_json(folder / "evaluation.json", record)
         (folder / "evaluation_partial.json").unlink(missing_ok=True)
         log(f"== {key}: clean {numbers['clean']:.3f}, PGD {numbers['pgd_paper_eps']:.3f} / "
             f"{numbers['pgd_standard_eps']:.3f}, worst case {numbers['worst_case_paper_eps']:.3f}, "
             f"flags {numbers['flags'] or 'none'}")  # fmt: skip
     return done
+
+
+def _train(cache: RunCache, spec: RunSpec, state: str, data: tuple[np.ndarray, ...], network: Any, verbose: bool,
+           log: Callable[[str], None]) -> str:  # fmt: skip
+    """Train ``spec`` unless its weights are there (``state`` ``"trained"``); what was done, as :func:`run_pieces`
+    reports it (``"evaluated"``, ``"resumed"`` or ``"trained"``)."""
+    from art_sgt.reproduction.training import train_run
+
+    if state == "trained":
+        return "evaluated"
+    folder = cache.folder(spec)
+    log(f"== {spec.name},{spec.seed}: {'resuming' if state == 'partial' else 'training'} in {folder}")
+    train_run(spec, data[0], data[1], folder, network, verbose)
+    return "resumed" if state == "partial" else "trained"
 
 
 def _adopt(cache: RunCache, spec: RunSpec, twin: Path) -> str:

@@ -87,8 +87,13 @@ def _profile(args: argparse.Namespace) -> recipe.Profile:
     profile = recipe.get_profile(args.dataset, args.profile)
     train = {k: v for k, v in (("n_train", args.n_train), ("epochs", args.epochs)) if v is not None}
     ev = {k: v for k, v in (("n_eval", args.n_eval), ("n_report", args.n_report)) if v is not None}
-    return replace(profile, training=replace(profile.training, **train),
-                   evaluation=replace(profile.evaluation, **ev), seeds=args.seeds or profile.seeds)  # fmt: skip
+    seeds = {"seeds": args.seeds} if args.seeds else {}
+    changed = {**train, **ev, **seeds}
+    label = profile.label
+    if changed:  # the profile's own label no longer describes what runs
+        label += "; overridden on the command line: " + ", ".join(f"{k} {v}" for k, v in changed.items())
+    return replace(profile, training=replace(profile.training, **train), evaluation=replace(profile.evaluation, **ev),
+                   seeds=args.seeds or profile.seeds, label=label)  # fmt: skip
 
 
 def _loader(args: argparse.Namespace, profile: recipe.Profile) -> Any:

@@ -101,7 +101,8 @@ def kept_stages(path: str | Path, key: str) -> dict[str, dict[str, Any]]:
 
     :param path: The JSON file (it may not exist).
     :param key: The evaluation's hash (:meth:`RunSpec.evaluation_hash`).
-    :return: ``{stage name: {"value", "cpu", "wall"}}``, empty when there is no such file or it is stale.
+    :return: ``{stage name: {"value", "cpu", "wall", "git"}}`` (``git``: the commit and clean state of the code
+        that ran the stage), empty when there is no such file or it is stale.
     """
     path = Path(path)
     if not path.is_file():
@@ -127,8 +128,10 @@ class _Stages:
         if name not in self.done:
             cpu, wall = time.process_time(), time.perf_counter()
             value = work()
+            from art_sgt._provenance import git_state
+
             self.done[name] = {"value": value, "cpu": round(time.process_time() - cpu, 2),
-                               "wall": round(time.perf_counter() - wall, 2)}  # fmt: skip
+                               "wall": round(time.perf_counter() - wall, 2), "git": git_state()}  # fmt: skip
             if self.path is not None:
                 from art_sgt._provenance import write_json
 
@@ -161,7 +164,8 @@ def evaluate_run(spec: RunSpec, classifier: Any, x: np.ndarray, y: np.ndarray, t
     :param transfer_from: The standard model of the same seed, source of the checklist's transfer check.
     :param partial: A JSON file keeping the finished stages, or ``None``.
     :return: JSON-ready numbers (per-sample outcomes as :func:`bits` strings; CPU and wall seconds per stage
-        group ``pgd`` / ``report`` / ``saliency``, summed over the sessions that ran them).
+        group ``pgd`` / ``report`` / ``saliency``, summed over the sessions that ran them; ``stage_git``: the code
+        each stage ran, as :func:`art_sgt._provenance.git_state`).
     """
     from art_sgt.evaluation.robustness import RobustnessReport
 
@@ -196,5 +200,6 @@ def evaluate_run(spec: RunSpec, classifier: Any, x: np.ndarray, y: np.ndarray, t
     out["transfer_source"] = "standard" if transfer is not None and transfer.flagged is not None else None
     out["saliency"] = stages.run("saliency", lambda: _saliency(classifier, xr, yr, ev, eps["paper_eps"], spec.seed))
     out["cpu_seconds"], out["wall_seconds"] = stages.seconds("cpu"), stages.seconds("wall")
+    out["stage_git"] = {name: stage.get("git") for name, stage in stages.done.items()}
     out["eval_seconds"] = round(sum(out["wall_seconds"].values()), 1)
     return out

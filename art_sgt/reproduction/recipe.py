@@ -25,6 +25,7 @@ __all__ = [
     "MODELS",
     "LABELS",
     "PAPER",
+    "ADVERSARIAL",
     "TrainingRecipe",
     "EvaluationRecipe",
     "Profile",
@@ -32,6 +33,7 @@ __all__ = [
     "RunSpec",
     "get_profile",
     "profile_runs",
+    "transfer_source",
     "ABLATIONS",
     "ablations",
     "select",
@@ -229,6 +231,9 @@ class RunSpec:
     :param evaluation: Its evaluation recipe.
     :param variant: ``""`` for the main comparison; otherwise the name of a second setting or an ablation.
     :param trainer_kwargs: Extra SGT / ASGT trainer arguments, as sorted ``(name, value)`` pairs.
+    :param transfer_source: The standard model whose PGD examples the checklist's transfer check (and the worst
+        case at the paper's eps) evaluates this model on; ``None`` for the standard models themselves. Its training
+        hash is part of :meth:`evaluation_hash`, so an evaluation made without it (or with another) is not reused.
     """
 
     profile: str
@@ -239,6 +244,7 @@ class RunSpec:
     evaluation: EvaluationRecipe
     variant: str = ""
     trainer_kwargs: tuple[tuple[str, Any], ...] = field(default=())
+    transfer_source: RunSpec | None = None
 
     @property
     def name(self) -> str:
@@ -260,7 +266,10 @@ class RunSpec:
 
         :return: A JSON-serialisable dictionary.
         """
-        return {"dataset": self.dataset, "seed": self.seed, "evaluation": asdict(self.evaluation)}
+        config = {"dataset": self.dataset, "seed": self.seed, "evaluation": asdict(self.evaluation)}
+        if self.transfer_source is not None:  # absent, not None, for the standard models: their keys are unchanged
+            config["transfer_source"] = self.transfer_source.training_hash()
+        return config
 
     def training_hash(self) -> str:
         """12 hex digits of the SHA-256 of :meth:`training_config` (the cache folder's key)."""
@@ -271,22 +280,37 @@ class RunSpec:
         return _hash(self.evaluation_config())
 
 
+def transfer_source(profile: Profile, seed: int) -> RunSpec:
+    """The transfer source of every other model of ``profile`` trained with ``seed``: its standard model.
+
+    :param profile: The profile (for the ablations, the MNIST profile they modify).
+    :param seed: The training seed.
+    :return: The main comparison's standard run of that seed.
+    """
+    return RunSpec(profile.name, profile.dataset, "standard", seed, profile.training, profile.evaluation)
+
+
+def _run(profile: Profile, model: str, seed: int, profile_name: str | None = None, **fields: Any) -> RunSpec:
+    """A run of ``profile`` (listed under ``profile_name`` when given) with the recipes of ``profile`` unless
+    ``fields`` says otherwise; every model but the standard one takes the standard model of its seed as source."""
+    source = None if model == "standard" else transfer_source(profile, seed)
+    fields = {"training": profile.training, "evaluation": profile.evaluation, "transfer_source": source, **fields}
+    return RunSpec(profile_name or profile.name, profile.dataset, model, seed, **fields)
+
+
 def profile_runs(profile: Profile, models: tuple[str, ...] = MODELS) -> list[RunSpec]:
     """The pieces of a profile: every control x every seed, then the second training radii (first seed).
 
     :param profile: The profile.
-    :param models: The controls to include.
-    :return: The run specifications, standard models first (they are the transfer sources of the others).
+    :param models: The controls to include (the standard model of a seed is trained for the others' transfer
+        check whether or not it is included).
+    :return: The run specifications, standard models first.
     """
-    runs = [
-        RunSpec(profile.name, profile.dataset, m, s, profile.training, profile.evaluation)
-        for s in profile.seeds for m in models
-    ]  # fmt: skip
+    runs = [_run(profile, m, s) for s in profile.seeds for m in models]
     for eps in profile.extra_train_eps:
         training = replace(profile.training, train_eps=eps)
         runs += [
-            RunSpec(profile.name, profile.dataset, m, profile.seeds[0], training, profile.evaluation,
-                    variant=f"train eps {eps:.3g}")
+            _run(profile, m, profile.seeds[0], training=training, variant=f"train eps {eps:.3g}")
             for m in models if m in ADVERSARIAL
         ]  # fmt: skip
     return runs
@@ -322,8 +346,8 @@ def ablations(profile: Profile) -> list[RunSpec]:
     if profile.dataset != "mnist":
         raise ValueError(f"ablations run on MNIST only, got a {profile.dataset} profile.")
     return [
-        RunSpec(f"ablations-{profile.name}", "mnist", model, profile.seeds[0], replace(profile.training, **over),
-                profile.evaluation, variant=variant, trainer_kwargs=tuple(sorted(kwargs.items())))
+        _run(profile, model, profile.seeds[0], profile_name=f"ablations-{profile.name}", variant=variant,
+             training=replace(profile.training, **over), trainer_kwargs=tuple(sorted(kwargs.items())))
         for variant, model, kwargs, over in ABLATIONS
     ]  # fmt: skip
 

@@ -9,7 +9,7 @@ cache); :func:`write_markdown` renders it with every conclusion naming the inter
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from art_sgt.reproduction.evaluate import from_bits
-from art_sgt.reproduction.recipe import LABELS, PAPER, Profile, RunSpec
+from art_sgt.reproduction.recipe import ADVERSARIAL, LABELS, PAPER, Profile, RunSpec
 from art_sgt.reproduction.statistics import (
     Interval,
     difference_interval,
@@ -104,17 +104,36 @@ def _compare(a: list[dict[str, Any]], b: list[dict[str, Any]], key: str) -> dict
     return out
 
 
-def _interval(comparison: dict[str, Any]) -> Interval:
-    """The interval a verdict rests on: across seeds when there are two or more, else the one seed's images."""
+def _interval(comparison: dict[str, Any]) -> tuple[Interval, float | None]:
+    """The interval a verdict rests on (across seeds when there are two or more, else the one seed's images), and
+    with one seed the exact McNemar p-value that must agree with it (the percentile bootstrap alone is liberal
+    when few images disagree)."""
     across = comparison["across_seeds"]
     if across["n"] >= 2 or not comparison["per_seed"]:
-        return Interval(**{k: (math.nan if v is None else v) for k, v in across.items()})
-    boot = comparison["per_seed"][0]["bootstrap"]
-    return Interval(**{**boot, "method": "one seed: paired bootstrap over test images, seed spread not measured"})
+        return Interval(**{k: (math.nan if v is None else v) for k, v in across.items()}), None
+    boot, test = comparison["per_seed"][0]["bootstrap"], comparison["per_seed"][0]["mcnemar"]
+    method = "one seed: paired bootstrap over test images, seed spread not measured"
+    return Interval(**{**boot, "method": method}), float(test["p_value"])
+
+
+_UNKNOWN = {"commit": None, "clean": None}
+
+
+def _code_states(record: dict[str, Any]) -> list[dict[str, Any]]:
+    """The code (commit, clean tree) of every piece of work behind a record: each training session, each
+    evaluation stage, the writing of the record. A session or stage whose code was not recorded (records made
+    before it was) counts as unknown, unless one session did the whole training."""
+    train = record["train"]
+    sessions = train.get("sessions_git")
+    if sessions is None:
+        sessions = [train["provenance"]["git"]] if train.get("sessions", 1) <= 1 else [_UNKNOWN]
+    sessions = [*sessions, *[_UNKNOWN] * max(0, int(train.get("sessions", 0)) - len(sessions))]
+    stages = [g or _UNKNOWN for g in record["evaluation"].get("stage_git", {}).values()]
+    return [*sessions, *stages, record["provenance"]["git"]]
 
 
 def _provenance(records: list[dict[str, Any]]) -> dict[str, Any]:
-    gits = [r["provenance"]["git"] for r in records] + [r["train"]["provenance"]["git"] for r in records]
+    gits = [g for r in records for g in _code_states(r)]
     return {"commits": sorted({str(g["commit"]) for g in gits}), "all_clean": all(g["clean"] is True for g in gits)}
 
 
@@ -137,11 +156,15 @@ def assemble(profile: Profile, records: list[dict[str, Any]], manifest: dict[str
         for a, b, meaning in COMPARISONS:
             if a + suffix not in groups or b + suffix not in groups:
                 continue
+            if not {r["seed"] for r in groups[a + suffix]} & {r["seed"] for r in groups[b + suffix]}:
+                continue  # no seed done for both: nothing is paired yet
             for key in QUANTITIES:
                 c = _compare(groups[a + suffix], groups[b + suffix], key)
                 what = QUANTITIES[key].format(**_eps_label(profile.dataset)) + (f" ({variant})" if variant else "")
+                interval, p_value = _interval(c)
                 c.update(a=a, b=b, variant=variant, quantity=key, meaning=meaning,
-                         verdict=verdict(_interval(c), LABELS[a], LABELS[b], what, claims=profile.claims))  # fmt: skip
+                         verdict=verdict(interval, LABELS[a], LABELS[b], what, claims=profile.claims,
+                                         p_value=p_value))  # fmt: skip
                 comparisons.append(c)
     return {
         "dataset": profile.dataset,
@@ -270,12 +293,23 @@ def _progress(payload: dict[str, Any]) -> str:
     return text
 
 
+def _multiplicity(payload: dict[str, Any]) -> str:
+    n = len(payload["comparisons"])
+    return (
+        f"Each interval is a 95% interval on its own; the {n} comparisons of this report are not corrected for "
+        "multiplicity, so about one in twenty differences that are truly zero would still show an interval "
+        "excluding zero: a lone difference just past zero deserves less weight than its interval suggests."
+    )
+
+
 def _comparison_sections(payload: dict[str, Any]) -> list[str]:
     """The comparisons at the paper's and the standard eps, and the paper's figure beside them (not for ablations)."""
     if not any("[" not in name for name in payload["results"]):  # ablations: variants only, nothing to pair
         return []
     eps = _eps_label(payload["dataset"])
     return [
+        _multiplicity(payload),
+        "",
         f"## Comparisons at the paper's eps ({eps['paper']})",
         "",
         *_conclusions(payload, ("pgd_paper_eps", "worst_case_paper_eps", "clean")),
@@ -321,7 +355,10 @@ def write_markdown(payload: dict[str, Any], path: str | Path | None = None) -> s
         f"{payload['recipe']['evaluation']['n_report']}. Masking areas use the "
         f"'{payload['recipe']['evaluation']['masking_fill']}' fill; a gain is the area between the random-order curve "
         "and the MoRF (LeRF) curve divided by the accuracy before masking (higher: more faithful). Stability: "
-        f"Spearman of the maps under PGD at eps {eps['paper']}, over the samples whose prediction did not flip.",
+        f"Spearman of the maps under PGD at eps {eps['paper']}, over the samples whose prediction did not flip. "
+        f"The worst case at eps {eps['paper']} also counts the gradient-masking checklist's attacks, run at that eps "
+        "only (PGD with more iterations and restarts, FGSM, and PGD transferred from the standard model of the same "
+        "seed), so it is a stronger attack than at the other eps (the accuracy-vs-eps figure shows it).",
         "",
         *_comparison_sections(payload),
         *_costs(payload),
@@ -369,14 +406,16 @@ def cost_summary(records: Sequence[dict[str, Any]], missing: Sequence[RunSpec], 
         and named (see :func:`estimate_cost` with ``partial=True``).
     :param cores: Cores available, one run per core.
     :param trained: Training records of runs trained but not evaluated yet (:meth:`RunCache.train_record`): their
-        training counts as spent, their training rate as measured, and only their evaluation is estimated.
+        training counts as spent, their training rate as measured, and only their evaluation is estimated, less
+        the CPU seconds of the evaluation stages they kept (counted as spent).
     :return: ``{"done_runs", "trained_runs", "measured_training_cpu_hours", "measured_evaluation_cpu_hours",
         "measured_cpu_hours", "missing_runs", "remaining"}``; ``remaining`` is absent when nothing is missing.
     """
     own = [r for r in [*records, *trained] if not r["train"].get("reused_from")]  # a twin's weights cost nothing
     training = sum(float(r["train"]["cpu_seconds"]) for r in own) / 3600
     own = [r for r in records if not r.get("reused_from")]
-    evaluation = sum(sum(r["evaluation"].get("cpu_seconds", {}).values()) for r in own) / 3600
+    spent = {f"{t['name']},{t['seed']}": float(t.get("evaluation_kept_cpu_seconds", 0.0)) for t in trained}
+    evaluation = (sum(sum(r["evaluation"].get("cpu_seconds", {}).values()) for r in own) + sum(spent.values())) / 3600
     out: dict[str, Any] = {
         "done_runs": len(records), "trained_runs": len(trained), "measured_training_cpu_hours": training,
         "measured_evaluation_cpu_hours": evaluation, "measured_cpu_hours": training + evaluation,
@@ -384,7 +423,8 @@ def cost_summary(records: Sequence[dict[str, Any]], missing: Sequence[RunSpec], 
     }  # fmt: skip
     if missing:
         names = [f"{r['name']},{r['seed']}" for r in trained]
-        out["remaining"] = estimate_cost([*records, *trained], missing, cores, trained=names, partial=True)
+        out["remaining"] = estimate_cost([*records, *trained], missing, cores, trained=names, partial=True,
+                                         spent=spent)  # fmt: skip
     return out
 
 
@@ -403,7 +443,8 @@ def attack_units(dataset: str, evaluation: dict[str, Any]) -> dict[str, float]:
     b = {**BUDGETS[evaluation["budget"]], **dict(map(tuple, evaluation["report_kwargs"]))}
     eps = {*evaluation["report_eps"], PAPER[dataset]["paper_eps"], PAPER[dataset]["standard_eps"]}
     pgd = b["pgd_max_iter"] * max(1, b["pgd_restarts"])
-    per_eps = pgd + 2 * b["apgd_max_iter"] * b["apgd_restarts"] + b["square_max_iter"] * b["square_restarts"] / 3
+    apgd = b["apgd_max_iter"] * b["apgd_restarts"] * (2 + b["apgd_targets"])  # APGD-CE, APGD-DLR, APGD-T per target
+    per_eps = pgd + apgd + b["square_max_iter"] * b["square_restarts"] / 3
     checklist = b["strong_factor"] * b["pgd_max_iter"] * (b["pgd_restarts"] + 1) + b["large_eps_iter"] + 2 * pgd + 1
     return {
         "pgd": evaluation["n_eval"] * 2 * evaluation["pgd_iter"] * max(1, evaluation["pgd_restarts"]),
@@ -413,14 +454,17 @@ def attack_units(dataset: str, evaluation: dict[str, Any]) -> dict[str, float]:
 
 
 def estimate_cost(measured: Sequence[dict[str, Any]], runs: Sequence[RunSpec], cores: int = 2,
-                  trained: Sequence[str] = (), partial: bool = False) -> dict[str, Any]:  # fmt: skip
+                  trained: Sequence[str] = (), partial: bool = False,
+                  spent: Mapping[str, float] | None = None) -> dict[str, Any]:  # fmt: skip
     """Estimate the CPU time of ``runs`` from measured records of the same architectures.
 
     Training: proportional to images x epochs, at the CPU seconds per image-epoch of the measured runs of that
     model (mean over them). Evaluation (when the records hold per-stage CPU seconds): proportional to
-    :func:`attack_units`, at the measured CPU seconds per unit; attacks stop early on samples already
-    misclassified, so measurements on weak models underestimate the cost for robust ones. The wall time assumes
-    ``cores`` pieces run side by side, one thread each. It is an estimate, and says so.
+    :func:`attack_units`, at the measured CPU seconds per unit of the same model, else (``partial``) of the
+    measured models of the same kind (adversarially trained or not) and architecture, else of the architecture;
+    attacks stop early on samples already misclassified, so a rate measured on a weak model underestimates the cost
+    for a robust one. The wall time assumes ``cores`` pieces run side by side, one thread each. It is an estimate,
+    and says so.
 
     :param measured: Cached records (e.g. of the quick profile); records with a ``train`` log and no evaluation
         count for the training rate only.
@@ -428,8 +472,10 @@ def estimate_cost(measured: Sequence[dict[str, Any]], runs: Sequence[RunSpec], c
     :param cores: Cores available.
     :param trained: ``"name,seed"`` of the runs whose training is done: only their evaluation is estimated.
     :param partial: Instead of raising, leave out the runs whose model has no measured training (listed under
-        ``not_estimated``), and estimate an evaluation from the measured evaluations of the same architecture when
-        its model has none.
+        ``not_estimated``), and estimate an evaluation from the measured evaluations of the same kind, then of the
+        same architecture, when its model has none.
+    :param spent: ``{"name,seed": CPU seconds}`` already spent on a run's evaluation (its kept stages), taken off
+        its estimate.
     :return: ``{"training_cpu_hours", "evaluation_cpu_hours", "cpu_hours", "wall_hours_on_cores",
         "not_estimated", ...}``.
     :raises ValueError: If a model of ``runs`` has no measured run of the same architecture (unless ``partial``).
@@ -443,8 +489,10 @@ def estimate_cost(measured: Sequence[dict[str, Any]], runs: Sequence[RunSpec], c
             units = attack_units(r["dataset"], r["evaluation_config"]["evaluation"])
             eval_rate.setdefault(key, []).append({k: r["evaluation"]["cpu_seconds"][k] / units[k] for k in units})
     by_arch: dict[str, list[dict[str, float]]] = {}
-    for (_, arch), rates in eval_rate.items():
+    by_kind: dict[tuple[bool, str], list[dict[str, float]]] = {}
+    for (model, arch), rates in eval_rate.items():
         by_arch.setdefault(arch, []).extend(rates)
+        by_kind.setdefault((model in ADVERSARIAL, arch), []).extend(rates)
     training = evaluation = 0.0
     not_estimated = []
     for spec in runs:
@@ -456,10 +504,14 @@ def estimate_cost(measured: Sequence[dict[str, Any]], runs: Sequence[RunSpec], c
                 not_estimated.append(f"{spec.name},{spec.seed}")
                 continue
             training += float(np.mean(train_rate[key])) * spec.training.n_train * spec.training.epochs
-        rates = eval_rate.get(key) or (by_arch.get(spec.training.arch) if partial else None)
+        rates = eval_rate.get(key)
+        if partial and not rates:
+            arch = spec.training.arch
+            rates = by_kind.get((spec.model in ADVERSARIAL, arch)) or by_arch.get(arch)
         if rates:
             units = attack_units(spec.dataset, asdict(spec.evaluation))
-            evaluation += sum(float(np.mean([rate[k] for rate in rates])) * units[k] for k in units)
+            estimate = sum(float(np.mean([rate[k] for rate in rates])) * units[k] for k in units)
+            evaluation += max(0.0, estimate - (spent or {}).get(f"{spec.name},{spec.seed}", 0.0))
     total = training + evaluation
     return {
         "per_model_cpu_seconds_per_image_epoch": {f"{m} ({a})": float(np.mean(v)) for (m, a), v in train_rate.items()},
@@ -471,5 +523,6 @@ def estimate_cost(measured: Sequence[dict[str, Any]], runs: Sequence[RunSpec], c
         "estimated_runs": len(runs) - len(not_estimated),
         "not_estimated": not_estimated,
         "note": "extrapolated from the measured runs, linear in images x epochs and in attack iterations x images; "
-        "a lower bound for robust models, on which attacks stop early less often",
+        "a robust model's evaluation is a lower bound until a robust model has been measured, since attacks stop "
+        "early on weak models",
     }

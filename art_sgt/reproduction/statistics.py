@@ -178,8 +178,11 @@ def difference_interval(a: Sequence[float], b: Sequence[float], confidence: floa
 
 
 def verdict(interval: Interval, a: str, b: str, what: str, scale: float = 100.0, unit: str = "points",
-            claims: bool = True) -> str:  # fmt: skip
+            claims: bool = True, p_value: float | None = None, alpha: float = 0.05) -> str:  # fmt: skip
     """One sentence stating what the difference ``a - b`` and its interval support.
+
+    With ``p_value`` (e.g. the exact McNemar test on the same images, :func:`mcnemar_exact`), the difference is
+    called only when the interval excludes zero and ``p_value < alpha`` both hold; the sentence names the test.
 
     :param interval: The difference and its interval (e.g. from :func:`difference_interval`).
     :param a: Name of the first model.
@@ -188,10 +191,15 @@ def verdict(interval: Interval, a: str, b: str, what: str, scale: float = 100.0,
     :param scale: Factor from the estimate's units to ``unit`` (100: fractions to percentage points).
     :param unit: Unit of the sentence.
     :param claims: ``False`` for a smoke test: the sentence states the numbers and says it makes no claim.
-    :return: The sentence, naming the interval it rests on.
+    :param p_value: A paired test's p-value that must also be below ``alpha``, or ``None``.
+    :param alpha: Level of that test.
+    :return: The sentence, naming the interval (and test) it rests on.
 
     >>> verdict(Interval(0.05, -0.01, 0.11, 0.95, 3, "t"), "ASGT", "PGD-AT", "accuracy")
     'ASGT - PGD-AT, accuracy: +5.0 points, 95% interval [-1.0, +11.0] (t, n=3): inconclusive at this budget.'
+    >>> text = verdict(Interval(0.004, 0.001, 0.008, 0.95, 1000, "bootstrap"), "A", "B", "accuracy", p_value=0.125)
+    >>> text.split("), ")[-1]  # the interval excludes zero, the exact test does not reject
+    'exact McNemar p = 0.125: inconclusive at this budget.'
     """
     e, lo, hi = (scale * v for v in (interval.estimate, interval.low, interval.high))
     head = f"{a} - {b}, {what}: {e:+.1f} {unit}"
@@ -199,8 +207,10 @@ def verdict(interval: Interval, a: str, b: str, what: str, scale: float = 100.0,
         span = f"no interval ({interval.method}, n={interval.n})"
         return f"{head}, {span}: {'inconclusive at this budget' if claims else 'smoke test, no claim'}."
     span = f"{interval.confidence:.0%} interval [{lo:+.1f}, {hi:+.1f}] ({interval.method}, n={interval.n})"
+    if p_value is not None:
+        span += f", exact McNemar p = {p_value:.3g}"
     if not claims:
         return f"{head}, {span}: smoke test, no claim."
-    if interval.includes_zero:
+    if interval.includes_zero or (p_value is not None and not p_value < alpha):
         return f"{head}, {span}: inconclusive at this budget."
     return f"{head}, {span}: {a} is {'higher' if lo > 0 else 'lower'}."

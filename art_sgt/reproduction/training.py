@@ -168,7 +168,7 @@ def train_run(
     """
     import shutil
 
-    from art_sgt._provenance import run_info, write_json
+    from art_sgt._provenance import git_state, run_info, write_json
 
     if spec.model not in ("standard", "sgt", "pgd_at", "mixed_at", "asgt"):
         raise ValueError(f"model must be one of the controls, got {spec.model!r}.")
@@ -183,6 +183,7 @@ def train_run(
         if progress_path.is_file()
         else {"cpu_seconds": 0.0, "wall_seconds": 0.0, "sessions": 0}
     )
+    progress.setdefault("git", [])
     n = spec.training.n_train
     x, y = x[:n], y[:n]
     classifier = build_classifier(spec.training, network, spec.seed)
@@ -196,11 +197,13 @@ def train_run(
         progress["cpu_seconds"] += time.process_time() - cpu
         progress["wall_seconds"] += time.perf_counter() - wall
         progress["sessions"] += 1
+        progress["git"].append(git_state())  # the code of each session, a resumed one's too
         write_json(progress_path, progress)
     log = {
         "model": spec.model, "variant": spec.variant, "seed": spec.seed, "n_train": len(x),
         "epochs": spec.training.epochs, "cpu_seconds": round(progress["cpu_seconds"], 2),
         "wall_seconds": round(progress["wall_seconds"], 2), "sessions": progress["sessions"],
+        "sessions_git": progress["git"],
         "cpu_seconds_per_epoch": round(progress["cpu_seconds"] / spec.training.epochs, 2),
         "torch_threads": torch.get_num_threads(), "device": str(classifier.device), "history": history,
         "provenance": run_info(spec.seed, str(classifier.device)),

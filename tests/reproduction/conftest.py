@@ -45,9 +45,12 @@ EVALUATION = EvaluationRecipe(
 
 
 def spec(model: str, seed: int = 0, **training: object) -> RunSpec:
+    """A run of the test recipe; every model but the standard one takes the standard model of its seed as its
+    transfer source, as the recipe's runs do."""
     from dataclasses import replace
 
-    return RunSpec("test", "mnist", model, seed, replace(TRAINING, **training), EVALUATION)
+    source = None if model == "standard" else RunSpec("test", "mnist", "standard", seed, TRAINING, EVALUATION)
+    return RunSpec("test", "mnist", model, seed, replace(TRAINING, **training), EVALUATION, transfer_source=source)
 
 
 @pytest.fixture

@@ -245,3 +245,38 @@ def test_a_run_trained_with_the_same_configuration_elsewhere_is_reused_not_retra
     other = replace(runs[1], profile="third", evaluation=replace(EVALUATION, n_eval=8))  # weights yes, evaluation no
     assert run_pieces(cache, [other], lambda: data, network=TinyNet, log=_quiet) == {"sgt,0": "evaluated"}
     assert cache.records([other])[0]["evaluation"]["n_eval"] == 8
+
+
+def test_a_piece_run_alone_trains_its_transfer_source_first_and_keeps_the_transfer_check(tmp_path, data):
+    cache, asgt = RunCache(tmp_path), spec("asgt")
+    lines: list[str] = []
+    assert run_pieces(cache, [asgt], lambda: data, network=TinyNet, log=lines.append) == {"asgt,0": "trained"}
+    assert any("first training its transfer source standard,0" in line for line in lines)
+    assert cache.status(asgt.transfer_source) == "trained"  # weights only: its own evaluation waits for its piece
+    record = cache.records([asgt])[0]
+    assert record["evaluation"]["transfer_source"] == "standard"
+    assert record["transfer_source_folder"] == str(cache.folder(asgt.transfer_source).relative_to(tmp_path))
+    assert any(
+        c["name"] == "transfer" and c["flagged"] is not None for c in record["evaluation"]["robustness"]["checklist"]
+    )
+    assert record["evaluation_config"]["transfer_source"] == asgt.transfer_source.training_hash()
+
+    lines.clear()
+    run_pieces(cache, [spec("sgt")], lambda: data, network=TinyNet, log=lines.append)  # the source is trained now
+    assert not any("transfer source" in line for line in lines)
+
+    profile = replace(get_profile("mnist", "quick"), name="test", claims=True)
+    other_seed = {**record, "name": "standard", "model": "standard", "seed": 1}  # no seed done for both
+    payload = assemble(profile, [other_seed, record], cache.manifest([asgt]), run_info())
+    assert payload["comparisons"] == [] and "No comparison of ASGT" in readme_section([payload])
+
+
+def test_every_stage_and_training_session_records_its_code(tmp_path, data):
+    cache, run = RunCache(tmp_path), spec("standard")
+    run_pieces(cache, [run], lambda: data, network=TinyNet, log=_quiet)
+    record = cache.records([run])[0]
+    state = run_info()["git"]
+    assert record["train"]["sessions_git"] == [state]
+    assert list(record["evaluation"]["stage_git"]) == ["pgd", "report eps 0.1", "report eps 0.2", "report eps 0.3",
+                                                       "saliency"]  # fmt: skip
+    assert all(g == state for g in record["evaluation"]["stage_git"].values())

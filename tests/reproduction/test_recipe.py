@@ -45,6 +45,23 @@ def test_hashes_separate_training_from_evaluation():
     assert spec("asgt", seed=1).training_hash() != run.training_hash()
 
 
+def test_the_transfer_source_is_part_of_the_evaluation_key():
+    run = spec("asgt")
+    assert spec("standard").transfer_source is None and run.transfer_source.model == "standard"
+    assert "transfer_source" not in spec("standard").evaluation_config()  # the standard models' keys are unchanged
+    assert replace(run, transfer_source=None).evaluation_hash() != run.evaluation_hash()
+    other = replace(run.transfer_source, training=replace(run.transfer_source.training, epochs=5))
+    assert replace(run, transfer_source=other).evaluation_hash() != run.evaluation_hash()
+    assert replace(run, transfer_source=other).training_hash() == run.training_hash()
+
+    profile = get_profile("mnist", "standard")
+    runs = profile_runs(profile)
+    standard = {r.seed: r for r in runs if r.model == "standard"}
+    assert all(r.transfer_source == standard[r.seed] for r in runs if r.model != "standard")
+    assert all(r.transfer_source == standard[r.seed] for r in profile_runs(profile, ("asgt",)))  # standard not listed
+    assert all(r.transfer_source == standard[0] for r in ablations(profile))  # the main comparison's model
+
+
 def test_only_selects_one_piece():
     runs = profile_runs(get_profile("mnist", "standard"))
     assert [(r.name, r.seed) for r in select(runs, "asgt,1")] == [("asgt", 1)]
@@ -88,10 +105,10 @@ def test_default_ablations_are_the_trainers_defaults_and_the_main_comparisons_mo
 
 
 def test_attack_units_known_answer():
-    # quick preset (large_eps_iter 50, pgd_restarts 1, square_restarts 1) with the test recipe's overrides:
-    # pgd 2, apgd 2, square 5, strong_factor 2; eps grid {0.1} + paper 0.2 + standard 0.3
+    # quick preset (large_eps_iter 50, pgd_restarts 1, square_restarts 1, apgd_targets 3) with the test recipe's
+    # overrides: pgd 2, apgd 2, square 5, strong_factor 2; eps grid {0.1} + paper 0.2 + standard 0.3
     units = attack_units("mnist", asdict(EVALUATION))
-    per_eps = 2 + 2 * 2 + 5 / 3
+    per_eps = 2 + 2 * (2 + 3) + 5 / 3  # PGD; APGD-CE, APGD-DLR and APGD-T on 3 targets; Square forwards only
     checklist = 2 * 2 * 2 + 50 + 2 * 2 + 1
     assert units == pytest.approx({"pgd": 16 * 2 * 2, "report": 8 * (3 * per_eps + checklist), "saliency": 8 * 3})
 
@@ -144,6 +161,17 @@ def test_cost_summary_adds_up_the_runs_done_and_estimates_the_rest():
     with pytest.raises(ValueError, match="measured must hold a run of standard"):
         estimate_cost([done], [spec("standard")])
 
+    # a measured model of the same kind (not adversarially trained) stands in before the architecture's others;
+    # the CPU seconds of the evaluation stages sgt,1 kept count as spent and come off its estimate
+    standard = spec("standard")
+    quarter = {k: v / 4 for k, v in done["evaluation"]["cpu_seconds"].items()}
+    plain = {**done, "model": "standard", "training_config": standard.training_config(),
+             "evaluation": {"cpu_seconds": quarter}}  # fmt: skip
+    kept = {**trained, "evaluation_kept_cpu_seconds": 900.0}
+    mixed = cost_summary([done, plain], [sgt, spec("sgt", seed=2)], trained=[kept])
+    assert mixed["measured_evaluation_cpu_hours"] == pytest.approx(2.0 + 0.5 + 0.25)
+    assert mixed["remaining"]["evaluation_cpu_hours"] == pytest.approx((0.5 - 0.25) + 0.5)  # at standard's rate
+
 
 def test_driver_lists_the_manifest_and_refuses_bad_requests(tmp_path, capsys):
     assert main(["--dataset", "mnist", "--profile", "standard", "--manifest", "--cache-dir", str(tmp_path)]) == 0
@@ -156,3 +184,17 @@ def test_driver_lists_the_manifest_and_refuses_bad_requests(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["--dataset", "mnist", "--models", "standard,trades"])
     assert "--models" in capsys.readouterr().err
+
+
+def test_command_line_overrides_are_named_in_the_profile_label():
+    import argparse
+
+    from art_sgt.reproduction.cli import _profile, add_arguments
+
+    parser = add_arguments(argparse.ArgumentParser())
+    plain = _profile(parser.parse_args(["--dataset", "mnist", "--profile", "standard"]))
+    assert plain == get_profile("mnist", "standard")
+    changed = _profile(parser.parse_args(["--dataset", "mnist", "--profile", "standard", "--n-train", "500",
+                                          "--seeds", "3"]))  # fmt: skip
+    assert changed.training.n_train == 500 and changed.seeds == (3,)
+    assert changed.label.endswith("; overridden on the command line: n_train 500, seeds (3,)")

@@ -81,3 +81,34 @@ def test_verdict_wording():
 def test_bad_inputs_are_refused(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_code_states_of_a_record_cover_every_session_and_stage():
+    from art_sgt.reproduction.report import _code_states, _provenance
+
+    a, b = {"commit": "a", "clean": True}, {"commit": "b", "clean": True}
+    record = {"train": {"sessions": 2, "sessions_git": [a, b], "provenance": {"git": b}},
+              "evaluation": {"stage_git": {"pgd": a, "report eps 0.1": None}}, "provenance": {"git": b}}  # fmt: skip
+    unknown = {"commit": None, "clean": None}
+    assert _code_states(record) == [a, b, a, unknown, b]  # a stage without its code recorded is unknown
+    assert _provenance([record]) == {"commits": ["None", "a", "b"], "all_clean": False}
+    old = {"train": {"sessions": 1, "provenance": {"git": a}}, "evaluation": {}, "provenance": {"git": a}}
+    assert _provenance([old]) == {"commits": ["a"], "all_clean": True}  # one session: its record names its code
+    resumed = {**old, "train": {"sessions": 2, "provenance": {"git": a}}}  # the first session's code is unknown
+    assert _provenance([resumed]) == {"commits": ["None", "a"], "all_clean": False}
+    partly = {**old, "train": {"sessions": 3, "sessions_git": [a], "provenance": {"git": a}}}
+    assert _code_states(partly)[:3] == [a, unknown, unknown]
+
+
+def test_one_seed_verdict_needs_the_exact_test_too():
+    # 4 images only A gets right, none only B: the bootstrap interval excludes zero, exact McNemar p = 0.125
+    a, b = [1] * 4 + [1] * 996, [0] * 4 + [1] * 996
+    boot, test = paired_bootstrap(a, b), mcnemar_exact(a, b)
+    assert boot.low > 0 and test.p_value == pytest.approx(0.125)
+    assert verdict(boot, "A", "B", "acc", p_value=test.p_value).endswith("inconclusive at this budget.")
+    assert verdict(boot, "A", "B", "acc").endswith("A is higher.")  # the interval alone would call it
+    a, b = [1] * 12 + [1] * 988, [0] * 12 + [1] * 988  # 12 / 0: p = 2 / 2**12
+    boot, test = paired_bootstrap(a, b), mcnemar_exact(a, b)
+    assert test.p_value == pytest.approx(2 / 2**12)
+    assert verdict(boot, "A", "B", "acc", p_value=test.p_value).endswith("A is higher.")
+    assert "exact McNemar p = 0.000488" in verdict(boot, "A", "B", "acc", p_value=test.p_value)
