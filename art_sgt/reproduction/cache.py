@@ -56,16 +56,22 @@ class RunCache:
         return self.root / spec.profile / spec.dataset / _slug(spec.name) / f"seed{spec.seed}-{spec.training_hash()}"
 
     def evaluation(self, spec: RunSpec) -> dict[str, Any] | None:
-        """The run's cached record when it matches the current evaluation configuration, else ``None``.
+        """The run's cached record when it matches the current evaluation configuration and keeps every per-sample
+        outcome of :data:`~art_sgt.reproduction.evaluate.PER_SAMPLE` (a record written by older code without them
+        cannot be paired, and is evaluated again), else ``None``.
 
         :param spec: The run.
         :return: The content of ``evaluation.json``, or ``None``.
         """
+        from art_sgt.reproduction.evaluate import PER_SAMPLE
+
         path = self.folder(spec) / "evaluation.json"
         if not path.is_file():
             return None
         record = json.loads(path.read_text())
-        return record if record.get("evaluation_hash") == spec.evaluation_hash() else None
+        if record.get("evaluation_hash") != spec.evaluation_hash():
+            return None
+        return record if set(PER_SAMPLE) <= set(record.get("evaluation", {}).get("per_sample", {})) else None
 
     def status(self, spec: RunSpec) -> str:
         """The run's state, one of ``STATES``.

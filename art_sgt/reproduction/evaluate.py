@@ -20,7 +20,10 @@ import numpy as np
 
 from art_sgt.reproduction.recipe import PAPER, EvaluationRecipe, RunSpec
 
-__all__ = ["evaluate_run", "kept_stages", "bits", "from_bits"]
+__all__ = ["PER_SAMPLE", "evaluate_run", "kept_stages", "bits", "from_bits"]
+
+#: The per-sample outcomes every evaluation keeps (the comparisons pair them image by image).
+PER_SAMPLE = ("clean", "pgd_paper_eps", "pgd_standard_eps", "worst_case_paper_eps", "worst_case_standard_eps")
 
 
 def bits(correct: np.ndarray) -> str:

@@ -10,6 +10,7 @@ import torch
 
 from art_sgt._provenance import run_info
 from art_sgt.reproduction import RunCache, assemble, get_profile, readme_section, run_pieces, write_markdown
+from art_sgt.reproduction.evaluate import PER_SAMPLE
 from art_sgt.reproduction.figures import write_figures
 from art_sgt.reproduction.training import train_run
 from tests.reproduction.conftest import EVALUATION, TinyNet, spec
@@ -103,6 +104,10 @@ def test_manifest_states(tmp_path):
     (folder / "evaluation.json").write_text(json.dumps({"evaluation_hash": "stale"}))
     assert cache.status(run) == "trained"  # an evaluation made with another configuration does not count
     (folder / "evaluation.json").write_text(json.dumps({"evaluation_hash": run.evaluation_hash()}))
+    assert cache.status(run) == "trained"  # written by older code: no per-sample outcomes to pair
+    per_sample = dict.fromkeys(PER_SAMPLE, "01")
+    record = {"evaluation_hash": run.evaluation_hash(), "evaluation": {"per_sample": per_sample}}
+    (folder / "evaluation.json").write_text(json.dumps(record))
     manifest = cache.manifest([run, odd])
     assert [r["status"] for r in manifest["runs"]] == ["done", "unavailable"]
     assert manifest["counts"] == {"unavailable": 1, "missing": 0, "partial": 0, "trained": 0, "done": 1}
