@@ -27,6 +27,7 @@ from art_sgt.reproduction.recipe import (
     get_profile,
     profile_runs,
     select,
+    transfer_source,
 )
 from art_sgt.reproduction.report import (
     assemble,
@@ -51,5 +52,5 @@ __all__ = [
     "EvaluationRecipe", "Interval", "McNemar", "Profile", "RunCache", "RunSpec", "TrainingRecipe",
     "ablations", "assemble", "attack_units", "cost_summary", "difference_interval", "estimate_cost", "get_profile",
     "mcnemar_exact", "paired_bootstrap", "profile_runs", "readme_section", "run_pieces", "seed_summary", "select",
-    "verdict", "write_markdown",
+    "transfer_source", "verdict", "write_markdown",
 ]  # fmt: skip
