@@ -53,7 +53,7 @@ def _accuracy_vs_eps(plt: Any, payload: dict[str, Any], path: Path) -> None:
             ax.fill_between(eps, curve.min(0), curve.max(0), color=colors[k], alpha=0.2)
     paper = payload["paper"]["paper_eps"]
     ax.axvline(paper, color="grey", lw=0.8, ls="--")
-    ax.text(paper, 1.0, " paper eps", fontsize=7, color="grey", va="top")
+    ax.text(paper, 1.0, " paper eps\n (+ checklist attacks)", fontsize=7, color="grey", va="top")
     ax.set(xlabel="eps (L-inf)", ylabel="worst-case robust accuracy", ylim=(-0.02, 1.02))
     ax.set_title(f"{payload['dataset']} / {payload['profile']}: worst case over attacks (mean, seed range shaded)",
                  fontsize=8)  # fmt: skip
