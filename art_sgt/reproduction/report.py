@@ -308,8 +308,7 @@ def _comparison_sections(payload: dict[str, Any]) -> list[str]:
         return []
     eps = _eps_label(payload["dataset"])
     return [
-        _multiplicity(payload),
-        "",
+        *([_multiplicity(payload), ""] if payload["comparisons"] else []),
         f"## Comparisons at the paper's eps ({eps['paper']})",
         "",
         *_conclusions(payload, ("pgd_paper_eps", "worst_case_paper_eps", "clean")),
@@ -357,8 +356,9 @@ def write_markdown(payload: dict[str, Any], path: str | Path | None = None) -> s
         "and the MoRF (LeRF) curve divided by the accuracy before masking (higher: more faithful). Stability: "
         f"Spearman of the maps under PGD at eps {eps['paper']}, over the samples whose prediction did not flip. "
         f"The worst case at eps {eps['paper']} also counts the gradient-masking checklist's attacks, run at that eps "
-        "only (PGD with more iterations and restarts, FGSM, and PGD transferred from the standard model of the same "
-        "seed), so it is a stronger attack than at the other eps (the accuracy-vs-eps figure shows it).",
+        "only (PGD with more iterations and restarts, FGSM and, for every model but the standard one, PGD "
+        "transferred from the standard model of the same seed), so it is a stronger attack than at the other eps "
+        "(the accuracy-vs-eps figure marks it).",
         "",
         *_comparison_sections(payload),
         *_costs(payload),
