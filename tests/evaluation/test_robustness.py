@@ -70,21 +70,16 @@ def test_numbers_equal_art_attacks_run_by_hand() -> None:
     )
     onehot = np.eye(3, dtype=np.float32)[y]
     by_hand = {name: [] for name in ATTACKS}
+
+    def apgd(e, loss_type, targeted=False):
+        return AutoProjectedGradientDescent(clf, eps=e, eps_step=2 * e, max_iter=5, nb_random_init=1,
+                                            loss_type=loss_type, targeted=targeted, verbose=False)  # fmt: skip
+
     for e in eps[1:]:
         attacks = {
             "pgd": ProjectedGradientDescent(clf, eps=e, eps_step=2.5 * e / 5, max_iter=5, verbose=False),
-            "apgd-ce": AutoProjectedGradientDescent(
-                clf, eps=e, eps_step=2 * e, max_iter=5, nb_random_init=1, loss_type="cross_entropy", verbose=False
-            ),
-            "apgd-dlr": AutoProjectedGradientDescent(
-                clf,
-                eps=e,
-                eps_step=2 * e,
-                max_iter=5,
-                nb_random_init=1,
-                loss_type="difference_logits_ratio",
-                verbose=False,
-            ),
+            "apgd-ce": apgd(e, "cross_entropy"),
+            "apgd-dlr": apgd(e, "difference_logits_ratio"),
             "square": SquareAttack(clf, eps=e, max_iter=30, verbose=False),
         }
         for name, attack in attacks.items():
@@ -92,16 +87,7 @@ def test_numbers_equal_art_attacks_run_by_hand() -> None:
             torch.manual_seed(3)
             by_hand[name].append(_accuracy(clf, attack.generate(x, y=onehot), y))
         # APGD-T: targeted DLR against each other class, most likely first; robust only if robust to every target.
-        targeted = AutoProjectedGradientDescent(
-            clf,
-            eps=e,
-            eps_step=2 * e,
-            max_iter=5,
-            nb_random_init=1,
-            loss_type="difference_logits_ratio",
-            targeted=True,
-            verbose=False,
-        )
+        targeted = apgd(e, "difference_logits_ratio", targeted=True)
         logits = clf.predict(x)
         robust = clf.predict(x).argmax(1) == y
         for rank in range(2):  # 3 classes: two targets per sample
