@@ -53,8 +53,20 @@ def test_seed_summary_and_t_interval_known_answers():
     assert interval.low == pytest.approx(2 - half, rel=1e-9) and interval.high == pytest.approx(2 + half, rel=1e-9)
     one = difference_interval([0.9], [0.5])
     assert one.estimate == pytest.approx(0.4) and math.isnan(one.low) and math.isnan(one.high)
-    flat = difference_interval([0.6, 0.7], [0.5, 0.6])
-    assert flat.low == pytest.approx(0.1) and flat.high == pytest.approx(0.1)
+
+
+def test_t_interval_is_undefined_when_every_seed_gives_the_same_difference():
+    # 1/1000 apart on every seed, equal only to float rounding (spread 3.5e-18): scipy's t interval would be the point
+    # 0.001 and the verdict would call it; the seeds have not measured any spread, so there is no interval.
+    a, b = [0.013, 0.022, 0.034], [0.012, 0.021, 0.033]
+    flat = difference_interval(a, b)
+    assert flat.estimate == pytest.approx(0.001) and math.isnan(flat.low) and math.isnan(flat.high)
+    assert "every seed gives the same difference" in flat.method
+    assert verdict(flat, "A", "B", "acc").endswith("inconclusive at this budget.")
+    assert math.isnan(difference_interval([0.6, 0.7], [0.6, 0.7]).low)  # exactly equal (zero) differences too
+    # a spread of one image in 1000 between seeds is a spread: the interval is defined and includes the estimate
+    spread = difference_interval([0.013, 0.023, 0.034], [0.012, 0.021, 0.033])
+    assert spread.low < spread.estimate < spread.high and spread.method == "paired t interval over seeds"
 
 
 def test_verdict_wording():
