@@ -523,6 +523,6 @@ def estimate_cost(measured: Sequence[dict[str, Any]], runs: Sequence[RunSpec], c
         "estimated_runs": len(runs) - len(not_estimated),
         "not_estimated": not_estimated,
         "note": "extrapolated from the measured runs, linear in images x epochs and in attack iterations x images; "
-        "a robust model's evaluation is a lower bound until a robust model has been measured, since attacks stop "
-        "early on weak models",
+        "attacks stop early on the images a model already gets wrong, so a rate measured on a less robust model "
+        "than the one estimated (e.g. a quick-profile model) underestimates its evaluation",
     }
