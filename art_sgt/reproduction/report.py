@@ -226,11 +226,15 @@ def _conclusions(payload: dict[str, Any], keys: Sequence[str]) -> list[str]:
 
 
 def _paper_line(payload: dict[str, Any]) -> str:
+    """The paper's headline figure, and where this report's ASGT comparisons stand beside it (if any is done)."""
     p = payload["paper"]
+    claim = f"The paper's headline gain at eps {p['paper_eps']:.3g} is about {p['claimed_gain']:.0f}"
+    if not any(c["a"] == "asgt" for c in payload["comparisons"]):
+        return f"{claim}; no comparison of ASGT with a control is done yet, so nothing here stands beside it."
     return (
-        f"The paper's headline gain at eps {p['paper_eps']:.3g} is about {p['claimed_gain']:.0f}; its abstract "
-        "leaves open whether that is absolute points or a relative per cent, and against which baseline, so "
-        "the measured differences against each baseline stand beside it above, each with its interval."
+        f"{claim}; its abstract leaves open whether that is absolute points or a relative per cent, and against "
+        "which baseline, so the measured differences against each baseline stand beside it above, each with its "
+        "interval."
     )
 
 

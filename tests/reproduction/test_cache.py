@@ -70,6 +70,8 @@ def test_pieces_run_once_then_skip_and_reevaluate_on_a_new_budget(tmp_path, data
     assert "headline gain" not in readme_section([alone])
     assert "the 5 comparisons of this report are not corrected for multiplicity" in text
     assert "multiplicity" not in write_markdown(alone) and "No pair of controls is done yet." in write_markdown(alone)
+    assert "nothing here stands beside it" in write_markdown(alone) and "beside it above" not in write_markdown(alone)
+    assert "beside it above" in text and "nothing here stands beside it" not in text
     one_more = [*smaller, replace(smaller[0], seed=1)]  # a second seed not run yet: an interim report
     interim = assemble(replace(profile, claims=True), records, cache.manifest(one_more), run_info())
     assert "Main comparison: 2 of 3 runs done. **Interim report**" in readme_section([interim])
