@@ -35,6 +35,7 @@ from art_sgt.reproduction.report import (
     cost_summary,
     estimate_cost,
     readme_section,
+    training_cost_complete,
     write_markdown,
 )
 from art_sgt.reproduction.statistics import (
@@ -52,5 +53,5 @@ __all__ = [
     "EvaluationRecipe", "Interval", "McNemar", "Profile", "RunCache", "RunSpec", "TrainingRecipe",
     "ablations", "assemble", "attack_units", "cost_summary", "difference_interval", "estimate_cost", "get_profile",
     "mcnemar_exact", "paired_bootstrap", "profile_runs", "readme_section", "run_pieces", "seed_summary", "select",
-    "transfer_source", "verdict", "write_markdown",
+    "training_cost_complete", "transfer_source", "verdict", "write_markdown",
 ]  # fmt: skip

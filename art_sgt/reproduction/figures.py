@@ -2,7 +2,8 @@
 
 - ``accuracy_vs_eps.png``: worst-case robust accuracy against eps, per model, mean over seeds with the seed
   range shaded (the figure a reader looks at first);
-- ``robust_vs_cpu.png``: worst-case accuracy at the paper's eps against training CPU-minutes, per model;
+- ``robust_vs_cpu.png``: worst-case accuracy at the paper's eps against training CPU-minutes, per model (the
+  CPU over the seeds whose training cost is complete, see :func:`~art_sgt.reproduction.report.training_cost_complete`);
 - ``saliency_quality.png``: masking areas against the random control (ROAD fill), sparseness and stability
   under PGD, per model, mean with the seed range;
 - ``masking_curves.png``: MoRF / LeRF / random masking curves, mean over seeds, one panel per model.
@@ -69,6 +70,8 @@ def _robust_vs_cpu(plt: Any, payload: dict[str, Any], path: Path) -> None:
     colors = _colors(plt, len(payload["results"]))
     for k, (name, s) in enumerate(payload["results"].items()):
         x, y = s["train_cpu_minutes"], s["worst_case_paper_eps"]
+        if x is None:  # no seed of this model has a complete training cost
+            continue
         ax.errorbar(
             [x["mean"]],
             [y["mean"]],

@@ -70,6 +70,29 @@ def _stability(record: dict[str, Any], key: str) -> float:
     return float("nan") if value is None else float(value)
 
 
+def training_cost_complete(train: Mapping[str, Any]) -> bool:
+    """Whether a training log's CPU seconds count every epoch it trained.
+
+    Until :class:`~art_sgt.reproduction.training.SessionCost` kept the cost at each checkpoint, a training session
+    killed before its end left its epochs out of the count, while the next session resumed from their checkpoint.
+    The epochs of such a log add up to more wall seconds than its counted sessions took; those of a run trained in
+    one session, or in sessions that each recorded their cost, do not.
+
+    :param train: A training log (``train_log.json``, with its ``history`` of epochs).
+    :return: ``False`` when the epochs' wall seconds exceed the counted wall seconds by more than one second;
+        ``True`` for a log without wall seconds, which cannot show it.
+
+    >>> training_cost_complete({"wall_seconds": 30.5, "history": [{"seconds": 10.0}, {"seconds": 20.0}]})
+    True
+    >>> training_cost_complete({"wall_seconds": 20.5, "history": [{"seconds": 10.0}, {"seconds": 20.0}]})
+    False
+    """
+    if "wall_seconds" not in train:
+        return True
+    epochs = sum(float(e.get("seconds", 0.0)) for e in train.get("history", []))
+    return epochs <= float(train["wall_seconds"]) + 1.0
+
+
 def _summaries(records: list[dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {k: seed_summary([_value(r, k) for r in records]) for k in QUANTITIES}
     out["sparseness"] = seed_summary([r["evaluation"]["saliency"]["sparseness"] for r in records])
@@ -77,8 +100,10 @@ def _summaries(records: list[dict[str, Any]]) -> dict[str, Any]:
         out[key] = seed_summary([r["evaluation"]["saliency"]["masking"][f"{key}_accuracy"] for r in records])
     out["stability_spearman"] = seed_summary([_stability(r, "spearman") for r in records])
     out["stability_flipped"] = seed_summary([_stability(r, "flipped") for r in records])
-    out["train_cpu_minutes"] = seed_summary([r["train"]["cpu_seconds"] / 60 for r in records])
-    out["train_cpu_minutes_per_epoch"] = seed_summary([r["train"]["cpu_seconds_per_epoch"] / 60 for r in records])
+    costed = [r for r in records if training_cost_complete(r["train"])]  # the others' cost is only in part
+    out["cost_incomplete_seeds"] = [r["seed"] for r in records if r not in costed]
+    for key, field in (("train_cpu_minutes", "cpu_seconds"), ("train_cpu_minutes_per_epoch", "cpu_seconds_per_epoch")):
+        out[key] = seed_summary([r["train"][field] / 60 for r in costed]) if costed else None
     grid = [0.0, *records[0]["evaluation"]["worst_case"]["eps"]]  # eps 0: clean accuracy on the same images
     out["worst_case_curve"] = {"eps": grid, "per_seed": [
         [r["evaluation"]["robustness"]["clean_accuracy"], *r["evaluation"]["worst_case"]["accuracy"]] for r in records
@@ -215,8 +240,20 @@ def _table(payload: dict[str, Any]) -> list[str]:
                                        "stability_spearman", "stability_flipped")]  # fmt: skip
         label = LABELS.get(name, name)
         lines.append(f"| {label} | {len(s['seeds'])} | {' | '.join(cells)} | {', '.join(s['flags']) or 'none'} "
-                     f"| {_cell(s['train_cpu_minutes'], 1)} |")  # fmt: skip
+                     f"| {_cost_cell(s)} |")  # fmt: skip
     return lines
+
+
+def _cost_cell(summary: dict[str, Any]) -> str:
+    """Training CPU minutes over the seeds whose cost is complete, naming the seeds left out."""
+    left_out = summary.get("cost_incomplete_seeds", [])
+    if not left_out:
+        return _cell(summary["train_cpu_minutes"], 1)
+    seeds = ", ".join(map(str, left_out))
+    note = f"seed {seeds} not counted: its cost is incomplete" if len(left_out) == 1 else f"seeds {seeds} not counted"
+    if summary["train_cpu_minutes"] is None:
+        return f"unknown ({note})"
+    return f"{_cell(summary['train_cpu_minutes'], 1)} ({note})"
 
 
 def _conclusions(payload: dict[str, Any], keys: Sequence[str]) -> list[str]:
@@ -259,6 +296,10 @@ def _cost_lines(payload: dict[str, Any]) -> list[str]:
         lines.append(f"- Measured: {cost['measured_cpu_hours']:.1f} CPU-hours for {_runs(cost['done_runs'])} done"
                      f"{also} ({cost['measured_training_cpu_hours']:.1f} training, "
                      f"{cost['measured_evaluation_cpu_hours']:.1f} evaluation; one thread per run).")  # fmt: skip
+        if cost.get("cost_incomplete"):
+            lines.append(f"- Counted only in part: the training cost of {', '.join(cost['cost_incomplete'])} (a "
+                         "session ended before recording its epochs); it is left out of the per-model CPU columns, "
+                         "the cost figure and the rates of the estimates.")  # fmt: skip
         rest = cost.get("remaining")
         if rest is not None:
             lines.append(f"- {_runs(cost['missing_runs'])} not done: {_hours(rest)} for {rest['estimated_runs']} of "
@@ -413,7 +454,9 @@ def cost_summary(records: Sequence[dict[str, Any]], missing: Sequence[RunSpec], 
         training counts as spent, their training rate as measured, and only their evaluation is estimated, less
         the CPU seconds of the evaluation stages they kept (counted as spent).
     :return: ``{"done_runs", "trained_runs", "measured_training_cpu_hours", "measured_evaluation_cpu_hours",
-        "measured_cpu_hours", "missing_runs", "remaining"}``; ``remaining`` is absent when nothing is missing.
+        "measured_cpu_hours", "missing_runs", "cost_incomplete", "remaining"}``; ``cost_incomplete`` names the
+        runs whose training cost is counted only in part (:func:`training_cost_complete`); ``remaining`` is absent
+        when nothing is missing.
     """
     own = [r for r in [*records, *trained] if not r["train"].get("reused_from")]  # a twin's weights cost nothing
     training = sum(float(r["train"]["cpu_seconds"]) for r in own) / 3600
@@ -424,6 +467,8 @@ def cost_summary(records: Sequence[dict[str, Any]], missing: Sequence[RunSpec], 
         "done_runs": len(records), "trained_runs": len(trained), "measured_training_cpu_hours": training,
         "measured_evaluation_cpu_hours": evaluation, "measured_cpu_hours": training + evaluation,
         "missing_runs": len(missing),
+        "cost_incomplete": [f"{r['name']},{r['seed']}" for r in [*records, *trained]
+                            if not training_cost_complete(r["train"])],
     }  # fmt: skip
     if missing:
         names = [f"{r['name']},{r['seed']}" for r in trained]
@@ -471,7 +516,8 @@ def estimate_cost(measured: Sequence[dict[str, Any]], runs: Sequence[RunSpec], c
     and says so.
 
     :param measured: Cached records (e.g. of the quick profile); records with a ``train`` log and no evaluation
-        count for the training rate only.
+        count for the training rate only, and a training cost counted only in part
+        (:func:`training_cost_complete`) for none.
     :param runs: The runs to estimate (e.g. the standard profile's recipe).
     :param cores: Cores available.
     :param trained: ``"name,seed"`` of the runs whose training is done: only their evaluation is estimated.
@@ -488,7 +534,8 @@ def estimate_cost(measured: Sequence[dict[str, Any]], runs: Sequence[RunSpec], c
     eval_rate: dict[tuple[str, str], list[dict[str, float]]] = {}
     for r in measured:
         t, key = r["training_config"]["training"], (r["model"], r["training_config"]["training"]["arch"])
-        train_rate.setdefault(key, []).append(r["train"]["cpu_seconds"] / (t["n_train"] * t["epochs"]))
+        if training_cost_complete(r["train"]):
+            train_rate.setdefault(key, []).append(r["train"]["cpu_seconds"] / (t["n_train"] * t["epochs"]))
         if "cpu_seconds" in r.get("evaluation", {}):
             units = attack_units(r["dataset"], r["evaluation_config"]["evaluation"])
             eval_rate.setdefault(key, []).append({k: r["evaluation"]["cpu_seconds"][k] / units[k] for k in units})

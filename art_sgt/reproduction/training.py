@@ -4,14 +4,16 @@ SGT, mixed AT and ASGT resume through the trainers' own checkpoints (``checkpoin
 ART's ``fit`` and ``AdversarialTrainerMadryPGD`` have none, so they run one epoch per call with numpy's and
 torch's generators seeded from ``(seed, epoch)`` and a checkpoint of weights and optimiser after each epoch.
 The CPU seconds (``time.process_time``, all threads of the process) of every session are added up in
-``progress.json``, so a run trained over several sessions reports its whole cost (a session killed without a
-chance to write loses the time since its last write).
+``progress.json``, written whenever a checkpoint lands and when the session ends, so a run trained over several
+sessions reports its whole cost and the code of each session, even of one killed without a chance to write: it
+counts up to its last checkpoint, the point the next session resumes from.
 """
 
 from __future__ import annotations
 
 import inspect
 import json
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -24,7 +26,7 @@ import torch
 from art_sgt.precision import Autocast
 from art_sgt.reproduction.recipe import RunSpec, TrainingRecipe
 
-__all__ = ["ARCHS", "Autocast", "build_classifier", "supported", "train_run", "load_trained"]
+__all__ = ["ARCHS", "Autocast", "SessionCost", "build_classifier", "supported", "train_run", "load_trained"]
 
 #: Network constructor name in :mod:`art_sgt.models` and input shape, per architecture.
 ARCHS = {"mnist_cnn": ("MnistCNN", (1, 28, 28)), "cifar_cnn": ("CifarCNN", (3, 32, 32)),
@@ -143,6 +145,74 @@ def _fit_art(spec: RunSpec, classifier: Any, x: np.ndarray, y: np.ndarray, folde
     return history
 
 
+class SessionCost:
+    """The cost and code of a run's training sessions, kept in ``folder/progress.json``.
+
+    Within the ``with`` block (one training session), a thread watches ``folder/checkpoint`` and, whenever a
+    checkpoint file lands there, writes the CPU seconds (``time.process_time``) and wall seconds so far, added to
+    the earlier sessions', with this session's commit (:func:`~art_sgt._provenance.git_state`). The block's end
+    writes them once more when it ends normally or when a checkpoint has landed since the thread last looked (a
+    Ctrl-C writes one); after any other error, or a kill, the file keeps what was counted at the last checkpoint,
+    where the next session resumes, so the sum is the cost of the training that persisted. A session killed
+    before its first checkpoint is not counted.
+
+    :param folder: The run's cache folder.
+    :param poll_seconds: How often the thread looks for a new checkpoint.
+    """
+
+    def __init__(self, folder: str | Path, poll_seconds: float = 1.0) -> None:
+        self.path = Path(folder) / "progress.json"
+        self._watched = Path(folder) / "checkpoint"
+        self._poll = poll_seconds
+        before = json.loads(self.path.read_text()) if self.path.is_file() else {}
+        self._before = {"cpu_seconds": 0.0, "wall_seconds": 0.0, "sessions": 0, "git": [], **before}
+        #: What ``progress.json`` holds now (the earlier sessions' until this one writes).
+        self.progress: dict[str, Any] = dict(self._before)
+
+    def _stamp(self) -> tuple[tuple[str, int], ...]:
+        files = self._watched.glob("*.pt") if self._watched.is_dir() else ()
+        stamps = []
+        for f in files:
+            try:
+                stamps.append((f.name, f.stat().st_mtime_ns))
+            except FileNotFoundError:  # replaced between listing and stat
+                continue
+        return tuple(sorted(stamps))
+
+    def _write(self) -> None:
+        from art_sgt._provenance import write_json
+
+        b = self._before
+        self.progress = {**b, "cpu_seconds": b["cpu_seconds"] + time.process_time() - self._cpu,
+                         "wall_seconds": b["wall_seconds"] + time.perf_counter() - self._wall,
+                         "sessions": b["sessions"] + 1, "git": [*b["git"], self._git]}  # fmt: skip
+        write_json(self.path, self.progress)
+
+    def _watch(self) -> None:
+        while not self._stop.wait(self._poll):
+            stamp = self._stamp()
+            if stamp != self._seen:
+                self._seen = stamp
+                self._write()
+
+    def __enter__(self) -> SessionCost:
+        from art_sgt._provenance import git_state
+
+        self._git = git_state()
+        self._seen = self._stamp()
+        self._stop = threading.Event()
+        self._cpu, self._wall = time.process_time(), time.perf_counter()
+        self._thread = threading.Thread(target=self._watch, name="session-cost", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: Any) -> None:
+        self._stop.set()
+        self._thread.join()
+        if exc_type is None or self._stamp() != self._seen:
+            self._write()
+
+
 def train_run(
     spec: RunSpec,
     x: np.ndarray,
@@ -153,9 +223,9 @@ def train_run(
 ) -> tuple[Any, dict[str, Any]]:
     """Train ``spec`` in ``folder``, resuming from its checkpoint when one is there.
 
-    Writes ``progress.json`` (CPU and wall seconds so far, sessions) whatever happens, and on success
-    ``weights.pt`` (the float32 network, without the :class:`~art_sgt.precision.Autocast` wrapper of ``amp``) and
-    ``train_log.json``; the checkpoint folder is then removed.
+    Keeps ``progress.json`` (CPU and wall seconds so far, sessions and their code; see :class:`SessionCost`), and
+    on success writes ``weights.pt`` (the float32 network, without the :class:`~art_sgt.precision.Autocast`
+    wrapper of ``amp``) and ``train_log.json``; the checkpoint folder is then removed.
 
     :param spec: The run.
     :param x: Training inputs, channels first, in [0, 1] (the first ``n_train`` are used).
@@ -168,7 +238,7 @@ def train_run(
     """
     import shutil
 
-    from art_sgt._provenance import git_state, run_info, write_json
+    from art_sgt._provenance import run_info, write_json
 
     if spec.model not in ("standard", "sgt", "pgd_at", "mixed_at", "asgt"):
         raise ValueError(f"model must be one of the controls, got {spec.model!r}.")
@@ -177,28 +247,15 @@ def train_run(
         raise ValueError(f"run {spec.name} is not available: {reason}.")
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    progress_path = folder / "progress.json"
-    progress = (
-        json.loads(progress_path.read_text())
-        if progress_path.is_file()
-        else {"cpu_seconds": 0.0, "wall_seconds": 0.0, "sessions": 0}
-    )
-    progress.setdefault("git", [])
     n = spec.training.n_train
     x, y = x[:n], y[:n]
     classifier = build_classifier(spec.training, network, spec.seed)
-    cpu, wall = time.process_time(), time.perf_counter()
-    try:
+    with SessionCost(folder) as session:
         if spec.model in ("standard", "pgd_at"):
             history = _fit_art(spec, classifier, x, y, folder, verbose)
         else:
             history = _fit_saliency_trainer(spec, classifier, x, y, folder, verbose)
-    finally:
-        progress["cpu_seconds"] += time.process_time() - cpu
-        progress["wall_seconds"] += time.perf_counter() - wall
-        progress["sessions"] += 1
-        progress["git"].append(git_state())  # the code of each session, a resumed one's too
-        write_json(progress_path, progress)
+    progress = session.progress
     log = {
         "model": spec.model, "variant": spec.variant, "seed": spec.seed, "n_train": len(x),
         "epochs": spec.training.epochs, "cpu_seconds": round(progress["cpu_seconds"], 2),

@@ -3,13 +3,28 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import time
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import torch
 
 from art_sgt._provenance import run_info
-from art_sgt.reproduction import RunCache, assemble, get_profile, readme_section, run_pieces, write_markdown
+from art_sgt.reproduction import (
+    RunCache,
+    assemble,
+    cost_summary,
+    estimate_cost,
+    get_profile,
+    readme_section,
+    run_pieces,
+    training_cost_complete,
+    write_markdown,
+)
 from art_sgt.reproduction.evaluate import PER_SAMPLE
 from art_sgt.reproduction.figures import write_figures
 from art_sgt.reproduction.training import train_run
@@ -91,6 +106,25 @@ def test_pieces_run_once_then_skip_and_reevaluate_on_a_new_budget(tmp_path, data
     paths = write_figures(payload, tmp_path / "fig")
     assert len(paths) == 4 and all((tmp_path / "fig" / f"{k}.png").stat().st_size > 0 for k in paths)
 
+    # a log whose epochs took longer than its counted sessions lost a session's cost: flagged and left out
+    assert all(training_cost_complete(r["train"]) for r in records)
+    epochs = [{**e, "seconds": 5.0} for e in asgt["train"]["history"]]  # 10 s of epochs, 2 s of sessions counted
+    lost = {**asgt, "train": {**asgt["train"], "wall_seconds": 2.0, "history": epochs}}
+    assert not training_cost_complete(lost["train"])
+    partly = assemble(profile, [records[0], lost], cache.manifest(smaller), run_info())
+    assert partly["results"]["asgt"]["train_cpu_minutes"] is None
+    assert partly["results"]["asgt"]["cost_incomplete_seeds"] == [0]
+    assert partly["results"]["standard"]["cost_incomplete_seeds"] == []
+    assert "| unknown (seed 0 not counted: its cost is incomplete) |" in write_markdown(partly)
+    assert "not counted" not in write_markdown(payload)
+    assert cost_summary([records[0], lost], [])["cost_incomplete"] == ["asgt,0"]
+    assert cost_summary(records, [])["cost_incomplete"] == []
+    partly["cost"] = cost_summary([records[0], lost], [])
+    assert "Counted only in part: the training cost of asgt,0" in write_markdown(partly)
+    assert estimate_cost([records[0], lost], runs, partial=True)["not_estimated"] == ["asgt,0"]  # no rate from it
+    assert estimate_cost(records, runs, partial=True)["not_estimated"] == []
+    assert len(write_figures(partly, tmp_path / "partly")) == 4  # the model without a cost is left off the cost figure
+
 
 def test_manifest_states(tmp_path):
     cache = RunCache(tmp_path)
@@ -146,6 +180,60 @@ def test_an_interrupted_run_resumes_to_the_weights_of_an_uninterrupted_one(tmp_p
     _Interrupting.budget = None
     resumed, log = train_run(run, x, y, tmp_path / "run", network=_Interrupting)
     assert log["sessions"] == 2 and len(log["history"]) == 2
+    for a, b in zip(reference.model.state_dict().values(), resumed.model.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+_KILLED_SESSION = """
+import sys
+import time
+from pathlib import Path
+
+from art_sgt.reproduction.training import train_run
+from tests.reproduction.conftest import TinyNet, band_task, spec
+
+folder = Path(sys.argv[2])
+
+
+class Stalling(TinyNet):  # stalls in the second epoch, once the first epoch's checkpoint is written
+    def forward(self, x):
+        if self.training and list((folder / "checkpoint").glob("*.pt")):
+            while True:
+                time.sleep(1)
+        return super().forward(x)
+
+
+x, y = band_task(64, 0)
+train_run(spec(sys.argv[1]), x, y, folder, network=Stalling)
+"""
+
+
+@pytest.mark.parametrize("model", ["standard", "sgt"])
+def test_a_killed_session_keeps_the_cost_and_code_of_the_epochs_it_checkpointed(tmp_path, data, model):
+    """A session killed (SIGKILL, no chance to write) after its first epoch's checkpoint still counts that epoch's
+    CPU seconds and its commit, so the resumed run reports both sessions and a complete cost."""
+    root = Path(__file__).resolve().parents[2]
+    folder = tmp_path / "run"
+    child = subprocess.Popen([sys.executable, "-c", _KILLED_SESSION, model, str(folder)], cwd=root,
+                             env={**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1"})  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while not (folder / "progress.json").is_file():
+            assert child.poll() is None, "the training process ended before it was killed"
+            assert time.monotonic() < deadline, "no progress.json within 120 s of a checkpoint"
+            time.sleep(0.2)
+    finally:
+        child.kill()
+        child.wait()
+    killed = json.loads((folder / "progress.json").read_text())
+    assert killed["sessions"] == 1 and killed["git"] == [run_info()["git"]] and killed["cpu_seconds"] > 0
+    assert not (folder / "weights.pt").exists()
+
+    x, y = data[:2]
+    resumed, log = train_run(spec(model), x, y, folder, network=TinyNet)
+    assert log["sessions"] == 2 and len(log["sessions_git"]) == 2 and len(log["history"]) == 2
+    assert log["cpu_seconds"] > killed["cpu_seconds"] and training_cost_complete(log)
+    reference, _ = train_run(spec(model), x, y, tmp_path / "reference", network=TinyNet)
     for a, b in zip(reference.model.state_dict().values(), resumed.model.state_dict().values()):
         assert torch.equal(a, b)
 
