@@ -211,7 +211,9 @@ train_run(spec(sys.argv[1]), x, y, folder, network=Stalling)
 @pytest.mark.parametrize("model", ["standard", "sgt"])
 def test_a_killed_session_keeps_the_cost_and_code_of_the_epochs_it_checkpointed(tmp_path, data, model):
     """A session killed (SIGKILL, no chance to write) after its first epoch's checkpoint still counts that epoch's
-    CPU seconds and its commit, so the resumed run reports both sessions and a complete cost."""
+    CPU seconds and its commit, so the resumed run reports both sessions and a complete cost. (The weights of a
+    resumed run are compared with an uninterrupted one's in-process above; the killed process may use another
+    number of threads, which changes float sums.)"""
     root = Path(__file__).resolve().parents[2]
     folder = tmp_path / "run"
     child = subprocess.Popen([sys.executable, "-c", _KILLED_SESSION, model, str(folder)], cwd=root,
@@ -230,12 +232,9 @@ def test_a_killed_session_keeps_the_cost_and_code_of_the_epochs_it_checkpointed(
     assert not (folder / "weights.pt").exists()
 
     x, y = data[:2]
-    resumed, log = train_run(spec(model), x, y, folder, network=TinyNet)
+    _, log = train_run(spec(model), x, y, folder, network=TinyNet)  # resumes at the second epoch
     assert log["sessions"] == 2 and len(log["sessions_git"]) == 2 and len(log["history"]) == 2
     assert log["cpu_seconds"] > killed["cpu_seconds"] and training_cost_complete(log)
-    reference, _ = train_run(spec(model), x, y, tmp_path / "reference", network=TinyNet)
-    for a, b in zip(reference.model.state_dict().values(), resumed.model.state_dict().values()):
-        assert torch.equal(a, b)
 
 
 class _AutocastProbe(TinyNet):
