@@ -20,6 +20,7 @@ is kept in a fresh temporary folder, and the error line says where.
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import os
 import re
@@ -528,6 +529,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     finally:
         if getattr(args, "created_group", False):
+            gc.collect()  # free what still holds the group (a DDP wrapper in a reference cycle) before destroying it
             torch.distributed.destroy_process_group()
     for error in errors:
         print(f"art-sgt {args.command}: error: {error}", file=sys.stderr)

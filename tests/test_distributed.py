@@ -1,6 +1,7 @@
 """Two gloo processes on CPU train to the same weights as one process with the same global batch, for both
 trainers (deterministic fill and PGD start, so that the per-rank random streams do not enter)."""
 
+import gc
 import socket
 
 import pytest
@@ -37,7 +38,15 @@ def _train(name: str) -> tuple[dict, list]:
     # the classifier handed back is a plain ART classifier on every rank (DDP stays inside the trainer)
     assert trainer.get_classifier() is classifier and not isinstance(classifier.model, DistributedDataParallel)
     assert classifier.predict(x[:8]).shape == (8, 4)
+    _assert_no_ddp_alive()
     return {k: v.detach().clone() for k, v in classifier.model.state_dict().items()}, trainer.history
+
+
+def _assert_no_ddp_alive() -> None:
+    """Once ``fit`` returns, nothing keeps a DDP wrapper (and with it the process group) alive, though the trainer
+    still is: a group torn down at interpreter exit instead of by ``destroy_process_group`` can abort gloo."""
+    gc.collect()
+    assert not [o for o in gc.get_objects() if isinstance(o, DistributedDataParallel)]
 
 
 class _SameBatches(DataGenerator):
@@ -62,7 +71,9 @@ def _train_batchnorm() -> dict:
     )  # fmt: skip
     classifier = make_classifier(model=model, optimizer="sgd", lr=0.05)
     x, y = make_task(n=32, seed=8)
-    SaliencyGuidedTrainer(classifier, fill="zero").fit_generator(_SameBatches(x, y), nb_epochs=1, seed=3, verbose=False)
+    trainer = SaliencyGuidedTrainer(classifier, fill="zero")
+    trainer.fit_generator(_SameBatches(x, y), nb_epochs=1, seed=3, verbose=False)
+    _assert_no_ddp_alive()
     return {k: v.detach().clone() for k, v in classifier.model.state_dict().items()}
 
 

@@ -13,7 +13,8 @@ them: the preprocessing stays float32 and outside ``torch.compile``, and the cla
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -201,10 +202,13 @@ class BatchSteps:
         """The smallest usable global batch: 2 samples per rank for a model with BatchNorm, else 1."""
         return world * (2 if self._couples_samples else 1)
 
-    def _prepare_forwards(self, probe: torch.Tensor | None, state: RunState) -> None:
-        """The train-mode forward (inside ``DistributedDataParallel`` under ``torch.distributed``), and whether
-        one train-mode forward may serve saliency and loss (see :meth:`_saliency_mask`). The mode-independence
-        probe runs on the plain network, so that it compiles nothing."""
+    @contextmanager
+    def _training_forwards(self, probe: torch.Tensor | None, state: RunState) -> Iterator[None]:
+        """The train-mode forward for one ``fit`` (inside ``DistributedDataParallel`` under ``torch.distributed``),
+        and whether one train-mode forward may serve saliency and loss (see :meth:`_saliency_mask`). The
+        mode-independence probe runs on the plain network, so that it compiles nothing. On exit the DDP wrapper is
+        dropped: it holds the process group, which must not outlive the caller's ``destroy_process_group`` (gloo's
+        threads abort when a group is torn down at interpreter exit)."""
         self._joint = _JointForward(self._net, separate=self._couples_samples)
         if state.ranks.world > 1:
             device_ids = [self._device.index] if self._device.type == "cuda" else None
@@ -217,6 +221,11 @@ class BatchSteps:
             and same_chain
             and is_mode_independent(PreprocessedModel(self._classifier, apply="fit"), probe)
         )
+        try:
+            yield
+        finally:
+            if isinstance(self._joint, nn.parallel.DistributedDataParallel):
+                self._joint = self._joint.module
 
 
 def _check_bound_to(saliency: Any, classifier: Any) -> None:

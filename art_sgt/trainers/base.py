@@ -170,8 +170,7 @@ class SaliencyTrainerBase(BatchSteps, Trainer, abc.ABC):
         state = RunState(self, options, config)
         world = state.ranks.world
         bounds = batch_bounds(len(x_t), batch_size, options.drop_last, self._min_batch(world), world)
-        self._prepare_forwards(x_t[:8], state)
-        with state.running():
+        with self._training_forwards(x_t[:8], state), state.running():
             source = ArrayBatches(x_t, y_t, bounds, state.seed, state.ranks.rank, state.ranks.world)
             self._loop(source, state, options)
 
@@ -222,8 +221,7 @@ class SaliencyTrainerBase(BatchSteps, Trainer, abc.ABC):
         )  # fmt: skip
         config = {**self._config(), "batch_size": generator.batch_size, "seed": seed, **options.run_config()}
         state = RunState(self, options, config)
-        self._prepare_forwards(None, state)
-        with state.running():
+        with self._training_forwards(None, state), state.running():
             self._loop(source, state, options)
 
     def predict(self, x: np.ndarray, **kwargs: Any) -> np.ndarray:
