@@ -3,7 +3,7 @@
 - ``accuracy_vs_eps.png``: worst-case robust accuracy against eps, per model, mean over seeds with the seed
   range shaded (the figure a reader looks at first);
 - ``robust_vs_cpu.png``: worst-case accuracy at the paper's eps against training CPU-minutes, per model (the
-  CPU over the seeds whose training cost is complete, see :func:`~art_sgt.reproduction.report.training_cost_complete`);
+  CPU over the seeds whose training cost is complete, see ``training_cost_complete``);
 - ``saliency_quality.png``: masking areas against the random control (ROAD fill), sparseness and stability
   under PGD, per model, mean with the seed range;
 - ``masking_curves.png``: MoRF / LeRF / random masking curves, mean over seeds, one panel per model.

@@ -73,8 +73,9 @@ def _stability(record: dict[str, Any], key: str) -> float:
 def training_cost_complete(train: Mapping[str, Any]) -> bool:
     """Whether a training log's CPU seconds count every epoch it trained.
 
-    Until :class:`~art_sgt.reproduction.training.SessionCost` kept the cost at each checkpoint, a training session
-    killed before its end left its epochs out of the count, while the next session resumed from their checkpoint.
+    Until training sessions kept their cost at each checkpoint (``art_sgt.reproduction.training.SessionCost``), a
+    session killed before its end left its epochs out of the count, while the next session resumed from their
+    checkpoint.
     The epochs of such a log add up to more wall seconds than its counted sessions took; those of a run trained in
     one session, or in sessions that each recorded their cost, do not.
 
