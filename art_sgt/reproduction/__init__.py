@@ -34,6 +34,7 @@ from art_sgt.reproduction.report import (
     attack_units,
     cost_summary,
     estimate_cost,
+    per_seed_detail,
     readme_section,
     training_cost_complete,
     write_markdown,
@@ -52,6 +53,6 @@ __all__ = [
     "ABLATIONS", "LABELS", "MODELS", "PAPER", "PROFILES", "STATES",
     "EvaluationRecipe", "Interval", "McNemar", "Profile", "RunCache", "RunSpec", "TrainingRecipe",
     "ablations", "assemble", "attack_units", "cost_summary", "difference_interval", "estimate_cost", "get_profile",
-    "mcnemar_exact", "paired_bootstrap", "profile_runs", "readme_section", "run_pieces", "seed_summary", "select",
-    "training_cost_complete", "transfer_source", "verdict", "write_markdown",
+    "mcnemar_exact", "paired_bootstrap", "per_seed_detail", "profile_runs", "readme_section", "run_pieces",
+    "seed_summary", "select", "training_cost_complete", "transfer_source", "verdict", "write_markdown",
 ]  # fmt: skip

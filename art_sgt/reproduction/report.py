@@ -36,6 +36,8 @@ __all__ = [
     "attack_units",
     "estimate_cost",
     "cost_summary",
+    "per_seed_detail",
+    "training_cost_complete",
 ]
 
 #: The accuracies summarised per model, with their label (``{paper}`` / ``{standard}``: the eps).
@@ -140,6 +142,37 @@ def _interval(comparison: dict[str, Any]) -> tuple[Interval, float | None]:
     boot, test = comparison["per_seed"][0]["bootstrap"], comparison["per_seed"][0]["mcnemar"]
     method = "one seed: paired bootstrap over test images, seed spread not measured"
     return Interval(**{**boot, "method": method}), float(test["p_value"])
+
+
+def per_seed_detail(comparison: Mapping[str, Any], scale: float = 100.0) -> str:
+    """Each training seed's difference over its own test images, shown beside an across-seed verdict.
+
+    With two or more seeds a verdict rests on the t interval over seeds, which is wide when few seeds are done; each
+    seed's paired bootstrap interval and exact McNemar p-value say whether the models differ on that seed's
+    images (not whether the difference would hold for another seed). With one seed they are the verdict itself, so
+    nothing is added.
+
+    :param comparison: One entry of a payload's ``comparisons``.
+    :param scale: Factor to percentage points.
+    :return: A sentence starting with a space, or ``""``.
+
+    >>> boot = {"estimate": -0.074, "low": -0.1, "high": -0.05}
+    >>> per_seed = [{"seed": s, "bootstrap": boot, "mcnemar": {"p_value": 2.46e-8}} for s in (0, 1)]
+    >>> head, body = per_seed_detail({"across_seeds": {"n": 2}, "per_seed": per_seed}).split(": ", 1)
+    >>> head
+    ' Per seed, over its test images (paired bootstrap, exact McNemar)'
+    >>> body
+    'seed 0 -7.4 [-10.0, -5.0], p = 2.46e-08; seed 1 -7.4 [-10.0, -5.0], p = 2.46e-08.'
+    >>> per_seed_detail({"across_seeds": {"n": 1}, "per_seed": per_seed[:1]})
+    ''
+    """
+    if comparison["across_seeds"]["n"] < 2 or not comparison["per_seed"]:
+        return ""
+    parts = []
+    for entry in comparison["per_seed"]:
+        e, lo, hi = (scale * entry["bootstrap"][k] for k in ("estimate", "low", "high"))
+        parts.append(f"seed {entry['seed']} {e:+.1f} [{lo:+.1f}, {hi:+.1f}], p = {entry['mcnemar']['p_value']:.3g}")
+    return f" Per seed, over its test images (paired bootstrap, exact McNemar): {'; '.join(parts)}."
 
 
 _UNKNOWN = {"commit": None, "clean": None}
@@ -258,9 +291,11 @@ def _cost_cell(summary: dict[str, Any]) -> str:
 
 
 def _conclusions(payload: dict[str, Any], keys: Sequence[str]) -> list[str]:
-    return [f"- {c['verdict']} ({c['meaning']}.)" for c in payload["comparisons"] if c["quantity"] in keys] or [
-        "- No pair of controls is done yet."
-    ]
+    return [
+        f"- {c['verdict']}{per_seed_detail(c)} ({c['meaning']}.)"
+        for c in payload["comparisons"]
+        if c["quantity"] in keys
+    ] or ["- No pair of controls is done yet."]
 
 
 def _paper_line(payload: dict[str, Any]) -> str:
@@ -433,7 +468,7 @@ def readme_section(payloads: Sequence[dict[str, Any]]) -> str:
             lines += ["This profile is a smoke test and makes no claims.", ""]
         else:
             keys = ("worst_case_paper_eps", "pgd_paper_eps")
-            verdicts = [f"- {c['verdict']}" for c in p["comparisons"]
+            verdicts = [f"- {c['verdict']}{per_seed_detail(c)}" for c in p["comparisons"]
                         if c["a"] == "asgt" and c["quantity"] in keys and not c["variant"]]  # fmt: skip
             none = "- No comparison of ASGT with a control is done yet."
             lines += [*verdicts, "", _paper_line(p), ""] if verdicts else [none, ""]

@@ -80,6 +80,13 @@ def test_pieces_run_once_then_skip_and_reevaluate_on_a_new_budget(tmp_path, data
     claimed = assemble(replace(profile, claims=True), records, cache.manifest(smaller), run_info())
     assert "ASGT - standard (ART fit), worst-case accuracy at eps 0.2" in readme_section([claimed])
     assert "Interim" not in readme_section([claimed])
+    assert "Per seed" not in readme_section([claimed])  # one seed: its test images are the verdict itself
+    two_seeds = assemble(replace(profile, claims=True), records + [{**r, "seed": 1} for r in records],
+                         cache.manifest(smaller), run_info())  # fmt: skip
+    line = next(x for x in readme_section([two_seeds]).splitlines() if "worst-case accuracy at eps 0.2" in x)
+    assert "(paired t interval over seeds" in line and "Per seed, over its test images" in line
+    assert "seed 0 " in line and "; seed 1 " in line and line.endswith(".")
+    assert write_markdown(two_seeds).count("Per seed, over its test images") == 5  # each quantity, one pair
     alone = assemble(replace(profile, claims=True), records[:1], cache.manifest(smaller), run_info())  # no ASGT
     assert "No comparison of ASGT with a control is done yet." in readme_section([alone])
     assert "headline gain" not in readme_section([alone])
