@@ -65,6 +65,20 @@ def _accuracy_vs_eps(plt: Any, payload: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
+def _cost_label(name: str, summary: dict[str, Any]) -> str:
+    """A model's legend entry on the cost figure, naming the seeds its cost rests on when not all of them.
+
+    >>> s = {"train_cpu_minutes_per_epoch": {"mean": 16.3}, "seeds": [0, 1], "cost_incomplete_seeds": [1]}
+    >>> _cost_label("pgd_at", s)
+    'PGD-AT (ART Madry): 16.3 CPU-min/epoch (cost of 1 of 2 seeds)'
+    >>> _cost_label("pgd_at", {**s, "cost_incomplete_seeds": []})
+    'PGD-AT (ART Madry): 16.3 CPU-min/epoch'
+    """
+    text = f"{LABELS.get(name, name)}: {summary['train_cpu_minutes_per_epoch']['mean']:.1f} CPU-min/epoch"
+    left_out, seeds = summary.get("cost_incomplete_seeds", []), summary["seeds"]
+    return f"{text} (cost of {len(seeds) - len(left_out)} of {len(seeds)} seeds)" if left_out else text
+
+
 def _robust_vs_cpu(plt: Any, payload: dict[str, Any], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(7.2, 3.8))
     colors = _colors(plt, len(payload["results"]))
@@ -80,7 +94,7 @@ def _robust_vs_cpu(plt: Any, payload: dict[str, Any], path: Path) -> None:
             fmt="o" if "[" not in name else "s",
             color=colors[k],
             capsize=3,
-            label=f"{LABELS.get(name, name)}: {s['train_cpu_minutes_per_epoch']['mean']:.1f} CPU-min/epoch",
+            label=_cost_label(name, s),
         )
     ax.set(
         xlabel="training CPU-minutes (time.process_time)",

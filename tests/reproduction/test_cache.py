@@ -26,7 +26,7 @@ from art_sgt.reproduction import (
     write_markdown,
 )
 from art_sgt.reproduction.evaluate import PER_SAMPLE
-from art_sgt.reproduction.figures import write_figures
+from art_sgt.reproduction.figures import _cost_label, write_figures
 from art_sgt.reproduction.training import train_run
 from tests.reproduction.conftest import EVALUATION, TinyNet, spec
 
@@ -131,6 +131,10 @@ def test_pieces_run_once_then_skip_and_reevaluate_on_a_new_budget(tmp_path, data
     assert estimate_cost([records[0], lost], runs, partial=True)["not_estimated"] == ["asgt,0"]  # no rate from it
     assert estimate_cost(records, runs, partial=True)["not_estimated"] == []
     assert len(write_figures(partly, tmp_path / "partly")) == 4  # the model without a cost is left off the cost figure
+    half = assemble(profile, [records[0], asgt, {**lost, "seed": 1}], cache.manifest(smaller), run_info())
+    assert half["results"]["asgt"]["cost_incomplete_seeds"] == [1]
+    assert _cost_label("asgt", half["results"]["asgt"]).endswith("CPU-min/epoch (cost of 1 of 2 seeds)")
+    assert _cost_label("standard", half["results"]["standard"]).endswith("CPU-min/epoch")
 
 
 def test_manifest_states(tmp_path):
