@@ -278,6 +278,22 @@ def _table(payload: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _readme_table(payload: dict[str, Any]) -> list[str]:
+    """The main comparison's models at the paper's eps: what the differences below are differences of."""
+    eps = _eps_label(payload["dataset"])["paper"]
+    lines = [
+        f"| model | seeds | clean | PGD eps {eps} | worst case eps {eps} | gradient-masking flags | training CPU min |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, s in payload["results"].items():
+        if "[" in name:  # a second setting or an ablation: in the full report
+            continue
+        cells = " | ".join(_cell(s[k]) for k in ("clean", "pgd_paper_eps", "worst_case_paper_eps"))
+        lines.append(f"| {LABELS.get(name, name)} | {len(s['seeds'])} | {cells} | {', '.join(s['flags']) or 'none'} "
+                     f"| {_cost_cell(s)} |")  # fmt: skip
+    return lines
+
+
 def _cost_cell(summary: dict[str, Any]) -> str:
     """Training CPU minutes over the seeds whose cost is complete, naming the seeds left out."""
     left_out = summary.get("cost_incomplete_seeds", [])
@@ -451,6 +467,16 @@ def write_markdown(payload: dict[str, Any], path: str | Path | None = None) -> s
     return text
 
 
+_TABLE_NOTE = (
+    "Mean ± standard deviation over seeds. Clean and PGD accuracy on the first {n_eval} test images, the worst "
+    "case on the first {n_report} (so it can exceed the PGD column). The worst case counts a test image as robust "
+    "only if every attack fails on it (APGD-CE, APGD-DLR, APGD-T, Square, PGD with restarts, and at this eps the "
+    "gradient-masking checklist's attacks); a flag means a check found the gradient attacks weaker than they "
+    "should be on that model (the full report describes each check), and the worst case already counts the "
+    "stronger attack's successes."
+)
+
+
 def readme_section(payloads: Sequence[dict[str, Any]]) -> str:
     """The README's "Does the paper's claim hold?" section, from report payloads (one per dataset/profile).
 
@@ -471,7 +497,9 @@ def readme_section(payloads: Sequence[dict[str, Any]]) -> str:
             verdicts = [f"- {c['verdict']}{per_seed_detail(c)}" for c in p["comparisons"]
                         if c["a"] == "asgt" and c["quantity"] in keys and not c["variant"]]  # fmt: skip
             none = "- No comparison of ASGT with a control is done yet."
-            lines += [*verdicts, "", _paper_line(p), ""] if verdicts else [none, ""]
+            note = _TABLE_NOTE.format(**p["recipe"]["evaluation"])
+            table = [*_readme_table(p), "", note, ""] if p["results"] else []
+            lines += [*table, *verdicts, "", _paper_line(p), ""] if verdicts else [*table, none, ""]
         cost = _cost_lines(p)
         lines += ["CPU time:", "", *cost, ""] if cost else []
     return "\n".join(lines).rstrip() + "\n"

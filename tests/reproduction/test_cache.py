@@ -80,6 +80,10 @@ def test_pieces_run_once_then_skip_and_reevaluate_on_a_new_budget(tmp_path, data
     claimed = assemble(replace(profile, claims=True), records, cache.manifest(smaller), run_info())
     assert "ASGT - standard (ART fit), worst-case accuracy at eps 0.2" in readme_section([claimed])
     assert "Interim" not in readme_section([claimed])
+    table = [x for x in readme_section([claimed]).splitlines() if x.startswith("| ")]
+    assert table[0].startswith("| model | seeds | clean | PGD eps 0.2 | worst case eps 0.2 | gradient-masking")
+    asgt_row = f"| ASGT | 1 | {asgt['evaluation']['clean']:.3f} | {asgt['evaluation']['pgd_paper_eps']:.3f} | "
+    assert asgt_row in table[2] and len(table) == 3  # header, standard, ASGT
     assert "Per seed" not in readme_section([claimed])  # one seed: its test images are the verdict itself
     two_seeds = assemble(replace(profile, claims=True), records + [{**r, "seed": 1} for r in records],
                          cache.manifest(smaller), run_info())  # fmt: skip
@@ -89,6 +93,7 @@ def test_pieces_run_once_then_skip_and_reevaluate_on_a_new_budget(tmp_path, data
     assert write_markdown(two_seeds).count("Per seed, over its test images") == 5  # each quantity, one pair
     alone = assemble(replace(profile, claims=True), records[:1], cache.manifest(smaller), run_info())  # no ASGT
     assert "No comparison of ASGT with a control is done yet." in readme_section([alone])
+    assert "| standard (ART fit) | 1 |" in readme_section([alone])  # the models done are shown all the same
     assert "headline gain" not in readme_section([alone])
     assert "the 5 comparisons of this report are not corrected for multiplicity" in text
     assert "multiplicity" not in write_markdown(alone) and "No pair of controls is done yet." in write_markdown(alone)
@@ -103,6 +108,7 @@ def test_pieces_run_once_then_skip_and_reevaluate_on_a_new_budget(tmp_path, data
     both = assemble(replace(profile, claims=True), records + setting, cache.manifest(smaller), run_info())
     assert [c["variant"] for c in both["comparisons"]] == [""] * 5 + ["setting B"] * 5  # 5 quantities, each setting
     assert "(setting B)" in both["comparisons"][5]["verdict"] and "setting B" not in readme_section([both])
+    assert sum(x.startswith("| ") for x in readme_section([both]).splitlines()) == 3  # the main comparison only
     ablation = [{**r, "name": f"{r['model']}[v{i}]", "variant": f"v{i}"} for i, r in enumerate(records)]
     variants_only = assemble(profile, ablation, cache.manifest(smaller), run_info())  # nothing to pair
     assert not variants_only["comparisons"] and "Comparisons" not in write_markdown(variants_only)
