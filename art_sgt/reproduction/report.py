@@ -481,6 +481,7 @@ def readme_section(payloads: Sequence[dict[str, Any]]) -> str:
     """The README's "Does the paper's claim hold?" section, from report payloads (one per dataset/profile).
 
     For each payload: its scope and how many of its runs are done (an interim note while some are missing), then
+    a table of the main comparison's models at the paper's eps (accuracies, masking flags, training CPU), then
     ASGT against standard, Madry PGD-AT and mixed AT at the paper's eps (worst case and PGD), each with its
     interval (a profile that makes no claims is said to make none), then the CPU time measured and estimated.
 
