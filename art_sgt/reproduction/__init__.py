@@ -34,6 +34,7 @@ from art_sgt.reproduction.report import (
     attack_units,
     cost_summary,
     estimate_cost,
+    flag_evidence,
     per_seed_detail,
     readme_section,
     training_cost_complete,
@@ -52,7 +53,7 @@ from art_sgt.reproduction.statistics import (
 __all__ = [
     "ABLATIONS", "LABELS", "MODELS", "PAPER", "PROFILES", "STATES",
     "EvaluationRecipe", "Interval", "McNemar", "Profile", "RunCache", "RunSpec", "TrainingRecipe",
-    "ablations", "assemble", "attack_units", "cost_summary", "difference_interval", "estimate_cost", "get_profile",
-    "mcnemar_exact", "paired_bootstrap", "per_seed_detail", "profile_runs", "readme_section", "run_pieces",
-    "seed_summary", "select", "training_cost_complete", "transfer_source", "verdict", "write_markdown",
+    "ablations", "assemble", "attack_units", "cost_summary", "difference_interval", "estimate_cost", "flag_evidence",
+    "get_profile", "mcnemar_exact", "paired_bootstrap", "per_seed_detail", "profile_runs", "readme_section",
+    "run_pieces", "seed_summary", "select", "training_cost_complete", "transfer_source", "verdict", "write_markdown",
 ]  # fmt: skip

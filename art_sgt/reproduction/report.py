@@ -36,6 +36,7 @@ __all__ = [
     "attack_units",
     "estimate_cost",
     "cost_summary",
+    "flag_evidence",
     "per_seed_detail",
     "training_cost_complete",
 ]
@@ -249,9 +250,76 @@ def assemble(profile: Profile, records: list[dict[str, Any]], manifest: dict[str
 def _compact(record: dict[str, Any]) -> dict[str, Any]:
     ev = {k: v for k, v in record["evaluation"].items() if k not in ("per_sample", "robustness")}
     ev["checklist"] = record["evaluation"]["robustness"].get("checklist")
+    robustness = record["evaluation"]["robustness"]
+    ev["attack_accuracy"] = {"eps": robustness["eps"], **robustness["accuracy"]}  # what a flag is read against
     train = {k: v for k, v in record["train"].items() if k != "provenance"}
     return {"name": record["name"], "seed": record["seed"], "train": train, "evaluation": ev,
             "git": record["provenance"]["git"]}  # fmt: skip
+
+
+def flag_evidence(run: Mapping[str, Any]) -> list[str]:
+    """One sentence per gradient-masking check that fired on a run, with the evidence it rests on.
+
+    A check pits its challenger against the report's PGD (cross-entropy loss); beside it stands the strongest
+    white-box attack at the same eps, which says whether a gradient attack with another loss (APGD-DLR, APGD-T)
+    already finds what the challenger found, and the worst case, which counts every attack's successes.
+
+    :param run: One entry of a payload's ``runs``.
+    :return: The sentences (none when no check fired).
+
+    >>> check = {"name": "black_box", "flagged": True, "p_value": 0.0107,
+    ...          "evidence": {"eps": 0.2, "pgd": 0.862, "square": 0.846, "b": 9, "c": 1}}
+    >>> run = {"name": "asgt", "seed": 0, "evaluation": {"checklist": [check],
+    ...        "attack_accuracy": {"eps": [0.2], "pgd": [0.862], "apgd-dlr": [0.842], "square": [0.846]},
+    ...        "worst_case": {"eps": [0.2], "accuracy": [0.826]}}}
+    >>> for part in flag_evidence(run)[0].split("; "):
+    ...     print(part)
+    ASGT, seed 0: black_box at eps 0.2: square 0.846 against PGD 0.862 (9 images broken by square alone, 1 by PGD alone
+    one-sided exact p = 0.0107)
+    strongest white-box attack at this eps: apgd-dlr 0.842
+    worst case 0.826.
+    >>> flag_evidence({**run, "evaluation": {**run["evaluation"], "checklist": [{**check, "flagged": False}]}})
+    []
+    """
+    ev, lines = run["evaluation"], []
+    for check in ev.get("checklist") or []:
+        if not check["flagged"]:
+            continue
+        e, head = check["evidence"], f"{LABELS.get(run['name'], run['name'])}, seed {run['seed']}: {check['name']}"
+        if check["name"] == "large_eps":
+            lines.append(f"{head}: PGD at eps {e['large_eps']:.3g} leaves {e['pgd']:.3f} of the images correct "
+                         f"({e['correct']} of {check['n']}; one-sided exact p = {check['p_value']:.3g}).")  # fmt: skip
+            continue
+        challenger = next(k for k in e if k not in ("eps", "pgd", "b", "c", "drop", "queries", "strong_iter",
+                                                    "strong_restarts"))  # fmt: skip
+        name = f"PGD-{e['strong_iter']} x {e['strong_restarts']} starts" if "strong_iter" in e else challenger
+        text = (f"{head} at eps {e['eps']:.3g}: {name} {e[challenger]:.3f} against PGD {e['pgd']:.3f} "
+                f"({e['b']} images broken by {name} alone, {e['c']} by PGD alone; one-sided exact p = "
+                f"{check['p_value']:.3g})")  # fmt: skip
+        accuracy = ev.get("attack_accuracy", {})
+        index = next((i for i, x in enumerate(accuracy.get("eps", [])) if math.isclose(x, e["eps"])), None)
+        if index is not None:
+            white = {k: v[index] for k, v in accuracy.items() if k not in ("eps", "square")}
+            best = min(white, key=white.get)
+            worst = ev["worst_case"]["accuracy"][ev["worst_case"]["eps"].index(accuracy["eps"][index])]
+            text += f"; strongest white-box attack at this eps: {best} {white[best]:.3f}; worst case {worst:.3f}"
+        lines.append(text + ".")
+    return lines
+
+
+def _flags_section(payload: dict[str, Any]) -> list[str]:
+    runs = payload["runs"]
+    if not runs:
+        return []
+    found = [f"- {line}" for run in runs for line in flag_evidence(run)]
+    lead = (
+        "Each check pits a challenger against the report's PGD (cross-entropy) on the same images and fires when "
+        "the challenger breaks significantly more of them. Beside each flag stand the strongest white-box attack "
+        "at that eps (a gradient attack with another loss finding as much points at the loss, not at the "
+        "gradients) and the worst case, which already counts the challenger's successes."
+    )
+    body = [lead, "", *found] if found else ["No check of the gradient-masking checklist fired on any run."]
+    return ["## Gradient-masking flags", "", *body, ""]
 
 
 def _cell(summary: dict[str, float], digits: int = 3) -> str:
@@ -457,6 +525,7 @@ def write_markdown(payload: dict[str, Any], path: str | Path | None = None) -> s
         "transferred from the standard model of the same seed), so it is a stronger attack than at the other eps "
         "(the accuracy-vs-eps figure marks it).",
         "",
+        *_flags_section(payload),
         *_comparison_sections(payload),
         *_costs(payload),
     ]

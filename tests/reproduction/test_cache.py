@@ -99,6 +99,24 @@ def test_pieces_run_once_then_skip_and_reevaluate_on_a_new_budget(tmp_path, data
     assert "multiplicity" not in write_markdown(alone) and "No pair of controls is done yet." in write_markdown(alone)
     assert "nothing here stands beside it" in write_markdown(alone) and "beside it above" not in write_markdown(alone)
     assert "beside it above" in text and "nothing here stands beside it" not in text
+    assert text.count("## Gradient-masking flags") == 1
+    fired = {"name": "single_step", "flagged": True, "p_value": 0.01, "n": 8,
+             "evidence": {"eps": 0.2, "pgd": 0.5, "fgsm": 0.25, "b": 2, "c": 0, "drop": 0.25}}  # fmt: skip
+    robustness = {**asgt["evaluation"]["robustness"], "checklist": [fired]}
+    flagged = {**asgt, "evaluation": {**asgt["evaluation"], "robustness": robustness}}
+    flagged_text = write_markdown(assemble(profile, [records[0], flagged], cache.manifest(smaller), run_info()))
+    line = next(x for x in flagged_text.splitlines() if x.startswith("- ASGT, seed 0: single_step at eps 0.2"))
+    index = robustness["eps"].index(0.2)
+    white = min(v[index] for k, v in robustness["accuracy"].items() if k != "square")
+    assert "fgsm 0.250 against PGD 0.500 (2 images broken by fgsm alone, 0 by PGD alone" in line
+    assert "strongest white-box attack at this eps: " in line and f" {white:.3f}; worst case " in line
+    assert "No check of the gradient-masking checklist fired" not in flagged_text
+    unflagged = [{**c, "flagged": False} for c in asgt["evaluation"]["robustness"]["checklist"]]
+    calm = [{**r, "evaluation": {**r["evaluation"], "robustness": {**r["evaluation"]["robustness"],
+                                                                   "checklist": unflagged}}}
+            for r in records]  # fmt: skip
+    assert "No check of the gradient-masking checklist fired on any run." in write_markdown(
+        assemble(profile, calm, cache.manifest(smaller), run_info()))  # fmt: skip
     one_more = [*smaller, replace(smaller[0], seed=1)]  # a second seed not run yet: an interim report
     interim = assemble(replace(profile, claims=True), records, cache.manifest(one_more), run_info())
     assert "Main comparison: 2 of 3 runs done. **Interim report**" in readme_section([interim])
