@@ -29,6 +29,7 @@ from art_sgt.reproduction.statistics import (
 
 __all__ = [
     "QUANTITIES",
+    "SALIENCY_QUANTITIES",
     "COMPARISONS",
     "assemble",
     "write_markdown",
@@ -50,6 +51,15 @@ QUANTITIES = {
     "worst_case_standard_eps": "worst-case accuracy at eps {standard}",
 }
 
+#: The saliency-map qualities summarised per model, with their label (all: higher is better). Their per-image
+#: values are not kept, so they are compared across seeds only.
+SALIENCY_QUANTITIES = {
+    "morf_gain": "MoRF gain over random",
+    "lerf_gain": "LeRF gain over random",
+    "sparseness": "saliency sparseness (Gini)",
+    "stability_spearman": "map stability under PGD at eps {paper} (Spearman, unflipped)",
+}
+
 #: The comparisons ``(a, b, what the difference measures)``.
 COMPARISONS = [
     ("asgt", "standard", "ASGT against no defence"),
@@ -64,6 +74,14 @@ def _eps_label(dataset: str) -> dict[str, str]:
 
 
 def _value(record: dict[str, Any], key: str) -> float:
+    """A run's number for a key of :data:`QUANTITIES` or :data:`SALIENCY_QUANTITIES` (NaN when undefined)."""
+    saliency = record["evaluation"].get("saliency", {})
+    if key in ("morf_gain", "lerf_gain"):  # areas against the random control, divided by the clean accuracy
+        return float(saliency["masking"][f"{key}_accuracy"])
+    if key == "sparseness":
+        return float(saliency["sparseness"])
+    if key.startswith("stability_"):
+        return _stability(record, key.removeprefix("stability_"))
     return float(record["evaluation"][key])
 
 
@@ -98,12 +116,8 @@ def training_cost_complete(train: Mapping[str, Any]) -> bool:
 
 
 def _summaries(records: list[dict[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {k: seed_summary([_value(r, k) for r in records]) for k in QUANTITIES}
-    out["sparseness"] = seed_summary([r["evaluation"]["saliency"]["sparseness"] for r in records])
-    for key in ("morf_gain", "lerf_gain"):  # areas against the random control, divided by the clean accuracy
-        out[key] = seed_summary([r["evaluation"]["saliency"]["masking"][f"{key}_accuracy"] for r in records])
-    out["stability_spearman"] = seed_summary([_stability(r, "spearman") for r in records])
-    out["stability_flipped"] = seed_summary([_stability(r, "flipped") for r in records])
+    keys = (*QUANTITIES, *SALIENCY_QUANTITIES, "stability_flipped")
+    out: dict[str, Any] = {k: seed_summary([_value(r, k) for r in records]) for k in keys}
     costed = [r for r in records if training_cost_complete(r["train"])]  # the others' cost is only in part
     out["cost_incomplete_seeds"] = [r["seed"] for r in records if r not in costed]
     for key, field in (("train_cpu_minutes", "cpu_seconds"), ("train_cpu_minutes_per_epoch", "cpu_seconds_per_epoch")):
@@ -121,6 +135,9 @@ def _compare(a: list[dict[str, Any]], b: list[dict[str, Any]], key: str) -> dict
     """Across-seed t interval (seeds present in both) and per-seed McNemar / bootstrap where outcomes are kept."""
     by_seed = {r["seed"]: r for r in b}
     pairs = [(r, by_seed[r["seed"]]) for r in a if r["seed"] in by_seed]
+    pairs = [(x, y) for x, y in pairs if not (math.isnan(_value(x, key)) or math.isnan(_value(y, key)))]
+    if not pairs:
+        return {"across_seeds": {"n": 0}, "per_seed": []}
     across = difference_interval([_value(x, key) for x, _ in pairs], [_value(y, key) for _, y in pairs])
     out: dict[str, Any] = {"across_seeds": across.to_dict(), "per_seed": []}
     for x, y in pairs:
@@ -218,13 +235,16 @@ def assemble(profile: Profile, records: list[dict[str, Any]], manifest: dict[str
                 continue
             if not {r["seed"] for r in groups[a + suffix]} & {r["seed"] for r in groups[b + suffix]}:
                 continue  # no seed done for both: nothing is paired yet
-            for key in QUANTITIES:
+            for key, label in {**QUANTITIES, **SALIENCY_QUANTITIES}.items():
                 c = _compare(groups[a + suffix], groups[b + suffix], key)
-                what = QUANTITIES[key].format(**_eps_label(profile.dataset)) + (f" ({variant})" if variant else "")
+                if not c["across_seeds"]["n"]:
+                    continue  # e.g. a stability undefined (every prediction flipped) on every shared seed
+                what = label.format(**_eps_label(profile.dataset)) + (f" ({variant})" if variant else "")
                 interval, p_value = _interval(c)
+                scale = dict(scale=1.0, unit="", digits=3) if key in SALIENCY_QUANTITIES else {}
                 c.update(a=a, b=b, variant=variant, quantity=key, meaning=meaning,
                          verdict=verdict(interval, LABELS[a], LABELS[b], what, claims=profile.claims,
-                                         p_value=p_value))  # fmt: skip
+                                         p_value=p_value, **scale))  # fmt: skip
                 comparisons.append(c)
     return {
         "dataset": profile.dataset,
@@ -467,6 +487,12 @@ def _multiplicity(payload: dict[str, Any]) -> str:
     )
 
 
+_SALIENCY_NOTE = (
+    "The saliency qualities of the table (higher is better for each), compared over training seeds with a paired t "
+    "interval: their per-image values are not kept, so with one seed there is no interval."
+)
+
+
 def _comparison_sections(payload: dict[str, Any]) -> list[str]:
     """The comparisons at the paper's and the standard eps, and the paper's figure beside them (not for ablations)."""
     if not any("[" not in name for name in payload["results"]):  # ablations: variants only, nothing to pair
@@ -483,6 +509,12 @@ def _comparison_sections(payload: dict[str, Any]) -> list[str]:
         *_conclusions(payload, ("pgd_standard_eps", "worst_case_standard_eps")),
         "",
         _paper_line(payload),
+        "",
+        "## Comparisons of the saliency maps",
+        "",
+        _SALIENCY_NOTE,
+        "",
+        *_conclusions(payload, tuple(SALIENCY_QUANTITIES)),
         "",
     ]
 
@@ -551,8 +583,9 @@ def readme_section(payloads: Sequence[dict[str, Any]]) -> str:
 
     For each payload: its scope and how many of its runs are done (an interim note while some are missing), then
     a table of the main comparison's models at the paper's eps (accuracies, masking flags, training CPU), then
-    ASGT against standard, Madry PGD-AT and mixed AT at the paper's eps (worst case and PGD), each with its
-    interval (a profile that makes no claims is said to make none), then the CPU time measured and estimated.
+    ASGT against standard, Madry PGD-AT and mixed AT at the paper's eps (worst case and PGD) and ASGT against
+    mixed AT on the saliency qualities, each with its interval (a profile that makes no claims is said to make
+    none), then the CPU time measured and estimated.
 
     :param payloads: From :func:`assemble` (or the JSON files ``art-sgt reproduce`` writes).
     :return: Markdown, starting with the section heading.
@@ -566,6 +599,11 @@ def readme_section(payloads: Sequence[dict[str, Any]]) -> str:
             keys = ("worst_case_paper_eps", "pgd_paper_eps")
             verdicts = [f"- {c['verdict']}{per_seed_detail(c)}" for c in p["comparisons"]
                         if c["a"] == "asgt" and c["quantity"] in keys and not c["variant"]]  # fmt: skip
+            maps = [f"- {c['verdict']}" for c in p["comparisons"]
+                    if (c["a"], c["b"]) == ("asgt", "mixed_at") and c["quantity"] in SALIENCY_QUANTITIES
+                    and not c["variant"]]  # fmt: skip
+            if maps:
+                verdicts += ["", "The saliency term's effect on the maps (ASGT - mixed AT, over seeds):", "", *maps]
             none = "- No comparison of ASGT with a control is done yet."
             note = _TABLE_NOTE.format(**p["recipe"]["evaluation"])
             table = [*_readme_table(p), "", note, ""] if p["results"] else []

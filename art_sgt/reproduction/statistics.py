@@ -186,7 +186,8 @@ def difference_interval(a: Sequence[float], b: Sequence[float], confidence: floa
 
 
 def verdict(interval: Interval, a: str, b: str, what: str, scale: float = 100.0, unit: str = "points",
-            claims: bool = True, p_value: float | None = None, alpha: float = 0.05) -> str:  # fmt: skip
+            claims: bool = True, p_value: float | None = None, alpha: float = 0.05,
+            digits: int = 1) -> str:  # fmt: skip
     """One sentence stating what the difference ``a - b`` and its interval support.
 
     With ``p_value`` (e.g. the exact McNemar test on the same images, :func:`mcnemar_exact`), the difference is
@@ -197,24 +198,29 @@ def verdict(interval: Interval, a: str, b: str, what: str, scale: float = 100.0,
     :param b: Name of the second model.
     :param what: The quantity compared (e.g. ``"worst-case accuracy at eps 0.2"``).
     :param scale: Factor from the estimate's units to ``unit`` (100: fractions to percentage points).
-    :param unit: Unit of the sentence.
+    :param unit: Unit of the sentence (``""``: a number without unit).
     :param claims: ``False`` for a smoke test: the sentence states the numbers and says it makes no claim.
     :param p_value: A paired test's p-value that must also be below ``alpha``, or ``None``.
     :param alpha: Level of that test.
+    :param digits: Decimals of the numbers.
     :return: The sentence, naming the interval (and test) it rests on.
 
     >>> verdict(Interval(0.05, -0.01, 0.11, 0.95, 3, "t"), "ASGT", "PGD-AT", "accuracy")
     'ASGT - PGD-AT, accuracy: +5.0 points, 95% interval [-1.0, +11.0] (t, n=3): inconclusive at this budget.'
+    >>> verdict(Interval(-0.285, -0.31, -0.26, 0.95, 2, "t"), "A", "B", "MoRF gain", scale=1, unit="", digits=3)
+    'A - B, MoRF gain: -0.285, 95% interval [-0.310, -0.260] (t, n=2): A is lower.'
     >>> text = verdict(Interval(0.004, 0.001, 0.008, 0.95, 1000, "bootstrap"), "A", "B", "accuracy", p_value=0.125)
     >>> text.split("), ")[-1]  # the interval excludes zero, the exact test does not reject
     'exact McNemar p = 0.125: inconclusive at this budget.'
     """
     e, lo, hi = (scale * v for v in (interval.estimate, interval.low, interval.high))
-    head = f"{a} - {b}, {what}: {e:+.1f} {unit}"
+    head = f"{a} - {b}, {what}: {e:+.{digits}f}" + (f" {unit}" if unit else "")
     if math.isnan(lo) or math.isnan(hi):
         span = f"no interval ({interval.method}, n={interval.n})"
         return f"{head}, {span}: {'inconclusive at this budget' if claims else 'smoke test, no claim'}."
-    span = f"{interval.confidence:.0%} interval [{lo:+.1f}, {hi:+.1f}] ({interval.method}, n={interval.n})"
+    span = (
+        f"{interval.confidence:.0%} interval [{lo:+.{digits}f}, {hi:+.{digits}f}] ({interval.method}, n={interval.n})"
+    )
     if p_value is not None:
         span += f", exact McNemar p = {p_value:.3g}"
     if not claims:

@@ -90,12 +90,28 @@ def test_pieces_run_once_then_skip_and_reevaluate_on_a_new_budget(tmp_path, data
     line = next(x for x in readme_section([two_seeds]).splitlines() if "worst-case accuracy at eps 0.2" in x)
     assert "(paired t interval over seeds" in line and "Per seed, over its test images" in line
     assert "seed 0 " in line and "; seed 1 " in line and line.endswith(".")
-    assert write_markdown(two_seeds).count("Per seed, over its test images") == 5  # each quantity, one pair
+    assert write_markdown(two_seeds).count("Per seed, over its test images") == 5  # each accuracy, one pair
+    saliency = [c for c in two_seeds["comparisons"] if c["quantity"] == "morf_gain"]
+    assert len(saliency) == 1 and saliency[0]["across_seeds"]["n"] == 2 and not saliency[0]["per_seed"]
+    as_mixed = [{**r, "name": "mixed_at", "model": "mixed_at"} if r["name"] == "standard" else r for r in records]
+    term = readme_section([assemble(replace(profile, claims=True), as_mixed, cache.manifest(smaller), run_info())])
+    assert "The saliency term's effect on the maps (ASGT - mixed AT, over seeds):" in term
+    assert "- ASGT - mixed AT (ASGT, kl_weight=0), sparseness" not in term  # the label is the table's
+    assert "- ASGT - mixed AT (ASGT, kl_weight=0), saliency sparseness (Gini): " in term
+    unflipped = {"spearman": None, "flipped": 1.0}  # every prediction flipped: the stability is undefined
+    undefined = [{**r, "evaluation": {**r["evaluation"], "saliency": {**r["evaluation"]["saliency"],
+                                                                      "stability": unflipped}}}
+                 for r in records]  # fmt: skip
+    keys = {c["quantity"] for c in assemble(profile, undefined, cache.manifest(smaller), run_info())["comparisons"]}
+    assert "stability_spearman" not in keys and "sparseness" in keys  # no seed to compare it on: left out
     alone = assemble(replace(profile, claims=True), records[:1], cache.manifest(smaller), run_info())  # no ASGT
     assert "No comparison of ASGT with a control is done yet." in readme_section([alone])
     assert "| standard (ART fit) | 1 |" in readme_section([alone])  # the models done are shown all the same
     assert "headline gain" not in readme_section([alone])
-    assert "the 5 comparisons of this report are not corrected for multiplicity" in text
+    assert "the 9 comparisons of this report are not corrected for multiplicity" in text
+    assert "- ASGT - standard (ART fit), MoRF gain over random: " in text
+    assert "MoRF gain over random: " in text and "no interval (paired t interval over seeds, n=1)" in text
+    assert "saliency term's effect" not in readme_section([claimed])  # no mixed AT run to compare with
     assert "multiplicity" not in write_markdown(alone) and "No pair of controls is done yet." in write_markdown(alone)
     assert "nothing here stands beside it" in write_markdown(alone) and "beside it above" not in write_markdown(alone)
     assert "beside it above" in text and "nothing here stands beside it" not in text
@@ -124,8 +140,8 @@ def test_pieces_run_once_then_skip_and_reevaluate_on_a_new_budget(tmp_path, data
     assert "Interim" not in readme_section([assemble(profile, records, cache.manifest(one_more), run_info())])
     setting = [{**r, "name": f"{r['model']}[setting B]", "variant": "setting B"} for r in records]  # a second setting
     both = assemble(replace(profile, claims=True), records + setting, cache.manifest(smaller), run_info())
-    assert [c["variant"] for c in both["comparisons"]] == [""] * 5 + ["setting B"] * 5  # 5 quantities, each setting
-    assert "(setting B)" in both["comparisons"][5]["verdict"] and "setting B" not in readme_section([both])
+    assert [c["variant"] for c in both["comparisons"]] == [""] * 9 + ["setting B"] * 9  # 5 + 4 saliency quantities
+    assert "(setting B)" in both["comparisons"][9]["verdict"] and "setting B" not in readme_section([both])
     assert sum(x.startswith("| ") for x in readme_section([both]).splitlines()) == 3  # the main comparison only
     ablation = [{**r, "name": f"{r['model']}[v{i}]", "variant": f"v{i}"} for i, r in enumerate(records)]
     variants_only = assemble(profile, ablation, cache.manifest(smaller), run_info())  # nothing to pair
