@@ -9,10 +9,12 @@
   ``run_pieces`` (skip / resume / run).
 - ``statistics``: exact McNemar, paired bootstrap, across-seed t intervals, verdicts.
 - ``report`` and ``figures``: the report from the cache.
+- ``saliency_methods``: the report's saliency columns checked with other attribution methods.
 - ``cli``: the ``art-sgt reproduce`` driver.
 """
 
 from art_sgt.reproduction.cache import STATES, RunCache, run_pieces
+from art_sgt.reproduction.evaluate import map_quality
 from art_sgt.reproduction.recipe import (
     ABLATIONS,
     LABELS,
@@ -40,6 +42,7 @@ from art_sgt.reproduction.report import (
     training_cost_complete,
     write_markdown,
 )
+from art_sgt.reproduction.saliency_methods import compare_methods, methods_markdown
 from art_sgt.reproduction.statistics import (
     Interval,
     McNemar,
@@ -53,7 +56,8 @@ from art_sgt.reproduction.statistics import (
 __all__ = [
     "ABLATIONS", "LABELS", "MODELS", "PAPER", "PROFILES", "STATES",
     "EvaluationRecipe", "Interval", "McNemar", "Profile", "RunCache", "RunSpec", "TrainingRecipe",
-    "ablations", "assemble", "attack_units", "cost_summary", "difference_interval", "estimate_cost", "flag_evidence",
-    "get_profile", "mcnemar_exact", "paired_bootstrap", "per_seed_detail", "profile_runs", "readme_section",
-    "run_pieces", "seed_summary", "select", "training_cost_complete", "transfer_source", "verdict", "write_markdown",
+    "ablations", "assemble", "attack_units", "compare_methods", "cost_summary", "difference_interval", "estimate_cost",
+    "flag_evidence", "get_profile", "map_quality", "mcnemar_exact", "methods_markdown", "paired_bootstrap",
+    "per_seed_detail", "profile_runs", "readme_section", "run_pieces", "seed_summary", "select",
+    "training_cost_complete", "transfer_source", "verdict", "write_markdown",
 ]  # fmt: skip

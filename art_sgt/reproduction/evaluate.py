@@ -20,7 +20,7 @@ import numpy as np
 
 from art_sgt.reproduction.recipe import PAPER, EvaluationRecipe, RunSpec
 
-__all__ = ["PER_SAMPLE", "evaluate_run", "kept_stages", "bits", "from_bits"]
+__all__ = ["PER_SAMPLE", "evaluate_run", "kept_stages", "map_quality", "bits", "from_bits"]
 
 #: The per-sample outcomes every evaluation keeps (the comparisons pair them image by image).
 PER_SAMPLE = ("clean", "pgd_paper_eps", "pgd_standard_eps", "worst_case_paper_eps", "worst_case_standard_eps")
@@ -83,20 +83,40 @@ def _stability(classifier: Any, x: np.ndarray, y: np.ndarray, maps: np.ndarray, 
             for k, v in result.items() if k != "eps"}  # fmt: skip
 
 
-def _saliency(classifier: Any, x: np.ndarray, y: np.ndarray, ev: EvaluationRecipe, eps: float,
-              seed: int) -> dict[str, Any]:  # fmt: skip
+def map_quality(classifier: Any, x: np.ndarray, y: np.ndarray, method: str = "saliency", fill: str = "road",
+                seed: int = 0) -> tuple[np.ndarray, dict[str, Any]]:  # fmt: skip
+    """The maps of one attribution method and their quality: masking curves against the random control, sparseness.
+
+    The report's saliency columns are this with ``method="saliency"``; other methods (integrated gradients,
+    SmoothGrad) check that a difference between models is not an artefact of the plain gradient.
+
+    :param classifier: The ART classifier.
+    :param x: Inputs, channels first.
+    :param y: One-hot labels (the maps explain the true class).
+    :param method: A method of :data:`~art_sgt.evaluation.attribution.METHODS`.
+    :param fill: The masking fill (:func:`~art_sgt.evaluation.faithfulness.masking_curve`).
+    :param seed: Seed of the method's and the masking's random draws.
+    :return: The maps and ``{"method", "masking_fill", "masking" (the curve's summary), "masking_curves",
+        "sparseness"}``.
+    :raises ValueError: For an unknown ``method`` or ``fill``.
+    """
     from art_sgt.evaluation import attribute, masking_curve, sparseness
 
-    maps = attribute(classifier, x, y, method="saliency", seed=seed)
-    curve = masking_curve(classifier, x, y, maps, fill=ev.masking_fill, seed=seed)
-    return {
-        "method": "saliency (|input gradient|)",
+    maps = attribute(classifier, x, y, method=method, seed=seed)
+    curve = masking_curve(classifier, x, y, maps, fill=fill, seed=seed)
+    return maps, {
+        "method": "saliency (|input gradient|)" if method == "saliency" else method,
         "masking_fill": curve.fill,
         "masking": curve.summary(),
         "masking_curves": {"fractions": list(curve.fractions), "accuracy": curve.accuracy},
         "sparseness": float(np.mean(sparseness(maps))),
-        "stability": _stability(classifier, x, y, maps, eps, ev, seed),
     }
+
+
+def _saliency(classifier: Any, x: np.ndarray, y: np.ndarray, ev: EvaluationRecipe, eps: float,
+              seed: int) -> dict[str, Any]:  # fmt: skip
+    maps, quality = map_quality(classifier, x, y, "saliency", ev.masking_fill, seed)
+    return {**quality, "stability": _stability(classifier, x, y, maps, eps, ev, seed)}
 
 
 def kept_stages(path: str | Path, key: str) -> dict[str, dict[str, Any]]:

@@ -1,0 +1,50 @@
+"""The report's saliency columns recomputed per attribution method: the plain gradient must match the report."""
+
+from __future__ import annotations
+
+import pytest
+
+from art_sgt.reproduction import RunCache, run_pieces
+from art_sgt.reproduction.saliency_methods import compare_methods, methods_markdown
+from tests.reproduction.conftest import EVALUATION, TinyNet, spec
+
+
+def test_the_plain_gradient_comes_back_equal_and_every_method_and_pair_is_measured(tmp_path, data):
+    cache, runs = RunCache(tmp_path), [spec("standard"), spec("sgt"), spec("asgt")]
+    run_pieces(cache, runs[::2], lambda: data, network=TinyNet, log=lambda _line: None)  # sgt left undone
+    x, y = data[2][: EVALUATION.n_report], data[3][: EVALUATION.n_report]
+    lines = []
+    payload = compare_methods(cache, runs, x, y, ("saliency", "integrated_gradients"), EVALUATION.masking_fill,
+                              network=TinyNet, log=lines.append)  # fmt: skip
+    assert [(r["model"], r["seed"]) for r in payload["runs"]] == [("standard", 0), ("asgt", 0)]
+    assert payload["matches_report"] is True and payload["largest_difference"] <= 1e-6
+    assert len(lines) == 4 and lines[0].startswith("standard,0 saliency: morf_gain ")
+    ig = payload["runs"][1]["methods"]["integrated_gradients"]
+    assert set(ig) == {"morf_gain", "lerf_gain", "sparseness"} and ig != payload["runs"][1]["methods"]["saliency"]
+    assert [(c["a"], c["b"], c["method"]) for c in payload["comparisons"]][::3] == [
+        ("asgt", "standard", "saliency"), ("asgt", "standard", "integrated_gradients")]  # fmt: skip
+    assert all("no interval" in c["verdict"] for c in payload["comparisons"])  # one seed
+    text = methods_markdown(payload, "T", "P.")
+    assert "match the cached report's numbers: True" in text and "| ASGT | integrated_gradients | 1 |" in text
+
+    other = compare_methods(cache, runs, data[2], data[3], ("saliency",), EVALUATION.masking_fill, network=TinyNet,
+                            log=lambda _line: None)  # fmt: skip
+    assert other["matches_report"] is None  # other images than the report's: nothing to check against
+    assert "not checked against the report" in methods_markdown(other, "T", "P.")
+
+
+def test_a_drift_from_the_report_is_caught(tmp_path, data):
+    cache, run = RunCache(tmp_path), spec("standard")
+    run_pieces(cache, [run], lambda: data, network=TinyNet, log=lambda _line: None)
+    x, y = data[2][: EVALUATION.n_report], data[3][: EVALUATION.n_report]
+    payload = compare_methods(cache, [run], x, y, ("saliency",), "uniform", network=TinyNet, log=lambda _line: None)
+    assert EVALUATION.masking_fill != "uniform" and payload["matches_report"] is False  # another fill: not the report
+
+
+@pytest.mark.parametrize(
+    ("methods", "n_y", "match"),
+    [(("integrated_gradients",), 8, "methods must start with 'saliency'"), (("saliency",), 7, "same number")],
+)
+def test_bad_inputs_are_refused(tmp_path, data, methods, n_y, match):
+    with pytest.raises(ValueError, match=match):
+        compare_methods(RunCache(tmp_path), [], data[2][:8], data[3][:n_y], methods)
