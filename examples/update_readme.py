@@ -278,6 +278,7 @@ def _reproduction(results: Path) -> list[str]:
                 section = readme_section([payload]).split("\n", 1)[1].strip()  # without its "##" heading
                 lines += [section, "", f"(summarised from `results/{stem}.json`; the full report is "
                           f"`results/{stem}.md`)", ""]  # fmt: skip
+                lines += _saliency_methods(results, stem)
             elif profile == "quick":
                 lines += _markdown(results, f"{stem}.md", f"{dataset}, quick profile")
             elif (dataset, profile) in PROFILES:
@@ -286,6 +287,27 @@ def _reproduction(results: Path) -> list[str]:
         lines += [f"Not run yet, so nothing above rests on them: {', '.join(not_run)} (the gpu profile needs a GPU).",
                   ""]  # fmt: skip
     return lines
+
+
+def _saliency_methods(results: Path, stem: str) -> list[str]:
+    """The saliency term's effect on the maps (ASGT - mixed AT) by attribution method, from
+    ``examples/saliency_methods.py``'s results, when they exist."""
+    payload = _load(results / f"{stem}_saliency_methods.json")
+    if payload is None:
+        return []
+    rows = [f"- {c['verdict']}" for c in payload["comparisons"]
+            if (c["a"], c["b"], c["quantity"]) == ("asgt", "mixed_at", "morf_gain")]  # fmt: skip
+    if not rows:
+        return []
+    check = {True: "matches the report", False: "does NOT match the report", None: "not checked"}
+    return [
+        f"Is a difference in the maps the models' or the attribution method's? The MoRF gain of ASGT - mixed AT by "
+        f"method ({len(payload['runs'])} runs, {payload['n']} test images; the plain gradient, recomputed, "
+        f"{check[payload['matches_report']]}; all models in `results/{stem}_saliency_methods.md`):",
+        "",
+        *rows,
+        "",
+    ]
 
 
 def main() -> None:

@@ -110,3 +110,14 @@ def test_readme_results_are_rendered_for_readers(tmp_path):
     assert "--data-dir $ART_SGT_DATA" in text and "/home/me" not in text
     assert "results/mnist_sgt.json`: not produced yet" in text  # a missing file is said to be missing
     assert "![" not in update.render(ROOT / "results")
+
+
+def test_readme_shows_the_saliency_method_check_beside_the_report(tmp_path):
+    update = _update_readme()
+    comparison = {"a": "asgt", "b": "mixed_at", "quantity": "morf_gain", "verdict": "ASGT - mixed AT, MoRF gain (ig)."}
+    payload = {"runs": [{}, {}], "n": 500, "matches_report": False, "comparisons": [comparison]}
+    (tmp_path / "mnist_standard_saliency_methods.json").write_text(json.dumps(payload))
+    lines = update._saliency_methods(tmp_path, "mnist_standard")
+    assert "- ASGT - mixed AT, MoRF gain (ig)." in lines and "does NOT match the report" in lines[0]
+    assert "(2 runs, 500 test images" in lines[0]
+    assert update._saliency_methods(tmp_path, "cifar10_standard") == []  # no such results: nothing shown
