@@ -34,6 +34,7 @@ from art_sgt.reproduction.recipe import (
 from art_sgt.reproduction.report import (
     assemble,
     attack_units,
+    claim_lines,
     cost_summary,
     estimate_cost,
     flag_evidence,
@@ -46,6 +47,7 @@ from art_sgt.reproduction.saliency_methods import compare_methods, methods_markd
 from art_sgt.reproduction.statistics import (
     Interval,
     McNemar,
+    claim_standing,
     difference_interval,
     mcnemar_exact,
     paired_bootstrap,
@@ -54,10 +56,10 @@ from art_sgt.reproduction.statistics import (
 )
 
 __all__ = [
-    "ABLATIONS", "LABELS", "MODELS", "PAPER", "PROFILES", "STATES",
-    "EvaluationRecipe", "Interval", "McNemar", "Profile", "RunCache", "RunSpec", "TrainingRecipe",
-    "ablations", "assemble", "attack_units", "compare_methods", "cost_summary", "difference_interval", "estimate_cost",
-    "flag_evidence", "get_profile", "map_quality", "mcnemar_exact", "methods_markdown", "paired_bootstrap",
-    "per_seed_detail", "profile_runs", "readme_section", "run_pieces", "seed_summary", "select",
-    "training_cost_complete", "transfer_source", "verdict", "write_markdown",
+    "ABLATIONS", "LABELS", "MODELS", "PAPER", "PROFILES", "STATES", "EvaluationRecipe", "Interval", "McNemar",
+    "Profile", "RunCache", "RunSpec", "TrainingRecipe", "ablations", "assemble", "attack_units", "claim_lines",
+    "claim_standing", "compare_methods", "cost_summary", "difference_interval", "estimate_cost", "flag_evidence",
+    "get_profile", "map_quality", "mcnemar_exact", "methods_markdown", "paired_bootstrap", "per_seed_detail",
+    "profile_runs", "readme_section", "run_pieces", "seed_summary", "select", "training_cost_complete",
+    "transfer_source", "verdict", "write_markdown",
 ]  # fmt: skip

@@ -20,6 +20,7 @@ from art_sgt.reproduction.evaluate import from_bits
 from art_sgt.reproduction.recipe import ADVERSARIAL, LABELS, PAPER, Profile, RunSpec
 from art_sgt.reproduction.statistics import (
     Interval,
+    claim_standing,
     difference_interval,
     mcnemar_exact,
     paired_bootstrap,
@@ -35,6 +36,7 @@ __all__ = [
     "write_markdown",
     "readme_section",
     "attack_units",
+    "claim_lines",
     "estimate_cost",
     "cost_summary",
     "flag_evidence",
@@ -402,17 +404,57 @@ def _conclusions(payload: dict[str, Any], keys: Sequence[str]) -> list[str]:
     ] or ["- No pair of controls is done yet."]
 
 
-def _paper_line(payload: dict[str, Any]) -> str:
+#: The accuracies the paper's claim is set against, with their short label.
+_CLAIM_QUANTITIES = {"pgd_paper_eps": "PGD", "worst_case_paper_eps": "worst case"}
+
+
+def claim_lines(payload: Mapping[str, Any]) -> list[str]:
+    """The paper's claimed gain set against ASGT's difference from each control at the paper's eps.
+
+    One line per control ASGT was compared with (main comparison): the PGD and the worst-case difference, each with
+    the interval its verdict rests on and where the claim stands against it (:func:`claim_standing`), reading the
+    claim as absolute percentage points.
+
+    :param payload: From :func:`assemble`.
+    :return: Markdown lines (none when no comparison of ASGT is done, or the profile makes no claims).
+    """
+    if not payload["claims"]:
+        return []
+    claimed, eps = payload["paper"]["claimed_gain"], _eps_label(payload["dataset"])["paper"]
+    lines = []
+    for a, b, meaning in COMPARISONS:
+        if a != "asgt":
+            continue
+        found = {c["quantity"]: c for c in payload["comparisons"] if (c["a"], c["b"]) == (a, b) and not c["variant"]}
+        shown = [(what, *_interval(found[key])) for key, what in _CLAIM_QUANTITIES.items() if key in found]
+        parts = []
+        for what, interval, p_value in shown:
+            e, lo, hi = (100 * v for v in (interval.estimate, interval.low, interval.high))
+            span = "no interval" if math.isnan(lo) or math.isnan(hi) else f"[{lo:+.1f}, {hi:+.1f}]"
+            parts.append(f"{what} {e:+.1f} {span}: {claim_standing(interval, claimed, p_value=p_value)}")
+        if parts:
+            method = f"{shown[0][1].method}, n={shown[0][1].n}"
+            lines.append(f"- ASGT - {LABELS[b]}: {'; '.join(parts)}. ({meaning[0].upper()}{meaning[1:]}; {method}.)")
+    if not lines:
+        return []
+    head = (f"Read as absolute percentage points, the paper's claim (+{claimed:g} at eps {eps}) against each "
+            "control, at this budget (95% intervals):")  # fmt: skip
+    return [head, "", *lines]
+
+
+def _paper_line(payload: dict[str, Any]) -> list[str]:
     """The paper's headline figure, and where this report's ASGT comparisons stand beside it (if any is done)."""
     p = payload["paper"]
     claim = f"The paper's headline gain at eps {p['paper_eps']:.3g} is about {p['claimed_gain']:.0f}"
     if not any(c["a"] == "asgt" for c in payload["comparisons"]):
-        return f"{claim}; no comparison of ASGT with a control is done yet, so nothing here stands beside it."
-    return (
+        return [f"{claim}; no comparison of ASGT with a control is done yet, so nothing here stands beside it."]
+    return [
         f"{claim}; its abstract leaves open whether that is absolute points or a relative per cent, and against "
         "which baseline, so the measured differences against each baseline stand beside it above, each with its "
-        "interval."
-    )
+        "interval.",
+        "",
+        *claim_lines(payload),
+    ]
 
 
 def _hours(c: dict[str, Any]) -> str:
@@ -508,7 +550,7 @@ def _comparison_sections(payload: dict[str, Any]) -> list[str]:
         "",
         *_conclusions(payload, ("pgd_standard_eps", "worst_case_standard_eps")),
         "",
-        _paper_line(payload),
+        *_paper_line(payload),
         "",
         "## Comparisons of the saliency maps",
         "",
@@ -607,7 +649,7 @@ def readme_section(payloads: Sequence[dict[str, Any]]) -> str:
             none = "- No comparison of ASGT with a control is done yet."
             note = _TABLE_NOTE.format(**p["recipe"]["evaluation"])
             table = [*_readme_table(p), "", note, ""] if p["results"] else []
-            lines += [*table, *verdicts, "", _paper_line(p), ""] if verdicts else [*table, none, ""]
+            lines += [*table, *verdicts, "", *_paper_line(p), ""] if verdicts else [*table, none, ""]
         cost = _cost_lines(p)
         lines += ["CPU time:", "", *cost, ""] if cost else []
     return "\n".join(lines).rstrip() + "\n"

@@ -7,6 +7,7 @@
   :func:`difference_interval` (mean difference with the t interval of scipy's ``ttest_rel``, seeds paired).
 - :func:`verdict`: the sentence a difference and its interval support; an interval that includes zero is
   "inconclusive at this budget".
+- :func:`claim_standing`: where a claimed gain stands against a measured difference and its interval.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 import numpy as np
 
 __all__ = ["McNemar", "Interval", "mcnemar_exact", "paired_bootstrap", "seed_summary", "difference_interval",
-           "verdict"]  # fmt: skip
+           "verdict", "claim_standing"]  # fmt: skip
 
 
 def _outcomes(name: str, values: Any) -> np.ndarray:
@@ -228,3 +229,43 @@ def verdict(interval: Interval, a: str, b: str, what: str, scale: float = 100.0,
     if interval.includes_zero or (p_value is not None and not p_value < alpha):
         return f"{head}, {span}: inconclusive at this budget."
     return f"{head}, {span}: {a} is {'higher' if lo > 0 else 'lower'}."
+
+
+def claim_standing(interval: Interval, claimed: float, scale: float = 100.0, p_value: float | None = None,
+                   alpha: float = 0.05) -> str:  # fmt: skip
+    """Where a claimed gain stands against a measured difference ``a - b`` and its interval.
+
+    The difference is called as in :func:`verdict` (the interval excludes zero and, when given, ``p_value <
+    alpha``). A gain is then set against the claim: consistent with it when the interval holds it, else larger or
+    smaller. When the interval holds zero, the claim is still rejected if it lies above the interval; a loss
+    rejects it outright.
+
+    :param interval: The difference and its interval, in the estimate's units (e.g. accuracy fractions).
+    :param claimed: The claimed gain in the sentence's units (e.g. 35 percentage points).
+    :param scale: Factor from the estimate's units to the claim's (100: fractions to percentage points).
+    :param p_value: A paired test's p-value that must also be below ``alpha`` for a difference to be called.
+    :param alpha: Level of that test.
+    :return: A phrase, e.g. ``"a gain, smaller than the claimed +35"``.
+
+    >>> claim_standing(Interval(0.30, 0.25, 0.40, 0.95, 3, "t"), 35)
+    'a gain, consistent with the claimed +35'
+    >>> claim_standing(Interval(0.04, -0.10, 0.18, 0.95, 3, "t"), 35)
+    'inconclusive at this budget, but the claimed +35 lies above the interval: not reproduced'
+    >>> claim_standing(Interval(-0.069, -0.133, -0.005, 0.95, 2, "t"), 35)
+    'a loss: the claimed +35 does not hold'
+    """
+    if not claimed > 0:
+        raise ValueError(f"claimed must be a positive gain, got {claimed!r}.")
+    lo, hi = scale * interval.low, scale * interval.high
+    text = f"the claimed +{claimed:g}"
+    if math.isnan(lo) or math.isnan(hi):
+        return "no interval: inconclusive at this budget"
+    if interval.includes_zero or (p_value is not None and not p_value < alpha):
+        if hi < claimed:
+            return f"inconclusive at this budget, but {text} lies above the interval: not reproduced"
+        return f"inconclusive at this budget (the interval holds both zero and {text})"
+    if hi < 0:
+        return f"a loss: {text} does not hold"
+    if lo > claimed:
+        return f"a gain, larger than {text}"
+    return f"a gain, {'smaller than' if hi < claimed else 'consistent with'} {text}"

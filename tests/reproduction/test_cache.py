@@ -80,6 +80,8 @@ def test_pieces_run_once_then_skip_and_reevaluate_on_a_new_budget(tmp_path, data
     claimed = assemble(replace(profile, claims=True), records, cache.manifest(smaller), run_info())
     assert "ASGT - standard (ART fit), worst-case accuracy at eps 0.2" in readme_section([claimed])
     assert "Interim" not in readme_section([claimed])
+    assert "Read as absolute percentage points, the paper's claim (+35 at eps 0.2)" in readme_section([claimed])
+    assert "Read as absolute" not in text  # a smoke test makes no claims
     table = [x for x in readme_section([claimed]).splitlines() if x.startswith("| ")]
     assert table[0].startswith("| model | seeds | clean | PGD eps 0.2 | worst case eps 0.2 | gradient-masking")
     asgt_row = f"| ASGT | 1 | {asgt['evaluation']['clean']:.3f} | {asgt['evaluation']['pgd_paper_eps']:.3f} | "
@@ -107,7 +109,7 @@ def test_pieces_run_once_then_skip_and_reevaluate_on_a_new_budget(tmp_path, data
     alone = assemble(replace(profile, claims=True), records[:1], cache.manifest(smaller), run_info())  # no ASGT
     assert "No comparison of ASGT with a control is done yet." in readme_section([alone])
     assert "| standard (ART fit) | 1 |" in readme_section([alone])  # the models done are shown all the same
-    assert "headline gain" not in readme_section([alone])
+    assert "headline gain" not in readme_section([alone]) and "Read as absolute" not in write_markdown(alone)
     assert "the 9 comparisons of this report are not corrected for multiplicity" in text
     assert "- ASGT - standard (ART fit), MoRF gain over random: " in text
     assert "MoRF gain over random: " in text and "no interval (paired t interval over seeds, n=1)" in text

@@ -8,6 +8,7 @@ import pytest
 
 from art_sgt.reproduction.statistics import (
     Interval,
+    claim_standing,
     difference_interval,
     mcnemar_exact,
     paired_bootstrap,
@@ -88,6 +89,7 @@ def test_verdict_wording():
         (lambda: paired_bootstrap([], []), "correct_a must be"),
         (lambda: difference_interval([1.0, 2.0], [1.0]), "same length"),
         (lambda: seed_summary([]), "values must be"),
+        (lambda: claim_standing(Interval(0.1, 0.0, 0.2, 0.95, 3, "t"), 0), "claimed must be a positive gain"),
     ],
 )
 def test_bad_inputs_are_refused(call, match):
@@ -124,3 +126,31 @@ def test_one_seed_verdict_needs_the_exact_test_too():
     assert test.p_value == pytest.approx(2 / 2**12)
     assert verdict(boot, "A", "B", "acc", p_value=test.p_value).endswith("A is higher.")
     assert "exact McNemar p = 0.000488" in verdict(boot, "A", "B", "acc", p_value=test.p_value)
+
+
+@pytest.mark.parametrize(
+    ("low", "high", "p_value", "standing"),
+    [
+        (0.30, 0.40, None, "a gain, consistent with the claimed +35"),  # 35 inside [30, 40]
+        (0.35, 0.40, None, "a gain, consistent with the claimed +35"),  # an end of the interval still holds it
+        (0.36, 0.40, None, "a gain, larger than the claimed +35"),
+        (0.01, 0.34, None, "a gain, smaller than the claimed +35"),
+        (-0.20, 0.50, None, "inconclusive at this budget (the interval holds both zero and the claimed +35)"),
+        (-0.20, 0.20, None, "inconclusive at this budget, but the claimed +35 lies above the interval: not reproduced"),
+        (0.01, 0.20, 0.2, "inconclusive at this budget, but the claimed +35 lies above the interval: not reproduced"),
+        (0.30, 0.40, 0.2, "inconclusive at this budget (the interval holds both zero and the claimed +35)"),
+        (-0.10, -0.01, None, "a loss: the claimed +35 does not hold"),
+        (math.nan, math.nan, None, "no interval: inconclusive at this budget"),
+    ],
+)
+def test_claim_standing_known_answers(low, high, p_value, standing):
+    interval = Interval((low + high) / 2, low, high, 0.95, 3, "t")
+    assert claim_standing(interval, 35, p_value=p_value) == standing
+
+
+def test_claim_standing_scale_and_units():
+    # a claim of 20 in the estimate's own units (scale 1): 0.5 +/- 0.1 is far below it
+    assert claim_standing(Interval(0.5, 0.4, 0.6, 0.95, 3, "t"), 20, scale=1.0).startswith("a gain, smaller")
+    assert claim_standing(Interval(25.0, 21.0, 29.0, 0.95, 3, "t"), 20, scale=1.0) == (
+        "a gain, larger than the claimed +20"
+    )

@@ -1,0 +1,62 @@
+"""The report's sentences that set the paper's claim against the measured differences (hand-built payloads)."""
+
+from __future__ import annotations
+
+from art_sgt.reproduction import claim_lines
+
+
+def _comparison(b: str, quantity: str, low: float, high: float, n: int = 3, variant: str = "") -> dict:
+    across = {"estimate": (low + high) / 2, "low": low, "high": high, "confidence": 0.95, "n": n,
+              "method": "paired t interval over seeds"}  # fmt: skip
+    return {"a": "asgt", "b": b, "quantity": quantity, "variant": variant, "across_seeds": across, "per_seed": []}
+
+
+def _payload(*comparisons: dict, claims: bool = True) -> dict:
+    return {"dataset": "mnist", "claims": claims, "paper": {"claimed_gain": 35.0}, "comparisons": list(comparisons)}
+
+
+def test_each_control_gets_one_line_with_pgd_and_worst_case():
+    payload = _payload(
+        _comparison("standard", "pgd_paper_eps", 0.79, 0.94),
+        _comparison("standard", "worst_case_paper_eps", 0.30, 0.40),
+        _comparison("pgd_at", "worst_case_paper_eps", -0.52, 0.50),
+        _comparison("mixed_at", "pgd_paper_eps", -0.08, -0.004),
+        _comparison("mixed_at", "worst_case_paper_eps", -0.133, -0.005),
+        _comparison("mixed_at", "clean", 0.1, 0.2),  # not a robustness figure: not set against the claim
+        _comparison("mixed_at", "worst_case_paper_eps", 0.5, 0.6, variant="train eps 0.2"),  # a second setting
+    )
+    head, blank, *lines = claim_lines(payload)
+    assert head.startswith("Read as absolute percentage points, the paper's claim (+35 at eps 0.2)") and not blank
+    assert len(lines) == 3
+    assert lines[0] == (
+        "- ASGT - standard (ART fit): PGD +86.5 [+79.0, +94.0]: a gain, larger than the claimed +35; "
+        "worst case +35.0 [+30.0, +40.0]: a gain, consistent with the claimed +35. "
+        "(ASGT against no defence; paired t interval over seeds, n=3.)"
+    )
+    assert lines[1].startswith(
+        "- ASGT - PGD-AT (ART Madry): worst case -1.0 [-52.0, +50.0]: inconclusive at this "
+        "budget (the interval holds both zero and the claimed +35). (ASGT against Madry"
+    )
+    assert "PGD -" not in lines[1] and "PGD +" not in lines[1]  # no PGD comparison: only the worst case is shown
+    assert "worst case -6.9 [-13.3, -0.5]: a loss: the claimed +35 does not hold. (The saliency/KL term" in lines[2]
+    assert "PGD -4.2 [-8.0, -0.4]: a loss" in lines[2]
+
+
+def test_nothing_is_set_against_the_claim_without_asgt_or_in_a_smoke_test():
+    assert claim_lines(_payload()) == []
+    sgt = {**_comparison("standard", "pgd_paper_eps", 0.1, 0.2), "a": "sgt"}
+    assert claim_lines(_payload(sgt)) == []
+    assert claim_lines(_payload(_comparison("standard", "pgd_paper_eps", 0.79, 0.94), claims=False)) == []
+
+
+def test_one_seed_rests_on_the_test_images_and_the_exact_test():
+    boot = {"estimate": 0.02, "low": 0.005, "high": 0.035, "confidence": 0.95, "n": 1000, "method": "bootstrap"}
+    one = {**_comparison("pgd_at", "pgd_paper_eps", 0.0, 0.0, n=1),
+           "per_seed": [{"seed": 0, "bootstrap": boot, "mcnemar": {"p_value": 0.2}}]}  # fmt: skip
+    (line,) = claim_lines(_payload(one))[2:]
+    assert "one seed: paired bootstrap over test images, seed spread not measured, n=1000" in line
+    # the interval excludes zero but the exact test does not reject: not a gain
+    assert (
+        "PGD +2.0 [+0.5, +3.5]: inconclusive at this budget, but the claimed +35 lies above the interval: not "
+        "reproduced." in line
+    )
