@@ -499,8 +499,9 @@ def _costs(payload: dict[str, Any]) -> list[str]:
     return ["## Cost", "", *lines, ""] if lines else []
 
 
-def _progress(payload: dict[str, Any]) -> str:
-    """Runs done of the main comparison and of each second setting; an interim note while any is missing."""
+def _progress(payload: Mapping[str, Any]) -> str:
+    """Runs done of the main comparison and of each second setting; an interim note while any is missing (for the
+    whole report while the main comparison is, else for the settings not done)."""
     rows = payload["manifest"]["runs"]
     groups: dict[str, list[str]] = {}
     for row in rows:
@@ -512,11 +513,16 @@ def _progress(payload: dict[str, Any]) -> str:
         what = "other settings" if parts else "Settings"
         parts.append(f"{what} (one run each): {single.count('done')} of {len(single)} runs done")
     text = "; ".join(parts) + "."
-    if payload["claims"] and any(row["status"] != "done" for row in rows):
+    if not payload["claims"]:
+        return text
+    if any(status != "done" for status in groups.get("", [])):
         seeds = sorted({r["seed"] for r in payload["runs"]})
         text += (f" **Interim report**: the comparisons rest on the runs done so far (seeds {seeds or 'none'}); "
                  "where one seed is done, their intervals are over test images and say nothing of the spread "
                  "between training seeds.")  # fmt: skip
+    elif pending := [v for v, s in groups.items() if v and len(s) > 1 and any(x != "done" for x in s)]:
+        text += (f" The main comparison is complete; **interim for {', '.join(pending)}**: its comparisons rest on "
+                 "the runs done so far.")  # fmt: skip
     return text
 
 

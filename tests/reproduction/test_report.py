@@ -60,3 +60,29 @@ def test_one_seed_rests_on_the_test_images_and_the_exact_test():
         "PGD +2.0 [+0.5, +3.5]: inconclusive at this budget, but the claimed +35 lies above the interval: not "
         "reproduced." in line
     )
+
+
+def _manifest(*rows: tuple[str, str]) -> dict:
+    return {"manifest": {"runs": [{"variant": v, "status": s} for v, s in rows]}, "claims": True,
+            "runs": [{"seed": 0}]}  # fmt: skip
+
+
+def test_the_interim_note_names_what_is_missing():
+    from art_sgt.reproduction.report import _progress
+
+    main_missing = _manifest(("", "done"), ("", "missing"), ("train eps 0.2", "missing"), ("train eps 0.2", "done"))
+    assert _progress(main_missing) == (
+        "Main comparison: 1 of 2 runs done; train eps 0.2: 1 of 2 runs done. **Interim report**: the comparisons "
+        "rest on the runs done so far (seeds [0]); where one seed is done, their intervals are over test images and "
+        "say nothing of the spread between training seeds."
+    )
+    setting_missing = _manifest(("", "done"), ("", "done"), ("train eps 0.2", "trained"), ("train eps 0.2", "done"))
+    assert _progress(setting_missing) == (
+        "Main comparison: 2 of 2 runs done; train eps 0.2: 1 of 2 runs done. The main comparison is complete; "
+        "**interim for train eps 0.2**: its comparisons rest on the runs done so far."
+    )
+    complete = _manifest(("", "done"), ("", "done"), ("train eps 0.2", "done"), ("train eps 0.2", "done"))
+    assert _progress(complete) == "Main comparison: 2 of 2 runs done; train eps 0.2: 2 of 2 runs done."
+    assert _progress({**main_missing, "claims": False}).endswith("train eps 0.2: 1 of 2 runs done.")  # smoke test
+    ablations = _manifest(("mask 0.1", "done"), ("mask 0.3", "missing"))  # one run per setting: nothing to pool
+    assert _progress(ablations) == "Settings (one run each): 1 of 2 runs done."
