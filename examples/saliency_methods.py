@@ -6,12 +6,13 @@ main comparison that is done in the run cache, the masking gains (against the ra
 of the maps of integrated gradients and SmoothGrad, on the report's test images with its fill and each run's
 seed, beside the plain gradient's, which is recomputed and checked against the cached report
 (:func:`art_sgt.reproduction.saliency_methods.compare_methods`). Writes
-``results/<dataset>_<profile>_saliency_methods.json`` and ``.md``.
+``results/<dataset>_<profile>_saliency_methods.json`` and ``.md``. Each run's numbers are kept in its cache
+folder, so a second call measures only the runs (or methods) that are new; ``--recompute`` measures all again.
 
 Usage::
 
     python examples/saliency_methods.py --dataset mnist --profile standard --cache-dir DIR
-        [--methods saliency integrated_gradients smoothgrad] [--data-dir DIR] [--out-dir results]
+        [--methods saliency integrated_gradients smoothgrad] [--data-dir DIR] [--out-dir results] [--recompute]
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--methods", nargs="+", default=["saliency", "integrated_gradients", "smoothgrad"],
                         help="attribution methods, 'saliency' (the report's) first")  # fmt: skip
     parser.add_argument("--out-dir", default="results")
+    parser.add_argument("--recompute", action="store_true", help="measure every run again, not only the new ones")
     return parser.parse_args()
 
 
@@ -47,7 +49,8 @@ def main() -> None:
     n = profile.evaluation.n_report
     _, (x_test, y_test), _, _ = (load_mnist if args.dataset == "mnist" else load_cifar10)(args.data_dir)
     payload = compare_methods(cache, runs, to_channels_first(x_test[:n]), y_test[:n], args.methods,
-                              profile.evaluation.masking_fill, log=lambda line: print(line, flush=True))  # fmt: skip
+                              profile.evaluation.masking_fill, log=lambda line: print(line, flush=True),
+                              reuse=not args.recompute)  # fmt: skip
     if not payload["runs"]:
         raise SystemExit(f"No run of {args.dataset} / {args.profile} is done in {cache.root}.")
     payload.update(dataset=args.dataset, profile=args.profile, run=run_info())

@@ -6,10 +6,16 @@ in the cache, the masking gains against the random control and the sparseness of
 test images, fill and seed, with the plain gradient recomputed and checked against the cached report; and the
 differences between the report's pairs of models (its ``COMPARISONS``) over seeds, per method.
 :func:`methods_markdown` renders the result.
+
+Each run's numbers per method are kept in its cache folder (``saliency_methods.json``, keyed by the method, the
+fill and a digest of the images) with the commit that computed them, so an interrupted or repeated comparison
+measures only what is new.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -17,6 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from art_sgt._provenance import git_state, write_json
 from art_sgt.reproduction.cache import RunCache
 from art_sgt.reproduction.evaluate import map_quality
 from art_sgt.reproduction.recipe import LABELS, RunSpec
@@ -24,13 +31,21 @@ from art_sgt.reproduction.report import COMPARISONS
 from art_sgt.reproduction.statistics import difference_interval, seed_summary, verdict
 from art_sgt.reproduction.training import load_trained
 
-__all__ = ["QUALITIES", "compare_methods", "methods_markdown"]
+__all__ = ["QUALITIES", "STORE", "compare_methods", "methods_markdown"]
 
 #: The map qualities compared, with their label (higher is better for each).
 QUALITIES = {"morf_gain": "MoRF gain", "lerf_gain": "LeRF gain", "sparseness": "sparseness"}
 
 #: Largest difference from the cached report's plain-gradient numbers still counted as a match (float rounding).
 _TOLERANCE = 1e-6
+
+#: The file in a run's cache folder that keeps its numbers per method.
+STORE = "saliency_methods.json"
+
+
+def _images_digest(x: np.ndarray, y: np.ndarray) -> str:
+    x, y = np.ascontiguousarray(x), np.ascontiguousarray(y)
+    return hashlib.sha256(x.tobytes() + y.tobytes() + repr((x.shape, x.dtype.str, y.shape)).encode()).hexdigest()[:12]
 
 
 def _qualities(quality: dict[str, Any]) -> dict[str, float]:
@@ -56,8 +71,8 @@ def _comparisons(rows: list[dict[str, Any]], methods: Sequence[str]) -> list[dic
 
 def compare_methods(cache: RunCache, runs: Sequence[RunSpec], x: np.ndarray, y: np.ndarray,
                     methods: Sequence[str] = ("saliency", "integrated_gradients", "smoothgrad"), fill: str = "road",
-                    network: Callable[[], torch.nn.Module] | None = None,
-                    log: Callable[[str], None] = print) -> dict[str, Any]:  # fmt: skip
+                    network: Callable[[], torch.nn.Module] | None = None, log: Callable[[str], None] = print,
+                    reuse: bool = True) -> dict[str, Any]:  # fmt: skip
     """Each method's map quality on every run that is done, and the report's pairs of models compared per method.
 
     :param cache: The run cache.
@@ -68,28 +83,44 @@ def compare_methods(cache: RunCache, runs: Sequence[RunSpec], x: np.ndarray, y: 
     :param fill: The masking fill (the report's: the recipe's ``masking_fill``).
     :param network: Builds the network when it is not the recipe's architecture (tests).
     :param log: Receives one line per run and method.
-    :return: ``{"n", "fill", "methods", "runs" (per run: model, seed, per-method qualities and seconds),
-        "matches_report" (``None`` when no run was evaluated on these images), "largest_difference",
-        "comparisons"}``.
+    :param reuse: Take a run's numbers for a method from its folder's :data:`STORE` when they were measured on the
+        same images and fill (``False``: measure everything again, replacing them).
+    :return: ``{"n", "fill", "methods", "runs" (per run: model, seed, per-method qualities and seconds, the methods
+        reused), "matches_report" (``None`` when no run was evaluated on these images), "largest_difference",
+        "code" (the commits that measured the numbers, and whether every tree was clean), "comparisons"}``.
     :raises ValueError: If ``methods`` does not start with ``"saliency"`` or ``x`` and ``y`` differ in length.
     """
     if not methods or methods[0] != "saliency":
         raise ValueError(f"methods must start with 'saliency', the report's method, got {list(methods)}.")
     if len(x) != len(y):
         raise ValueError(f"x and y must hold the same number of samples, got {len(x)} and {len(y)}.")
-    rows, differences = [], []
+    rows, differences, codes = [], [], []
+    images = _images_digest(x, y)
     for spec in runs:
         record = cache.evaluation(spec)
         if record is None:
             continue
-        classifier = load_trained(spec, cache.folder(spec), network)
-        row: dict[str, Any] = {"model": spec.model, "seed": spec.seed, "methods": {}, "seconds": {}}
+        path = cache.folder(spec) / STORE
+        stored = json.loads(path.read_text()) if reuse and path.is_file() else {}
+        classifier = None
+        row: dict[str, Any] = {"model": spec.model, "seed": spec.seed, "methods": {}, "seconds": {}, "reused": []}
         for method in methods:
-            started = time.perf_counter()
-            row["methods"][method] = _qualities(map_quality(classifier, x, y, method, fill, spec.seed)[1])
-            row["seconds"][method] = round(time.perf_counter() - started, 1)
+            key = f"{method}|{fill}|n={len(x)}|{images}"
+            if key in stored:
+                row["reused"].append(method)
+            else:
+                if classifier is None:
+                    classifier = load_trained(spec, cache.folder(spec), network)
+                started = time.perf_counter()
+                quality = _qualities(map_quality(classifier, x, y, method, fill, spec.seed)[1])
+                stored[key] = {"qualities": quality, "seconds": round(time.perf_counter() - started, 1),
+                               "git": git_state()}  # fmt: skip
+                write_json(path, stored)  # each method kept as soon as it is measured
+            row["methods"][method], row["seconds"][method] = stored[key]["qualities"], stored[key]["seconds"]
+            codes.append(stored[key]["git"])
             shown = ", ".join(f"{k} {v:.3f}" for k, v in row["methods"][method].items())
-            log(f"{spec.name},{spec.seed} {method}: {shown} ({row['seconds'][method]} s)")
+            reused = ", kept from an earlier run" if method in row["reused"] else ""
+            log(f"{spec.name},{spec.seed} {method}: {shown} ({row['seconds'][method]} s{reused})")
         if record["evaluation"]["n_report"] == len(x):  # the report's images: its numbers must come back
             cached = _qualities(record["evaluation"]["saliency"])
             differences += [abs(cached[k] - row["methods"]["saliency"][k]) for k in QUALITIES]
@@ -97,6 +128,8 @@ def compare_methods(cache: RunCache, runs: Sequence[RunSpec], x: np.ndarray, y: 
     largest = max(differences) if differences else None
     return {"n": len(x), "fill": fill, "methods": list(methods), "runs": rows,
             "matches_report": None if largest is None else largest <= _TOLERANCE, "largest_difference": largest,
+            "code": {"commits": sorted({str(g["commit"]) for g in codes}),
+                     "all_clean": all(g["clean"] is True for g in codes)},
             "comparisons": _comparisons(rows, methods)}  # fmt: skip
 
 
@@ -118,11 +151,14 @@ def methods_markdown(payload: dict[str, Any], title: str, provenance: str) -> st
     else:
         check = (f"The plain-gradient rows, recomputed here, match the cached report's numbers: "
                  f"{payload['matches_report']} (largest difference {payload['largest_difference']:.2g}).")  # fmt: skip
+    code = payload["code"]
+    measured = (f"The numbers were measured at commit(s) {', '.join(c[:10] for c in code['commits']) or 'none'} "
+                f"(every one from a clean tree: {code['all_clean']}).")  # fmt: skip
     lines = [
         f"# {title}",
         "",
         f"Every run done, on the first {payload['n']} test images, masking fill '{payload['fill']}', each run's own "
-        f"seed. {provenance}",
+        f"seed. {provenance} {measured}",
         "",
         check,
         "",

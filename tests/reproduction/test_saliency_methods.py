@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+import art_sgt.reproduction.saliency_methods as saliency_methods
 from art_sgt.reproduction import RunCache, run_pieces
-from art_sgt.reproduction.saliency_methods import compare_methods, methods_markdown
+from art_sgt.reproduction.saliency_methods import STORE, compare_methods, methods_markdown
 from tests.reproduction.conftest import EVALUATION, TinyNet, spec
 
 
@@ -48,3 +49,42 @@ def test_a_drift_from_the_report_is_caught(tmp_path, data):
 def test_bad_inputs_are_refused(tmp_path, data, methods, n_y, match):
     with pytest.raises(ValueError, match=match):
         compare_methods(RunCache(tmp_path), [], data[2][:8], data[3][:n_y], methods)
+
+
+def test_numbers_are_kept_per_run_and_only_what_is_new_is_measured(tmp_path, data, monkeypatch):
+    cache, runs = RunCache(tmp_path), [spec("standard"), spec("asgt")]
+    run_pieces(cache, runs, lambda: data, network=TinyNet, log=lambda _line: None)
+    x, y = data[2][: EVALUATION.n_report], data[3][: EVALUATION.n_report]
+    fill = EVALUATION.masking_fill
+    first = compare_methods(cache, runs[:1], x, y, ("saliency",), fill, network=TinyNet, log=lambda _line: None)
+    assert (cache.folder(runs[0]) / STORE).is_file() and first["runs"][0]["reused"] == []
+    assert len(first["code"]["commits"]) == 1 and first["code"]["commits"][0] != "None"
+
+    measured = []
+    real = saliency_methods.map_quality
+
+    def counting(classifier, x, y, method, fill, seed):
+        measured.append(method)
+        return real(classifier, x, y, method, fill, seed)
+
+    monkeypatch.setattr(saliency_methods, "map_quality", counting)
+    lines = []
+    again = compare_methods(cache, runs, x, y, ("saliency", "integrated_gradients"), fill, network=TinyNet,
+                            log=lines.append)  # fmt: skip
+    assert measured == ["integrated_gradients", "saliency", "integrated_gradients"]  # standard's gradient is kept
+    assert again["runs"][0]["reused"] == ["saliency"] and again["runs"][1]["reused"] == []
+    assert again["runs"][0]["methods"]["saliency"] == first["runs"][0]["methods"]["saliency"]
+    assert lines[0].endswith("kept from an earlier run)") and "kept" not in lines[1]
+    assert again["matches_report"] is True  # a kept number is still checked against the report
+
+    measured.clear()
+    compare_methods(cache, runs, x, y, ("saliency",), fill, network=TinyNet, log=lambda _line: None)
+    assert measured == []  # everything kept
+    compare_methods(cache, runs, x[:-1], y[:-1], ("saliency",), fill, network=TinyNet, log=lambda _line: None)
+    assert measured == ["saliency", "saliency"]  # other images: measured, not taken from the store
+    measured.clear()
+    compare_methods(cache, runs, x, y, ("saliency",), "uniform", network=TinyNet, log=lambda _line: None)
+    assert measured == ["saliency", "saliency"]  # another fill
+    measured.clear()
+    compare_methods(cache, runs, x, y, ("saliency",), fill, network=TinyNet, log=lambda _line: None, reuse=False)
+    assert measured == ["saliency", "saliency"]  # asked to measure again
