@@ -83,7 +83,7 @@ def compare_methods(cache: RunCache, runs: Sequence[RunSpec], x: np.ndarray, y: 
     :param fill: The masking fill (the report's: the recipe's ``masking_fill``).
     :param network: Builds the network when it is not the recipe's architecture (tests).
     :param log: Receives one line per run and method.
-    :param reuse: Take a run's numbers for a method from its folder's :data:`STORE` when they were measured on the
+    :param reuse: Take a run's numbers for a method from its folder's ``saliency_methods.json`` when measured on the
         same images and fill (``False``: measure everything again, replacing them).
     :return: ``{"n", "fill", "methods", "runs" (per run: model, seed, per-method qualities and seconds, the methods
         reused), "matches_report" (``None`` when no run was evaluated on these images), "largest_difference",
