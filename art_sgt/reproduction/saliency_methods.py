@@ -84,7 +84,7 @@ def compare_methods(cache: RunCache, runs: Sequence[RunSpec], x: np.ndarray, y: 
     :param network: Builds the network when it is not the recipe's architecture (tests).
     :param log: Receives one line per run and method.
     :param reuse: Take a run's numbers for a method from its folder's ``saliency_methods.json`` when measured on the
-        same images and fill (``False``: measure everything again, replacing them).
+        same images and fill (``False``: measure again, replacing those numbers).
     :return: ``{"n", "fill", "methods", "runs" (per run: model, seed, per-method qualities and seconds, the methods
         reused), "matches_report" (``None`` when no run was evaluated on these images), "largest_difference",
         "code" (the commits that measured the numbers, and whether every tree was clean), "comparisons"}``.
@@ -101,12 +101,12 @@ def compare_methods(cache: RunCache, runs: Sequence[RunSpec], x: np.ndarray, y: 
         if record is None:
             continue
         path = cache.folder(spec) / STORE
-        stored = json.loads(path.read_text()) if reuse and path.is_file() else {}
+        stored = json.loads(path.read_text()) if path.is_file() else {}
         classifier = None
         row: dict[str, Any] = {"model": spec.model, "seed": spec.seed, "methods": {}, "seconds": {}, "reused": []}
         for method in methods:
             key = f"{method}|{fill}|n={len(x)}|{images}"
-            if key in stored:
+            if reuse and key in stored:
                 row["reused"].append(method)
             else:
                 if classifier is None:

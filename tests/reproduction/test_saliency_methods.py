@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 import art_sgt.reproduction.saliency_methods as saliency_methods
@@ -88,3 +90,5 @@ def test_numbers_are_kept_per_run_and_only_what_is_new_is_measured(tmp_path, dat
     measured.clear()
     compare_methods(cache, runs, x, y, ("saliency",), fill, network=TinyNet, log=lambda _line: None, reuse=False)
     assert measured == ["saliency", "saliency"]  # asked to measure again
+    kept = json.loads((cache.folder(runs[1]) / STORE).read_text())
+    assert len(kept) == 4 and any(k.startswith("integrated_gradients|") for k in kept)  # the other entries stay
