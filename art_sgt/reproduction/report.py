@@ -450,7 +450,7 @@ def _paper_line(payload: dict[str, Any]) -> list[str]:
         return [f"{claim}; no comparison of ASGT with a control is done yet, so nothing here stands beside it."]
     return [
         f"{claim}; its abstract leaves open whether that is absolute points or a relative per cent, and against "
-        "which baseline, so the measured differences against each baseline stand beside it above, each with its "
+        "which baseline, so the measured differences against each baseline stand beside it, each with its "
         "interval.",
         "",
         *claim_lines(payload),
@@ -631,9 +631,10 @@ def readme_section(payloads: Sequence[dict[str, Any]]) -> str:
 
     For each payload: its scope and how many of its runs are done (an interim note while some are missing), then
     a table of the main comparison's models at the paper's eps (accuracies, masking flags, training CPU), then
-    ASGT against standard, Madry PGD-AT and mixed AT at the paper's eps (worst case and PGD) and ASGT against
-    mixed AT on the saliency qualities, each with its interval (a profile that makes no claims is said to make
-    none), then the CPU time measured and estimated.
+    where the paper's claim stands against each control (:func:`claim_lines`), then in detail ASGT against
+    standard, Madry PGD-AT and mixed AT at the paper's eps (worst case and PGD) and ASGT against mixed AT on the
+    saliency qualities, each with its interval (a profile that makes no claims is said to make none), then the
+    CPU time measured and estimated.
 
     :param payloads: From :func:`assemble` (or the JSON files ``art-sgt reproduce`` writes).
     :return: Markdown, starting with the section heading.
@@ -655,7 +656,8 @@ def readme_section(payloads: Sequence[dict[str, Any]]) -> str:
             none = "- No comparison of ASGT with a control is done yet."
             note = _TABLE_NOTE.format(**p["recipe"]["evaluation"])
             table = [*_readme_table(p), "", note, ""] if p["results"] else []
-            lines += [*table, *verdicts, "", *_paper_line(p), ""] if verdicts else [*table, none, ""]
+            detail = ["The differences in detail:", "", *verdicts]
+            lines += [*table, *_paper_line(p), "", *detail, ""] if verdicts else [*table, none, ""]
         cost = _cost_lines(p)
         lines += ["CPU time:", "", *cost, ""] if cost else []
     return "\n".join(lines).rstrip() + "\n"

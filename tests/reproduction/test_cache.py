@@ -115,8 +115,14 @@ def test_pieces_run_once_then_skip_and_reevaluate_on_a_new_budget(tmp_path, data
     assert "MoRF gain over random: " in text and "no interval (paired t interval over seeds, n=1)" in text
     assert "saliency term's effect" not in readme_section([claimed])  # no mixed AT run to compare with
     assert "multiplicity" not in write_markdown(alone) and "No pair of controls is done yet." in write_markdown(alone)
-    assert "nothing here stands beside it" in write_markdown(alone) and "beside it above" not in write_markdown(alone)
-    assert "beside it above" in text and "nothing here stands beside it" not in text
+    assert "nothing here stands beside it" in write_markdown(alone) and "stand beside it," not in write_markdown(alone)
+    assert "stand beside it, each with its interval" in text and "nothing here stands beside it" not in text
+    section = readme_section([claimed])
+    assert (
+        section.index("Read as absolute")
+        < section.index("The differences in detail:")
+        < section.index("- ASGT - standard (ART fit), worst-case accuracy at eps 0.2")
+    )  # the answer first, then the differences it rests on
     assert text.count("## Gradient-masking flags") == 1
     fired = {"name": "single_step", "flagged": True, "p_value": 0.01, "n": 8,
              "evidence": {"eps": 0.2, "pgd": 0.5, "fgsm": 0.25, "b": 2, "c": 0, "drop": 0.25}}  # fmt: skip
