@@ -129,8 +129,28 @@ def _summaries(records: list[dict[str, Any]]) -> dict[str, Any]:
         [r["evaluation"]["robustness"]["clean_accuracy"], *r["evaluation"]["worst_case"]["accuracy"]] for r in records
     ]}  # fmt: skip
     out["flags"] = sorted({f for r in records for f in r["evaluation"]["flags"]})
+    out["flag_seeds"] = {f: [r["seed"] for r in records if f in r["evaluation"]["flags"]] for f in out["flags"]}
     out["seeds"] = [r["seed"] for r in records]
     return out
+
+
+def _flags_cell(summary: Mapping[str, Any]) -> str:
+    """The flags that fired on a model, each with the seeds it fired on when that is not every seed.
+
+    >>> _flags_cell({"flags": ["black_box"], "flag_seeds": {"black_box": [0, 1]}, "seeds": [0, 1, 2]})
+    'black_box (seeds 0, 1 of 3)'
+    >>> _flags_cell({"flags": ["black_box"], "flag_seeds": {"black_box": [0, 1, 2]}, "seeds": [0, 1, 2]})
+    'black_box'
+    >>> _flags_cell({"flags": [], "seeds": [0]})
+    'none'
+    """
+    cells = []
+    for flag in summary["flags"]:
+        fired = summary.get("flag_seeds", {}).get(flag)  # absent in payloads written before it was kept
+        if fired is not None and len(fired) < len(summary["seeds"]):
+            flag += f" (seed{'s' * (len(fired) > 1)} {', '.join(map(str, fired))} of {len(summary['seeds'])})"
+        cells.append(flag)
+    return ", ".join(cells) or "none"
 
 
 def _compare(a: list[dict[str, Any]], b: list[dict[str, Any]], key: str) -> dict[str, Any]:
@@ -363,8 +383,7 @@ def _table(payload: dict[str, Any]) -> list[str]:
                                        "worst_case_standard_eps", "morf_gain", "lerf_gain", "sparseness",
                                        "stability_spearman", "stability_flipped")]  # fmt: skip
         label = LABELS.get(name, name)
-        lines.append(f"| {label} | {len(s['seeds'])} | {' | '.join(cells)} | {', '.join(s['flags']) or 'none'} "
-                     f"| {_cost_cell(s)} |")  # fmt: skip
+        lines.append(f"| {label} | {len(s['seeds'])} | {' | '.join(cells)} | {_flags_cell(s)} | {_cost_cell(s)} |")
     return lines
 
 
@@ -379,8 +398,7 @@ def _readme_table(payload: dict[str, Any]) -> list[str]:
         if "[" in name:  # a second setting or an ablation: in the full report
             continue
         cells = " | ".join(_cell(s[k]) for k in ("clean", "pgd_paper_eps", "worst_case_paper_eps"))
-        lines.append(f"| {LABELS.get(name, name)} | {len(s['seeds'])} | {cells} | {', '.join(s['flags']) or 'none'} "
-                     f"| {_cost_cell(s)} |")  # fmt: skip
+        lines.append(f"| {LABELS.get(name, name)} | {len(s['seeds'])} | {cells} | {_flags_cell(s)} | {_cost_cell(s)} |")
     return lines
 
 

@@ -86,3 +86,34 @@ def test_the_interim_note_names_what_is_missing():
     assert _progress({**main_missing, "claims": False}).endswith("train eps 0.2: 1 of 2 runs done.")  # smoke test
     ablations = _manifest(("mask 0.1", "done"), ("mask 0.3", "missing"))  # one run per setting: nothing to pool
     assert _progress(ablations) == "Settings (one run each): 1 of 2 runs done."
+
+
+def test_a_flag_names_its_seeds_when_it_did_not_fire_on_every_seed():
+    from art_sgt.reproduction.report import _flags_cell, _summaries
+
+    def record(seed: int, flags: list[str]) -> dict:
+        evaluation = {
+            "clean": 0.9,
+            "pgd_paper_eps": 0.5,
+            "worst_case_paper_eps": 0.4,
+            "pgd_standard_eps": 0.3,
+            "worst_case_standard_eps": 0.2,
+            "flags": flags,
+            "saliency": {
+                "masking": {"morf_gain_accuracy": 0.5, "lerf_gain_accuracy": 0.1},
+                "sparseness": 0.7,
+                "stability": {"spearman": 0.6, "flipped": 0.1},
+            },
+            "worst_case": {"eps": [0.2], "accuracy": [0.4]},
+            "robustness": {"clean_accuracy": 0.9},
+        }
+        return {"seed": seed, "evaluation": evaluation, "train": {"cpu_seconds": 60.0, "cpu_seconds_per_epoch": 20.0,
+                                                                  "epochs": 3}}  # fmt: skip
+
+    summary = _summaries([record(0, ["black_box"]), record(1, ["black_box", "single_step"]), record(2, [])])
+    assert summary["flag_seeds"] == {"black_box": [0, 1], "single_step": [1]}
+    assert _flags_cell(summary) == "black_box (seeds 0, 1 of 3), single_step (seed 1 of 3)"
+    every = _summaries([record(0, ["black_box"]), record(1, ["black_box"])])
+    assert _flags_cell(every) == "black_box"  # fired on every seed: no seeds named
+    assert _flags_cell(_summaries([record(0, [])])) == "none"
+    assert _flags_cell({"flags": ["black_box"], "seeds": [0, 1]}) == "black_box"  # a payload written before
