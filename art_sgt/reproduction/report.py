@@ -466,12 +466,12 @@ def _paper_line(payload: dict[str, Any]) -> list[str]:
     claim = f"The paper's headline gain at eps {p['paper_eps']:.3g} is about {p['claimed_gain']:.0f}"
     if not any(c["a"] == "asgt" for c in payload["comparisons"]):
         return [f"{claim}; no comparison of ASGT with a control is done yet, so nothing here stands beside it."]
+    standing = claim_lines(payload)
     return [
         f"{claim}; its abstract leaves open whether that is absolute points or a relative per cent, and against "
         "which baseline, so the measured differences against each baseline stand beside it, each with its "
         "interval.",
-        "",
-        *claim_lines(payload),
+        *(["", *standing] if standing else []),
     ]
 
 
