@@ -263,7 +263,9 @@ def claim_standing(interval: Interval, claimed: float, scale: float = 100.0, p_v
     if interval.includes_zero or (p_value is not None and not p_value < alpha):
         if hi < claimed:
             return f"inconclusive at this budget, but {text} lies above the interval: not reproduced"
-        return f"inconclusive at this budget (the interval holds both zero and {text})"
+        if interval.includes_zero:
+            return f"inconclusive at this budget (the interval holds both zero and {text})"
+        return f"inconclusive at this budget (the exact test does not reject at {alpha:g}: p = {p_value:.3g})"
     if hi < 0:
         return f"a loss: {text} does not hold"
     if lo > claimed:

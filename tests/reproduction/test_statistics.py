@@ -138,7 +138,7 @@ def test_one_seed_verdict_needs_the_exact_test_too():
         (-0.20, 0.50, None, "inconclusive at this budget (the interval holds both zero and the claimed +35)"),
         (-0.20, 0.20, None, "inconclusive at this budget, but the claimed +35 lies above the interval: not reproduced"),
         (0.01, 0.20, 0.2, "inconclusive at this budget, but the claimed +35 lies above the interval: not reproduced"),
-        (0.30, 0.40, 0.2, "inconclusive at this budget (the interval holds both zero and the claimed +35)"),
+        (0.30, 0.40, 0.2, "inconclusive at this budget (the exact test does not reject at 0.05: p = 0.2)"),
         (-0.10, -0.01, None, "a loss: the claimed +35 does not hold"),
         (math.nan, math.nan, None, "no interval: inconclusive at this budget"),
     ],
