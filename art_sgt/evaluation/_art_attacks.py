@@ -1,7 +1,8 @@
 """ART attacks as the robustness report builds and runs them (internal).
 
-Every attack runs with numpy's and torch's global generators seeded just before, so a number in a report equals
-the same ART attack run by hand after ``np.random.seed(seed)`` and ``torch.manual_seed(seed)``.
+Every attack runs with numpy's and torch's global generators seeded just before, on the samples the model
+classifies correctly, so a number in a report equals the same ART attack run by hand on those samples after
+``np.random.seed(seed)`` and ``torch.manual_seed(seed)``.
 """
 
 from __future__ import annotations
@@ -128,27 +129,33 @@ def run_attack(
     p: dict[str, Any],
     notes: list[str] | None = None,
 ) -> Any:
-    """Per-sample correctness of ``target`` on ``attack``'s adversarial ``x`` (eps 0: on ``x``).
+    """Per-sample robustness of ``target`` to ``attack``: correct on ``x`` and on the attack's adversarial ``x``
+    (``attack`` ``None``: correct on ``x``).
 
-    A targeted attack (APGD-T) is run once per target of :func:`target_classes` (``p["apgd_targets"]`` of them,
-    each run seeded alike); a sample counts as correct only if it is classified correctly after every run.
+    As in AutoAttack, the attack is given only the samples ``target`` still classifies correctly: a sample wrong
+    on clean ``x`` counts as not robust without being attacked. A targeted attack (APGD-T) is run once per target
+    of :func:`target_classes` (``p["apgd_targets"]`` of them), each run on the samples that survived the runs
+    before it; a sample is robust only if it survives every run. Each run is seeded alike.
 
     A white-box attack that gets no input gradient at all from ART (the model detaches its input) cannot move
     ``x``: it is counted as having left ``x`` unchanged, and a line saying so is appended to ``notes``. This is
     exactly the failure the gradient-masking checklist exists to reveal, so it must not abort the report.
     """
-    if attack is None:
-        return correct_mask(target, x, labels, p["batch_size"])
-    if not getattr(attack, "targeted", False):
-        seeded(p["seed"])
-        x_adv = _generate(attack, x, onehot, notes)
-        return correct_mask(target, x_adv.astype(np.float32), labels, p["batch_size"])
-    eye = np.eye(onehot.shape[1], dtype=np.float32)
     correct = correct_mask(target, x, labels, p["batch_size"])
-    for classes in target_classes(target, x, labels, p["apgd_targets"], p["batch_size"]).T:
+    if attack is None:
+        return correct
+    if getattr(attack, "targeted", False):
+        eye = np.eye(onehot.shape[1], dtype=np.float32)
+        runs = [eye[classes] for classes in target_classes(target, x, labels, p["apgd_targets"], p["batch_size"]).T]
+    else:
+        runs = [onehot]
+    for y_run in runs:
+        still = np.flatnonzero(correct)
+        if len(still) == 0:
+            break
         seeded(p["seed"])
-        x_adv = _generate(attack, x, eye[classes], notes)
-        correct &= correct_mask(target, x_adv.astype(np.float32), labels, p["batch_size"])
+        x_adv = _generate(attack, x[still], y_run[still], notes)
+        correct[still] = correct_mask(target, x_adv.astype(np.float32), labels[still], p["batch_size"])
     return correct
 
 

@@ -50,14 +50,10 @@ def _correct(classifier: Any, x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 def _pgd_correct(classifier: Any, x: np.ndarray, y: np.ndarray, eps: float, ev: EvaluationRecipe,
                  seed: int) -> np.ndarray:  # fmt: skip
-    import torch
-    from art.attacks.evasion import ProjectedGradientDescent
+    from art_sgt.evaluation._art_attacks import build_pgd, run_attack
 
-    np.random.seed(seed)  # noqa: NPY002 - ART's random starts draw from numpy's global generator
-    torch.manual_seed(seed)
-    attack = ProjectedGradientDescent(classifier, eps=eps, eps_step=2.5 * eps / ev.pgd_iter, max_iter=ev.pgd_iter,
-                                      num_random_init=ev.pgd_restarts, batch_size=256, verbose=False)  # fmt: skip
-    return _correct(classifier, attack.generate(x, y=y), y)
+    attack = build_pgd(classifier, eps, "inf", ev.pgd_iter, ev.pgd_restarts, batch_size=256)
+    return run_attack(attack, classifier, x, y, y.argmax(1), {"batch_size": 256, "seed": seed})
 
 
 def _robustness(classifier: Any, x: np.ndarray, y: np.ndarray, eps: float, check_eps: float,
@@ -204,6 +200,9 @@ def evaluate_run(spec: RunSpec, classifier: Any, x: np.ndarray, y: np.ndarray, t
         return {k: bits(v) for k, v in per_sample.items()}
 
     out["per_sample"] = dict(stages.run("pgd", pgd))
+    clean = from_bits(out["per_sample"]["clean"])
+    for key in ("pgd_paper_eps", "pgd_standard_eps"):  # robust only if also correct on clean: PGD stages kept by
+        out["per_sample"][key] = bits(from_bits(out["per_sample"][key]) & clean)  # older code did not require it
     out.update({k: float(from_bits(v).mean()) for k, v in out["per_sample"].items()})
     grid = sorted({*ev.report_eps, eps["paper_eps"], eps["standard_eps"]})
     parts = [

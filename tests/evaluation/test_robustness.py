@@ -82,10 +82,12 @@ def test_numbers_equal_art_attacks_run_by_hand() -> None:
             "apgd-dlr": apgd(e, "difference_logits_ratio"),
             "square": SquareAttack(clf, eps=e, max_iter=30, verbose=False),
         }
+        clean_correct = np.flatnonzero(clf.predict(x).argmax(1) == y)  # as AutoAttack: only these are attacked
         for name, attack in attacks.items():
             np.random.seed(3)  # noqa: NPY002 - the report seeds ART's global generator the same way
             torch.manual_seed(3)
-            by_hand[name].append(_accuracy(clf, attack.generate(x, y=onehot), y))
+            x_adv = attack.generate(x[clean_correct], y=onehot[clean_correct])
+            by_hand[name].append(float((clf.predict(x_adv).argmax(1) == y[clean_correct]).sum() / len(x)))
         # APGD-T: targeted DLR against each other class, most likely first; robust only if robust to every target.
         targeted = apgd(e, "difference_logits_ratio", targeted=True)
         logits = clf.predict(x)
@@ -95,9 +97,11 @@ def test_numbers_equal_art_attacks_run_by_hand() -> None:
                 sorted((c for c in range(3) if c != y[i]), key=lambda c, i=i: -logits[i, c])[rank]
                 for i in range(len(y))
             ]
+            still = np.flatnonzero(robust)  # as AutoAttack: each target attacks only the samples still correct
             np.random.seed(3)  # noqa: NPY002
             torch.manual_seed(3)
-            robust &= clf.predict(targeted.generate(x, y=np.eye(3, dtype=np.float32)[targets])).argmax(1) == y
+            x_adv = targeted.generate(x[still], y=np.eye(3, dtype=np.float32)[np.asarray(targets)[still]])
+            robust[still] = clf.predict(x_adv).argmax(1) == y[still]
         by_hand["apgd-t"].append(float(robust.mean()))
     clean = _accuracy(clf, x, y)
     assert report.clean_accuracy == clean
@@ -112,6 +116,47 @@ def test_numbers_equal_art_attacks_run_by_hand() -> None:
     assert [len(w) for w in report.worst_case_correct] == [len(x)] * len(eps)
     assert [float(np.mean(w)) for w in report.worst_case_correct] == report.worst_case
     assert report.accuracy["pgd"][2] < clean  # the attacks do something on this model
+
+
+class _PushToClass:
+    """A stand-in targeted attack: moves each sample to the mean pixel of its target class when that target is
+    ``fooled_by`` (else leaves it), and records how many samples each run was given."""
+
+    targeted = True
+
+    def __init__(self, fooled_by: int) -> None:
+        self.fooled_by, self.sizes = fooled_by, []
+
+    def generate(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        self.sizes.append(len(x))
+        target = y.argmax(1)
+        out = x.copy()
+        hit = target == self.fooled_by
+        out[hit] = (0.2 + 0.3 * self.fooled_by) * np.ones_like(out[hit])
+        return out
+
+
+def test_targeted_runs_attack_only_the_samples_still_correct() -> None:
+    from art_sgt.evaluation._art_attacks import run_attack
+
+    x, y = _data(n=30, classes=3)
+    clf = _classifier(classes=3)
+    y[:3] = (y[:3] + 1) % 3  # three samples wrong on clean inputs: no targeted run may spend work on them
+    clean = clf.predict(x).argmax(1) == y
+    onehot = np.eye(3, dtype=np.float32)[y]
+    attack = _PushToClass(fooled_by=1)
+    p = {"batch_size": 8, "seed": 0, "apgd_targets": 2}
+    correct = run_attack(attack, clf, x, onehot, y, p)
+    # Samples of class 0 or 2 are fooled by the run whose target is class 1; class-1 samples never are.
+    assert correct.tolist() == (clean & (y == 1)).tolist()
+    first_targets = np.where(y == 0, 1, np.where(y == 2, 1, 0))  # the class nearest each sample besides its own
+    fooled_first = int((clean & (first_targets == 1)).sum())
+    assert attack.sizes == [int(clean.sum()), int(clean.sum()) - fooled_first]
+    # Without class-1 samples the first run fools every sample: the second target is not run at all.
+    keep = np.flatnonzero(clean & (y != 1))
+    all_fooled = _PushToClass(fooled_by=1)
+    assert not run_attack(all_fooled, clf, x[keep], onehot[keep], y[keep], p).any()
+    assert all_fooled.sizes == [len(keep)]
 
 
 def test_checklist_flags_a_masked_model_and_not_a_normal_one(tmp_path) -> None:

@@ -365,6 +365,15 @@ def test_an_interrupted_evaluation_resumes_after_its_last_finished_stage(tmp_pat
     assert set(resumed["cpu_seconds"]) == {"pgd", "report", "saliency"}
     assert resumed["robustness"]["checklist"] and resumed["worst_case"]["eps"] == [0.1, 0.2, 0.3]
 
+    # A PGD stage kept by older code could count an image wrong on clean inputs as robust: it is not.
+    stale = json.loads(partial.read_text())
+    values = stale["stages"]["pgd"]["value"]
+    values["clean"], values["pgd_paper_eps"] = "0" + values["clean"][1:], "1" + values["pgd_paper_eps"][1:]
+    partial.write_text(json.dumps(stale))
+    old_stage = evaluate.evaluate_run(run, classifier, x_test, y_test, partial=partial)["per_sample"]
+    assert old_stage["clean"][0] == old_stage["pgd_paper_eps"][0] == "0"
+    assert old_stage["pgd_paper_eps"][1:] == resumed["per_sample"]["pgd_paper_eps"][1:]
+
     other = replace(run, evaluation=replace(EVALUATION, n_eval=8))  # another configuration: the kept stages are stale
     calls.clear()
     evaluate.evaluate_run(other, classifier, x_test, y_test, partial=partial)
