@@ -105,8 +105,29 @@ def test_readme_results_are_rendered_for_readers(tmp_path):
             }
         )  # fmt: skip
     )
+    (tmp_path / "bench_robustness.json").write_text(
+        json.dumps(
+            {
+                "command": "python benchmarks/bench_robustness.py --data-dir /home/me/data --out /home/me/b.json",
+                "config": {"targets": 9, "max_iter": 10, "n": 200},
+                "model": "MnistCNN",
+                "clean_accuracy": 0.95,
+                "by_eps": {
+                    "eps 0.1": {
+                        "robust_art_by_hand": 0.4,
+                        "robust_report": 0.41,
+                        "cpu_seconds_art_by_hand": 60,
+                        "cpu_seconds_report": 30,
+                        "ratio_cpu": 0.5,
+                        "ratio_wall": 0.5,
+                    }
+                },
+            }
+        )  # fmt: skip
+    )
     text = update.render(tmp_path)
     assert "PGD-40, eps 0.1" in text and "pgd40_eps0.1" not in text
+    assert "| 0.1 | 0.400 | 0.410 | 60.0 | 30.0 | 0.500 |" in text and "--out" not in text
     assert "--data-dir $ART_SGT_DATA" in text and "/home/me" not in text
     assert "results/mnist_sgt.json`: not produced yet" in text  # a missing file is said to be missing
     assert "![" not in update.render(ROOT / "results")
