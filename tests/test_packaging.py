@@ -142,3 +142,19 @@ def test_readme_shows_the_saliency_method_check_beside_the_report(tmp_path):
     assert "- ASGT - mixed AT, MoRF gain (ig)." in lines and "does NOT match the report" in lines[0]
     assert "(2 runs, 500 test images" in lines[0]
     assert update._saliency_methods(tmp_path, "cifar10_standard") == []  # no such results: nothing shown
+
+
+def test_docs_show_a_results_file_s_command_without_machine_folders_and_with_its_code():
+    sys.path.insert(0, str(ROOT / "docs" / "_ext"))
+    try:
+        docs = importlib.import_module("artsgt_docs")
+    finally:
+        sys.path.remove(str(ROOT / "docs" / "_ext"))
+    data = {
+        "command": "python benchmarks/b.py --data-dir /home/me/data --threads 1 --out /home/me/r.json",
+        "git": {"commit": "0123456789abcdef", "clean": False},
+    }
+    line = docs._provenance("results/b.json", data)
+    assert "``python benchmarks/b.py --data-dir $ART_SGT_DATA --threads 1``" in line and "/home/me" not in line
+    assert "commit 0123456789 (tree with uncommitted changes)" in line
+    assert "clean tree" in docs._provenance("results/b.json", {"git": {"commit": "ab", "clean": True}})

@@ -179,11 +179,21 @@ def _list_table(header: list[str], rows: list[list[Any]]) -> list[str]:
     return [*lines, ""]
 
 
+def _command(command: str) -> str:
+    """A recorded command without this machine's folders: the data folder as ``$ART_SGT_DATA``, no ``--out``."""
+    command = re.sub(r"(--data-dir[ =])/\S+", r"\1$ART_SGT_DATA", command)
+    return re.sub(r" --out[ =]\S+", "", command)
+
+
 def _provenance(rel: str, data: dict[str, Any]) -> str:
     hardware, versions = data.get("hardware", {}) or {}, data.get("versions", {}) or {}
     parts = [f"*Included from* ``{rel}``"]
     if data.get("command"):
-        parts.append(f"command ``{data['command']}``")
+        parts.append(f"command ``{_command(data['command'])}``")
+    git = data.get("git") or {}
+    if git.get("commit"):
+        state = "clean tree" if git.get("clean") else "tree with uncommitted changes"
+        parts.append(f"commit {git['commit'][:10]} ({state})")
     if data.get("seed") is not None:
         parts.append(f"seed {data['seed']}")
     if hardware:
