@@ -17,9 +17,10 @@ and Wagner (ICML 2018, Section 6) that reveal gradient masking, each raising a f
 Each check is decided by an exact one-sided test on the paired per-sample outcomes, reported with its ``n`` and
 p-value (see :mod:`~art_sgt.evaluation.checklist`). The attack budget is a preset of :data:`BUDGETS`.
 
-Every attack is run on all of ``x`` with numpy's and torch's global generators seeded to ``seed`` just before,
-so any number in the report equals the same ART attack run by hand after ``np.random.seed(seed)`` and
-``torch.manual_seed(seed)``.
+As in AutoAttack, every attack is run only on the samples of ``x`` the model classifies correctly (APGD-T's run
+for each target only on those that survived the targets before it), with numpy's and torch's global generators
+seeded to ``seed`` just before, so any number in the report equals the same ART attack run by hand on those
+samples after ``np.random.seed(seed)`` and ``torch.manual_seed(seed)``.
 
 | Paper link: https://arxiv.org/abs/1802.00420 (Athalye et al.), https://arxiv.org/abs/2003.01690 (AutoAttack)
 """
@@ -101,7 +102,8 @@ class RobustnessReport:
     :param attacks: Attack names (see :data:`ATTACKS`).
     :param n_samples: Number of samples attacked.
     :param clean_accuracy: Accuracy on ``x``.
-    :param accuracy: ``{attack: [accuracy at each eps]}``.
+    :param accuracy: ``{attack: [robust accuracy at each eps]}``: the fraction of samples correct clean and under
+        the attack (only the samples correct clean are attacked, as in AutoAttack).
     :param worst_case: Per ``eps``, the fraction of samples correct clean and under every attack.
     :param checklist: The checks (see :data:`~art_sgt.evaluation.checklist.CHECKS`).
     :param params: The attack parameters used: the ``budget`` preset, every attack's iterations, queries and
