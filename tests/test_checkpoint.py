@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from art_sgt import SaliencyGuidedTrainer
+from art_sgt.trainers._run_state import DeferredInterrupt
 from tests.conftest import make_classifier, make_task, small_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,10 +38,10 @@ def test_sigkill_mid_epoch_then_resume_is_bitwise_identical(tmp_path, name):
 
 
 class _InterruptAt(SaliencyGuidedTrainer):
-    """At its ``at``-th batch: raises KeyboardInterrupt at once, or (``real``) sends itself SIGINT (Ctrl-C)
-    in the middle of the batch."""
+    """At its ``at``-th batch: raises KeyboardInterrupt at once, or (``real``) sends itself the signal ``real``
+    (SIGINT: Ctrl-C; SIGTERM: a scheduler's stop request) in the middle of the batch."""
 
-    def __init__(self, *args, at=-1, real=False, **kwargs):
+    def __init__(self, *args, at=-1, real=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.at, self.real, self.calls = at, real, 0
 
@@ -50,7 +51,7 @@ class _InterruptAt(SaliencyGuidedTrainer):
             raise KeyboardInterrupt
         out = super()._batch_loss(x, y)
         if self.calls == self.at and self.real:
-            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), self.real)
         return out
 
 
@@ -58,20 +59,33 @@ def _fit(trainer, x, y, **kwargs):
     trainer.fit(x, y, nb_epochs=2, batch_size=32, seed=5, verbose=False, **kwargs)
 
 
+def _sigterm_not_deferred(signum, frame):
+    raise RuntimeError("SIGTERM reached the test's own handler: the loop did not defer it")
+
+
 @pytest.mark.parametrize(
     ("real", "position"),
     [
-        (False, (1, 1)),  # KeyboardInterrupt raised at once at batch 2 of epoch 2: batch 1 was the last finished
-        (True, (1, 3)),  # a real Ctrl-C during batch 3 of epoch 2: the loop finishes batch 3, then stops
+        (None, (1, 1)),  # KeyboardInterrupt raised at once at batch 2 of epoch 2: batch 1 was the last finished
+        (signal.SIGINT, (1, 3)),  # a real Ctrl-C during batch 3 of epoch 2: the loop finishes batch 3, then stops
+        (signal.SIGTERM, (1, 3)),  # a scheduler's SIGTERM: the same
     ],
+    ids=["raised", "sigint", "sigterm"],
 )
-def test_ctrl_c_writes_a_consistent_checkpoint_and_resume_matches(tmp_path, real, position):
-    # as in an interactive session (a background job, e.g. under CI, may start with SIGINT ignored)
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+def test_ctrl_c_writes_a_consistent_checkpoint_and_resume_matches(tmp_path, monkeypatch, real, position):
+    # SIGINT as in an interactive session (a background job, e.g. under CI, may start with SIGINT ignored). SIGTERM's
+    # default would end pytest itself: the test's handler stands in for it, as the default the loop replaces.
+    previous = (
+        signal.signal(signal.SIGINT, signal.default_int_handler),
+        signal.signal(signal.SIGTERM, _sigterm_not_deferred),
+    )
+    monkeypatch.setattr(DeferredInterrupt, "DEFAULTS", ((signal.SIGINT, signal.default_int_handler),
+                                                        (signal.SIGTERM, _sigterm_not_deferred)))  # fmt: skip
     try:
         _check_ctrl_c(tmp_path, real, position)
     finally:
-        signal.signal(signal.SIGINT, previous)
+        signal.signal(signal.SIGINT, previous[0])
+        signal.signal(signal.SIGTERM, previous[1])
 
 
 def _check_ctrl_c(tmp_path, real, position):
@@ -84,12 +98,27 @@ def _check_ctrl_c(tmp_path, real, position):
         _fit(_InterruptAt(classifier, at=6 if not real else 7, real=real), x, y, checkpoint_dir=tmp_path)
     payload = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
     assert (payload["epoch"], payload["batch"]) == position
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is put back
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handlers are put back
+    assert signal.getsignal(signal.SIGTERM) is _sigterm_not_deferred
 
     resumed = make_classifier(model=small_model(seed=77))  # different start: everything comes from the checkpoint
     _fit(_InterruptAt(resumed), x, y, checkpoint_dir=tmp_path, resume=True)
     for a, b in zip(reference.model.parameters(), resumed.model.parameters()):
         assert torch.equal(a, b)
+
+
+def test_deferral_takes_only_signals_left_at_their_default_and_puts_them_back():
+    previous = signal.signal(signal.SIGTERM, signal.SIG_DFL), signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with DeferredInterrupt(enabled=True) as deferred:
+            assert signal.getsignal(signal.SIGTERM) == deferred._handle  # the system default: deferred
+            assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN  # ignored by the process: left alone
+        assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+        with DeferredInterrupt(enabled=False):  # no checkpoint folder: nothing to defer for
+            assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+    finally:
+        signal.signal(signal.SIGTERM, previous[0])
+        signal.signal(signal.SIGINT, previous[1])
 
 
 def test_non_finite_loss_keeps_last_checkpoint(tmp_path):

@@ -116,10 +116,10 @@ class SaliencyTrainerBase(BatchSteps, Trainer, abc.ABC):
             from the operating system, leaving the caller's generators untouched.
         :param verbose: Show a progress bar per epoch and a line per epoch.
         :param checkpoint_dir: Folder for ``checkpoint.pt``, checked writable before training: written every
-            ``checkpoint_every`` epochs, at the end, and on Ctrl-C (after the current batch; a second Ctrl-C stops
-            at once, writing nothing for a half-done batch). A run with ``resume=False`` keeps a checkpoint
-            already there as ``checkpoint.previous-<time>.pt``. If a write fails, the weights are saved in the
-            system's temporary folder and the error says where.
+            ``checkpoint_every`` epochs, at the end, and on Ctrl-C or SIGTERM (after the current batch, then
+            ``KeyboardInterrupt``; a second one stops at once, writing nothing for a half-done batch). A run with
+            ``resume=False`` keeps a checkpoint already there as ``checkpoint.previous-<time>.pt``. If a write
+            fails, the weights are saved in the system's temporary folder and the error says where.
         :param checkpoint_every: Epochs between checkpoints.
         :param resume: Continue from the checkpoint in ``checkpoint_dir``; an interrupted run resumed with the
             same arguments ends with the same weights as an uninterrupted one (bitwise, on CPU). The checkpoint's
