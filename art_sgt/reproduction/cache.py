@@ -58,12 +58,13 @@ class RunCache:
     def evaluation(self, spec: RunSpec) -> dict[str, Any] | None:
         """The run's cached record when it matches the current evaluation configuration and keeps every per-sample
         outcome of :data:`~art_sgt.reproduction.evaluate.PER_SAMPLE` (a record written by older code without them
-        cannot be paired, and is evaluated again), else ``None``.
+        cannot be paired, and is evaluated again), else ``None``. Its PGD outcomes count an image robust only where
+        it is also correct clean (``evaluate.robust_pgd``), as the current code does.
 
         :param spec: The run.
         :return: The content of ``evaluation.json``, or ``None``.
         """
-        from art_sgt.reproduction.evaluate import PER_SAMPLE
+        from art_sgt.reproduction.evaluate import PER_SAMPLE, from_bits, robust_pgd
 
         path = self.folder(spec) / "evaluation.json"
         if not path.is_file():
@@ -71,7 +72,13 @@ class RunCache:
         record = json.loads(path.read_text())
         if record.get("evaluation_hash") != spec.evaluation_hash():
             return None
-        return record if set(PER_SAMPLE) <= set(record.get("evaluation", {}).get("per_sample", {})) else None
+        evaluation = record.get("evaluation", {})
+        if not set(PER_SAMPLE) <= set(evaluation.get("per_sample", {})):
+            return None
+        evaluation["per_sample"] = robust_pgd(evaluation["per_sample"])  # as the current code counts them
+        evaluation.update({k: float(from_bits(v).mean()) for k, v in evaluation["per_sample"].items()
+                           if k.startswith("pgd_")})  # fmt: skip
+        return record
 
     def status(self, spec: RunSpec) -> str:
         """The run's state, one of ``STATES``.

@@ -20,7 +20,7 @@ import numpy as np
 
 from art_sgt.reproduction.recipe import PAPER, EvaluationRecipe, RunSpec
 
-__all__ = ["PER_SAMPLE", "evaluate_run", "kept_stages", "map_quality", "bits", "from_bits"]
+__all__ = ["PER_SAMPLE", "evaluate_run", "kept_stages", "map_quality", "bits", "from_bits", "robust_pgd"]
 
 #: The per-sample outcomes every evaluation keeps (the comparisons pair them image by image).
 PER_SAMPLE = ("clean", "pgd_paper_eps", "pgd_standard_eps", "worst_case_paper_eps", "worst_case_standard_eps")
@@ -42,6 +42,20 @@ def from_bits(text: str) -> np.ndarray:
     :return: The boolean vector.
     """
     return np.frombuffer(text.encode(), dtype=np.uint8) == ord("1")
+
+
+def robust_pgd(per_sample: dict[str, str]) -> dict[str, str]:
+    """``per_sample`` with each PGD outcome counted robust only where the image is also correct clean.
+
+    The PGD stages of evaluations written before the attacks ran only on the images correct clean attacked every
+    image, and an attack's random start could turn a wrong prediction right; this counts those images as the
+    current code does.
+
+    :param per_sample: Per-sample outcomes as :func:`bits` strings, holding ``"clean"``.
+    :return: A new mapping; the other outcomes unchanged.
+    """
+    clean = from_bits(per_sample["clean"])
+    return {k: bits(from_bits(v) & clean) if k.startswith("pgd_") else v for k, v in per_sample.items()}
 
 
 def _correct(classifier: Any, x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -199,10 +213,7 @@ def evaluate_run(spec: RunSpec, classifier: Any, x: np.ndarray, y: np.ndarray, t
             per_sample[f"pgd_{key}"] = _pgd_correct(classifier, xe, ye, eps[key], ev, spec.seed)
         return {k: bits(v) for k, v in per_sample.items()}
 
-    out["per_sample"] = dict(stages.run("pgd", pgd))
-    clean = from_bits(out["per_sample"]["clean"])
-    for key in ("pgd_paper_eps", "pgd_standard_eps"):  # robust only if also correct on clean: PGD stages kept by
-        out["per_sample"][key] = bits(from_bits(out["per_sample"][key]) & clean)  # older code did not require it
+    out["per_sample"] = robust_pgd(stages.run("pgd", pgd))  # a PGD stage kept by older code may need it
     out.update({k: float(from_bits(v).mean()) for k, v in out["per_sample"].items()})
     grid = sorted({*ev.report_eps, eps["paper_eps"], eps["standard_eps"]})
     parts = [

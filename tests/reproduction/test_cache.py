@@ -69,6 +69,17 @@ def test_pieces_run_once_then_skip_and_reevaluate_on_a_new_budget(tmp_path, data
     assert asgt["train"]["cpu_seconds"] > 0 and asgt["provenance"]["git"]["commit"]
     assert set(asgt["evaluation"]["cpu_seconds"]) == {"pgd", "report", "saliency"}
 
+    # A record written by older code may count an image wrong clean as robust to PGD: it is read as not robust.
+    path = cache.folder(smaller[1]) / "evaluation.json"
+    stored = json.loads(path.read_text())
+    outcomes = stored["evaluation"]["per_sample"]
+    outcomes["clean"], outcomes["pgd_paper_eps"] = "0" + outcomes["clean"][1:], "1" + outcomes["pgd_paper_eps"][1:]
+    path.write_text(json.dumps(stored))
+    read = cache.evaluation(smaller[1])["evaluation"]
+    assert read["per_sample"]["pgd_paper_eps"] == "0" + outcomes["pgd_paper_eps"][1:]
+    assert read["pgd_paper_eps"] == read["per_sample"]["pgd_paper_eps"].count("1") / 8
+    assert read["per_sample"]["worst_case_paper_eps"] == worst  # the other outcomes as stored
+
     profile = replace(get_profile("mnist", "quick"), name="test")
     payload = assemble(profile, records, cache.manifest(smaller), run_info())
     assert list(payload["results"]) == ["standard", "asgt"]
