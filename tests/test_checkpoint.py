@@ -38,20 +38,27 @@ def test_sigkill_mid_epoch_then_resume_is_bitwise_identical(tmp_path, name):
 
 
 class _InterruptAt(SaliencyGuidedTrainer):
-    """At its ``at``-th batch: raises KeyboardInterrupt at once, or (``real``) sends itself the signal ``real``
-    (SIGINT: Ctrl-C; SIGTERM: a scheduler's stop request) in the middle of the batch."""
+    """At its ``at``-th batch: raises KeyboardInterrupt at once (``mode`` ``None``); sends itself the signal
+    ``mode`` (SIGINT: Ctrl-C; SIGTERM: a scheduler's stop request) in the middle of the batch; or (``mode``
+    ``(signal, "then fail")``) sends it and then fails before the batch changes anything, as a fetch fails when
+    the same signal has killed DataLoader workers; ``"fail"`` fails the same way without any signal."""
 
-    def __init__(self, *args, at=-1, real=None, **kwargs):
+    def __init__(self, *args, at=-1, mode=None, **kwargs):
         super().__init__(*args, **kwargs)
-        self.at, self.real, self.calls = at, real, 0
+        self.at, self.mode, self.calls = at, mode, 0
 
     def _batch_loss(self, x, y):
         self.calls += 1
-        if self.calls == self.at and not self.real:
-            raise KeyboardInterrupt
+        if self.calls == self.at:
+            if self.mode is None:
+                raise KeyboardInterrupt
+            if isinstance(self.mode, tuple):
+                os.kill(os.getpid(), self.mode[0])
+            if self.mode == "fail" or isinstance(self.mode, tuple):
+                raise RuntimeError("DataLoader worker exited unexpectedly")
         out = super()._batch_loss(x, y)
-        if self.calls == self.at and self.real:
-            os.kill(os.getpid(), self.real)
+        if self.calls == self.at:
+            os.kill(os.getpid(), self.mode)
         return out
 
 
@@ -63,39 +70,42 @@ def _sigterm_not_deferred(signum, frame):
     raise RuntimeError("SIGTERM reached the test's own handler: the loop did not defer it")
 
 
-@pytest.mark.parametrize(
-    ("real", "position"),
-    [
-        (None, (1, 1)),  # KeyboardInterrupt raised at once at batch 2 of epoch 2: batch 1 was the last finished
-        (signal.SIGINT, (1, 3)),  # a real Ctrl-C during batch 3 of epoch 2: the loop finishes batch 3, then stops
-        (signal.SIGTERM, (1, 3)),  # a scheduler's SIGTERM: the same
-    ],
-    ids=["raised", "sigint", "sigterm"],
-)
-def test_ctrl_c_writes_a_consistent_checkpoint_and_resume_matches(tmp_path, monkeypatch, real, position):
-    # SIGINT as in an interactive session (a background job, e.g. under CI, may start with SIGINT ignored). SIGTERM's
-    # default would end pytest itself: the test's handler stands in for it, as the default the loop replaces.
+@pytest.fixture
+def default_handlers(monkeypatch):
+    """SIGINT with Python's default handler, as in an interactive session (a background job, e.g. under CI, may
+    start with it ignored). SIGTERM's default would end pytest itself: the test's handler stands in for it, as the
+    default the loop replaces."""
     previous = (
         signal.signal(signal.SIGINT, signal.default_int_handler),
         signal.signal(signal.SIGTERM, _sigterm_not_deferred),
     )
     monkeypatch.setattr(DeferredInterrupt, "DEFAULTS", ((signal.SIGINT, signal.default_int_handler),
                                                         (signal.SIGTERM, _sigterm_not_deferred)))  # fmt: skip
-    try:
-        _check_ctrl_c(tmp_path, real, position)
-    finally:
-        signal.signal(signal.SIGINT, previous[0])
-        signal.signal(signal.SIGTERM, previous[1])
+    yield
+    signal.signal(signal.SIGINT, previous[0])
+    signal.signal(signal.SIGTERM, previous[1])
 
 
-def _check_ctrl_c(tmp_path, real, position):
+@pytest.mark.usefixtures("default_handlers")
+@pytest.mark.parametrize(
+    ("mode", "at", "position"),
+    [
+        (None, 6, (1, 1)),  # KeyboardInterrupt raised at once at batch 2 of epoch 2: batch 1 was the last finished
+        (signal.SIGINT, 7, (1, 3)),  # a real Ctrl-C during batch 3 of epoch 2: the loop finishes batch 3, then stops
+        (signal.SIGTERM, 7, (1, 3)),  # a scheduler's SIGTERM: the same
+        ((signal.SIGTERM, "then fail"), 7, (1, 2)),  # SIGTERM, then batch 3 fails: batch 2 was the last finished
+    ],
+    ids=["raised", "sigint", "sigterm", "sigterm-then-error"],
+)
+def test_ctrl_c_writes_a_consistent_checkpoint_and_resume_matches(tmp_path, mode, at, position):
     x, y = make_task(n=128, seed=6)
     reference = make_classifier(model=small_model(seed=2))
     _fit(_InterruptAt(reference), x, y)
 
     classifier = make_classifier(model=small_model(seed=2))
-    with pytest.raises(KeyboardInterrupt):
-        _fit(_InterruptAt(classifier, at=6 if not real else 7, real=real), x, y, checkpoint_dir=tmp_path)
+    with pytest.raises(KeyboardInterrupt) as stopped:
+        _fit(_InterruptAt(classifier, at=at, mode=mode), x, y, checkpoint_dir=tmp_path)
+    assert isinstance(stopped.value.__cause__, RuntimeError) == isinstance(mode, tuple)
     payload = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
     assert (payload["epoch"], payload["batch"]) == position
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handlers are put back
@@ -105,6 +115,15 @@ def _check_ctrl_c(tmp_path, real, position):
     _fit(_InterruptAt(resumed), x, y, checkpoint_dir=tmp_path, resume=True)
     for a, b in zip(reference.model.parameters(), resumed.model.parameters()):
         assert torch.equal(a, b)
+
+
+@pytest.mark.usefixtures("default_handlers")
+def test_an_error_with_no_stop_requested_is_raised_as_it_is_and_writes_nothing_mid_epoch(tmp_path):
+    x, y = make_task(n=128, seed=6)
+    with pytest.raises(RuntimeError, match="DataLoader worker"):
+        _fit(_InterruptAt(make_classifier(model=small_model(seed=2)), at=7, mode="fail"), x, y, checkpoint_dir=tmp_path)
+    payload = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    assert (payload["epoch"], payload["batch"]) == (1, 0)  # the end of epoch 1's checkpoint, none for epoch 2
 
 
 def test_deferral_takes_only_signals_left_at_their_default_and_puts_them_back():

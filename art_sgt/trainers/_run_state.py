@@ -270,6 +270,13 @@ class RunState:
             except KeyboardInterrupt:
                 self._write_on_interrupt()
                 raise
+            except Exception as err:
+                if not sig.requested:
+                    raise
+                # The stop signal reached other processes too (e.g. SLURM signals a job's DataLoader workers, whose
+                # death then fails the next fetch): keep the last batch boundary, and stop as requested.
+                self._write_on_interrupt()
+                raise KeyboardInterrupt(f"stopped on request, after {type(err).__name__}: {err}") from err
 
     # ------------------------------------------------------------------ what the loop reports
     def begin_batch(self) -> None:
