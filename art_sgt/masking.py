@@ -9,17 +9,31 @@ from __future__ import annotations
 
 import numbers
 from collections.abc import Callable
+from fractions import Fraction
 from typing import Union
 
 import torch
 
 from art_sgt._validation import check_choice, check_fraction
 
-__all__ = ["least_salient_mask", "apply_mask", "FILL_MODES", "Fill"]
+__all__ = ["least_salient_mask", "masked_count", "apply_mask", "FILL_MODES", "Fill"]
 
 FILL_MODES = ("uniform", "uniform_channel", "mean", "zero")
 Fill = Union[str, float, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]]
 Bound = Union[float, torch.Tensor]
+
+
+def masked_count(fraction: float, positions: int) -> int:
+    """``floor(fraction * positions)``, free of float rounding: ``0.7 * 90`` is ``62.99999999999999`` in floats.
+
+    :param fraction: A fraction in [0, 1] (taken as the nearest ratio with a denominator up to 10**6).
+    :param positions: The number of positions.
+    :return: The number of positions a fraction covers.
+
+    >>> masked_count(0.7, 90), int(0.7 * 90)
+    (63, 62)
+    """
+    return int(Fraction(fraction).limit_denominator(10**6) * positions)
 
 
 def _position_scores(saliency: torch.Tensor, absolute: bool, mean_before_abs: bool = False) -> torch.Tensor:
@@ -69,7 +83,7 @@ def least_salient_mask(saliency: torch.Tensor, fraction: float, absolute: bool =
             f"{getattr(saliency, 'shape', type(saliency).__name__)}."
         )
     scores = _position_scores(saliency.detach(), absolute, mean_before_abs=True)
-    k = max(1, int(fraction * scores.shape[1])) if fraction > 0 else 0
+    k = max(1, masked_count(fraction, scores.shape[1])) if fraction > 0 else 0
     mask = torch.zeros(scores.shape, dtype=torch.bool, device=scores.device)
     if k > 0:
         order = torch.argsort(scores, dim=1, stable=True)[:, :k]

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from art_sgt.masking import apply_mask, least_salient_mask
+from art_sgt.masking import apply_mask, least_salient_mask, masked_count
 
 
 def test_signed_mask_marks_lowest_values():
@@ -20,6 +20,12 @@ def test_k_is_floor_of_fraction_times_positions():
     s = torch.arange(10.0).reshape(1, 10)
     assert int(least_salient_mask(s, 0.39).sum()) == 3
     assert int(least_salient_mask(s, 0.0).sum()) == 0
+
+
+def test_k_is_the_exact_floor_where_float_products_fall_just_below_an_integer():
+    assert 0.7 * 90 < 63 and masked_count(0.7, 90) == 63  # int(0.7 * 90) would give 62
+    assert [masked_count(f, 10) for f in (0.0, 0.1, 0.29, 0.3, 0.99, 1.0)] == [0, 1, 2, 3, 9, 10]
+    assert int(least_salient_mask(torch.arange(90.0).reshape(1, 90), 0.7).sum()) == 63
 
 
 def test_at_least_one_position_is_masked_as_in_the_reference():

@@ -8,9 +8,12 @@ flat LeRF curve (large area). Noisy linear imputation (ROAD, Rong et al. 2022) f
 from their neighbours, so that the curves measure the information removed rather than the
 out-of-distribution artefacts a constant or noise fill creates.
 
-Positions are ranked exactly as :func:`art_sgt.masking.least_salient_mask` ranks them (image maps are
-averaged over channels; ties go to the lower flat index), and LeRF at fraction ``f`` masks exactly
-``least_salient_mask(maps, f, absolute)``.
+Each position is scored by the channel mean of its map (of ``|map|`` with ``absolute=True``) and ties go to
+the lower flat index; at fraction ``f``, ``floor(f * P)`` of the ``P`` positions are replaced
+(:func:`~art_sgt.masking.masked_count`). For a single-channel or non-negative map, LeRF at fraction ``f`` then
+masks exactly ``least_salient_mask(maps, f, absolute)`` for ``f * P >= 1``; the training masks of
+:func:`~art_sgt.masking.least_salient_mask` average the signed channels before taking ``|.|``, as the SGT
+reference does, so on a signed multi-channel map the two rankings can differ.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import torch.nn.functional as F
 
 from art_sgt._validation import check_choice, check_fraction, check_non_negative, check_positive_int
 from art_sgt.evaluation._common import as_labels, as_tensor, batches, check_maps, frozen, resolve_model
-from art_sgt.masking import FILL_MODES, _mask_shape, _position_scores, apply_mask
+from art_sgt.masking import FILL_MODES, _mask_shape, _position_scores, apply_mask, masked_count
 
 if TYPE_CHECKING:
     from art.estimators.classification import PyTorchClassifier
@@ -372,11 +375,8 @@ def masking_curve(
                 for i, o in enumerate(order_list):
                     if f == 0.0 and i > 0:
                         continue  # fraction 0 is the clean input for every order: evaluated once
-                    xm = (
-                        xb
-                        if f == 0.0
-                        else apply_mask(xb, ranks[o] < int(f * positions), fill_fn, generator, resolved.clip_values)
-                    )
+                    mask = ranks[o] < masked_count(f, positions)
+                    xm = xb if f == 0.0 else apply_mask(xb, mask, fill_fn, generator, resolved.clip_values)
                     p = torch.softmax(module(xm), dim=1)
                     correct[i, j] += (p.argmax(dim=1) == yb).sum()
                     prob[i, j] += p.gather(1, yb[:, None]).sum()

@@ -27,6 +27,7 @@ samples after ``np.random.seed(seed)`` and ``torch.manual_seed(seed)``.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import numbers
 import time
@@ -46,6 +47,7 @@ from art_sgt._validation import (
     check_labels,
     check_non_negative,
     check_positive_int,
+    preserved_modes,
 )
 from art_sgt.evaluation._art_attacks import (
     SQUARE_MIN_SIDE,
@@ -280,8 +282,13 @@ def _check_count(name: str, value: Any) -> int:
 
 
 def _check_norm(norm: Any) -> str:
-    key = "inf" if norm in (np.inf, "inf", "np.inf") else str(norm) if norm in (1, 2, "1", "2") else None
-    if key is None or isinstance(norm, bool):
+    if isinstance(norm, str):
+        key = {"inf": "inf", "np.inf": "inf", "1": "1", "2": "2"}.get(norm)
+    elif isinstance(norm, numbers.Real) and not isinstance(norm, bool):
+        key = {math.inf: "inf", 1.0: "1", 2.0: "2"}.get(float(norm))
+    else:
+        key = None
+    if key is None:
         raise ValueError(f"norm must be one of 'inf', 2 or 1, got {norm!r}.")
     return key
 
@@ -489,28 +496,32 @@ def robustness_report(
 
     onehot = np.eye(classifier.nb_classes, dtype=np.float32)[labels]
     x = x.astype(np.float32, copy=False)
-    clean = correct_mask(classifier, x, labels, p["batch_size"])
-    jobs = [(name, e) for name in names for e in eps_list]
-    seconds: dict[str, float] = dict.fromkeys(names, 0.0)
-    correct: dict[tuple[str, float], np.ndarray] = {}
-    notes: list[str] = []
-    bar = tqdm(total=len(jobs) + (6 if checklist else 0), desc="robustness", disable=not verbose)
-    for name, e in jobs:
-        bar.set_postfix_str(f"{name} eps={e:g}")
-        started = time.perf_counter()
-        attack = None if e == 0 else build_attack(name, classifier, e, norm, p)
-        correct[(name, e)] = run_attack(attack, classifier, x, onehot, labels, p, notes)
-        seconds[name] += time.perf_counter() - started
-        bar.update()
-    accuracy = {name: [float(correct[(name, e)].mean()) for e in eps_list] for name in names}
+    # ART's predict and attacks leave a model in eval mode; the user's models get their own modes back
+    with contextlib.ExitStack() as modes:
+        for model in (classifier.model, *([] if transfer_from is None else [transfer_from.model])):
+            modes.enter_context(preserved_modes(model))
+        clean = correct_mask(classifier, x, labels, p["batch_size"])
+        jobs = [(name, e) for name in names for e in eps_list]
+        seconds: dict[str, float] = dict.fromkeys(names, 0.0)
+        correct: dict[tuple[str, float], np.ndarray] = {}
+        notes: list[str] = []
+        bar = tqdm(total=len(jobs) + (6 if checklist else 0), desc="robustness", disable=not verbose)
+        for name, e in jobs:
+            bar.set_postfix_str(f"{name} eps={e:g}")
+            started = time.perf_counter()
+            attack = None if e == 0 else build_attack(name, classifier, e, norm, p)
+            correct[(name, e)] = run_attack(attack, classifier, x, onehot, labels, p, notes)
+            seconds[name] += time.perf_counter() - started
+            bar.update()
+        accuracy = {name: [float(correct[(name, e)].mean()) for e in eps_list] for name in names}
 
-    checks: list[GradientMaskingCheck] = []
-    check_runs: dict[str, np.ndarray] = {}
-    if checklist:
-        checks, check_runs = run_checklist(
-            classifier, x, onehot, labels, p, correct, transfer_from, bar, seconds, notes
-        )
-    bar.close()
+        checks: list[GradientMaskingCheck] = []
+        check_runs: dict[str, np.ndarray] = {}
+        if checklist:
+            checks, check_runs = run_checklist(
+                classifier, x, onehot, labels, p, correct, transfer_from, bar, seconds, notes
+            )
+        bar.close()
     worst, worst_attacks = [], []
     for e in eps_list:
         runs = {name: correct[(name, e)] for name in names}

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from art_sgt._validation import check_fraction, check_non_negative, check_positive_int
+from art_sgt._validation import check_fraction, check_non_negative, check_positive_int, preserved_modes
 from art_sgt.evaluation._common import (
     ResolvedModel,
     as_labels,
@@ -207,7 +207,8 @@ def _craft(
         )
     nb_classes = resolved.nb_classes or int(y.max()) + 1
     y_onehot = np.eye(nb_classes, dtype=np.float32)[y.cpu().numpy()]
-    x_adv = art_attack.generate(x=x.cpu().numpy(), y=y_onehot)
+    with preserved_modes(resolved.module):  # ART's attacks leave the model in eval mode
+        x_adv = art_attack.generate(x=x.cpu().numpy(), y=y_onehot)
     return torch.as_tensor(x_adv, dtype=torch.float32, device=x.device)
 
 

@@ -59,6 +59,18 @@ def test_orders_match_least_salient_mask_and_random_is_seeded():
     assert torch.equal(ranking_scores(maps, "random", generator=g1), ranking_scores(maps, "random", generator=g2))
 
 
+def test_a_fraction_replaces_the_exact_floor_of_its_positions():
+    replaced = []
+
+    def spy(x, mask):
+        replaced.append(int(mask[0].sum()))
+        return torch.zeros(())
+
+    x, maps = torch.rand(1, 90, generator=torch.Generator().manual_seed(0)), torch.rand(1, 90)
+    masking_curve(torch.nn.Linear(90, 2), x, [0], maps, fractions=[0.0, 0.7], orders=("lerf",), fill=spy)
+    assert replaced == [63]  # 0.7 * 90 is 62.99999999999999 in floats
+
+
 def test_random_order_lies_between_and_inputs_not_mutated():
     model, (x, y) = tiny_cnn(), quadrant_task(16)
     maps = attribute(model, x, y, "saliency")

@@ -197,6 +197,8 @@ def test_checklist_flags_a_masked_model_and_not_a_normal_one(tmp_path) -> None:
         ({"attacks": ()}, ValueError, "attacks"),
         ({"norm": 1, "attacks": ("pgd", "square")}, ValueError, "norm"),  # Square has no L1 version
         ({"norm": "l3"}, ValueError, "norm"),
+        ({"norm": 3.0}, ValueError, "norm"),
+        ({"norm": True}, ValueError, "norm"),
         ({"tolerance": 1.0}, ValueError, "tolerance"),
         ({"pgd_max_iter": 0}, ValueError, "pgd_max_iter"),
         ({"pgd_restarts": -1}, ValueError, "pgd_restarts"),
@@ -210,6 +212,28 @@ def test_bad_arguments_name_the_parameter(kwargs, error, name) -> None:
     x, y = _data(8)
     with pytest.raises(error, match=name):
         robustness_report(_classifier(), x, y, verbose=False, **{"attacks": ("pgd",), **kwargs})
+
+
+@pytest.mark.parametrize(("norm", "key"), [(2, "2"), (2.0, "2"), (np.float64(2.0), "2"), (1.0, "1"), ("1", "1"),
+                                          (np.inf, "inf"), (float("inf"), "inf"), ("inf", "inf")])  # fmt: skip
+def test_every_spelling_of_a_norm_is_accepted(norm, key) -> None:
+    x, y = _data(8)
+    report = robustness_report(_classifier(), x, y, eps=0.1, norm=norm, attacks="pgd", checklist=False,
+                               pgd_max_iter=2, verbose=False)  # fmt: skip
+    assert report.norm == key
+
+
+def test_the_models_get_their_own_modes_back() -> None:
+    """ART's predict and attacks set eval mode and never restore it; the report must not leave that behind."""
+    x, y = _data(8)
+    classifier, source = _classifier(), _classifier()
+    classifier.model.train()
+    source.model.train()
+    source.model[0].eval()  # a submodule in its own mode keeps it too
+    robustness_report(classifier, x, y, eps=0.1, attacks=("pgd", "square"), pgd_max_iter=2, square_max_iter=2,
+                      budget="quick", large_eps_iter=2, transfer_from=source, verbose=False)  # fmt: skip
+    assert classifier.model.training and all(m.training for m in classifier.model.modules())
+    assert source.model.training and not source.model[0].training and source.model[1].training
 
 
 def test_bad_models_and_data_name_the_parameter() -> None:

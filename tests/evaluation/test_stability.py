@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import scipy.stats
 import torch
-from art.attacks.evasion import FastGradientMethod, ProjectedGradientDescent
+from art.attacks.evasion import FastGradientMethod, ProjectedGradientDescent, SquareAttack
 
 from art_sgt.evaluation import (
     adversarial_stability,
@@ -63,6 +63,12 @@ def test_given_attack_generate_path_equals_fast_path(trained):
     np.testing.assert_allclose(given.spearman, default.spearman, rtol=1e-6)
     factory = adversarial_stability(clf, x, y, eps=(0.1,), attack=lambda e: FastGradientMethod(clf, eps=e))
     assert factory.attack == "FastGradientMethod" and 0 <= factory.accuracy[0] <= 1
+    clf.model.train()  # ART's Square predicts in eval mode and leaves it so; the evaluator gives the mode back
+    square = adversarial_stability(
+        clf, x[:4], y[:4], eps=(0.1,), attack=lambda e: SquareAttack(clf, eps=e, max_iter=2, verbose=False)
+    )
+    assert square.attack == "SquareAttack" and clf.model.training
+    clf.model.eval()
 
 
 def test_maps_are_reused_and_bad_inputs(trained):
