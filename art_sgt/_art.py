@@ -6,7 +6,9 @@ tensors and plain values only.
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import numbers
 import warnings
 from typing import Any
 
@@ -21,6 +23,7 @@ __all__ = [
     "clip_bounds",
     "check_attacks",
     "attack_is_live",
+    "attack_config",
     "silence",
 ]
 
@@ -228,3 +231,37 @@ def silence(attack: Any) -> None:
     """
     if "verbose" in attack.attack_params:
         attack.set_params(verbose=False)
+
+
+#: Attack parameters that are not part of what an attack does (the model it attacks, how it reports).
+_NOT_CONFIG = ("estimator", "classifier", "verbose", "summary_writer", "batch_size")
+
+
+def _plain(value: Any) -> Any:
+    """A value as JSON-ready data that compares equal across processes: no ``repr`` (an ART attack's ``repr``
+    recurses through a bound method of itself, and a lambda's holds a memory address)."""
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        return float(value)
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.ndarray):
+        if value.size <= 64:
+            return value.tolist()
+        return {"shape": list(value.shape), "sha256": hashlib.sha256(np.ascontiguousarray(value).tobytes()).hexdigest()}
+    name = getattr(value, "__qualname__", None)
+    return name if isinstance(name, str) else type(value).__qualname__
+
+
+def attack_config(attack: Any) -> dict[str, Any]:
+    """An ART attack's type and its ``attack_params`` as plain values (a run's recorded configuration): numbers,
+    strings and small arrays as such, callables by their qualified name, other objects by their type's.
+
+    :param attack: An ART attack.
+    :return: ``{"type": ..., parameter: value, ...}``.
+    """
+    names = [name for name in getattr(attack, "attack_params", ()) if name not in _NOT_CONFIG]
+    return {"type": type(attack).__name__, **{name: _plain(getattr(attack, name, None)) for name in names}}

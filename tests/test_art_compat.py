@@ -165,3 +165,25 @@ def test_a_summed_task_loss_gets_a_summed_kl_term(data):
     classifier._loss = torch.nn.CrossEntropyLoss(reduction="sum")
     assert SaliencyGuidedTrainer(classifier)._kl_reduction == "sum"
     assert SaliencyGuidedTrainer(make_classifier())._kl_reduction == "batchmean"
+
+
+def test_square_attack_trains_and_validates_and_its_config_is_plain_data(data):
+    """ART's ``repr`` of a SquareAttack recurses (its ``loss`` is a bound method of the attack): the recorded
+    configuration takes plain values instead, and a checkpoint records them as JSON."""
+    import json
+
+    from art.attacks.evasion import SquareAttack
+
+    x_train, y_train, _, _ = data
+    classifier = make_classifier()
+    square = SquareAttack(classifier, eps=0.1, max_iter=2, verbose=False)
+    trainer = AdversarialTrainer(classifier, square)
+    trainer.fit(x_train[:16], y_train[:16], nb_epochs=1, batch_size=8, verbose=False)
+    (config,) = trainer._config()["attacks"]
+    assert config["type"] == "SquareAttack" and config["eps"] == 0.1 and config["max_iter"] == 2
+    assert config["loss"] == type(square.loss.__self__).__name__ + "." + square.loss.__name__  # by its name
+    json.dumps(trainer._config())
+    sgt = SaliencyGuidedTrainer(classifier)
+    sgt.fit(x_train[:16], y_train[:16], nb_epochs=1, batch_size=8, verbose=False,
+            robust_validation=(x_train[:8], y_train[:8]), robust_eval=square)  # fmt: skip
+    assert 0.0 <= sgt.history[-1]["robust_val_accuracy"] <= 1.0

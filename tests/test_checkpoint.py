@@ -100,7 +100,9 @@ def default_handlers(monkeypatch):
 def test_ctrl_c_writes_a_consistent_checkpoint_and_resume_matches(tmp_path, mode, at, position):
     x, y = make_task(n=128, seed=6)
     reference = make_classifier(model=small_model(seed=2))
-    _fit(_InterruptAt(reference), x, y)
+    reference_trainer = _InterruptAt(reference)
+    _fit(reference_trainer, x, y)
+    reference_history = reference_trainer.history
 
     classifier = make_classifier(model=small_model(seed=2))
     with pytest.raises(KeyboardInterrupt) as stopped:
@@ -112,7 +114,66 @@ def test_ctrl_c_writes_a_consistent_checkpoint_and_resume_matches(tmp_path, mode
     assert signal.getsignal(signal.SIGTERM) is _sigterm_not_deferred
 
     resumed = make_classifier(model=small_model(seed=77))  # different start: everything comes from the checkpoint
-    _fit(_InterruptAt(resumed), x, y, checkpoint_dir=tmp_path, resume=True)
+    trainer = _InterruptAt(resumed)
+    _fit(trainer, x, y, checkpoint_dir=tmp_path, resume=True)
+    for a, b in zip(reference.model.parameters(), resumed.model.parameters()):
+        assert torch.equal(a, b)
+    assert _records(trainer.history) == _records(reference_history)  # the interrupted epoch's loss counts every batch
+
+
+def _records(history):
+    return [{k: v for k, v in record.items() if k != "seconds"} for record in history]
+
+
+class _StopDuringValidation(torch.nn.Module):
+    """The small model; once ``armed``, its next eval-mode forward (the epoch's validation) sends two Ctrl-Cs:
+    the first is deferred, the second stops at once, in the middle of the epoch's end."""
+
+    def __init__(self):
+        super().__init__()
+        self.net, self.armed = small_model(seed=2), False
+
+    def forward(self, x):
+        if self.armed and not self.training:
+            self.armed = False
+            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), signal.SIGINT)
+        return self.net(x)
+
+
+class _ArmAt(SaliencyGuidedTrainer):
+    def __init__(self, *args, at=-1, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.at, self.calls = at, 0
+
+    def _batch_loss(self, x, y):
+        self.calls += 1
+        self._classifier.model.armed = self.calls == self.at
+        return super()._batch_loss(x, y)
+
+
+@pytest.mark.usefixtures("default_handlers")
+def test_a_stop_during_the_epochs_end_resumes_without_doing_that_end_twice(tmp_path):
+    """Stopped in the validation after the scheduler stepped: the checkpoint holds the last batch boundary, so the
+    resumed run steps the scheduler once for that epoch and records the epoch once, with its full loss."""
+    x, y = make_task(n=128, seed=6)
+
+    def run(at, checkpoint_dir, resume=False):
+        classifier = make_classifier(model=_StopDuringValidation(), lr=0.05, optimizer="sgd")
+        scheduler = torch.optim.lr_scheduler.StepLR(classifier.optimizer, step_size=1, gamma=0.5)
+        trainer = _ArmAt(classifier, at=at)
+        trainer.fit(x, y, nb_epochs=3, batch_size=32, seed=5, verbose=False, scheduler=scheduler,
+                    validation_data=(x, y), checkpoint_dir=checkpoint_dir, resume=resume)  # fmt: skip
+        return classifier, trainer
+
+    reference, reference_trainer = run(-1, None)
+    with pytest.raises(KeyboardInterrupt):
+        run(4, tmp_path)  # batch 4 is the last of epoch 1: its validation is interrupted
+    payload = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    assert (payload["epoch"], payload["batch"], payload["history"]) == (0, 4, [])
+    resumed, trainer = run(-1, tmp_path, resume=True)
+    assert resumed.optimizer.param_groups[0]["lr"] == reference.optimizer.param_groups[0]["lr"] == 0.05 * 0.5**3
+    assert _records(trainer.history) == _records(reference_trainer.history)
     for a, b in zip(reference.model.parameters(), resumed.model.parameters()):
         assert torch.equal(a, b)
 

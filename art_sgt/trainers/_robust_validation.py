@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from art_sgt._art import attack_is_live, silence
+from art_sgt._art import attack_config, attack_is_live, silence
 from art_sgt.attacks import pgd, pgd_params_from_art
 from art_sgt.saliency import eval_mode
 from art_sgt.trainers._run_state import Ranks, seeded_global_rng
@@ -107,13 +107,6 @@ def _eps_and_norm(attack: Any) -> tuple[float, Any] | None:
     return None
 
 
-def _describe(attack: Any) -> dict[str, Any]:
-    """An attack's type and public parameters as plain values (the run's recorded configuration)."""
-    skip = ("estimator", "classifier", "verbose", "summary_writer", "batch_size")
-    params = {name: repr(getattr(attack, name, None)) for name in attack.attack_params if name not in skip}
-    return {"type": type(attack).__name__, **params}
-
-
 @dataclass
 class RobustValidation:
     """A checked robust-validation set and its attacks.
@@ -135,7 +128,7 @@ class RobustValidation:
 
         :return: Plain values.
         """
-        return _describe(self.attack)
+        return attack_config(self.attack)
 
     def measure(self, net: nn.Module, ranks: Ranks) -> dict[str, float]:
         """The epoch's ``robust_val_clean_accuracy``, ``robust_val_accuracy`` and ``single_step_val_accuracy``.

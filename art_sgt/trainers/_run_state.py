@@ -8,6 +8,7 @@ weights of one position with the random states or the position of another.
 from __future__ import annotations
 
 import contextlib
+import copy
 import hashlib
 import logging
 import random
@@ -243,6 +244,9 @@ class RunState:
             for m in self.classifier.model.modules()
         )
         self._consistent = True  # the model still holds the weights of the last batch boundary
+        self._totals: torch.Tensor | None = None  # the epoch's loss, correct and count sums at that boundary
+        self._resumed_totals: list[float] | None = None
+        self._boundary: dict[str, Any] | None = None  # what an interrupted epoch end saves instead of its state
         self._rng: dict[str, Any] | None = None
         self._interrupt: DeferredInterrupt | None = None
         self.selection = EpochSelection(options.keep_best, options.best_measure)
@@ -279,6 +283,18 @@ class RunState:
                 raise KeyboardInterrupt(f"stopped on request, after {type(err).__name__}: {err}") from err
 
     # ------------------------------------------------------------------ what the loop reports
+    def epoch_totals(self) -> torch.Tensor:
+        """The running sums (loss, correct, count) an epoch starts from: those of the batches a resumed epoch had
+        already done (on rank 0, which holds every rank's), else zeros.
+
+        :return: A float64 tensor of 3 values on the classifier's device.
+        """
+        totals = torch.zeros(3, dtype=torch.float64, device=self.device)
+        if self._resumed_totals is not None and self.batch > 0 and self.ranks.rank == 0:
+            totals += torch.tensor(self._resumed_totals, dtype=torch.float64, device=self.device)
+        self._resumed_totals = None
+        return totals
+
     def begin_batch(self) -> None:
         """A batch starts: train-mode forwards of BatchNorm models change running statistics from here on."""
         self._consistent = not self._forward_mutates
@@ -287,24 +303,41 @@ class RunState:
         """The optimizer is about to change the weights."""
         self._consistent = False
 
-    def after_batch(self, epoch: int, batch: int) -> None:
+    def after_batch(self, epoch: int, batch: int, totals: torch.Tensor) -> None:
         """Batch ``batch`` of ``epoch`` is done: record the boundary; honour a deferred Ctrl-C (on every rank).
 
         :param epoch: The epoch index.
         :param batch: The batch index within the epoch.
+        :param totals: The epoch's running sums so far (loss, correct, count), saved with a checkpoint.
         :raises KeyboardInterrupt: After writing a checkpoint, when a Ctrl-C was deferred.
         """
         self.epoch, self.batch = epoch, batch + 1
         self._consistent = True
+        self._totals = totals.detach().clone()
         if self._writer:
             self._rng = self._capture()
         if self._interrupt_requested():
             noise = self._gather_noise()
+            if self.ranks.world > 1:  # a collective: rank 0 saves every rank's sums
+                torch.distributed.all_reduce(self._totals)
             if self._writer:
                 path = self._save(noise)
                 logger.warning("Interrupted: checkpoint written to %s (continue with resume=True).", path)
             self._writer = False  # written: the KeyboardInterrupt below must not write again
             raise KeyboardInterrupt
+
+    def epoch_ends(self) -> None:
+        """The epoch's batches are done and its end (scheduler step, validation, selection, history) begins: until
+        :meth:`after_epoch`, an interrupt saves the state of the last batch boundary, so that a resumed run does
+        that end once, not twice."""
+        scheduler, optimizer = self.options.scheduler, self.classifier.optimizer.state_dict()
+        optimizer["param_groups"] = copy.deepcopy(optimizer["param_groups"])  # a scheduler step changes the lr
+        self._boundary = {
+            "optimizer": optimizer,  # its moments do not change before the next batch
+            "scheduler": None if scheduler is None else copy.deepcopy(scheduler.state_dict()),
+            "history": list(self.trainer.history),
+            "selection": self.selection.state_dict(),
+        }
 
     def select(self, record: dict[str, Any]) -> None:
         """An epoch's record is complete: run the overfitting guard and keep the epoch if it is the best so far
@@ -333,6 +366,7 @@ class RunState:
         :param epoch: The epoch index.
         """
         self.epoch, self.batch = epoch + 1, 0
+        self._boundary, self._totals = None, None
         last = epoch + 1 == self.options.nb_epochs
         if self.options.checkpoint_dir is None or not ((epoch + 1) % self.options.checkpoint_every == 0 or last):
             return
@@ -374,6 +408,13 @@ class RunState:
         logger.warning("Interrupted: checkpoint written to %s (continue with resume=True).", path)
 
     def _save(self, noise_per_rank: list[torch.Tensor] | None) -> Any:
+        scheduler = self.options.scheduler
+        boundary = self._boundary or {
+            "optimizer": self.classifier.optimizer.state_dict(),
+            "scheduler": None if scheduler is None else scheduler.state_dict(),
+            "history": list(self.trainer.history),
+            "selection": self.selection.state_dict(),
+        }
         state = {
             "trainer": type(self.trainer).__name__,
             "config": self.config,
@@ -381,12 +422,13 @@ class RunState:
             "epoch": self.epoch,
             "batch": self.batch,
             "model": self.classifier.model.state_dict(),
-            "optimizer": self.classifier.optimizer.state_dict(),
-            "scheduler": None if self.options.scheduler is None else self.options.scheduler.state_dict(),
+            "optimizer": boundary["optimizer"],
+            "scheduler": boundary["scheduler"],
             "rng": self._rng,
             "noise_per_rank": noise_per_rank,
-            "history": list(self.trainer.history),
-            "selection": self.selection.state_dict(),
+            "history": boundary["history"],
+            "selection": boundary["selection"],
+            "totals": None if self._totals is None else self._totals.tolist(),
         }
         return self._write(ckpt.save_checkpoint, state)
 
@@ -437,5 +479,6 @@ class RunState:
                 logger.warning("The checkpoint has no random state for rank %d: it draws a new one.", self.ranks.rank)
         self.trainer.history = list(payload["history"])
         self.selection.load_state_dict(payload.get("selection"))
+        self._resumed_totals = payload.get("totals")
         self.epoch, self.batch = int(payload["epoch"]), int(payload["batch"])
         logger.info("Resuming %s at epoch %d, batch %d.", type(self.trainer).__name__, self.epoch + 1, self.batch)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from art_sgt._art import check_attacks, silence
+from art_sgt._art import attack_config, check_attacks, silence
 from art_sgt._validation import check_bool, check_choice, check_fraction, check_non_negative, check_positive
 from art_sgt.attacks import n_fgsm, pgd, pgd_params_from_art
 from art_sgt.losses import asgt_loss
@@ -243,7 +243,7 @@ class SaliencyGuidedAdversarialTrainer(SaliencyTrainerBase):
     def _config(self) -> dict[str, Any]:
         return {
             **super()._config(),
-            "attacks": [_attack_config(a) for a in self.attacks],
+            "attacks": [attack_config(a) for a in self.attacks],
             "ratio": self.ratio,
             "saliency_target": self.saliency_target,
             "single_step": self.single_step,
@@ -289,10 +289,3 @@ class SaliencyGuidedAdversarialTrainer(SaliencyTrainerBase):
         x_adv = attack.generate(x.detach().cpu().numpy(), y=labels)
         self._classifier.model.train(training)  # ART's attacks leave the model in eval mode
         return torch.as_tensor(x_adv, dtype=x.dtype, device=x.device)
-
-
-def _attack_config(attack: Any) -> dict[str, Any]:
-    """An attack's type and public parameters as plain values (for the run's recorded configuration)."""
-    skip = ("estimator", "classifier", "verbose", "summary_writer", "batch_size")
-    params = {name: repr(getattr(attack, name, None)) for name in attack.attack_params if name not in skip}
-    return {"type": type(attack).__name__, **params}

@@ -241,7 +241,7 @@ class SaliencyTrainerBase(BatchSteps, Trainer, abc.ABC):
         for epoch in range(state.epoch, options.nb_epochs):
             self._classifier.model.train(options.training_mode)
             started = time.perf_counter()
-            totals = torch.zeros(3, dtype=torch.float64, device=self._device)
+            totals = state.epoch_totals()
             hidden = not options.verbose or state.ranks.rank != 0
             with tqdm(
                 total=len(source),
@@ -261,8 +261,9 @@ class SaliencyTrainerBase(BatchSteps, Trainer, abc.ABC):
                     optimizer.step()
                     options.step_scheduler(per_batch=True)
                     totals += _batch_totals(loss, logits, yb)
-                    state.after_batch(epoch, b)
+                    state.after_batch(epoch, b, totals)
                     bar.update(1)
+            state.epoch_ends()
             self._end_epoch(epoch, totals, options, started, state)
             state.after_epoch(epoch)
         kept = state.finish()
