@@ -65,6 +65,14 @@ def _mixup():
     )  # fmt: skip
 
 
+def _unreduced_loss():
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 4))
+    return PyTorchClassifier(
+        model, torch.nn.CrossEntropyLoss(reduction="none"), input_shape=(1, 8, 8), nb_classes=4,
+        clip_values=(0.0, 1.0), optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
+    )  # fmt: skip
+
+
 def _unwritable_checkpoint_dir(c):
     (c.dir / "file.txt").write_text("a file, not a folder")
     return lambda: c.fit(checkpoint_dir=c.dir / "file.txt" / "sub")
@@ -209,6 +217,7 @@ CASES = [
         "channels_first",
     ),  # noqa: E501
     ("label-mixing preprocessor", lambda c: lambda: SaliencyGuidedTrainer(_mixup()), ValueError, "MixupPyTorch"),
+    ("per-sample loss", lambda c: lambda: SaliencyGuidedTrainer(_unreduced_loss()), ValueError, "classifier.loss"),
     (
         "captum instance on another model",
         lambda c: lambda: c.sgt(saliency=Saliency(make_classifier().model)),

@@ -41,6 +41,20 @@ def test_a_different_configuration_is_refused_before_loading_and_named(tmp_path)
     assert _unchanged(before, classifier)
 
 
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [({"drop_last": True}, "drop_last"), ({"training_mode": False}, "training_mode"), ({"n": 24}, "n_samples")],
+)
+def test_a_change_of_the_epochs_batches_is_refused(tmp_path, change, field):
+    """drop_last and the data's length move the batch bounds, so a saved batch index would point elsewhere."""
+    _fit(make_classifier(), tmp_path)
+    n = change.pop("n", len(X))
+    trainer = SaliencyGuidedTrainer(make_classifier())
+    with pytest.raises(ValueError, match=f"differing fields: {field}"):
+        trainer.fit(X[:n], Y[:n], nb_epochs=2, batch_size=16, seed=1, verbose=False, checkpoint_dir=tmp_path,
+                    resume=True, **change)  # fmt: skip
+
+
 def test_a_deliberate_change_resumes_with_a_warning(tmp_path, caplog):
     _fit(make_classifier(), tmp_path)
     with caplog.at_level(logging.WARNING):

@@ -113,6 +113,28 @@ def test_arts_drop_last_and_training_mode_keywords(drop_last, batches):  # bug 9
     assert scheduler.last_epoch == batches  # OneCycleLR is stepped after every batch (bug 10)
 
 
+@pytest.mark.parametrize(("drop_last", "sizes"), [(True, [8, 8]), (False, [8, 8, 4])])
+def test_fit_generator_honours_drop_last_as_fit_does(drop_last, sizes):
+    from art.data_generators import NumpyDataGenerator
+
+    x, y = make_task(n=20)
+
+    def recording(trainer, seen):
+        batch_loss = trainer._batch_loss
+        trainer._batch_loss = lambda xb, yb: (seen.append(len(xb)), batch_loss(xb, yb))[1]
+        return trainer
+
+    for run in ("fit", "fit_generator"):
+        seen = []
+        trainer = recording(SaliencyGuidedTrainer(make_classifier()), seen)
+        if run == "fit":
+            trainer.fit(x, y, nb_epochs=1, batch_size=8, verbose=False, seed=0, drop_last=drop_last)
+        else:
+            generator = NumpyDataGenerator(x, y, batch_size=8, shuffle=False, drop_remainder=False)
+            trainer.fit_generator(generator, nb_epochs=1, verbose=False, seed=0, drop_last=drop_last)
+        assert seen == sizes, run
+
+
 def test_epoch_schedulers_are_still_stepped_per_epoch():
     x, y = make_task(n=20)
     classifier = make_classifier()

@@ -100,15 +100,23 @@ class ArrayBatches:
 class GeneratorBatches:
     """Batches from an ART ``DataGenerator``, checked and moved to the device one at a time.
 
-    A batch smaller than ``min_size`` (one sample, for a model with BatchNorm) is skipped with a warning.
+    A batch smaller than ``min_size`` (one sample, for a model with BatchNorm) is skipped with a warning; with
+    ``drop_last``, so is any batch smaller than the generator's ``batch_size`` (silently, as ``fit`` drops it).
 
     :param generator: An ``art.data_generators.DataGenerator`` with a known ``size``.
     :param convert: Validates one ``(x, y)`` numpy batch and returns device tensors.
     :param min_size: Smallest usable batch.
+    :param drop_last: Skip the batches smaller than ``generator.batch_size``.
     :raises ValueError: If the generator's ``size`` is ``None`` (the number of batches per epoch is unknown).
     """
 
-    def __init__(self, generator: Any, convert: Callable[[np.ndarray, np.ndarray], Batch], min_size: int = 1) -> None:
+    def __init__(
+        self,
+        generator: Any,
+        convert: Callable[[np.ndarray, np.ndarray], Batch],
+        min_size: int = 1,
+        drop_last: bool = False,
+    ) -> None:
         if generator.size is None:
             raise ValueError(
                 "generator must have a known size (DataGenerator(size=...)): an epoch is size / batch_size batches."
@@ -116,6 +124,7 @@ class GeneratorBatches:
         self.generator = generator
         self.convert = convert
         self.min_size = min_size
+        self.drop_last = drop_last
 
     def __len__(self) -> int:
         return math.ceil(self.generator.size / self.generator.batch_size)
@@ -129,7 +138,7 @@ class GeneratorBatches:
         """
         for b in range(len(self)):
             x_batch, y_batch = self.generator.get_batch()
-            if b < start:
+            if b < start or (self.drop_last and len(x_batch) < self.generator.batch_size):
                 continue
             if len(x_batch) < self.min_size:
                 logger.warning("Skipped a generator batch of %d sample(s) (BatchNorm needs 2 or more).", len(x_batch))

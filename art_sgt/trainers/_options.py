@@ -29,8 +29,9 @@ __all__ = ["check_fill", "inputs_to_device", "RunOptions", "check_run_options", 
 PER_BATCH_SCHEDULERS = (torch.optim.lr_scheduler.OneCycleLR, torch.optim.lr_scheduler.CyclicLR)
 """Schedulers that torch documents as stepped after every batch; every other scheduler is stepped per epoch."""
 
-# keyword arguments of ART's PyTorchClassifier.fit that ART's trainers forward and these trainers honour
-_ART_FIT_KWARGS = ("drop_last", "training_mode")
+#: Keyword arguments of ART's ``PyTorchClassifier.fit`` that ART's trainers forward and these trainers honour,
+#: with their defaults.
+_FIT_DEFAULTS = {"drop_last": False, "training_mode": True}
 
 
 def check_fill(fill: Any) -> Any:
@@ -123,9 +124,13 @@ class RunOptions:
     def run_config(self) -> dict[str, Any]:
         """The options that belong to the run's recorded configuration (compared on resume).
 
-        :return: ``keep_best`` and the robust-validation attack's description (``None`` without one).
+        :return: ``keep_best``, the robust-validation attack's description (``None`` without one), and
+            ``drop_last`` / ``training_mode`` where they differ from their defaults (so that checkpoints written
+            before they were recorded still resume).
         """
-        return {"keep_best": self.keep_best, "robust_eval": None if self.robust is None else self.robust.config()}
+        fit = {name: getattr(self, name) for name, default in _FIT_DEFAULTS.items() if getattr(self, name) != default}
+        robust = None if self.robust is None else self.robust.config()
+        return {"keep_best": self.keep_best, "robust_eval": robust, **fit}
 
     @property
     def scheduler_per_batch(self) -> bool:
@@ -176,11 +181,11 @@ def check_run_options(
     :raises FileNotFoundError: If ``resume`` is set and the folder holds no checkpoint.
     """
     classifier = trainer.get_classifier()
-    unknown = sorted(set(kwargs) - set(_ART_FIT_KWARGS))
+    unknown = sorted(set(kwargs) - set(_FIT_DEFAULTS))
     if unknown:
         raise TypeError(f"unexpected keyword argument(s) for fit: {', '.join(unknown)}.")
-    drop_last = check_bool("drop_last", kwargs.get("drop_last", False))
-    training_mode = check_bool("training_mode", kwargs.get("training_mode", True))
+    drop_last = check_bool("drop_last", kwargs.get("drop_last", _FIT_DEFAULTS["drop_last"]))
+    training_mode = check_bool("training_mode", kwargs.get("training_mode", _FIT_DEFAULTS["training_mode"]))
     nb_epochs = check_positive_int("nb_epochs", nb_epochs)
     checkpoint_every = check_positive_int("checkpoint_every", checkpoint_every)
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0):

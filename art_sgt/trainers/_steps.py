@@ -101,7 +101,13 @@ class BatchSteps:
         self._clip = clip_bounds(classifier, self._device)
         self._noise = torch.Generator(device=self._device)
         self._noise.manual_seed(0)
-        self._kl_reduction = "sum" if getattr(classifier.loss, "reduction", "mean") == "sum" else "batchmean"
+        reduction = getattr(classifier.loss, "reduction", "mean")
+        if reduction not in ("mean", "sum"):
+            raise ValueError(
+                f"classifier.loss must reduce the batch to one value (reduction 'mean' or 'sum'), got a "
+                f"{type(classifier.loss).__name__} with reduction {reduction!r}."
+            )
+        self._kl_reduction = "sum" if reduction == "sum" else "batchmean"
         self._outputs: str | None = None  # "logits" or "probabilities", seen on the first batch of a fit
         self._fused = False
         self._position = (0, 0, 0)  # (epoch, batch in the epoch, batch since the start) of the batch being trained

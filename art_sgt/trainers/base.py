@@ -166,7 +166,8 @@ class SaliencyTrainerBase(BatchSteps, Trainer, abc.ABC):
             self, validation_data, nb_epochs, scheduler, seed, verbose, checkpoint_dir, checkpoint_every, resume,
             allow_config_change, kwargs, robust_validation, robust_eval, keep_best,
         )  # fmt: skip
-        config = {**self._config(), "batch_size": batch_size, "seed": seed, **options.run_config()}
+        config = {**self._config(), "batch_size": batch_size, "n_samples": len(x_t), "seed": seed,
+                  **options.run_config()}  # fmt: skip
         state = RunState(self, options, config)
         world = state.ranks.world
         bounds = batch_bounds(len(x_t), batch_size, options.drop_last, self._min_batch(world), world)
@@ -214,12 +215,13 @@ class SaliencyTrainerBase(BatchSteps, Trainer, abc.ABC):
             self._check_fit_inputs(batch[0])
             return batch
 
-        source = GeneratorBatches(generator, convert, self._min_batch(1))
         options = check_run_options(
             self, validation_data, nb_epochs, scheduler, seed, verbose, checkpoint_dir, checkpoint_every, resume,
             allow_config_change, kwargs, robust_validation, robust_eval, keep_best,
         )  # fmt: skip
-        config = {**self._config(), "batch_size": generator.batch_size, "seed": seed, **options.run_config()}
+        source = GeneratorBatches(generator, convert, self._min_batch(1), drop_last=options.drop_last)
+        config = {**self._config(), "batch_size": generator.batch_size, "n_samples": generator.size, "seed": seed,
+                  **options.run_config()}  # fmt: skip
         state = RunState(self, options, config)
         with self._training_forwards(None, state), state.running():
             self._loop(source, state, options)
