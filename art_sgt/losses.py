@@ -7,7 +7,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-__all__ = ["kl_divergence", "sgt_loss", "asgt_loss", "OUTPUTS", "KL_REDUCTIONS"]
+__all__ = ["kl_divergence", "sgt_loss", "asgt_loss", "output_kind", "log_probabilities", "OUTPUTS", "KL_REDUCTIONS"]
 
 TaskLoss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -20,8 +20,35 @@ KL_REDUCTIONS = ("batchmean", "sum")
 that the weight of the KL term does not change with the batch size."""
 
 
-def _log_probs(outputs: torch.Tensor, kind: str) -> torch.Tensor:
-    if kind == "probabilities":
+def output_kind(outputs: torch.Tensor) -> str:
+    """What a batch of model outputs holds (see :data:`OUTPUTS`): ``"probabilities"`` when every row is
+    non-negative and sums to 1 (within ``1e-4``), else ``"logits"``.
+
+    :param outputs: Outputs of shape ``(n, classes)``.
+    :return: ``"probabilities"`` or ``"logits"``.
+
+    >>> import torch
+    >>> output_kind(torch.tensor([[0.25, 0.75]])), output_kind(torch.tensor([[0.25, 0.70]]))
+    ('probabilities', 'logits')
+    """
+    with torch.no_grad():
+        ones = torch.ones(len(outputs), device=outputs.device, dtype=outputs.dtype)
+        probabilities = bool((outputs >= 0).all()) and torch.allclose(outputs.sum(1), ones, atol=1e-4)
+    return "probabilities" if probabilities else "logits"
+
+
+def log_probabilities(outputs: torch.Tensor, kind: str | None = None) -> torch.Tensor:
+    """``log p`` from a model's outputs: ``log_softmax`` of logits, the logarithm of probabilities.
+
+    :param outputs: Outputs of shape ``(n, classes)``.
+    :param kind: ``"logits"`` or ``"probabilities"`` (:data:`OUTPUTS`); ``None`` decides with :func:`output_kind`.
+    :return: Log-probabilities of ``outputs``' shape.
+
+    >>> import torch
+    >>> log_probabilities(torch.tensor([[0.5, 0.5]])).exp()  # probabilities: their own logarithm
+    tensor([[0.5000, 0.5000]])
+    """
+    if (output_kind(outputs) if kind is None else kind) == "probabilities":
         return outputs.clamp_min(torch.finfo(outputs.dtype).tiny).log()
     return F.log_softmax(outputs, dim=1)
 
@@ -44,7 +71,8 @@ def kl_divergence(
     >>> round(float(kl_divergence(torch.zeros(1, 2), torch.tensor([[0.0, 1.0]]))), 4)
     0.1201
     """
-    return F.kl_div(_log_probs(q_logits, outputs), _log_probs(p_logits, outputs), reduction=reduction, log_target=True)
+    q_log, p_log = log_probabilities(q_logits, outputs), log_probabilities(p_logits, outputs)
+    return F.kl_div(q_log, p_log, reduction=reduction, log_target=True)
 
 
 def sgt_loss(

@@ -13,11 +13,11 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from captum.attr import Attribution, NoiseTunnel
 from torch import nn
 
 from art_sgt._validation import check_choice, preserved_modes
+from art_sgt.losses import log_probabilities
 
 __all__ = [
     "input_gradient",
@@ -38,14 +38,15 @@ SALIENCY_OF = ("log_prob", "logit")
 
 
 class _LogProb(nn.Module):
-    """``log_softmax`` on top of a model returning logits (idempotent on log-probabilities)."""
+    """``log p`` on top of a model: ``log_softmax`` of logits (idempotent on log-probabilities), the logarithm of
+    probabilities (:func:`art_sgt.losses.log_probabilities`)."""
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
         self.model = model
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.log_softmax(self.model(x), dim=1)
+        return log_probabilities(self.model(x))
 
 
 @contextlib.contextmanager
@@ -76,8 +77,9 @@ def input_gradient(model: nn.Module, x: torch.Tensor, target: torch.Tensor, of: 
     :param model: A module mapping a batch of inputs to logits of shape ``(n, nb_classes)``.
     :param x: The inputs, shape ``(n, ...)``. Not modified.
     :param target: Class indices of shape ``(n,)`` whose outputs are differentiated.
-    :param of: ``"logit"`` (the raw logit of ``target``) or ``"log_prob"`` (its log-softmax, as the SGT reference
-        network, which returns ``log_softmax``, differentiates).
+    :param of: ``"logit"`` (the raw output of ``target``) or ``"log_prob"`` (``log p_target``, as the SGT reference
+        network, which returns ``log_softmax``, differentiates: the log-softmax of logits, the logarithm of the
+        outputs of a model that returns probabilities).
     :return: A tensor of ``x``'s shape and dtype, detached from any graph.
     :raises ValueError: If ``of`` is unknown.
 
@@ -94,7 +96,7 @@ def input_gradient(model: nn.Module, x: torch.Tensor, target: torch.Tensor, of: 
         x_in = x.detach().requires_grad_(True)
         outputs = model(x_in)
         if of == "log_prob":
-            outputs = F.log_softmax(outputs, dim=1)
+            outputs = log_probabilities(outputs)
         selected = outputs.gather(1, target.reshape(-1, 1).to(outputs.device)).sum()
         (grad,) = torch.autograd.grad(selected, x_in)
     return grad.detach()

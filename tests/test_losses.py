@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from art_sgt.losses import asgt_loss, kl_divergence, sgt_loss
+from art_sgt.losses import asgt_loss, kl_divergence, log_probabilities, output_kind, sgt_loss
 
 # p = softmax(0, 0) = (1/2, 1/2); q = softmax(0, 1) = (1/(1+e), e/(1+e))
 P_LOGITS = torch.tensor([[0.0, 0.0]])
@@ -72,3 +72,14 @@ def test_asgt_ratio_weighs_the_adversarial_term():
     assert float(asgt_loss(P_LOGITS, Q_LOGITS, Q_LOGITS, y, ratio=0.25)) == pytest.approx(
         1.5 * CE_P + 0.5 * CE_Q_LABEL0, abs=1e-6
     )
+
+
+def test_output_kind_and_log_probabilities_by_hand():
+    p = torch.tensor([[0.2, 0.8], [1.0, 0.0]])
+    assert output_kind(p) == "probabilities"
+    assert output_kind(torch.tensor([[0.2, 0.7]])) == output_kind(torch.tensor([[-0.5, 1.5]])) == "logits"
+    assert torch.allclose(log_probabilities(p)[0], torch.log(torch.tensor([0.2, 0.8])))
+    assert torch.isfinite(log_probabilities(p)).all()  # log 0 is clamped, not -inf
+    z = torch.tensor([[-1.0, 2.0]])
+    assert torch.allclose(log_probabilities(z), torch.log_softmax(z, dim=1))
+    assert torch.allclose(log_probabilities(p, "logits"), torch.log_softmax(p, dim=1))  # a given kind stands

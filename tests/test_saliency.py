@@ -100,6 +100,20 @@ def test_captum_class_differentiates_the_log_probability_on_request():
     assert not torch.allclose(captum, input_gradient(model, x, t))
 
 
+def test_a_model_returning_probabilities_gets_the_gradient_of_log_p_not_of_log_softmax_p():
+    # same weights, one model returning logits and one its softmax: log p_y, hence its gradient, is the same
+    logits = _linear()
+    probabilities = torch.nn.Sequential(logits, torch.nn.Softmax(dim=1))
+    x, t = torch.randn(4, 3, generator=torch.Generator().manual_seed(0)), torch.tensor([0, 1, 1, 0])
+    expected = input_gradient(logits, x, t, of="log_prob")
+    assert torch.allclose(input_gradient(probabilities, x, t, of="log_prob"), expected, atol=1e-6)
+    captum = make_saliency_fn(Saliency, saliency_of="log_prob", abs=False)(probabilities, x, t)
+    assert torch.allclose(captum, expected, atol=1e-6)
+    x_in = x.clone().requires_grad_(True)
+    (of_log_softmax,) = torch.autograd.grad(F.log_softmax(probabilities(x_in), 1).gather(1, t[:, None]).sum(), x_in)
+    assert not torch.allclose(of_log_softmax, expected, atol=1e-3)  # what the saliency used to differentiate
+
+
 def test_unknown_saliency_of_is_refused():
     with pytest.raises(ValueError, match="saliency_of"):
         make_saliency_fn("gradient", saliency_of="probability")

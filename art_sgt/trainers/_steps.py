@@ -22,6 +22,7 @@ from torch import nn
 
 from art_sgt._art import PreprocessedModel, check_pytorch_classifier, clip_bounds
 from art_sgt._validation import check_bool, check_choice, check_fraction, check_non_negative
+from art_sgt.losses import log_probabilities, output_kind
 from art_sgt.masking import Fill, apply_mask, least_salient_mask
 from art_sgt.precision import Accelerated, check_amp
 from art_sgt.saliency import SALIENCY_OF, bound_module, eval_mode, is_mode_independent, make_saliency_fn
@@ -165,7 +166,7 @@ class BatchSteps:
             x_in = x.detach().requires_grad_(True)
             outputs = self._net(x_in)
             chosen = outputs.detach().argmax(1) if target is None else target
-            scores = torch.log_softmax(outputs, 1) if self.saliency_of == "log_prob" else outputs
+            scores = log_probabilities(outputs) if self.saliency_of == "log_prob" else outputs
             (saliency,) = torch.autograd.grad(scores.gather(1, chosen[:, None]).sum(), x_in, retain_graph=True)
         else:
             if target is None:
@@ -258,10 +259,7 @@ def _describe(value: Any) -> str:
 
 def _output_kind(outputs: torch.Tensor) -> str:
     """``"probabilities"`` for outputs that are rows of probabilities (a model ending in softmax), with a warning."""
-    with torch.no_grad():
-        rows_sum_to_one = torch.allclose(outputs.sum(1), torch.ones(len(outputs), device=outputs.device), atol=1e-4)
-        probabilities = bool(rows_sum_to_one and (outputs >= 0).all())
-    if probabilities:
+    if output_kind(outputs) == "probabilities":
         warnings.warn(
             "the model's outputs are probabilities (rows of non-negative values summing to 1), not logits: the KL "
             "term uses their logarithm. Train a model returning logits if the classifier's loss expects them.",
