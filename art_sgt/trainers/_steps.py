@@ -166,7 +166,7 @@ class BatchSteps:
             x_in = x.detach().requires_grad_(True)
             outputs = self._net(x_in)
             chosen = outputs.detach().argmax(1) if target is None else target
-            scores = log_probabilities(outputs) if self.saliency_of == "log_prob" else outputs
+            scores = log_probabilities(outputs, self._outputs) if self.saliency_of == "log_prob" else outputs
             (saliency,) = torch.autograd.grad(scores.gather(1, chosen[:, None]).sum(), x_in, retain_graph=True)
         else:
             if target is None:
