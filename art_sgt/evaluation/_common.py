@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from art_sgt._validation import check_array, check_finite, check_labels, check_same_length
+from art_sgt.masking import Bound
 from art_sgt.saliency import eval_mode
 
 __all__ = [
@@ -39,23 +40,28 @@ class ResolvedModel:
 
     :param module: Differentiable module mapping raw inputs (before preprocessing) to logits.
     :param device: Where the module's parameters live; all work runs there.
-    :param clip_values: ``(min, max)`` of the input domain, or ``None``.
+    :param clip_values: ``(min, max)`` of the input domain (floats, or tensors on ``device`` for per-feature
+        bounds), or ``None``.
     :param nb_classes: Number of classes, or ``None`` if not known before a forward pass.
     :param classifier: The ART classifier, if one was given.
     """
 
     module: nn.Module
     device: torch.device
-    clip_values: tuple[float, float] | None
+    clip_values: tuple[Bound, Bound] | None
     nb_classes: int | None
     classifier: Any = None
 
 
-def _scalar_clip(clip_values: Any) -> tuple[float, float] | None:
+def _clip_bounds(clip_values: Any, device: torch.device) -> tuple[Bound, Bound] | None:
+    """Scalar bounds as floats; per-feature bounds (ART allows arrays that broadcast to the input) as float32
+    tensors on ``device``, so that every feature keeps its own range."""
     if clip_values is None:
         return None
-    low, high = (np.asarray(bound, dtype=np.float64) for bound in clip_values)
-    return float(low.min()), float(high.max())
+    low, high = (np.asarray(bound, dtype=np.float32) for bound in clip_values)
+    if low.size == 1 and high.size == 1:
+        return float(low.item()), float(high.item())
+    return torch.as_tensor(low, device=device), torch.as_tensor(high, device=device)
 
 
 def resolve_model(name: str, model: Any, clip_values: Any = None) -> ResolvedModel:
@@ -77,12 +83,13 @@ def resolve_model(name: str, model: Any, clip_values: Any = None) -> ResolvedMod
     if isinstance(model, PyTorchClassifier):
         module = PreprocessedModel(model, apply="predict")
         return ResolvedModel(
-            module, torch.device(model.device), _scalar_clip(model.clip_values), int(model.nb_classes), model
-        )
+            module, torch.device(model.device), _clip_bounds(model.clip_values, torch.device(model.device)),
+            int(model.nb_classes), model,
+        )  # fmt: skip
     if isinstance(model, nn.Module):
         param = next(model.parameters(), None)
         device = param.device if param is not None else torch.device("cpu")
-        return ResolvedModel(model, device, _scalar_clip(clip_values), None, None)
+        return ResolvedModel(model, device, _clip_bounds(clip_values, device), None, None)
     raise TypeError(
         f"{name} must be an art.estimators.classification.PyTorchClassifier or a torch.nn.Module, "
         f"got {type(model).__name__}."

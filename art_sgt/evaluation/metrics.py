@@ -33,8 +33,12 @@ if TYPE_CHECKING:
 __all__ = ["CHANNEL_REDUCTIONS", "infidelity", "sensitivity", "sparseness", "complexity"]
 
 
-def _clip(x: torch.Tensor, clip_values: tuple[float, float] | None) -> torch.Tensor:
-    return x if clip_values is None else x.clamp(clip_values[0], clip_values[1])
+def _clip(x: torch.Tensor, clip_values: tuple[Any, Any] | None) -> torch.Tensor:
+    """Clamp to the input domain: scalar bounds, or per-feature tensors broadcast over the batch."""
+    if clip_values is None:
+        return x
+    low, high = (torch.as_tensor(bound, dtype=x.dtype, device=x.device) for bound in clip_values)
+    return torch.minimum(torch.maximum(x, low), high)
 
 
 def _inputs_per_call(batch_size: int, n_perturb: int) -> int:

@@ -99,3 +99,34 @@ def test_sensitivity_properties():
         sensitivity(cnn, xq, yq, radius=-0.1)
     with pytest.raises(ValueError, match="x and y must have the same length"):
         sensitivity(cnn, xq, yq[:2])
+
+
+def test_per_feature_clip_values_bound_each_feature_of_fills_and_perturbations():
+    """ART allows one range per feature: feature 0 lives in [0, 0.5], the others in [0, 1]."""
+    from art.estimators.classification import PyTorchClassifier
+
+    from art_sgt.evaluation import masking_curve
+
+    seen = []
+
+    class Spy(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.linear = torch.nn.Linear(4, 2)
+
+        def forward(self, x):
+            seen.append(x.detach().clone())
+            return self.linear(x)
+
+    high = np.array([0.5, 1.0, 1.0, 1.0], dtype=np.float32)
+    classifier = PyTorchClassifier(Spy(), loss=torch.nn.CrossEntropyLoss(), input_shape=(4,), nb_classes=2,
+                                   clip_values=(np.zeros(4, np.float32), high))  # fmt: skip
+    x, y = np.full((3, 4), 0.25, np.float32), np.zeros(3, np.int64)
+    maps = np.array([[5.0, 1.0, 1.0, 1.0]] * 3, np.float32)  # feature 0 is the most salient
+    masking_curve(classifier, x, y, maps, fractions=[0.0, 0.25], orders=("morf",), fill=0.9)
+    fed = torch.cat(seen)
+    assert float(fed[:, 0].max()) == 0.5 and float(fed[:, 1:].max()) == 0.25  # 0.9 clipped to feature 0's bound
+    seen.clear()
+    infidelity(classifier, x, y, maps, std=1.0, n_perturb=20)
+    fed = torch.cat(seen)
+    assert float(fed[:, 0].max()) <= 0.5 and float(fed[:, 1:].max()) > 0.5  # each feature within its own range
