@@ -451,7 +451,10 @@ def claim_lines(payload: Mapping[str, Any]) -> list[str]:
             span = "no interval" if math.isnan(lo) or math.isnan(hi) else f"[{lo:+.1f}, {hi:+.1f}]"
             parts.append(f"{what} {e:+.1f} {span}: {claim_standing(interval, claimed, p_value=p_value)}")
         if parts:
-            method = f"{shown[0][1].method}, n={shown[0][1].n}"
+            sizes = {what: interval.n for what, interval, _ in shown}
+            n = (f"n={shown[0][1].n}" if len(set(sizes.values())) == 1
+                 else ", ".join(f"n={size} ({what})" for what, size in sizes.items()))  # fmt: skip
+            method = f"{shown[0][1].method}, {n}"
             lines.append(f"- ASGT - {LABELS[b]}: {'; '.join(parts)}. ({meaning[0].upper()}{meaning[1:]}; {method}.)")
     if not lines:
         return []

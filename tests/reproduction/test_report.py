@@ -60,6 +60,10 @@ def test_one_seed_rests_on_the_test_images_and_the_exact_test():
         "PGD +2.0 [+0.5, +3.5]: inconclusive at this budget, but the claimed +35 lies above the interval: not "
         "reproduced." in line
     )
+    worst = {**_comparison("pgd_at", "worst_case_paper_eps", 0.0, 0.0, n=1),
+             "per_seed": [{"seed": 0, "bootstrap": {**boot, "n": 500}, "mcnemar": {"p_value": 0.2}}]}  # fmt: skip
+    (line,) = claim_lines(_payload(one, worst))[2:]
+    assert line.endswith("seed spread not measured, n=1000 (PGD), n=500 (worst case).)")  # each its own test set
 
 
 def _manifest(*rows: tuple[str, str]) -> dict:
