@@ -184,8 +184,8 @@ PROFILES: dict[tuple[str, str], Profile] = {
         TrainingRecipe("cifar_cnn", 50000, 1, 128, 1e-3, 8 / 255, 7),
         EvaluationRecipe(500, 40, 2, 100, (0.02,), "standard", _STANDARD_REPORT),
         seeds=(0,),
-        label="CIFAR-10 at a one-sitting CPU budget (all five controls in about 3 CPU-hours): the small CNN (not the "
-        "paper's ResNet-18), 50,000 training images, 1 epoch, PGD-7 training at eps 8/255, one seed (its "
+        label="CIFAR-10 at a CPU budget that finishes in one sitting on 2 cores: the small CNN (not the paper's "
+        "ResNet-18), 50,000 training images, 1 epoch, PGD-7 training at eps 8/255, one seed (its "
         "intervals are over test images: the spread between training seeds is not measured); clean and PGD "
         "accuracy on 500 test images, the worst case on 100; the models are far from converged and far below a "
         "ResNet, so it speaks for this budget only",
