@@ -7,7 +7,10 @@ Per pair of maps (Adebayo et al., NeurIPS 2018, Section 3; Ghorbani et al., AAAI
   x gradient) are ties that carry no information but inflate the correlation: two independent maps sharing 80%
   zeros have a rank correlation near 0.98 with them and near 0 without them.
 - ``spearman_signed``: the same on the signed maps.
-- ``top_k``: intersection of the ``k`` largest absolute values, divided by ``k``.
+- ``top_k``: intersection of the ``k`` largest absolute values, divided by ``k``. A zero is never a top feature
+  (it attributes nothing, and which of many tied zeros ``topk`` picks is arbitrary), so where a map has fewer
+  than ``k`` non-zero values the divisor is ``min(k, the larger of the two maps' non-zero counts)``: two maps
+  whose single salient pixels differ score 0, not the chance overlap of their zeros.
 - ``cosine``: cosine similarity of the flattened maps.
 - ``ssim``: structural similarity (Wang et al. 2004) of the channel-summed absolute maps, each divided by its
   maximum (so in [0, 1]); a 7x7 uniform window (smaller images: the largest odd side that fits), sample
@@ -111,7 +114,9 @@ def rank_correlation(
 def top_k_intersection(a: torch.Tensor, b: torch.Tensor, k: float = 0.1, absolute: bool = True) -> torch.Tensor:
     """Fraction of the ``k`` largest features of ``a`` that are also among the ``k`` largest of ``b``.
 
-    ``|top_k(a) & top_k(b)| / k`` with ``k = max(1, round(fraction * d))`` of the ``d`` features.
+    ``|top_k(a) & top_k(b)| / k`` with ``k = max(1, round(fraction * d))`` of the ``d`` features. With
+    ``absolute=True`` zeros never enter a top-k set and the divisor is ``min(k, max(nnz(a), nnz(b)))`` (see the
+    module docstring).
 
     :param a: Maps ``(n, ...)``.
     :param b: Maps of the same shape.
@@ -128,12 +133,32 @@ def top_k_intersection(a: torch.Tensor, b: torch.Tensor, k: float = 0.1, absolut
     if absolute:
         fa, fb = fa.abs(), fb.abs()
     count = max(1, int(round(k * fa.shape[1])))
-
-    def top(v: torch.Tensor) -> torch.Tensor:
-        return torch.zeros_like(v, dtype=torch.bool).scatter_(1, v.topk(count, dim=1).indices, True)
-
     same = (fa == fb).all(dim=1)
-    return torch.where(same, 1.0, (top(fa) & top(fb)).sum(dim=1).to(torch.float64) / count)
+    if absolute:
+        overlap = _top_k_overlap(_top_set(fa, count), _top_set(fb, count), count)
+    else:
+        top_a, top_b = (torch.zeros_like(v, dtype=torch.bool).scatter_(1, v.topk(count, dim=1).indices, True)
+                        for v in (fa, fb))  # fmt: skip
+        overlap = (top_a & top_b).sum(dim=1).to(torch.float64) / count
+    return torch.where(same, 1.0, overlap)
+
+
+def _top_set(values: torch.Tensor, count: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ``count`` largest of each row of non-negative ``values`` as a mask, zeros left out, and each row's
+    number of non-zero values."""
+    top = torch.zeros_like(values, dtype=torch.bool).scatter_(1, values.topk(count, dim=1).indices, True)
+    nonzero = values != 0
+    return top & nonzero, nonzero.sum(dim=1)
+
+
+TopSet = tuple[torch.Tensor, torch.Tensor]
+
+
+def _top_k_overlap(a: TopSet, b: TopSet, count: int) -> torch.Tensor:
+    """``|top(a) & top(b)| / min(count, max(nnz(a), nnz(b)))`` (``nan`` when both maps are all zero)."""
+    divisor = torch.clamp(torch.maximum(a[1], b[1]), max=count).to(torch.float64)
+    shared = (a[0] & b[0]).sum(dim=1).to(torch.float64)
+    return torch.where(divisor > 0, shared / torch.where(divisor > 0, divisor, 1.0), torch.nan)
 
 
 def cosine_similarity(a: torch.Tensor, b: torch.Tensor, absolute: bool = True) -> torch.Tensor:
@@ -221,7 +246,7 @@ class Prepared:
         self.rank_signed = _average_ranks(flat)
         self.rank_abs = _average_ranks(self.abs) if absolute else self.rank_signed
         self.count = max(1, int(round(self.top_k * flat.shape[1])))
-        self.top = torch.zeros_like(flat, dtype=torch.bool).scatter_(1, self.abs.topk(self.count, dim=1).indices, True)
+        self.top = _top_set(self.abs, self.count)
         cosine_flat = (self.abs if absolute else flat).to(torch.float64)
         self.cosine_flat, self.norm = cosine_flat, cosine_flat.norm(dim=1)
         self.image = maps.ndim == 4
@@ -274,7 +299,7 @@ def similarities(a: Any, b: Any, top_k: float = 0.1, absolute: bool = True) -> d
     out = {
         "spearman": spearman_abs,
         "spearman_signed": spearman_signed,
-        "top_k": (pa.top & pb.top).sum(dim=1).to(torch.float64) / pa.count,
+        "top_k": _top_k_overlap(pa.top, pb.top, pa.count),
         "cosine": cosine,
     }
     if pa.image:

@@ -13,6 +13,7 @@ from art_sgt.evaluation import (
     attribute,
     cosine_similarity,
     rank_correlation,
+    similarities,
     top_k_intersection,
 )
 from tests.evaluation.conftest import linear_model
@@ -35,6 +36,19 @@ def test_similarities_by_hand():
     const = torch.ones(1, 4)
     for fn in (rank_correlation, cosine_similarity, top_k_intersection):
         assert fn(a, a).item() == 1.0 and fn(const, const).item() == 1.0  # identical maps: exactly 1
+
+
+def test_tied_zeros_never_count_as_shared_top_features():
+    a, b = torch.zeros(1, 1, 4, 5), torch.zeros(1, 1, 4, 5)
+    a[0, 0, 0, 0], b[0, 0, 3, 4] = 5.0, 5.0  # one salient pixel each, in different places; k = 5 of 20
+    assert top_k_intersection(a, b, k=0.25).item() == similarities(a, b, top_k=0.25)["top_k"].item() == 0.0
+    b[0, 0, 0, 0] = 9.0  # b now holds a's pixel and one more: 1 shared of min(5, max(1, 2)) = 2
+    assert top_k_intersection(a, b, k=0.25).item() == similarities(a, b, top_k=0.25)["top_k"].item() == 0.5
+    dense = torch.arange(1.0, 21.0).reshape(1, 1, 4, 5)  # no zeros: the classic |top_k(a) & top_k(b)| / k
+    shifted = torch.roll(dense, shifts=1, dims=-1)  # row 3 becomes 20, 16, 17, 18, 19: top 5 are still row 3
+    assert top_k_intersection(dense, shifted, k=0.25).item() == similarities(dense, shifted, 0.25)["top_k"] == 1.0
+    rows_swapped = torch.cat([dense[..., 2:, :], dense[..., :2, :]], dim=-2)  # its top 5 sit in row 1
+    assert top_k_intersection(dense, rows_swapped, k=0.25).item() == 0.0
 
 
 def test_stability_at_eps_zero_is_exactly_one_and_decreases(trained):
