@@ -88,8 +88,9 @@ def _check_clip_values(clip_values: Any, x: torch.Tensor) -> tuple[Bound, Bound]
         raise ValueError(message)
     if low.size == 1 and high.size == 1:
         return float(low.reshape(-1)[0]), float(high.reshape(-1)[0])
-    try:
-        bounds = tuple(torch.as_tensor(b, dtype=x.dtype, device=x.device).expand(x.shape[1:]) for b in (low, high))
+    try:  # as ART broadcasts them against a batch: a leading axis of 1 is allowed
+        shape = (1, *x.shape[1:])
+        bounds = tuple(torch.as_tensor(b, dtype=x.dtype, device=x.device).expand(shape)[0] for b in (low, high))
     except RuntimeError:
         raise ValueError(f"clip_values arrays must broadcast to one input of shape {tuple(x.shape[1:])}.") from None
     return bounds[0], bounds[1]
@@ -398,9 +399,10 @@ def pgd_params_from_art(attack: Any) -> PGDParams | None:
         max_iter, eps_step, random_eps = 1, eps, False
     else:
         max_iter, random_eps = int(attack.max_iter), bool(attack.random_eps)
-    norm_dist = getattr(attack, "norm_dist", None)
-    if random_eps and inner is attack and norm_dist is not None and eps > 0:
-        # generate() overwrites eps with its draw (keeping eps_step / eps); the distribution keeps the original.
+    norm_dist = getattr(inner, "norm_dist", None)
+    if random_eps and norm_dist is not None and eps > 0:
+        # generate() overwrites eps with its draw (keeping eps_step / eps); the distribution, built once at
+        # construction, keeps the eps of that time, even after a set_params(eps=...).
         original = float(norm_dist.support()[1])
         eps, eps_step = original, eps_step / eps * original
     if max_iter < 1 or getattr(inner, "decay", None) is not None or inner.summary_writer is not None:
@@ -412,6 +414,8 @@ def pgd_params_from_art(attack: Any) -> PGDParams | None:
 
     estimator = attack.estimator
     if not isinstance(estimator, PyTorchClassifier) or not estimator.all_framework_preprocessing:
+        return None
+    if estimator.postprocessing_defences:  # ART's restarts judge success on postprocessed predictions
         return None
     loss = estimator.loss
     if (

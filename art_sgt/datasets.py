@@ -122,7 +122,8 @@ def _load_from_art(name: str, image_shape: tuple[int, ...]) -> Dataset:
     """Call ART's loader (which reads ART's data folder and downloads when needed) and convert its output."""
     loader = getattr(art.utils, _SPECS[name]["art_loader"])
     (x_train, y_train), (x_test, y_test), _, _ = loader(raw=True)
-    return _finish(f"art.utils.{loader.__name__}", (x_train, y_train, x_test, y_test), image_shape)
+    raw = tuple(np.asarray(a) for a in (x_train, y_train, x_test, y_test))  # ART's CIFAR test labels are a list
+    return _finish(f"art.utils.{loader.__name__}", raw, image_shape)  # type: ignore[arg-type]
 
 
 def _not_found_message(file_name: str, tried: list[str]) -> str:

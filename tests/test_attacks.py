@@ -307,6 +307,18 @@ def test_params_from_art_recovers_eps_overwritten_by_random_eps(classifier, data
     assert attack.eps != 0.4  # ART replaced it by its draw
     params = pgd_params_from_art(attack)
     assert params.random_eps and params.eps == pytest.approx(0.4) and params.eps_step == pytest.approx(0.1)
+    wrapper = ProjectedGradientDescent(classifier, eps=0.4, eps_step=1.2, max_iter=1, random_eps=True, verbose=False)
+    wrapper.set_params(eps=0.05, eps_step=0.15)  # ART's inner attack still draws eps from [0, 0.4]
+    params = pgd_params_from_art(wrapper)
+    assert params.eps == pytest.approx(0.4) and params.eps_step == pytest.approx(1.2)
+
+
+def _postprocessed() -> PyTorchClassifier:
+    """ART judges a restart's success on predictions after the postprocessors, which the fast path never sees."""
+    from art.defences.postprocessor import HighConfidence
+
+    return PyTorchClassifier(tiny_cnn(), loss=nn.CrossEntropyLoss(), input_shape=(1, SIZE, SIZE), nb_classes=CLASSES,
+                             clip_values=(0.0, 1.0), postprocessing_defences=[HighConfidence(cutoff=1e-3)])  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -324,9 +336,11 @@ def test_params_from_art_recovers_eps_overwritten_by_random_eps(classifier, data
         lambda c: ProjectedGradientDescent(
             art_classifier(tiny_cnn(), loss=nn.CrossEntropyLoss(label_smoothing=0.1)), verbose=False
         ),
+        lambda c: ProjectedGradientDescent(_postprocessed(), num_random_init=2, verbose=False),
     ],
-    ids=["deepfool", "fgsm-minimal", "fgsm-restarts", "pgd-decay", "pgd-l1", "pgd-no-iter", "pgd-eps-array", "loss"],
-)
+    ids=["deepfool", "fgsm-minimal", "fgsm-restarts", "pgd-decay", "pgd-l1", "pgd-no-iter", "pgd-eps-array", "loss",
+         "postprocessing"],
+)  # fmt: skip
 def test_params_from_art_refuses_what_pgd_cannot_reproduce(classifier, make):
     attack = make(classifier)
     assert pgd_params_from_art(attack) is None
@@ -345,6 +359,10 @@ def test_per_feature_clip_values_match_art(model, data):
     ours = run_fast_path(model, attack, x_in, y)
     assert_matches(ours, attack.generate(x_in, y=y), x_in)
     assert (ours <= high + 1e-6).all()
+    batched = PyTorchClassifier(model, loss=nn.CrossEntropyLoss(), input_shape=x.shape[1:], nb_classes=CLASSES,
+                                clip_values=(low[None], high[None]))  # fmt: skip
+    attack = ProjectedGradientDescent(batched, eps=0.3, eps_step=0.1, max_iter=4, verbose=False)
+    assert_matches(run_fast_path(model, attack, x_in, y), attack.generate(x_in, y=y), x_in)  # (1, ...) as ART allows
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

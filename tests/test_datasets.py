@@ -91,6 +91,17 @@ def test_art_cifar_batches_folder_uses_art_loader(monkeypatch, isolated):
     np.testing.assert_array_equal(y_train.argmax(axis=1), y)
 
 
+def test_arts_cifar_test_labels_as_a_list_are_read(monkeypatch, isolated):
+    """ART's CIFAR-10 reader returns the test batch's labels as the Python list its pickle holds."""
+    (isolated / "cifar-10-batches-py").mkdir()
+    x = np.full((3, 32, 32, 3), 51, dtype=np.uint8)
+    art_output = (x, np.array([1, 2, 3])), (x[:2], [4, 5]), 0.0, 255.0
+    monkeypatch.setattr(art.utils, "load_cifar10", lambda raw=False: art_output)
+    _, (x_test, y_test), _, _ = load_cifar10(download=False)
+    assert x_test.shape == (2, 32, 32, 3)
+    np.testing.assert_array_equal(y_test.argmax(axis=1), [4, 5])
+
+
 def test_download_used_as_last_resort(monkeypatch):
     def fake_art_mnist(raw=False):
         assert raw is True
