@@ -9,9 +9,9 @@
 - ``evaluation.json``: the evaluation, with the hash of the evaluation configuration it was made with.
 
 A run is ``done`` when its evaluation matches the current evaluation configuration, ``trained`` when its
-weights are there (it is evaluated, not retrained, resuming after the last finished stage of an interrupted
-evaluation), ``partial`` when an interrupted training left a checkpoint
-(it resumes from it), ``missing`` otherwise, and ``unavailable`` when the installed trainers cannot do it.
+weights and training log are there (it is evaluated, not retrained, resuming after the last finished stage of an
+interrupted evaluation), ``partial`` when an interrupted training left a checkpoint file or its cost so far
+(it resumes from the checkpoint), ``missing`` otherwise, and ``unavailable`` when the installed trainers cannot do it.
 :func:`run_pieces` skips, resumes and runs accordingly; :meth:`RunCache.manifest` lists every state.
 """
 
@@ -91,9 +91,10 @@ class RunCache:
         folder = self.folder(spec)
         if self.evaluation(spec) is not None:
             return "done"
-        if (folder / "weights.pt").is_file():
+        if (folder / "weights.pt").is_file() and (folder / "train_log.json").is_file():
             return "trained"
-        if (folder / "checkpoint").is_dir() or (folder / "progress.json").is_file():
+        checkpoint = folder / "checkpoint"
+        if (checkpoint.is_dir() and any(checkpoint.glob("*.pt"))) or (folder / "progress.json").is_file():
             return "partial"
         return "missing" if supported(spec) is None else "unavailable"
 

@@ -43,9 +43,12 @@ def _models(text: str) -> list[str]:
 
 def _seeds(text: str) -> tuple[int, ...]:
     try:
-        return tuple(non_negative_int(part) for part in text.split(","))
+        seeds = tuple(non_negative_int(part) for part in text.split(","))
     except ValueError:
         raise argparse.ArgumentTypeError(f"must be comma-separated integers >= 0, got {text!r}") from None
+    if len(set(seeds)) != len(seeds):  # a repeated seed would count one run as two independent ones
+        raise argparse.ArgumentTypeError(f"must not repeat a seed, got {text!r}")
+    return seeds
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -105,6 +108,9 @@ def _loader(args: argparse.Namespace, profile: recipe.Profile) -> Any:
             args.data_dir
         )
         n, n_test = profile.training.n_train, max(profile.evaluation.n_eval, profile.evaluation.n_report)
+        for flag, asked, held in (("--n-train", n, len(x_train)), ("--n-eval/--n-report", n_test, len(x_test))):
+            if asked > held:  # a slice would quietly take fewer than the report then states
+                raise ValueError(f"{flag} asks for {asked} images, but the data holds {held}.")
         return to_channels_first(x_train[:n]), y_train[:n], to_channels_first(x_test[:n_test]), y_test[:n_test]
 
     return load
@@ -137,6 +143,8 @@ def run(args: argparse.Namespace) -> int:
     """
     if args.ablations and args.dataset != "mnist":
         raise ValueError(f"--ablations runs on MNIST only (it writes mnist_ablations.json), not on {args.dataset}.")
+    if args.ablations and args.seeds and len(args.seeds) > 1:
+        raise ValueError(f"--ablations runs one seed per variant: give --seeds one seed, got {args.seeds}.")
     profile = _profile(args)
     runs = recipe.ablations(profile) if args.ablations else recipe.profile_runs(profile, tuple(args.models))
     chosen = recipe.select(runs, args.only)

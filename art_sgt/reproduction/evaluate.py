@@ -159,12 +159,13 @@ class _Stages:
     def run(self, name: str, work: Callable[[], Any]) -> Any:
         """The result of stage ``name``: kept, or computed by ``work()`` (JSON-serialisable) and kept."""
         if name not in self.done:
-            cpu, wall = time.process_time(), time.perf_counter()
-            value = work()
             from art_sgt._provenance import git_state
 
+            git = git_state()  # the code that runs the stage: read before it runs, not hours later
+            cpu, wall = time.process_time(), time.perf_counter()
+            value = work()
             self.done[name] = {"value": value, "cpu": round(time.process_time() - cpu, 2),
-                               "wall": round(time.perf_counter() - wall, 2), "git": git_state()}  # fmt: skip
+                               "wall": round(time.perf_counter() - wall, 2), "git": git}  # fmt: skip
             if self.path is not None:
                 from art_sgt._provenance import write_json
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -266,8 +267,10 @@ def train_run(
         "provenance": run_info(spec.seed, str(classifier.device)),
     }  # fmt: skip
     network = classifier.model.network if isinstance(classifier.model, Autocast) else classifier.model
-    torch.save(network.state_dict(), folder / "weights.pt")
     write_json(folder / "train_log.json", log)
+    partial = folder / "weights.pt.partial"  # weights.pt appears whole and last: it marks the run trained
+    torch.save(network.state_dict(), partial)
+    os.replace(partial, folder / "weights.pt")
     shutil.rmtree(folder / "checkpoint", ignore_errors=True)
     return classifier, log
 

@@ -201,10 +201,16 @@ def test_manifest_states(tmp_path):
     run, odd = spec("sgt"), replace(spec("sgt"), trainer_kwargs=(("no_such_option", 1),), variant="odd")
     assert [cache.status(run), cache.status(odd)] == ["missing", "unavailable"]
     folder = cache.folder(run)
-    folder.mkdir(parents=True)
+    (folder / "checkpoint").mkdir(parents=True)
+    assert cache.status(run) == "missing"  # the trainer made the folder, no checkpoint was written yet
+    (folder / "checkpoint" / "checkpoint.pt").write_bytes(b"")
+    assert cache.status(run) == "partial"
+    (folder / "checkpoint" / "checkpoint.pt").unlink()
     (folder / "progress.json").write_text("{}")
     assert cache.status(run) == "partial"
     (folder / "weights.pt").write_bytes(b"")
+    assert cache.status(run) == "partial"  # weights without their training log: not a finished training
+    (folder / "train_log.json").write_text("{}")
     assert cache.status(run) == "trained"
     partial = {"evaluation_hash": run.evaluation_hash(), "stages": {"pgd": {}, "report eps 0.1": {}}}
     (folder / "evaluation_partial.json").write_text(json.dumps(partial))
@@ -456,3 +462,15 @@ def test_every_stage_and_training_session_records_its_code(tmp_path, data):
     assert list(record["evaluation"]["stage_git"]) == ["pgd", "report eps 0.1", "report eps 0.2", "report eps 0.3",
                                                        "saliency"]  # fmt: skip
     assert all(g == state for g in record["evaluation"]["stage_git"].values())
+
+
+def test_a_stage_records_the_code_state_it_started_with(tmp_path, monkeypatch):
+    """A stage runs for hours: a commit (or an edit) made meanwhile must not be recorded as the code that ran."""
+    import art_sgt._provenance
+    from art_sgt.reproduction.evaluate import _Stages
+
+    states = iter([{"commit": "a" * 40, "clean": False}, {"commit": "b" * 40, "clean": True}])
+    monkeypatch.setattr(art_sgt._provenance, "git_state", lambda: next(states))
+    stages = _Stages(tmp_path / "partial.json", "key")
+    assert stages.run("pgd", lambda: art_sgt._provenance.git_state()["commit"]) == "b" * 40  # the tree moved on
+    assert stages.done["pgd"]["git"] == {"commit": "a" * 40, "clean": False}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, replace
 
+import numpy as np
 import pytest
 
 from art_sgt.reproduction import (
@@ -198,3 +199,30 @@ def test_command_line_overrides_are_named_in_the_profile_label():
                                           "--seeds", "3"]))  # fmt: skip
     assert changed.training.n_train == 500 and changed.seeds == (3,)
     assert changed.label.endswith("; overridden on the command line: n_train 500, seeds (3,)")
+
+
+def test_repeated_seeds_and_several_ablation_seeds_are_refused(capsys):
+    with pytest.raises(SystemExit):
+        main(["--dataset", "mnist", "--seeds", "0,0", "--manifest"])  # one run would count as two seeds
+    assert "--seeds" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="--ablations runs one seed"):
+        main(["--dataset", "mnist", "--ablations", "--seeds", "1,2", "--manifest"])
+
+
+def test_more_images_than_the_data_holds_are_refused(monkeypatch):
+    import argparse
+
+    import art_sgt.datasets
+    from art_sgt.reproduction.cli import _loader, _profile, add_arguments
+
+    x = np.zeros((30, 28, 28, 1), np.float32)
+    y = np.eye(10, dtype=np.float32)[np.arange(30) % 10]
+    monkeypatch.setattr(art_sgt.datasets, "load_mnist", lambda data_dir=None: ((x, y), (x[:20], y[:20]), 0.0, 1.0))
+    parser = add_arguments(argparse.ArgumentParser())
+    for argv, flag in ((["--n-train", "40", "--n-eval", "10", "--n-report", "10"], "--n-train"),
+                       (["--n-train", "30", "--n-eval", "25", "--n-report", "10"], "--n-eval")):  # fmt: skip
+        args = parser.parse_args(["--dataset", "mnist", *argv])
+        with pytest.raises(ValueError, match=flag):
+            _loader(args, _profile(args))()
+    args = parser.parse_args(["--dataset", "mnist", "--n-train", "30", "--n-eval", "20", "--n-report", "20"])
+    assert [len(a) for a in _loader(args, _profile(args))()] == [30, 30, 20, 20]
