@@ -138,8 +138,9 @@ def run(args: argparse.Namespace) -> int:
 
     :param args: The parsed arguments.
     :return: The exit status (0).
-    :raises ValueError: For ``--ablations`` on CIFAR-10, a profile the dataset lacks, or an ``--only`` that
-        selects nothing.
+    :raises ValueError: For ``--ablations`` on CIFAR-10 or with several ``--seeds``, a profile the dataset lacks,
+        an ``--only`` that selects nothing, or (once data is needed) more training or test images than the data
+        holds.
     """
     if args.ablations and args.dataset != "mnist":
         raise ValueError(f"--ablations runs on MNIST only (it writes mnist_ablations.json), not on {args.dataset}.")
