@@ -1,7 +1,7 @@
 """art-sgt: Saliency-guided Training (SGT) and Adversarial SGT as drop-in trainers for the Adversarial
 Robustness Toolbox (ART), with Captum-based saliency evaluators."""
 
-from art_sgt.datasets import load_cifar10, load_mnist
+from art_sgt.datasets import load_cifar10, load_mnist, random_subset
 from art_sgt.losses import asgt_loss, sgt_loss
 from art_sgt.masking import apply_mask, least_salient_mask
 from art_sgt.models import MnistCNN, make_classifier
@@ -16,6 +16,7 @@ __all__ = [
     "CatastrophicOverfittingWarning",
     "load_mnist",
     "load_cifar10",
+    "random_subset",
     "MnistCNN",
     "make_classifier",
     "input_gradient",

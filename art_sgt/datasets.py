@@ -22,6 +22,7 @@ float64; float32 is what ``PyTorchClassifier`` computes in, and it halves the me
 from __future__ import annotations
 
 import logging
+import numbers
 import os
 import zipfile
 from pathlib import Path
@@ -31,7 +32,9 @@ import art.config
 import art.utils
 import numpy as np
 
-__all__ = ["load_mnist", "load_cifar10", "ENV_VAR", "Dataset"]
+from art_sgt._validation import check_positive_int
+
+__all__ = ["load_mnist", "load_cifar10", "random_subset", "ENV_VAR", "Dataset"]
 
 logger = logging.getLogger(__name__)
 
@@ -239,3 +242,35 @@ def load_cifar10(data_dir: str | os.PathLike | None = None, download: bool = Tru
     ((50000, 32, 32, 3), (50000, 10), dtype('float32'))
     """
     return _load("cifar10", data_dir, download)
+
+
+def random_subset(n_total: int, n: int, seed: int = 0) -> np.ndarray:
+    """Indices of a seeded random subset of ``n`` of ``n_total`` samples, in increasing order.
+
+    Evaluations draw their test images with it instead of taking the first ``n``: the first rows of a test set
+    are not a random sample of it (the first half of MNIST's test set is the easier half). The draw depends only
+    on ``(n_total, n, seed)``, so two models evaluated with the same arguments see the same images, and a smaller
+    subset is not a prefix of a larger one. Record the returned indices beside the results.
+
+    :param n_total: Number of samples to draw from (e.g. ``len(x_test)``).
+    :param n: Number of samples drawn, ``1 <= n <= n_total``.
+    :param seed: Seed of the draw (a non-negative int).
+    :return: ``n`` distinct indices into ``range(n_total)``, int64, sorted.
+    :raises TypeError: If ``n_total``, ``n`` or ``seed`` is not an int.
+    :raises ValueError: If ``n_total`` or ``n`` is below 1, ``n > n_total``, or ``seed`` is negative.
+
+    >>> random_subset(10, 3, seed=0).tolist()
+    [2, 4, 8]
+    >>> bool((random_subset(10_000, 500, seed=1) == random_subset(10_000, 500, seed=1)).all())
+    True
+    """
+    n_total = check_positive_int("n_total", n_total)
+    n = check_positive_int("n", n)
+    if n > n_total:
+        raise ValueError(f"n must be at most n_total={n_total}, got {n}.")
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise TypeError(f"seed must be a non-negative int, got {type(seed).__name__}.")
+    if seed < 0:
+        raise ValueError(f"seed must be a non-negative int, got {seed!r}.")
+    rng = np.random.default_rng([int(seed), n_total])
+    return np.sort(rng.choice(n_total, size=n, replace=False)).astype(np.int64)

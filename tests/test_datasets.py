@@ -206,3 +206,30 @@ def test_file_is_not_modified(tmp_path):
 def test_public_names():
     assert set(datasets.__all__) >= {"load_mnist", "load_cifar10"}
     assert all(hasattr(datasets, name) for name in datasets.__all__)
+
+
+def test_random_subset_is_seeded_sorted_distinct_and_not_a_prefix():
+    a = datasets.random_subset(10_000, 500, seed=3)
+    assert a.dtype == np.int64 and a.shape == (500,)
+    assert np.array_equal(a, datasets.random_subset(10_000, 500, seed=3))
+    assert np.all(np.diff(a) > 0) and a[0] >= 0 and a[-1] < 10_000
+    assert not np.array_equal(a, datasets.random_subset(10_000, 500, seed=4))
+    assert not np.array_equal(a, np.arange(500))
+    assert np.array_equal(datasets.random_subset(5, 5), np.arange(5))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "name"),
+    [
+        ({"n_total": 10, "n": 11}, ValueError, "n must"),
+        ({"n_total": 10, "n": 0}, ValueError, "n must"),
+        ({"n_total": 0, "n": 1}, ValueError, "n_total"),
+        ({"n_total": 10, "n": 2.0}, TypeError, "n must"),
+        ({"n_total": 10, "n": 2, "seed": -1}, ValueError, "seed"),
+        ({"n_total": 10, "n": 2, "seed": 1.5}, TypeError, "seed"),
+        ({"n_total": 10, "n": 2, "seed": True}, TypeError, "seed"),
+    ],
+)
+def test_random_subset_refuses_bad_arguments(kwargs, error, name):
+    with pytest.raises(error, match=name):
+        datasets.random_subset(**kwargs)
