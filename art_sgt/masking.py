@@ -7,6 +7,7 @@ then made absolute, as the SGT reference does).
 
 from __future__ import annotations
 
+import math
 import numbers
 from collections.abc import Callable
 from fractions import Fraction
@@ -24,16 +25,29 @@ Bound = Union[float, torch.Tensor]
 
 
 def masked_count(fraction: float, positions: int) -> int:
-    """``floor(fraction * positions)``, free of float rounding: ``0.7 * 90`` is ``62.99999999999999`` in floats.
+    """The number of positions a fraction covers: ``floor(fraction * positions)``, where a product within float
+    rounding of an integer counts as that integer.
 
-    :param fraction: A fraction in [0, 1] (taken as the nearest ratio with a denominator up to 10**6).
+    A float ``fraction`` lies within ``2**-53`` of the decimal it was written as, so its exact product with
+    ``positions`` lies within ``positions * 2**-53`` of the intended one. A product closer than
+    ``positions * 2**-52`` to an integer is therefore taken as that integer (``0.7 * 90`` is
+    ``62.99999999999999`` in floats and covers 63; ``0.9999999999999999 * 2`` covers 2); any other product is
+    floored exactly.
+
+    :param fraction: A fraction in [0, 1].
     :param positions: The number of positions.
-    :return: The number of positions a fraction covers.
+    :return: The number of positions the fraction covers.
 
     >>> masked_count(0.7, 90), int(0.7 * 90)
     (63, 62)
+    >>> masked_count(0.9999999999999999, 2), masked_count(0.49, 2)
+    (2, 0)
     """
-    return int(Fraction(fraction).limit_denominator(10**6) * positions)
+    product = Fraction(fraction) * positions
+    nearest = round(product)
+    if abs(product - nearest) <= Fraction(positions, 2**52):
+        return int(nearest)
+    return math.floor(product)
 
 
 def _position_scores(saliency: torch.Tensor, absolute: bool, mean_before_abs: bool = False) -> torch.Tensor:

@@ -28,6 +28,14 @@ def test_k_is_the_exact_floor_where_float_products_fall_just_below_an_integer():
     assert int(least_salient_mask(torch.arange(90.0).reshape(1, 90), 0.7).sum()) == 63
 
 
+def test_a_product_within_float_rounding_of_an_integer_counts_as_it_and_no_other_product_does():
+    assert 0.9999999999999999 * 2 < 2 and masked_count(0.9999999999999999, 2) == 2
+    assert int(least_salient_mask(torch.arange(2.0).reshape(1, 2), 0.9999999999999999).sum()) == 2
+    assert masked_count(0.1 + 0.2, 10) == 3  # 0.30000000000000004 * 10, just above 3
+    assert masked_count(0.5 - 2**-40, 2) == 0  # far beyond float rounding of 1: floored
+    assert masked_count(1 / 3, 3) == 1 and masked_count(0.3333333, 3) == 0
+
+
 def test_at_least_one_position_is_masked_as_in_the_reference():
     # 0.2 * 4 positions floors to 0: the reference masks max(1, int(f * P)) so the KL term never vanishes
     assert int(least_salient_mask(torch.arange(4.0).reshape(1, 4), 0.2).sum()) == 1

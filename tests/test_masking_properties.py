@@ -1,6 +1,6 @@
 """Property-based tests of the masking functions (hypothesis draws shapes, values, fractions and fills)."""
 
-import math
+from decimal import ROUND_FLOOR, ROUND_HALF_EVEN, Decimal, localcontext
 
 import numpy as np
 import torch
@@ -41,6 +41,17 @@ def inputs_and_masks(draw):
 fills = st.one_of(st.sampled_from(["uniform", "uniform_channel", "mean", "zero"]), st.floats(-10.0, 10.0))
 
 
+def expected_count(fraction: float, positions: int) -> int:
+    """The stated rule in decimal arithmetic: floor(f * P), a product within P * 2**-52 of an integer being it."""
+    with localcontext() as context:
+        context.prec = 400
+        product = Decimal(fraction) * positions  # exact: a float is a finite binary fraction
+        nearest = product.to_integral_value(rounding=ROUND_HALF_EVEN)
+        if abs(product - nearest) <= Decimal(positions) / Decimal(2**52):
+            return int(nearest)
+        return int(product.to_integral_value(rounding=ROUND_FLOOR))
+
+
 def _scores(saliency: torch.Tensor, absolute: bool) -> torch.Tensor:
     s = saliency.mean(1) if saliency.ndim >= 3 else saliency  # the reference: channel mean, then abs
     return (s.abs() if absolute else s).reshape(len(s), -1)
@@ -52,7 +63,7 @@ def test_mask_size_is_exactly_the_requested_fraction(saliency, fraction, absolut
     before = saliency.clone()
     mask = least_salient_mask(saliency, fraction, absolute=absolute)
     positions = _scores(saliency, absolute).shape[1]
-    k = max(1, math.floor(fraction * positions)) if fraction > 0 else 0
+    k = max(1, expected_count(fraction, positions)) if fraction > 0 else 0
     counts = mask.reshape(len(mask), -1).sum(1)
     assert counts.tolist() == [k] * len(saliency)
     assert torch.equal(saliency, before)
