@@ -54,23 +54,21 @@ class _JointForward(nn.Module):
 class BatchSteps:
     """Validated trainer parameters and the steps a batch's loss is built from (a base of the trainers).
 
-    The parameters are the trainers'; the three hardware options are documented here once (see
-    :doc:`/performance` for what each measured on the project's CPU, from ``results/bench_hardware_options.json``):
+    The parameters are the trainers'; the three hardware options are documented here once (:doc:`/performance`
+    states what each one's speed has been measured to be, and on which hardware):
 
     :param amp: ``None`` (default, float32) or ``"bf16"``: run the model's forward and backward (training,
         saliency, fast-path PGD, validation) under ``torch.autocast`` with bfloat16; weights, optimizer,
         preprocessing and the outputs handed to the losses stay float32. ``"fp16"`` is refused: float16 needs a
-        ``GradScaler`` in the training loop, which it does not run. Measured *slower* on the project's CPU,
-        which has no native bfloat16 (the CPU emulates it); its speed on GPUs or CPUs with native bfloat16 is
-        not measured by this project.
+        ``GradScaler`` in the training loop, which it does not run. A CPU without native bfloat16 emulates it,
+        which makes it slower than float32 there.
     :param channels_last: Give 4-d inputs and the model's weights the channels-last memory format. The weights
         are converted in place when the trainer is built (same parameter objects, values, shapes and
-        ``state_dict`` keys; only the strides change, and they stay after ``fit``). No consistent speed-up was
-        measured on the project's CPU; its effect on GPUs is not measured by this project.
+        ``state_dict`` keys; only the strides change, and they stay after ``fit``).
     :param compile: Run the model through ``torch.compile(model, dynamic=False)``: graphs are compiled during the
         first batches of the first ``fit`` (one per input shape and mode) and reused afterwards. No
-        ``_orig_mod.`` prefix reaches any ``state_dict``. Measured slower on the project's CPU, after tens of
-        seconds of compiling; its effect on GPUs is not measured by this project.
+        ``_orig_mod.`` prefix reaches any ``state_dict``. Compiling takes tens of seconds, which short runs
+        do not win back.
     """
 
     def __init__(

@@ -47,9 +47,9 @@ class SaliencyTrainerBase(BatchSteps, Trainer, abc.ABC):
     :param fill: What masked positions receive (see :func:`art_sgt.masking.apply_mask`).
     :param saliency_of: ``"log_prob"`` (default, the reference's: its network ends in ``log_softmax``) or
         ``"logit"``: what ``"gradient"`` and Captum classes differentiate.
-    :param amp: ``None`` (default, float32) or ``"bf16"`` autocast; slower on the project's CPU, unmeasured on GPUs.
-    :param channels_last: Channels-last inputs and weights (converted in place); no gain on the project's CPU.
-    :param compile: ``torch.compile`` the model's forwards; slower on the project's CPU (see :doc:`/performance`).
+    :param amp: ``None`` (default, float32) or ``"bf16"`` autocast (see :doc:`/performance` for its measured speed).
+    :param channels_last: Channels-last inputs and weights (converted in place).
+    :param compile: ``torch.compile`` the model's forwards.
     :raises TypeError: If ``classifier`` is not a ``PyTorchClassifier`` or an argument has the wrong type.
     :raises ValueError: If the classifier has no optimizer, is channels-last or has a label-mixing preprocessor,
         a Captum instance is bound to another model, or an argument is out of range.
