@@ -216,17 +216,28 @@ def check_labels(name: str, y: np.ndarray, nb_classes: int) -> np.ndarray:
     """Check class labels and return them as int64 indices.
 
     Accepts index labels of shape ``(n,)`` (or ``(n, 1)``) and one-hot / probability labels of shape
-    ``(n, nb_classes)``, the two forms ART accepts.
+    ``(n, nb_classes)``, the two forms ART accepts. A row of a one-hot array names its class by its one largest
+    entry; a row without one (all zero, or multi-hot: a tie between classes) names no class and is refused, where
+    ``argmax`` would silently pick the first of the tied classes.
 
     :param name: The parameter's name, used in the error message.
     :param y: The labels.
     :param nb_classes: The number of classes of the classifier.
     :return: A new int64 array of shape ``(n,)``.
-    :raises ValueError: If the labels have a wrong shape, are not finite or are out of range.
+    :raises ValueError: If the labels have a wrong shape, are not finite or are out of range, or if a one-hot row
+        has no single largest entry.
+
+    >>> check_labels("y", np.array([[0.0, 1.0], [0.9, 0.1]]), 2).tolist()
+    [1, 0]
+    >>> check_labels("y", np.array([[1.0, 1.0], [0.0, 0.0]]), 2)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: y must be one-hot labels with one largest entry per row (the class), got 2 row(s) ...
     """
     check_array(name, y)
     check_finite(name, y)
     if y.ndim == 2 and y.shape[1] == nb_classes and nb_classes > 1:
+        _check_one_class_per_row(name, y)
         return np.argmax(y, axis=1).astype(np.int64)
     if y.ndim == 2 and y.shape[1] == 1:
         y = y[:, 0]
@@ -242,3 +253,17 @@ def check_labels(name: str, y: np.ndarray, nb_classes: int) -> np.ndarray:
             f"{name} must hold class indices in [0, {nb_classes - 1}], got values in [{y.min()}, {y.max()}]."
         )
     return y.astype(np.int64)
+
+
+def _check_one_class_per_row(name: str, y: np.ndarray) -> None:
+    """Refuse the rows of one-hot labels whose largest entry is shared (all-zero and multi-hot rows)."""
+    ties = (y == y.max(axis=1, keepdims=True)).sum(axis=1) > 1
+    if not ties.any():
+        return
+    first = int(np.flatnonzero(ties)[0])
+    tied = np.flatnonzero(y[first] == y[first].max())
+    what = "is all zero" if not y[first].any() else f"ties classes {', '.join(map(str, tied[:-1]))} and {tied[-1]}"
+    raise ValueError(
+        f"{name} must be one-hot labels with one largest entry per row (the class), got {int(ties.sum())} row(s) "
+        f"without one: row {first} {what}."
+    )

@@ -183,11 +183,33 @@ def make_saliency_fn(method: Any, saliency_of: str = "logit", **attribute_kwargs
     if callable(method) and not inspect.isclass(method):
         if attribute_kwargs:
             raise TypeError("attribute kwargs apply to Captum methods only, not to a saliency callable.")
-        return method
+        return _checked_callable(method)
     raise TypeError(
         "saliency must be 'gradient', a Captum attribution class or instance, or a callable "
         f"(model, x, target) -> tensor, got {type(method).__name__}."
     )
+
+
+def _checked_callable(fn: Callable[..., Any]) -> SaliencyFn:
+    """Wrap a user's saliency callable so that a map of the wrong type or shape is refused where it is made,
+    naming ``saliency``, instead of failing later inside torch."""
+
+    @functools.wraps(fn)
+    def checked(model: nn.Module, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        result = fn(model, x, target)
+        if not isinstance(result, torch.Tensor):
+            raise TypeError(
+                f"saliency must return a torch.Tensor of the input's shape {tuple(x.shape)}, got "
+                f"{type(result).__module__}.{type(result).__name__} from {getattr(fn, '__name__', repr(fn))}."
+            )
+        if result.shape != x.shape:
+            raise ValueError(
+                f"saliency must return a torch.Tensor of the input's shape {tuple(x.shape)}, got shape "
+                f"{tuple(result.shape)}."
+            )
+        return result
+
+    return checked
 
 
 _MODE_DEPENDENT = (

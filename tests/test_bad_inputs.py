@@ -87,6 +87,33 @@ class _SizelessGenerator(DataGenerator):
         return self.c.x[:8], self.c.y[:8]
 
 
+class _Generator(DataGenerator):
+    def __init__(self, x, y):
+        super().__init__(size=len(x), batch_size=8)
+        self.x, self.y = x, y
+
+    def get_batch(self):
+        return self.x[:8], self.y[:8]
+
+
+def _all_zero_rows(y, classes=4):
+    one_hot = np.eye(classes, dtype=np.float32)[y]
+    one_hot[3] = 0.0
+    return one_hot
+
+
+def _multi_hot_rows(y, classes=4):
+    one_hot = np.eye(classes, dtype=np.float32)[y]
+    one_hot[5, :2] = 1.0
+    return one_hot
+
+
+def _evaluate(c, y):
+    from art_sgt.evaluation import SaliencyEvaluator
+
+    return SaliencyEvaluator(c.classifier, ["saliency"], ["sparseness"]).evaluate(c.x, y)
+
+
 def _with_nan(x):
     x = x.copy()
     x[0, 0, 0, 0] = np.nan
@@ -139,6 +166,24 @@ CASES = [
     ("negative labels", lambda c: lambda: c.fit(y=c.y - 5), ValueError, "y must hold class indices"),
     ("fractional labels", lambda c: lambda: c.fit(y=c.y + 0.5), ValueError, "y must hold integer"),
     ("one-hot of wrong width", lambda c: lambda: c.fit(y=np.eye(3)[c.y % 3]), ValueError, "y must be index labels"),
+    ("one-hot row all zero", lambda c: lambda: c.fit(y=_all_zero_rows(c.y)), ValueError, "y must be one-hot"),
+    ("multi-hot row", lambda c: lambda: c.fit(y=_multi_hot_rows(c.y)), ValueError, "y must be one-hot.*row 5"),
+    (
+        "multi-hot row from a generator",
+        lambda c: lambda: c.sgt().fit_generator(_Generator(c.x, _multi_hot_rows(c.y)), nb_epochs=1, verbose=False),
+        ValueError,
+        "generator batch y must be one-hot",
+    ),
+    ("one-hot row all zero, evaluator", lambda c: lambda: _evaluate(c, _all_zero_rows(c.y)), ValueError, "y must be"),
+    ("multi-hot row, evaluator", lambda c: lambda: _evaluate(c, _multi_hot_rows(c.y)), ValueError, "y must be"),
+    (
+        "saliency returning numpy",
+        lambda c: (
+            lambda: c.sgt(saliency=lambda m, x, t: x.detach().cpu().numpy()).fit(c.x, c.y, nb_epochs=1, verbose=False)
+        ),
+        TypeError,
+        "saliency must return a torch.Tensor of the input's shape",
+    ),
     ("batch_size zero", lambda c: lambda: c.fit(batch_size=0), ValueError, "batch_size"),
     ("batch_size float", lambda c: lambda: c.fit(batch_size=12.5), TypeError, "batch_size"),
     ("nb_epochs zero", lambda c: lambda: c.fit(nb_epochs=0), ValueError, "nb_epochs"),

@@ -117,3 +117,17 @@ def test_a_model_returning_probabilities_gets_the_gradient_of_log_p_not_of_log_s
 def test_unknown_saliency_of_is_refused():
     with pytest.raises(ValueError, match="saliency_of"):
         make_saliency_fn("gradient", saliency_of="probability")
+
+
+def test_saliency_callable_of_wrong_type_or_shape_is_refused_naming_saliency():
+    model, x, t = _linear(), torch.randn(4, 3), torch.tensor([0, 1, 0, 1])
+    with pytest.raises(TypeError, match=r"saliency must return a torch.Tensor of the input's shape \(4, 3\).*numpy"):
+        make_saliency_fn(lambda m, xx, tt: xx.numpy())(model, x, t)
+    with pytest.raises(ValueError, match=r"saliency must return .*got shape \(4,\)"):
+        make_saliency_fn(lambda m, xx, tt: xx.sum(1))(model, x, t)
+
+    def my_saliency(m, xx, tt):
+        return xx * 2
+
+    checked = make_saliency_fn(my_saliency)
+    assert checked.__name__ == "my_saliency" and torch.equal(checked(model, x, t), x * 2)
