@@ -245,3 +245,24 @@ def test_checkpoint_every_and_contents(tmp_path):
     assert payload["scheduler"]["last_epoch"] == 3
     assert set(payload["rng"]) >= {"torch", "numpy", "python", "generators"}
     assert not list(tmp_path.glob(".checkpoint-*"))  # no temporary file left behind
+
+
+def test_a_run_killed_in_its_first_write_into_a_used_folder_names_the_kept_checkpoint(tmp_path):
+    from art_sgt.trainers._checkpoint import keep_previous
+
+    x, y = make_task(n=64)
+    run = {"nb_epochs": 2, "batch_size": 32, "verbose": False, "checkpoint_dir": tmp_path}
+    SaliencyGuidedTrainer(make_classifier()).fit(x, y, **{**run, "nb_epochs": 1})
+    # What a fresh run (resume=False) leaves when it is killed during its first write: the earlier run's
+    # checkpoint moved aside, and the temporary file it was writing.
+    kept = keep_previous(tmp_path)
+    (tmp_path / ".checkpoint-killed.tmp").write_bytes(b"half a checkpoint")
+    trainer = SaliencyGuidedTrainer(make_classifier())
+    with pytest.raises(FileNotFoundError) as info:
+        trainer.fit(x, y, **run, resume=True)
+    message = str(info.value)
+    assert str(kept) in message and "rename it to" in message and "resume=True" in message, message
+    assert not list(tmp_path.glob(".checkpoint-*.tmp"))  # the stale temporary file is gone at this start
+    kept.rename(tmp_path / "checkpoint.pt")  # what the message says to do
+    trainer.fit(x, y, **run, resume=True)
+    assert [record["epoch"] for record in trainer.history] == [1, 2]

@@ -71,6 +71,11 @@ def _save_atomically(target: Path, payload: dict[str, Any]) -> Path:
 def load_checkpoint(directory: str | os.PathLike, map_location: torch.device | str = "cpu") -> dict[str, Any]:
     """Read the checkpoint in ``directory`` with ``torch.load(weights_only=True)``.
 
+    Resuming is a start of the run: temporary files left by a killed write are removed first (as
+    :func:`prepare_folder` does for a fresh run). Without ``checkpoint.pt``, the error names the newest checkpoint
+    that :func:`keep_previous` kept aside (a fresh run started in the folder and was stopped before its first
+    write) and how to resume from it.
+
     :param directory: The checkpoint folder.
     :param map_location: Where tensors are loaded.
     :return: The payload.
@@ -78,8 +83,18 @@ def load_checkpoint(directory: str | os.PathLike, map_location: torch.device | s
     :raises ValueError: If the file is unreadable, corrupted or not an art-sgt checkpoint of this format.
     """
     path = Path(directory) / CHECKPOINT_NAME
+    if path.parent.is_dir():
+        _remove_stale(path.parent)
     if not path.is_file():
-        raise FileNotFoundError(f"checkpoint_dir {str(directory)!r} holds no {CHECKPOINT_NAME} to resume from.")
+        message = f"checkpoint_dir {str(directory)!r} holds no {CHECKPOINT_NAME} to resume from."
+        kept = sorted(path.parent.glob(f"{path.stem}.previous-*.pt")) if path.parent.is_dir() else []
+        if kept:
+            message += (
+                f" It holds {kept[-1]}, the checkpoint of an earlier run that a run started with resume=False moved "
+                f"aside before it was stopped (before writing its own). To resume from it, rename it to {path} "
+                "and call again with resume=True."
+            )
+        raise FileNotFoundError(message)
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:
@@ -107,6 +122,11 @@ def prepare_folder(directory: str | os.PathLike) -> None:
     except OSError as err:
         reason = err.strerror or err
         raise ValueError(f"checkpoint_dir {str(directory)!r} is not a writable folder ({reason}).") from err
+    _remove_stale(directory)
+
+
+def _remove_stale(directory: Path) -> None:
+    """Remove the temporary files of checkpoint writes that were killed (never a complete checkpoint)."""
     for stale in directory.glob(_TEMPORARY):
         stale.unlink(missing_ok=True)
         logger.info("Removed %s, left over by an interrupted checkpoint write.", stale)
