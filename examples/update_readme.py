@@ -1,11 +1,25 @@
-"""Copy the measured numbers from ``results/`` into the README, between its ``results`` markers.
+"""Write the README's generated parts from the files under ``results/``.
 
-Nothing is typed by hand: each line below is read from a file a script in this repository wrote. Files that
-do not exist yet are listed as missing.
+The README is the project's front page (and its PyPI description), so it carries three short generated parts,
+each between ``<!-- generated:NAME -->`` and ``<!-- /generated:NAME -->``:
+
+``make-run``
+    how long ``make run`` trained on the recorded machine, and the quick run (``results/mnist_sgt.json``,
+    ``results/mnist_sgt_quick.json``);
+``verdict``
+    one table of the paper reproduction's key comparison, ASGT against mixed AT, ART's Madry PGD-AT and no
+    defence, with 95% intervals (``results/mnist_standard.json``, ``results/cifar10_standard.json``);
+``speed``
+    the benchmarks' ratios against ART (``results/bench_trainers.json``) and, once it exists, against
+    torchattacks' AutoAttack (``results/bench_autoattack.json``).
+
+Nothing is typed by hand: every number is read from a file a script of this repository wrote. A missing file
+is said to be missing (an optional one is left out). The full results are on the documentation's results page
+(``docs/results.rst``), which reads the same files when the documentation is built.
 
 Usage::
 
-    python examples/update_readme.py [--readme README.md] [--results results]
+    python examples/update_readme.py [--readme README.md] [--results results] [--check]
 """
 
 from __future__ import annotations
@@ -13,346 +27,300 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import textwrap
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-START, END = "<!-- results:start -->", "<!-- results:end -->"
-#: Where a script recorded an absolute data folder, the README shows the variable a reader sets instead.
+_BLOCK = re.compile(r"(<!-- generated:([\w-]+) -->\n)(.*?)(<!-- /generated:\2 -->)", re.S)
 _DATA_DIR = re.compile(r"(--data-dir[ =])/\S+")
+_OUT = re.compile(r" --(out|cache-dir)[ =]\S+")
+
+#: The controls ASGT is compared with, in the table's order.
+_BASELINES = {
+    "mixed_at": "mixed AT (`kl_weight=0`)",
+    "pgd_at": "PGD-AT (ART Madry)",
+    "standard": "no defence (ART `fit`)",
+}
+_DATASETS = {"mnist": "MNIST", "cifar10": "CIFAR-10"}
+_MODELS = {"standard": "standard", "sgt": "SGT", "pgd_at": "PGD-AT", "mixed_at": "mixed AT", "asgt": "ASGT"}
+#: Generated prose is wrapped to this width; a table row stays one line (the tests hold it under 200).
+WIDTH = 115
+_CONTENDERS = {
+    "sgt": "an SGT epoch",
+    "asgt": "an ASGT epoch",
+    "fast_pgd": "ASGT's on-device PGD",
+}
+_REFERENCES = {
+    "art_fit": "ART `fit`",
+    "art_madry": "ART `AdversarialTrainerMadryPGD`",
+    "art_pgd": "ART's `ProjectedGradientDescent`",
+}
 
 
 def _command(command: str) -> str:
-    """A recorded command without this machine's data folder."""
-    return _DATA_DIR.sub(r"\1$ART_SGT_DATA", command)
+    """A recorded command without this machine's folders: the data folder as ``$ART_SGT_DATA``, no outputs."""
+    return _OUT.sub("", _DATA_DIR.sub(r"\1$ART_SGT_DATA", command))
 
 
-def _attack_label(key: str) -> str:
-    """``pgd40_eps0.1`` -> ``PGD-40, eps 0.1``; other keys unchanged."""
-    match = re.fullmatch(r"pgd(\d+)_eps([\d.]+)", key)
-    return f"PGD-{match.group(1)}, eps {match.group(2)}" if match else key
-
-
-def _load(path: Path) -> dict | None:
+def _load(path: Path) -> dict[str, Any] | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
 def _missing(name: str) -> list[str]:
-    return [f"- `results/{name}`: not produced yet.", ""]
+    return [f"`results/{name}`: not produced yet."]
 
 
-def _main_job(results: Path) -> list[str]:
+def _minutes(seconds: float) -> str:
+    return f"{seconds / 60:.0f} min" if seconds >= 120 else f"{seconds:.0f} s"
+
+
+def _eps(value: float) -> str:
+    """``8/255`` where eps is a whole number of 255ths below 1, else the number."""
+    k = value * 255
+    return f"{round(k)}/255" if abs(k - round(k)) < 1e-6 and value < 0.1 else f"{value:g}"
+
+
+def make_run(results: Path) -> list[str]:
+    """The time ``make run`` (``examples/mnist_sgt.py``) spent training, and the quick run's."""
     data = _load(results / "mnist_sgt.json")
     if data is None:
         return _missing("mnist_sgt.json")
-    std, sgt = data["standard"], data["sgt"]
-    return [
-        f"Main job (`{_command(data['command'])}`, seed {data['seed']}, {data['dataset']['train']} training / "
-        f"{data['dataset']['test']} test images, {data['hardware']['cpu_count']} CPU cores):",
-        "",
-        "| model | epochs | test accuracy | training time |",
-        "|---|---|---|---|",
-        f"| standard (ART `fit`) | {std['epochs']} | {std['test_accuracy']:.4f} | {std['train_seconds']:.0f} s |",
-        f"| SGT | {sgt['epochs']} | {sgt['test_accuracy']:.4f} | {sgt['train_seconds']:.0f} s |",
-        "",
-        f"The saliency maps of both models on test images are drawn in `{data['figure']}` (shown in the "
-        "documentation's results page).",
-        "",
-    ]
-
-
-def _asgt(results: Path) -> list[str]:
-    data = _load(results / "mnist_asgt.json")
-    if data is None:
-        return _missing("mnist_asgt.json")
-    acc, attack = data["evaluation"]["accuracy"], data["training"]["attack"]
-    return [
-        f"ASGT example (`{_command(data['command'])}`, {data['dataset']['train']} training images, "
-        f"{data['training']['epochs']} epoch(s) in {data['training']['train_seconds']:.0f} s, training PGD eps "
-        f"{attack['eps']} ({attack['max_iter']} steps of {attack['eps_step']:.3g}, seed {data['seed']}); "
-        f"{data['dataset']['test']} test images, {data['evaluation']['attack']}):",
-        "",
-        "| evaluation | accuracy |",
-        "|---|---|",
-        *[f"| {_attack_label(k)} | {v:.4f} |" for k, v in acc.items()],
-        "",
-    ]
-
-
-def _cli(results: Path) -> list[str]:
-    train, evaluation = (
-        _load(results / "cli" / "mnist_sgt_train.json"),
-        _load(results / "cli" / "mnist_sgt_evaluation.json"),
-    )
-    if train is None or evaluation is None:
-        return _missing("cli/mnist_sgt_train.json and cli/mnist_sgt_evaluation.json")
-    robust = evaluation["robustness"]
-    worst = ", ".join(f"eps {e:g}: {a:.3f}" for e, a in zip(robust["eps"], robust["worst_case"]))
-    summary = evaluation["saliency"]["summary"]
-    return [
-        f"Command line on real MNIST: `{_command(train['command'])}` gave test accuracy "
-        f"{train['test_accuracy']:.4f} in {train['train_seconds']:.0f} s; `{_command(evaluation['command'])}` measured "
-        f"clean accuracy "
-        f"{robust['clean_accuracy']:.3f} on {robust['n_samples']} test images, worst case over "
-        f"{', '.join(robust['attacks'])} (attack budget '{robust['params'].get('budget', '?')}'): {worst}; "
-        f"gradient-masking flags: {', '.join(robust['flags']) or 'none'}; "
-        f"saliency sparseness {summary['saliency']['sparseness']:.3f} (gradient), "
-        f"{summary['integrated_gradients']['sparseness']:.3f} (integrated gradients).",
-        "",
-    ]
-
-
-def _bench(results: Path, name: str, title: str) -> list[str]:
-    data = _load(results / name)
-    if data is None:
-        return _missing(name)
-    lines = [f"{title} (`{_command(data['command'])}`, ratios of medians measured side by side in one run):", ""]
-    lines += ["| contender | baseline | ratio | target | met |", "|---|---|---|---|---|"]
-    rows = [(c, r["baseline"], r["ratio"], r.get("target")) for c, r in data.get("ratios", {}).items()]
-    rows += [(m, f"floor: {r['floor']}", r["ratio"], 1.3) for m, r in data.get("metrics", {}).items()]
-    for contender, baseline, ratio, target in rows:
-        met = "" if target is None else ("yes" if ratio <= target else "no")
-        lines.append(f"| {contender} | {baseline} | {ratio:.3f} | {'' if target is None else f'<= {target}'} | {met} |")
-    missed = [row[0] for row in rows if row[3] is not None and row[2] > row[3]]
-    if missed:
-        lines += [
-            "",
-            f"Targets are the ratios the project set itself before measuring; {', '.join(missed)} "
-            f"{'is' if len(missed) == 1 else 'are'} above {'its' if len(missed) == 1 else 'their'} target, so the "
-            "table says 'no'. The ratio measured is the floor this code reaches today on this machine; "
-            "a ratio, not a time, so it carries over to other machines only roughly.",
-        ]
-    return [*lines, ""]
-
-
-_OUT_DIR = re.compile(r" --out \S+")
-
-
-def _apgd_t(results: Path) -> list[str]:
-    data = _load(results / "bench_robustness.json")
-    if data is None:
-        return _missing("bench_robustness.json")
-    c = data["config"]
-    command = _OUT_DIR.sub("", _command(data["command"]))
+    std, sgt, cores = data["standard"], data["sgt"], data["hardware"]["cpu_count"]
     lines = [
-        f"The robustness report's APGD-T against ART's APGD-T run over every target on every sample (`{command}`; "
-        f"{data['model']}, clean accuracy {data['clean_accuracy']:.3f}; {c['targets']} targets x {c['max_iter']} "
-        f"iterations on {c['n']} test images; side by side in one run):",
-        "",
-        "| eps | robust, ART by hand | robust, report | CPU s, ART by hand | CPU s, report | ratio (report / ART) |",
-        "|---|---|---|---|---|---|",
+        f"On {cores} CPU cores `make run` trained for {_minutes(std['train_seconds'] + sgt['train_seconds'])} "
+        f"(ART `fit`, {std['epochs']} epochs: {_minutes(std['train_seconds'])}, test accuracy "
+        f"{std['test_accuracy']:.4f}; SGT, {sgt['epochs']} epochs: {_minutes(sgt['train_seconds'])}, test accuracy "
+        f"{sgt['test_accuracy']:.4f}; `results/mnist_sgt.json`); installing and evaluating come on top."
     ]
-    for eps, r in data["by_eps"].items():
+    quick = _load(results / "mnist_sgt_quick.json")
+    if quick is not None:
+        seconds = quick["standard"]["train_seconds"] + quick["sgt"]["train_seconds"]
         lines.append(
-            f"| {eps.removeprefix('eps ')} | {r['robust_art_by_hand']:.3f} | {r['robust_report']:.3f} | "
-            f"{r['cpu_seconds_art_by_hand']:.1f} | {r['cpu_seconds_report']:.1f} | {r['ratio_cpu']:.3f} |"
+            f"For a taste, `python examples/mnist_sgt.py --quick` ({quick['dataset']['train']:,} training images, "
+            f"one epoch each) trained both in {_minutes(seconds)} on {quick['hardware']['cpu_count']} cores "
+            f"(SGT test accuracy {quick['sgt']['test_accuracy']:.4f}; `results/mnist_sgt_quick.json`)."
         )
-    lines += [
-        "",
-        "The report attacks only the samples still classified correctly, as AutoAttack does; the two robust "
-        "accuracies differ only by the random starts drawn.",
-    ]
-    return [*lines, ""]
-
-
-def _footprint(results: Path) -> list[str]:
-    data = _load(results / "bench_trainers.json")
-    if data is None or "fixed_mmap_threshold" not in data.get("footprint", {}).get("sgt", {}).get("memory", {}):
-        return _missing("bench_trainers.json (footprint)")
-    foot = data["footprint"]
-    command = data.get("footprint_run", data)["command"]
-    lines = [
-        f"Memory and checkpointing (`{command}`; {data['setup']['n']} samples per epoch, batch "
-        f"{data['setup']['batch_size']}, {data['setup']['memory_epochs']} epochs in one `fit`, each trainer in a "
-        "fresh process; growth read from a least-squares line through the epochs):",
-        "",
-        "| trainer | live tensors, epoch 1 -> last | RSS growth, glibc defaults | RSS growth, fixed mmap threshold "
-        "| peak RSS | checkpoint write | write / epoch | with / without checkpoint, side by side |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for name in ("sgt", "asgt"):
-        mem, ckpt = foot[name]["memory"], foot[name]["checkpointing"]
-        count, size = mem["live_tensors_after_epoch"], mem["live_tensor_mb_after_epoch"]
-        rss, fixed = mem["rss_mb_after_epoch"], mem["fixed_mmap_threshold"]
-        lines.append(
-            f"| {name} | {count[0]} ({size[0]:.1f} MB) -> {count[-1]} ({size[-1]:.1f} MB) "
-            f"| {mem['rss_growth']:+.1%} ({min(rss):.0f}-{max(rss):.0f} MB) "
-            f"| {fixed['rss_growth']:+.1%} ({min(fixed['rss_mb_after_epoch']):.0f}-"
-            f"{max(fixed['rss_mb_after_epoch']):.0f} MB) | {mem['peak_rss_mb_of_the_process']:.0f} MB "
-            f"| {ckpt['write_seconds'] * 1000:.0f} ms ({ckpt['checkpoint_mb']:.1f} MB) "
-            f"| {ckpt['write_fraction_of_epoch']:.2%} | {ckpt['overhead_measured_side_by_side']:+.1%} |"
-        )
-    lines += [
-        "",
-        "Targets: growth < 5% (no leak across epochs), checkpoint < 5% of an epoch. With glibc's default settings the "
-        "RSS of a loop whose live tensors stay constant swings from epoch to epoch (ranges above; its mmap threshold "
-        "moves and freed blocks stay in the heap); the fixed-threshold run (`MALLOC_MMAP_THRESHOLD_=131072`) shows "
-        "the growth without that noise.",
-    ]
-    return [*lines, ""]
-
-
-def _hardware(results: Path) -> list[str]:
-    data = _load(results / "bench_hardware_options.json")
-    if data is None:
-        return _missing("bench_hardware_options.json")
-    rows, setup = data["results"], data["setup"]
-    workloads = ("sgt", "asgt", "fast_pgd")
-    lines = [
-        f"Hardware options (`{_command(data['command'])}`; {setup['model']}, batch {setup['batch_size']}, CPU flags "
-        f"{', '.join(setup['cpu_flags'])}; {setup['gpu']}): time with the option / float32 time, medians of "
-        "interleaved rounds in one run, one thread (the steadiest rows; the JSON also holds 2 threads):",
-        "",
-        "| option | SGT epoch | ASGT epoch | fast-path PGD |",
-        "|---|---|---|---|",
-    ]
-    faster = []
-    for option in (o for o in setup["options"] if o != "fp32"):
-        ratios = [rows[f"{w}, {option}, 1 thread"]["ratio_to_fp32"] for w in workloads]
-        lines.append(f"| `{option}` | {' | '.join(f'{r:.2f}' for r in ratios)} |")
-        if max(ratios) < 0.9:
-            faster.append(f"`{option}`")
-    verdict = "none is faster by over 10% everywhere"
-    if faster:
-        verdict = f"faster by over 10% everywhere: {', '.join(faster)}"
-    lines += [
-        "",
-        f"On this CPU {verdict}. The options are off by default; their effect on GPUs has not been measured by this "
-        "project (see the documentation's performance page).",
-    ]
-    return [*lines, ""]
-
-
-_TRAINER_LABELS = {
-    "art_madry": "ART Madry PGD-10",
-    "art_fbf": "ART FBF (FGSM-RS)",
-    "asgt_pgd10": "ASGT PGD-10",
-    "fast_asgt": "fast ASGT (`SaliencyGuidedAdversarialTrainer.fast`)",
-}
-
-
-def _time_to_robustness(results: Path) -> list[str]:
-    data = _load(results / "time_to_robustness.json")
-    if data is None:
-        return _missing("time_to_robustness.json")
-    setup, target = data["setup"], data["target"]
-    lines = [
-        f"Time to robustness (`{_command(data['command'])}`; MNIST, {setup['train']}, {setup['epochs']} epochs, eps "
-        f"{setup['eps']}, {setup['test']}; worst case: {setup['evaluation']}; CPU: {setup['cpu_seconds']}):",
-        "",
-        "| trainer | training CPU s | final worst case | final clean |",
-        "|---|---|---|---|",
-    ]
-    for name, row in data["summary"].items():
-        lines.append(
-            f"| {_TRAINER_LABELS.get(name, name)} | {row['training_cpu_seconds']:.0f} "
-            f"| {row['final_worst_case_accuracy']:.3f} | {row['final_clean_accuracy']:.3f} |"
-        )
-    reached = (
-        f"reached it in {target['ratio']:.2f} of Madry's time"
-        if target["ratio"] is not None
-        else "never reached it in this run"
-    )
-    lines += [
-        "",
-        f"Target: fast ASGT reaches ART Madry PGD-10's final worst case minus 2 points ({target['level']:.3f}) in at "
-        f"most {target['required_ratio']:.2f} of Madry's training time. Fast ASGT {reached}: "
-        f"{'met' if target['met'] else 'not met'}. The model it returned (epoch {target['fast_asgt_returned_epoch']}, "
-        f"by robust validation) overfit catastrophically: {'yes' if target['fast_asgt_returned_overfit'] else 'no'}. "
-        "A small budget on a shared machine: it speaks for this setting only.",
-        "",
-        f"The figure of worst-case accuracy after each epoch against training CPU minutes is `{data['figure']}` "
-        "(shown in the documentation's fast-training page; this README is also the package's PyPI description, where "
-        "repository images do not resolve).",
-    ]
-    return [*lines, ""]
-
-
-def _markdown(results: Path, name: str, title: str) -> list[str]:
-    path = results / name
-    if not path.is_file():
-        return _missing(name)
-    text = path.read_text().strip()
-    heading = re.match(r"#+\s+(.*)\n", text)
-    if heading:  # the file's own title becomes the section title (one heading, not two)
-        title, text = heading.group(1), text[heading.end() :].strip()
-    body = re.sub(r"^#+", lambda m: "#" * min(len(m.group(0)) + 2, 6), text, flags=re.M)
-    return [f"### {title}", "", f"(copied from `results/{name}`)", "", body, ""]
-
-
-def render(results: Path) -> str:
-    lines = ["### Training", ""]
-    lines += _main_job(results) + _asgt(results) + _cli(results)
-    lines += ["### Speed", ""]
-    lines += _bench(results, "bench_trainers.json", "Trainers against ART")
-    lines += _footprint(results)
-    lines += _bench(results, "bench_evaluators.json", "Evaluators against their floors")
-    lines += _apgd_t(results)
-    lines += _hardware(results)
-    lines += _time_to_robustness(results)
-    lines += _reproduction(results)
-    return "\n".join(lines).rstrip() + "\n"
-
-
-def _reproduction(results: Path) -> list[str]:
-    """The verdict of the paper reproduction, MNIST then CIFAR-10, the standard profile (the one that may claim
-    something) before the quick one: a report that carries the reproduction's run manifest is summarised by the
-    package's own README section; an older report is copied as it is."""
-    from art_sgt.reproduction.recipe import PROFILES
-    from art_sgt.reproduction.report import readme_section
-
-    lines = ["## Does the paper's claim hold?", ""]
-    not_run = []
-    for dataset in ("mnist", "cifar10"):
-        for profile in ("standard", "gpu", "quick"):
-            stem = f"{dataset}_{profile}"
-            payload = _load(results / f"{stem}.json")
-            if payload is not None and "manifest" in payload:
-                section = readme_section([payload]).split("\n", 1)[1].strip()  # without its "##" heading
-                lines += [section, "", f"(summarised from `results/{stem}.json`; the full report is "
-                          f"`results/{stem}.md`)", ""]  # fmt: skip
-                lines += _saliency_methods(results, stem)
-            elif profile == "quick":
-                lines += _markdown(results, f"{stem}.md", f"{dataset}, quick profile")
-            elif (dataset, profile) in PROFILES:
-                not_run.append(f"`art-sgt reproduce --dataset {dataset} --profile {profile}`")
-    if not_run:
-        lines += [f"Not run yet, so nothing above rests on them: {', '.join(not_run)} (the gpu profile needs a GPU).",
-                  ""]  # fmt: skip
     return lines
 
 
-def _saliency_methods(results: Path, stem: str) -> list[str]:
-    """The saliency term's effect on the maps (ASGT - mixed AT) by attribution method, from
-    ``examples/saliency_methods.py``'s results, when they exist."""
-    payload = _load(results / f"{stem}_saliency_methods.json")
-    if payload is None:
-        return []
-    rows = [f"- {c['verdict']}" for c in payload["comparisons"]
-            if (c["a"], c["b"], c["quantity"]) == ("asgt", "mixed_at", "morf_gain")]  # fmt: skip
-    if not rows:
-        return []
-    check = {True: "matches the report", False: "does NOT match the report", None: "not checked"}
-    return [
-        f"Is a difference in the maps the models' or the attribution method's? The MoRF gain of ASGT - mixed AT by "
-        f"method ({len(payload['runs'])} runs, {payload['n']} test images; the plain gradient, recomputed, "
-        f"{check[payload['matches_report']]}; all models in `results/{stem}_saliency_methods.md`):",
+def _interval(comparison: dict[str, Any]) -> tuple[float, float | None, float | None]:
+    """Estimate and 95% interval: over seeds with two or more, else the one seed's bootstrap over test images."""
+    over_seeds = comparison["across_seeds"]
+    if over_seeds["n"] >= 2 or not comparison["per_seed"]:
+        return over_seeds["estimate"], over_seeds["low"], over_seeds["high"]
+    boot = comparison["per_seed"][0]["bootstrap"]
+    return boot["estimate"], boot["low"], boot["high"]
+
+
+def _conclusion(comparison: dict[str, Any]) -> str:
+    """The report's own conclusion, the last clause of its verdict: ``lower``, ``higher`` or ``inconclusive``."""
+    last = comparison["verdict"].rstrip(".").rsplit(": ", 1)[-1]
+    return "inconclusive" if last.startswith("inconclusive") else last.removeprefix("ASGT is ")
+
+
+def _cell(comparison: dict[str, Any] | None, scale: float, digits: int) -> str:
+    if comparison is None:
+        return "not compared yet"
+    estimate, low, high = _interval(comparison)
+    interval = ", no interval" if low is None else f" [{low * scale:+.{digits}f}, {high * scale:+.{digits}f}]"
+    return f"{estimate * scale:+.{digits}f}{interval}, {_conclusion(comparison)}"
+
+
+def _standing(comparisons: list[dict[str, Any] | None], claim: float) -> str:
+    """Where the paper's claimed gain (points) stands against the PGD and worst-case intervals."""
+    places = set()
+    for comparison in comparisons:
+        if comparison is None:
+            return "not compared yet"
+        _, low, high = _interval(comparison)
+        if low is None:
+            places.add("no interval")
+        else:
+            places.add("above" if claim > high * 100 else "below" if claim < low * 100 else "inside")
+    if places == {"above"}:
+        return "above: not reproduced"
+    if places == {"inside"}:
+        return "inside: consistent"
+    if places == {"below"}:
+        return "below: exceeded"
+    return "mixed: " + ", ".join(sorted(places))
+
+
+def _flags(payload: dict[str, Any], model_only: str | None = None) -> str:
+    """The gradient-masking flags that fired, per model (or of ``model_only``), with the seeds they fired on."""
+    fired = []
+    for model, summary in payload["results"].items():
+        if model_only is not None and model != model_only:
+            continue
+        for flag in summary["flags"]:
+            seeds = summary.get("flag_seeds", {}).get(flag, [])
+            which = f" ({'seeds' if len(seeds) > 1 else 'seed'} {', '.join(map(str, seeds))} of "
+            which = f"{which}{len(summary['seeds'])})" if seeds else ""
+            fired.append(f"{'' if model_only else _MODELS.get(model, model) + ' '}{flag}{which}")
+    return ", ".join(fired) or "none"
+
+
+def _wrap(line: str) -> str:
+    """Prose wrapped to :data:`WIDTH` (markdown joins the lines again); table rows and blank lines unchanged."""
+    if not line or line.startswith("|"):
+        return line
+    indent = "  " if line.startswith("- ") else ""
+    return textwrap.fill(line, WIDTH, subsequent_indent=indent, break_long_words=False, break_on_hyphens=False)
+
+
+def _setup(dataset: str, payload: dict[str, Any]) -> str:
+    """What a profile trained and evaluated, from its recipe."""
+    t, e, seeds = payload["recipe"]["training"], payload["recipe"]["evaluation"], len(payload["recipe"]["seeds"])
+    interval = "t intervals over seeds" if seeds > 1 else "paired bootstrap over test images and exact McNemar"
+    return (
+        f"{_DATASETS[dataset]}: `{t['arch']}`, {t['n_train']:,} training images, {t['epochs']} epoch"
+        f"{'s' * (t['epochs'] > 1)}, PGD-{t['train_steps']} training at eps {_eps(t['train_eps'])}; PGD-"
+        f"{e['pgd_iter']} on {e['n_eval']:,} test images, worst case on {e['n_report']:,}; {interval}; "
+        f"gradient-masking flags: {_flags(payload)}."
+    )
+
+
+def verdict(results: Path) -> list[str]:
+    """The key comparison of the reproduction's standard profiles: ASGT minus each control, with intervals."""
+    payloads = {d: _load(results / f"{d}_standard.json") for d in _DATASETS}
+    if all(p is None for p in payloads.values()):
+        return ["`results/mnist_standard.json`, `results/cifar10_standard.json`: not produced yet."]
+    rows, notes, claims, standings, term, flags = [], [], [], {}, [], []
+    for dataset, payload in payloads.items():
+        name = _DATASETS[dataset]
+        if payload is None:
+            notes.append(f"{name}: `results/{dataset}_standard.json` not produced yet.")
+            continue
+        paper, seeds = payload["paper"], len(payload["recipe"]["seeds"])
+        found = {(c["b"], c["quantity"]): c for c in payload["comparisons"] if c["a"] == "asgt" and not c["variant"]}
+        where = f"{name}, eps {_eps(paper['paper_eps'])}, {seeds} seed{'s' * (seeds > 1)}"
+        for baseline, label in _BASELINES.items():
+            pgd, worst = found.get((baseline, "pgd_paper_eps")), found.get((baseline, "worst_case_paper_eps"))
+            maps = found.get((baseline, "morf_gain"))
+            standings[dataset, baseline] = _standing([pgd, worst], paper["claimed_gain"])
+            rows.append(
+                f"| {where} | {label} | {_cell(pgd, 100, 1)} | {_cell(worst, 100, 1)} | {_cell(maps, 1, 3)} "
+                f"| {standings[dataset, baseline]} |"
+            )
+        said = [
+            _conclusion(c) if c else "not compared yet"
+            for c in (found.get(("mixed_at", q)) for q in ("pgd_paper_eps", "worst_case_paper_eps", "morf_gain"))
+        ]
+        term.append(f"on {name} PGD {said[0]}, worst case {said[1]}, MoRF gain {said[2]}")
+        flags.append(f"{name} {_flags(payload, 'asgt')}")
+        claims.append(f"+{paper['claimed_gain']:g} at eps {_eps(paper['paper_eps'])} on {name}")
+        notes.append(_setup(dataset, payload))
+
+    def said_of(baselines: tuple[str, ...]) -> str:
+        words = {key: standings[key].rsplit(": ", 1)[-1] for key in standings if key[1] in baselines}
+        if len(set(words.values())) == 1:
+            return next(iter(words.values()))
+        return ", ".join(
+            f"{word}{f' against {_MODELS[key[1]]}' if len(baselines) > 1 else ''} on {_DATASETS[key[0]]}"
+            for key, word in words.items()
+        )
+
+    lines = [
+        f"**Verdict.** Against adversarial training (mixed AT and ART Madry) the paper's claimed gain is "
+        f"{said_of(('mixed_at', 'pgd_at'))}; against no defence it is {said_of(('standard',))}. The saliency term "
+        f"alone (ASGT minus mixed AT): {'; '.join(term)}. ASGT's gradient-masking flags: {'; '.join(flags)}.",
         "",
+        "| data | ASGT minus | PGD accuracy, points | worst-case accuracy, points | MoRF gain (maps) "
+        f"| the paper's claim ({', '.join(c.split(' at ')[0] for c in claims)}) against both intervals |",
+        "|---|---|---|---|---|---|",
         *rows,
         "",
+        f"Differences of ASGT minus each control at the paper's eps with 95% intervals; the paper claims "
+        f"{' and '.join(claims)} (read as absolute points). Mixed AT is ASGT without its saliency term, so its rows "
+        "are the term's effect. The worst case counts an image robust only if every attack of the robustness report "
+        "fails on it. The MoRF gain measures how faithful the saliency maps are (higher is better). A "
+        "gradient-masking flag means a check found the gradient attacks weaker than a black-box or stronger one "
+        "(the worst case already counts the stronger attack).",
+        "",
+        *[f"- {line}" for line in notes],
     ]
+    figures = [
+        f"`results/{d}_standard/accuracy_vs_eps.png`"
+        for d in payloads
+        if (results / f"{d}_standard" / "accuracy_vs_eps.png").is_file()
+    ]
+    reports = [f"`results/{d}_standard.md`" for d in payloads if (results / f"{d}_standard.md").is_file()]
+    lines += [
+        "",
+        f"Worst case against eps per model: {', '.join(figures) or 'no figure produced yet'}. Full reports (every "
+        f"control, per-seed tests, ablations, cost): {', '.join(reports) or 'none produced yet'}, and the "
+        "documentation's results page (`docs/results.rst`).",
+    ]
+    return lines
+
+
+def _ratios(data: dict[str, Any]) -> list[str]:
+    parts = []
+    for name, row in data.get("ratios", {}).items():
+        reference = _REFERENCES.get(row.get("baseline"), f"`{row.get('baseline')}`")
+        parts.append(f"{_CONTENDERS.get(name, f'`{name}`')} {row['ratio']:.2f}x {reference}")
+    return parts
+
+
+def _where(data: dict[str, Any]) -> str:
+    hardware = data.get("hardware") or {}
+    cores = f", {hardware['cpu_count']} CPU cores" if hardware.get("cpu_count") else ""
+    return f"`{_command(data['command'])}`{cores}"
+
+
+def speed(results: Path) -> list[str]:
+    """The benchmarks' ratios of median times, contender over the maintained library measured beside it."""
+    data = _load(results / "bench_trainers.json")
+    if data is None:
+        return _missing("bench_trainers.json")
+    lines = [
+        f"Time per unit of work against ART, medians measured side by side in one run ({_where(data)}): "
+        f"{'; '.join(_ratios(data))}."
+    ]
+    autoattack = _load(results / "bench_autoattack.json")  # optional: said nothing about until it exists
+    if autoattack is not None:
+        parts = _ratios(autoattack) or [f"{autoattack['ratio']:.2f}x"]
+        lines.append(
+            "The robustness report's `autoattack` preset against torchattacks' `AutoAttack`, CPU time, side by side "
+            f"({_where(autoattack)}): {'; '.join(parts)}."
+        )
+    lines.append(
+        "A ratio, not a time, so it carries over to other machines only roughly; memory, checkpointing, the "
+        "evaluators and the hardware options are measured on the documentation's performance and results pages."
+    )
+    return lines
+
+
+BLOCKS: dict[str, Callable[[Path], list[str]]] = {"make-run": make_run, "verdict": verdict, "speed": speed}
+
+
+def update(text: str, results: Path) -> str:
+    """``text`` with every generated block rewritten from ``results``; an unknown block name is an error."""
+    names = [m.group(2) for m in _BLOCK.finditer(text)]
+    unknown = sorted(set(names) - set(BLOCKS))
+    if unknown or sorted(names) != sorted(BLOCKS):
+        raise ValueError(f"README blocks must be {sorted(BLOCKS)} once each, got {names}")
+
+    def block(match: re.Match[str]) -> str:
+        body = "\n".join(_wrap(line) for line in BLOCKS[match.group(2)](results))
+        return f"{match.group(1)}{body}\n{match.group(4)}"
+
+    return _BLOCK.sub(block, text)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--readme", default="README.md")
     parser.add_argument("--results", default="results")
+    parser.add_argument("--check", action="store_true", help="exit 1 if the README is not up to date")
     args = parser.parse_args()
     readme = Path(args.readme)
     text = readme.read_text()
-    if START not in text or END not in text:
-        raise SystemExit(f"{readme} lacks the {START} ... {END} markers")
-    head, rest = text.split(START, 1)
-    _, tail = rest.split(END, 1)
-    readme.write_text(f"{head}{START}\n{render(Path(args.results))}{END}{tail}")
+    new = update(text, Path(args.results))
+    if args.check:
+        raise SystemExit(0 if new == text else f"{readme} is out of date: run python examples/update_readme.py")
+    readme.write_text(new)
     print(f"updated {readme}")
 
 

@@ -73,6 +73,18 @@ def test_readme_renders_without_repository_files():
     targets = re.findall(r"\]\(([^)\s]+)\)", readme)
     relative = [t for t in targets if not re.match(r"^(https?://|#)", t)]
     assert not relative, relative
+    assert "![" not in readme
+    slugs = {re.sub(r"[^\w\- ]", "", h.lower()).replace(" ", "-") for h in re.findall(r"^#+ (.+)$", readme, re.M)}
+    anchors = {t[1:] for t in targets if t.startswith("#")}
+    assert anchors and anchors <= slugs, anchors - slugs  # every in-page link lands on a heading
+
+
+def test_readme_renders_as_markdown_with_its_tables():
+    markdown_it = pytest.importorskip("markdown_it")
+    readme = (ROOT / "README.md").read_text()
+    html = markdown_it.MarkdownIt("commonmark").enable("table").render(readme)
+    assert html.count("<table>") == readme.count("\n|---") >= 2  # every table is parsed as one
+    assert "<pre><code>|" not in html and "<p>|" not in html  # no table left as text
 
 
 def test_project_files_exist():
@@ -87,61 +99,121 @@ def _update_readme():
     return module
 
 
-def test_readme_results_are_rendered_for_readers(tmp_path):
-    """The README's results section: labels instead of raw keys, no machine paths, no repository images."""
-    update = _update_readme()
-    (tmp_path / "mnist_asgt.json").write_text(
-        json.dumps(
-            {
-                "command": "python examples/mnist_asgt.py --data-dir /home/me/data",
-                "seed": 0,
-                "dataset": {"train": 100, "test": 10},
-                "training": {
-                    "epochs": 1,
-                    "train_seconds": 3.0,
-                    "attack": {"eps": 0.3, "max_iter": 10, "eps_step": 0.075},
-                },
-                "evaluation": {"attack": "ART PGD", "accuracy": {"clean": 0.9, "pgd40_eps0.1": 0.5}},
-            }
-        )  # fmt: skip
-    )
-    (tmp_path / "bench_robustness.json").write_text(
-        json.dumps(
-            {
-                "command": "python benchmarks/bench_robustness.py --data-dir /home/me/data --out /home/me/b.json",
-                "config": {"targets": 9, "max_iter": 10, "n": 200},
-                "model": "MnistCNN",
-                "clean_accuracy": 0.95,
-                "by_eps": {
-                    "eps 0.1": {
-                        "robust_art_by_hand": 0.4,
-                        "robust_report": 0.41,
-                        "cpu_seconds_art_by_hand": 60,
-                        "cpu_seconds_report": 30,
-                        "ratio_cpu": 0.5,
-                        "ratio_wall": 0.5,
-                    }
-                },
-            }
-        )  # fmt: skip
-    )
-    text = update.render(tmp_path)
-    assert "PGD-40, eps 0.1" in text and "pgd40_eps0.1" not in text
-    assert "| 0.1 | 0.400 | 0.410 | 60.0 | 30.0 | 0.500 |" in text and "--out" not in text
-    assert "--data-dir $ART_SGT_DATA" in text and "/home/me" not in text
-    assert "results/mnist_sgt.json`: not produced yet" in text  # a missing file is said to be missing
-    assert "![" not in update.render(ROOT / "results")
+def test_readme_generated_parts_are_what_update_readme_writes():
+    """The README's generated blocks equal what ``examples/update_readme.py`` writes from ``results/`` now."""
+    readme = (ROOT / "README.md").read_text()
+    assert _update_readme().update(readme, ROOT / "results") == readme, "run python examples/update_readme.py"
 
 
-def test_readme_shows_the_saliency_method_check_beside_the_report(tmp_path):
+def test_readme_is_a_front_page():
+    """Short, no line a reader has to scroll, no p-values or CPU bookkeeping, and every file it names exists."""
+    readme = (ROOT / "README.md").read_text()
+    lines = readme.splitlines()
+    assert len(lines) <= 170, len(lines)
+    assert max(map(len, lines)) <= 200, max(lines, key=len)
+    assert not re.search(r"p = \d|e-\d\d|CPU-hours", readme)
+    named = set(re.findall(r"`((?:results|docs|examples|benchmarks|art_sgt)/[^`\s*]+|[A-Z]+\.(?:md|cff))`", readme))
+    assert {"results/mnist_standard.md", "docs/results.rst", "CHANGELOG.md"} <= named
+    assert [n for n in named if not (ROOT / n).exists() and not n.startswith("docs/_build/")] == []
+
+
+def _comparison(b, quantity, estimate, low, high, verdict, n_seeds=3):
+    across = {"estimate": estimate, "low": low, "high": high, "n": n_seeds}
+    per_seed = [] if n_seeds > 1 else [{"bootstrap": {"estimate": estimate, "low": low, "high": high, "n": 100}}]
+    if n_seeds == 1:
+        across.update(low=None, high=None)
+    verdict = f"ASGT - {b}, {quantity}: ... (paired t interval over seeds, n={n_seeds}): {verdict}."
+    return {
+        "a": "asgt",
+        "b": b,
+        "variant": "",
+        "quantity": quantity,
+        "across_seeds": across,
+        "per_seed": per_seed,
+        "verdict": verdict,
+    }
+
+
+def _profile(n_seeds, comparisons, flags=None):
+    results = {m: {"flags": [], "flag_seeds": {}, "seeds": list(range(n_seeds))} for m in ("mixed_at", "asgt")}
+    for flag, seeds in (flags or {}).items():
+        results["asgt"]["flags"].append(flag)
+        results["asgt"]["flag_seeds"][flag] = seeds
+    training = {"arch": "mnist_cnn", "n_train": 600, "epochs": 1, "train_steps": 7, "train_eps": 8 / 255}
+    return {
+        "paper": {"paper_eps": 0.2, "claimed_gain": 35.0},
+        "recipe": {
+            "training": training,
+            "evaluation": {"pgd_iter": 40, "n_eval": 100, "n_report": 50},
+            "seeds": list(range(n_seeds)),
+        },
+        "comparisons": comparisons,
+        "results": results,
+    }
+
+
+def test_readme_verdict_is_read_from_the_reports(tmp_path):
+    """Intervals, conclusions and the claim's standing come from the reports' comparisons; a missing one says so."""
     update = _update_readme()
-    comparison = {"a": "asgt", "b": "mixed_at", "quantity": "morf_gain", "verdict": "ASGT - mixed AT, MoRF gain (ig)."}
-    payload = {"runs": [{}, {}], "n": 500, "matches_report": False, "comparisons": [comparison]}
-    (tmp_path / "mnist_standard_saliency_methods.json").write_text(json.dumps(payload))
-    lines = update._saliency_methods(tmp_path, "mnist_standard")
-    assert "- ASGT - mixed AT, MoRF gain (ig)." in lines and "does NOT match the report" in lines[0]
-    assert "(2 runs, 500 test images" in lines[0]
-    assert update._saliency_methods(tmp_path, "cifar10_standard") == []  # no such results: nothing shown
+    assert "not produced yet" in "\n".join(update.verdict(tmp_path))
+    mnist = _profile(
+        3,
+        [
+            _comparison("mixed_at", "pgd_paper_eps", -0.039, -0.054, -0.024, "ASGT is lower"),
+            _comparison("mixed_at", "worst_case_paper_eps", -0.059, -0.105, -0.013, "ASGT is lower"),
+            _comparison("mixed_at", "morf_gain", -0.21, -0.565, 0.145, "inconclusive at this budget"),
+            _comparison("standard", "pgd_paper_eps", 0.40, 0.30, 0.50, "ASGT is higher"),
+            _comparison("standard", "worst_case_paper_eps", 0.35, 0.20, 0.50, "ASGT is higher"),
+        ],
+        flags={"black_box": [0, 1]},
+    )
+    cifar = _profile(1, [_comparison("mixed_at", "pgd_paper_eps", 0.002, -0.028, 0.032, "inconclusive at this budget")])
+    (tmp_path / "mnist_standard.json").write_text(json.dumps(mnist))
+    (tmp_path / "cifar10_standard.json").write_text(json.dumps(cifar))
+    text = "\n".join(update.verdict(tmp_path))
+    assert "| -3.9 [-5.4, -2.4], lower | -5.9 [-10.5, -1.3], lower | -0.210 [-0.565, +0.145], inconclusive " in text
+    assert "| above: not reproduced |" in text and "| inside: consistent |" in text  # claim +35 vs the intervals
+    assert "| +0.2 [-2.8, +3.2], inconclusive | not compared yet |" in text  # one seed: its bootstrap interval
+    assert "MNIST black_box (seeds 0, 1 of 3); CIFAR-10 none" in text
+    assert "PGD-7 training at eps 8/255" in text and "3 seeds" in text and "1 seed |" in text
+    assert "accuracy_vs_eps.png" not in text  # no figure in tmp_path: none named
+
+
+def test_readme_run_time_and_speed_are_read_from_results(tmp_path):
+    update = _update_readme()
+    assert update.make_run(tmp_path) == ["`results/mnist_sgt.json`: not produced yet."]
+    hardware = {"cpu_count": 2}
+    run = {
+        "hardware": hardware,
+        "dataset": {"train": 10000},
+        "standard": {"epochs": 2, "test_accuracy": 0.98, "train_seconds": 250.0},
+        "sgt": {"epochs": 4, "test_accuracy": 0.99, "train_seconds": 1790.0},
+    }
+    (tmp_path / "mnist_sgt.json").write_text(json.dumps(run))
+    assert "`make run` trained for 34 min" in update.make_run(tmp_path)[0]
+    assert len(update.make_run(tmp_path)) == 1  # no quick run recorded: no taste line
+    (tmp_path / "mnist_sgt_quick.json").write_text(json.dumps(run))
+    assert "--quick` (10,000 training images" in update.make_run(tmp_path)[1]
+    bench = {
+        "command": "python benchmarks/b.py --data-dir /home/me/data --out /home/me/b.json",
+        "hardware": hardware,
+        "ratios": {"asgt": {"baseline": "art_madry", "ratio": 0.851}},
+    }
+    (tmp_path / "bench_trainers.json").write_text(json.dumps(bench))
+    text = "\n".join(update.speed(tmp_path))
+    assert "an ASGT epoch 0.85x ART `AdversarialTrainerMadryPGD`" in text and "--data-dir $ART_SGT_DATA" in text
+    assert "/home/me" not in text and "AutoAttack" not in text  # the AutoAttack benchmark is left out until it exists
+    autoattack = {
+        "command": "python benchmarks/bench_autoattack.py",
+        "ratios": {"report": {"baseline": "x", "ratio": 0.5}},
+    }
+    (tmp_path / "bench_autoattack.json").write_text(json.dumps(autoattack))
+    assert "torchattacks' `AutoAttack`" in "\n".join(update.speed(tmp_path)) and "0.50x" in update.speed(tmp_path)[1]
+
+
+def test_update_readme_refuses_a_readme_without_its_blocks(tmp_path):
+    with pytest.raises(ValueError, match="README blocks must be"):
+        _update_readme().update("# a README\n<!-- generated:verdict -->\n<!-- /generated:verdict -->\n", tmp_path)
 
 
 def test_docs_show_a_results_file_s_command_without_machine_folders_and_with_its_code():

@@ -9,7 +9,8 @@ wrote under ``results/``; nothing here holds a number. The directives:
     depends on which scripts have run.
 
 ``.. results-json-table:: results/bench_trainers.json``
-    Values of a results JSON file as a table (a benchmark's ratios by default), with the command and hardware.
+    Values of a results JSON file as a table (a benchmark's ratios by default, or chosen fields), with the
+    command and hardware.
 
 ``.. results-figures:: results/*/*.png``
     Every figure matching a glob, captioned with its path.
@@ -215,8 +216,9 @@ class ResultsJsonTable(SphinxDirective):
     Without options, a benchmark file's ``ratios`` (with ``median_seconds``) are shown. ``:records:`` names a
     mapping ``{name: {field: value}}`` shown one row per name (fields from ``:columns:``, or all). ``:rows:`` names
     records (dotted keys) and ``:columns:`` their fields: one table row per record. A ``:rows:`` entry that is a
-    mapping of plain values and no ``:columns:`` gives a two-column key / value table. ``:figure:`` names the key
-    holding the path of a figure to show under the table.
+    mapping of plain values and no ``:columns:`` gives a two-column key / value table. ``:fields:`` names
+    values anywhere in the file (dotted keys): one row per field. ``:figure:`` names the key holding the path of a
+    figure to show under the table. A benchmark's ratios show the target it set itself where it recorded one.
     """
 
     required_arguments = 1
@@ -226,6 +228,7 @@ class ResultsJsonTable(SphinxDirective):
         "columns": directives.unchanged,
         "figure": directives.unchanged,
         "records": directives.unchanged,
+        "fields": directives.unchanged,
     }
 
     def run(self) -> list[nodes.Node]:
@@ -240,7 +243,10 @@ class ResultsJsonTable(SphinxDirective):
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
             rows, columns = split("rows"), split("columns")
-            if "records" in self.options:
+            if "fields" in self.options:
+                header = ["field", "value"]
+                body = [[f"``{field}``", _get(data, field)] for field in split("fields")]
+            elif "records" in self.options:
                 records = _get(data, self.options["records"].strip())
                 columns = columns or sorted({k for r in records.values() for k in r})
                 header = ["", *[_label(c) for c in columns]]
@@ -258,6 +264,9 @@ class ResultsJsonTable(SphinxDirective):
                     [name, medians.get(name), r.get("baseline"), medians.get(r.get("baseline")), r.get("ratio")]
                     for name, r in ratios.items()
                 ]
+                if any("target" in r for r in ratios.values()):  # the ratio the project set itself beforehand
+                    header.append("target (at most)")
+                    body = [[*row, r.get("target")] for row, r in zip(body, ratios.values())]
             elif columns:
                 header = ["", *[_label(c) for c in columns]]
                 body = [[row, *[_get(data, f"{row}.{c}") for c in columns]] for row in rows]
