@@ -25,10 +25,15 @@ process. The fastest round's ratio (``ratio_of_minimums``) and the machine's one
 after each thread setting are recorded too: on a machine shared with other jobs, a load above the thread count
 slows rounds unevenly (OpenMP threads wait for cores), which shows in the spread of ``seconds``.
 
+``--device cuda`` runs every contender on the GPU (the classifier with ART's ``device_type="gpu"``, the fast
+PGD's tensors on the GPU) and waits for the GPU's queued work before each clock reading; ``--threads`` then
+sets only the host's threads. ``--options`` limits the options measured (``fp32`` is always included). The
+defaults (``cpu``, every option) are the measurement committed under ``results/``.
+
 Usage::
 
     python benchmarks/bench_hardware_options.py [--threads 2 1] [--repeats 3] [--n 64] [--batch-size 32]
-        [--out results/bench_hardware_options.json]
+        [--device cpu] [--options fp32 bf16 channels_last compile] [--out results/bench_hardware_options.json]
 """
 
 from __future__ import annotations
@@ -56,13 +61,14 @@ OPTIONS: dict[str, dict[str, Any]] = {
 WORKLOADS = ("sgt", "asgt", "fast_pgd")
 
 
-def _trainer(workload: str, options: dict[str, Any], seed: int) -> Any:
+def _trainer(workload: str, options: dict[str, Any], seed: int, device: str = "cpu") -> Any:
     from art.attacks.evasion import ProjectedGradientDescent
 
     from art_sgt import MnistCNN, SaliencyGuidedAdversarialTrainer, SaliencyGuidedTrainer, make_classifier
 
     torch.manual_seed(seed)
-    classifier = make_classifier(MnistCNN(), (1, 28, 28), lr=1e-3, device_type="cpu")
+    device_type = "gpu" if device == "cuda" else "cpu"
+    classifier = make_classifier(MnistCNN(), (1, 28, 28), lr=1e-3, device_type=device_type)
     if workload != "asgt":
         return SaliencyGuidedTrainer(classifier, **options)
     attack = ProjectedGradientDescent(classifier, verbose=False, **PGD)
@@ -72,11 +78,11 @@ def _trainer(workload: str, options: dict[str, Any], seed: int) -> Any:
 def _contender(workload: str, options: dict[str, Any], x: np.ndarray, y: np.ndarray, args: Any) -> Callable[[], None]:
     from art_sgt.attacks import pgd
 
-    trainer = _trainer(workload, options, args.seed)
+    trainer = _trainer(workload, options, args.seed, args.device)
     if workload != "fast_pgd":
         return lambda: trainer.fit(x, y, batch_size=args.batch_size, nb_epochs=1, verbose=False, seed=args.seed)
     net = trainer._attack_net  # the forward the fast path attacks through, with the option
-    xt, yt = torch.from_numpy(x), torch.from_numpy(y.argmax(1))
+    xt, yt = torch.from_numpy(x).to(args.device), torch.from_numpy(y.argmax(1)).to(args.device)
     b = args.batch_size
 
     def run() -> None:
@@ -84,6 +90,12 @@ def _contender(workload: str, options: dict[str, Any], x: np.ndarray, y: np.ndar
             pgd(net, xt[i : i + b], yt[i : i + b], clip_values=(0.0, 1.0), **PGD)
 
     return run
+
+
+def _synchronize(device: str) -> None:
+    """Wait for the work queued on ``device`` (a no-op on the CPU), so a clock reading after it counts it."""
+    if device == "cuda":
+        torch.cuda.synchronize()
 
 
 def _graphs() -> int:
@@ -100,21 +112,28 @@ def measure(threads: int, args: Any) -> dict[str, Any]:
     x = rng.random((args.n, 1, 28, 28), dtype=np.float32)
     y = np.eye(10, dtype=np.float32)[rng.integers(0, 10, args.n)]
     contenders, records = {}, {}
+    options = getattr(args, "options", None) or list(OPTIONS)
     for workload in WORKLOADS:
         for option, kwargs in OPTIONS.items():
+            if option not in options and option != "fp32":
+                continue
             name = (workload, option)
             contenders[name] = _contender(workload, kwargs, x, y, args)
             before = _graphs()
+            _synchronize(args.device)
             start = time.perf_counter()
             contenders[name]()
+            _synchronize(args.device)
             records[name] = {"first_call_seconds": time.perf_counter() - start, "graphs_first_call": _graphs() - before}
     times: dict[tuple[str, str], list[float]] = {name: [] for name in contenders}
     later = {name: 0 for name in contenders}
     for _ in range(args.repeats):
         for name, run in contenders.items():
             before = _graphs()
+            _synchronize(args.device)
             start = time.perf_counter()
             run()
+            _synchronize(args.device)
             times[name].append(time.perf_counter() - start)
             later[name] += _graphs() - before
     load = {"before": load_before, "after": os.getloadavg()[0] if hasattr(os, "getloadavg") else None}
@@ -162,6 +181,9 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where every contender runs")
+    parser.add_argument("--options", nargs="+", choices=list(OPTIONS), default=None,
+                        help="options to measure against fp32 (default: all)")  # fmt: skip
     parser.add_argument("--out", default="results/bench_hardware_options.json")
     args = parser.parse_args()
 
@@ -183,7 +205,7 @@ def main() -> None:
             f"{r['graphs_first_call']:>8}{r['graphs_later']:>7}"
         )
     payload = {
-        **run_info(seed=args.seed, device="cpu"),
+        **run_info(seed=args.seed, device=args.device),
         "setup": {
             "n": args.n,
             "batch_size": args.batch_size,
@@ -191,13 +213,16 @@ def main() -> None:
             "threads": args.threads,
             "model": "MnistCNN",
             "pgd": PGD,
-            "options": OPTIONS,
+            "options": {k: v for k, v in OPTIONS.items() if not args.options or k in args.options or k == "fp32"},
             "compile": "torch.compile(model, dynamic=False), default (inductor) backend; the first thread setting "
             "compiles into an empty inductor cache, later ones reuse it; in one process, contenders share the graphs "
             "of the same shape and mode (sgt first pays the full compilation)",
             "data": "uniform random MNIST-shaped inputs and labels (speed does not depend on content)",
             "cpu_flags": _cpu_flags(),
-            "gpu": "none lent to this run: GPU effects not measured",
+            "gpu": "none lent to this run: GPU effects not measured"
+            if args.device == "cpu"
+            else f"{torch.cuda.get_device_name(0)}; torch.cuda.synchronize() before and after every timed call",
+            **({} if args.device == "cpu" else {"device": args.device}),
         },
         "results": results,
     }

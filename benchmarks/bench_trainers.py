@@ -23,9 +23,13 @@ It then measures, for both art-sgt trainers on the same data and model:
   goes first), and the time of writing the resulting checkpoint file alone (target < 5% of an epoch; the
   side-by-side figure also holds the per-batch capture of the random states).
 
+``--device cuda`` runs every contender on the GPU (ART's classifiers with ``device_type="gpu"``, the fast PGD's
+tensors on the GPU) and waits for the GPU's queued work before each clock reading; the RSS figures then count
+host memory only. The default, ``cpu``, is the measurement committed under ``results/``.
+
 Usage::
 
-    python benchmarks/bench_trainers.py [--repeats 5] [--n 2048] [--memory-epochs 10]
+    python benchmarks/bench_trainers.py [--repeats 5] [--n 2048] [--memory-epochs 10] [--device cpu]
         [--out results/bench_trainers.json]
 """
 
@@ -59,18 +63,18 @@ from art_sgt.trainers._checkpoint import load_checkpoint, save_checkpoint
 Epoch = Callable[[], None]
 
 
-def _classifier(seed: int):
+def _classifier(seed: int, device: str = "cpu"):
     torch.manual_seed(seed)
-    return make_classifier(MnistCNN(), (1, 28, 28), lr=1e-3, device_type="cpu")
+    return make_classifier(MnistCNN(), (1, 28, 28), lr=1e-3, device_type="gpu" if device == "cuda" else "cpu")
 
 
 def setup_art_fit(x: np.ndarray, y: np.ndarray, args: argparse.Namespace) -> Epoch:
-    classifier = _classifier(args.seed)
+    classifier = _classifier(args.seed, args.device)
     return lambda: classifier.fit(x, y, batch_size=args.batch_size, nb_epochs=1)
 
 
 def setup_sgt(x: np.ndarray, y: np.ndarray, args: argparse.Namespace) -> Epoch:
-    trainer = SaliencyGuidedTrainer(_classifier(args.seed))
+    trainer = SaliencyGuidedTrainer(_classifier(args.seed, args.device))
     return lambda: trainer.fit(x, y, batch_size=args.batch_size, nb_epochs=1, verbose=False, seed=args.seed)
 
 
@@ -78,26 +82,29 @@ PGD = dict(eps=0.3, eps_step=0.01, max_iter=10, num_random_init=0)
 
 
 def setup_art_madry(x: np.ndarray, y: np.ndarray, args: argparse.Namespace) -> Epoch:
-    trainer = AdversarialTrainerMadryPGD(_classifier(args.seed), nb_epochs=1, batch_size=args.batch_size, **PGD)
+    trainer = AdversarialTrainerMadryPGD(
+        _classifier(args.seed, args.device), nb_epochs=1, batch_size=args.batch_size, **PGD
+    )
     return lambda: trainer.fit(x, y)
 
 
 def setup_asgt(x: np.ndarray, y: np.ndarray, args: argparse.Namespace) -> Epoch:
-    classifier = _classifier(args.seed)
+    classifier = _classifier(args.seed, args.device)
     attack = ProjectedGradientDescent(classifier, batch_size=args.batch_size, verbose=False, **PGD)
     trainer = SaliencyGuidedAdversarialTrainer(classifier, attack)
     return lambda: trainer.fit(x, y, batch_size=args.batch_size, nb_epochs=1, verbose=False, seed=args.seed)
 
 
 def setup_art_pgd(x: np.ndarray, y: np.ndarray, args: argparse.Namespace) -> Epoch:
-    classifier = _classifier(args.seed)
+    classifier = _classifier(args.seed, args.device)
     attack = ProjectedGradientDescent(classifier, batch_size=args.batch_size, verbose=False, **PGD)
     return lambda: attack.generate(x[: args.pgd_n], y=y[: args.pgd_n])
 
 
 def setup_fast_pgd(x: np.ndarray, y: np.ndarray, args: argparse.Namespace) -> Epoch:
-    net = PreprocessedModel(_classifier(args.seed))
-    xt, yt = torch.from_numpy(x[: args.pgd_n]), torch.from_numpy(y[: args.pgd_n].argmax(1))
+    net = PreprocessedModel(_classifier(args.seed, args.device))
+    xt = torch.from_numpy(x[: args.pgd_n]).to(args.device)
+    yt = torch.from_numpy(y[: args.pgd_n].argmax(1)).to(args.device)
     b = args.batch_size
 
     def run() -> None:
@@ -122,7 +129,7 @@ FOOTPRINT_TARGETS = {"rss_growth": 0.05, "checkpoint_overhead": 0.05}
 
 
 def _trainer(name: str, args: argparse.Namespace):
-    classifier = _classifier(args.seed)
+    classifier = _classifier(args.seed, args.device)
     if name == "sgt":
         return SaliencyGuidedTrainer(classifier)
     attack = ProjectedGradientDescent(classifier, batch_size=args.batch_size, verbose=False, **PGD)
@@ -242,8 +249,10 @@ def measure_checkpointing(name: str, x: np.ndarray, y: np.ndarray, args: argpars
     with tempfile.TemporaryDirectory() as folder:
         for round_ in range(1 + args.repeats):
             for checkpointing in (False, True) if round_ % 2 else (True, False):  # alternate which goes first
+                synchronize(args.device)
                 start = time.perf_counter()
                 trainer.fit(x, y, checkpoint_dir=folder if checkpointing else None, **fit_kwargs)
+                synchronize(args.device)
                 if round_:
                     (with_ckpt if checkpointing else plain).append(time.perf_counter() - start)
         payload = load_checkpoint(folder)
@@ -283,13 +292,23 @@ def footprint(x: np.ndarray, y: np.ndarray, args: argparse.Namespace) -> dict:
     return result
 
 
-def time_interleaved(epochs: dict[str, Epoch], repeats: int, warmup: int = 1) -> dict[str, list[float]]:
+def synchronize(device: str) -> None:
+    """Wait for the work queued on ``device`` (a no-op on the CPU), so a clock reading after it counts it."""
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def time_interleaved(
+    epochs: dict[str, Epoch], repeats: int, warmup: int = 1, device: str = "cpu"
+) -> dict[str, list[float]]:
     """Run every contender once per round, ``warmup`` untimed rounds first; return seconds per contender."""
     times: dict[str, list[float]] = {name: [] for name in epochs}
     for round_ in range(warmup + repeats):
         for name, epoch in epochs.items():
+            synchronize(device)
             start = time.perf_counter()
             epoch()
+            synchronize(device)
             if round_ >= warmup:
                 times[name].append(time.perf_counter() - start)
     return times
@@ -307,6 +326,7 @@ def main() -> None:
     parser.add_argument(
         "--footprint-only", action="store_true", help="only redo the memory/checkpoint part, in the --out file"
     )
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where every contender runs")
     parser.add_argument("--out", default="results/bench_trainers.json")
     args = parser.parse_args()
 
@@ -315,14 +335,14 @@ def main() -> None:
         with open(args.out) as handle:
             payload = json.load(handle)
         payload["footprint"] = footprint(x, y, args)
-        payload["footprint_run"] = run_info(seed=args.seed, device="cpu")
+        payload["footprint_run"] = run_info(seed=args.seed, device=args.device)
         payload["setup"]["memory_epochs"] = args.memory_epochs
         print(f"Wrote {write_json(args.out, payload)}")
         return
     names = list(CONTENDERS) if not args.only else args.only
     wanted = [n for n in CONTENDERS if n in names or any(CONTENDERS[m][0] == n for m in names)]
     epochs = {name: CONTENDERS[name][1](x, y, args) for name in wanted}
-    times = time_interleaved(epochs, args.repeats)
+    times = time_interleaved(epochs, args.repeats, device=args.device)
 
     medians = {name: statistics.median(t) for name, t in times.items()}
     ratios = {}
@@ -338,7 +358,7 @@ def main() -> None:
             f"{'' if ratio is None else f'{ratio:.3f}':>8}{'' if target is None else f'<={target}':>8}"
         )
     payload = {
-        **run_info(seed=args.seed, device="cpu"),
+        **run_info(seed=args.seed, device=args.device),
         "setup": {
             "n": args.n,
             "pgd_n": args.pgd_n,
@@ -347,6 +367,7 @@ def main() -> None:
             "model": "MnistCNN",
             "pgd": PGD,
             "data": "uniform random MNIST-shaped inputs and labels (speed does not depend on content)",
+            **_device_setup(args.device),
         },
         "seconds": times,
         "median_seconds": medians,
@@ -361,6 +382,18 @@ def main() -> None:
             payload["setup"]["memory_epochs"] = earlier.pop("memory_epochs")
             payload.update(earlier)
     print(f"Wrote {write_json(args.out, payload)}")
+
+
+def _device_setup(device: str) -> dict:
+    """The setup entries of a GPU run (none for the CPU, whose results file keeps its keys)."""
+    if device == "cpu":
+        return {}
+    return {
+        "device": device,
+        "gpu": torch.cuda.get_device_name(0),
+        "timing": "torch.cuda.synchronize() before and after every timed call",
+        "rss": "host memory only (the GPU's memory is not in the RSS)",
+    }
 
 
 def _earlier_footprint(path: str) -> dict:
