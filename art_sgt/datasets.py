@@ -10,7 +10,10 @@ Both loaders look for the data, in order, in:
 A folder holds ``mnist.npz`` and/or ``cifar10.npz`` with the uint8 arrays ``x_train``, ``y_train``, ``x_test``
 and ``y_test`` (images ``(n, 28, 28)`` and ``(n, 32, 32, 3)`` channels-last RGB, labels ``(n,)`` class
 indices). ``mnist.npz`` is the file ART itself caches, so ART's data folder works as it is; for CIFAR-10, ART
-keeps the Python-pickle batches ``cifar-10-batches-py`` there, which are read with ART's loader.
+keeps the Python-pickle batches ``cifar-10-batches-py`` there. Those are read with a restricted unpickler that
+admits only what the batches hold (dicts, lists, bytes, str, int and numpy arrays): a crafted batch is refused
+before anything in it runs, as ``.npz`` files are read without pickle and checkpoints with
+``torch.load(weights_only=True)``.
 
 The return value has the layout of ``art.utils.load_mnist()`` / ``load_cifar10()``:
 ``(x_train, y_train), (x_test, y_test), min_pixel_value, max_pixel_value`` with channels-last images scaled
@@ -21,10 +24,13 @@ float64; float32 is what ``PyTorchClassifier`` computes in, and it halves the me
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import numbers
 import os
+import pickle
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +40,7 @@ import numpy as np
 
 from art_sgt._validation import check_positive_int
 
-__all__ = ["load_mnist", "load_cifar10", "random_subset", "ENV_VAR", "Dataset"]
+__all__ = ["load_mnist", "load_cifar10", "random_subset", "ENV_VAR", "Dataset", "DataNotFoundError"]
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +57,22 @@ _SPECS: dict[str, dict[str, Any]] = {
     "cifar10": {"file": "cifar10.npz", "image_shape": (32, 32, 3), "art_loader": "load_cifar10"},
 }
 _ART_CIFAR_FOLDER = "cifar-10-batches-py"
+_ART_CIFAR_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"  # the URL art.utils.load_cifar10 uses
+_CIFAR_BATCHES = ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5")
+
+
+class DataNotFoundError(FileNotFoundError):
+    """No copy of a dataset was found (and ART's download, if allowed, failed).
+
+    :param message: The whole explanation (folders tried, how to point at the data).
+    :param file_name: The file looked for, e.g. ``"mnist.npz"``.
+    :param tried: Each place looked in, with why it did not serve.
+    :param download_error: Why ART's download failed, or ``None`` if no download was tried.
+    """
+
+    def __init__(self, message: str, file_name: str, tried: list[str], download_error: str | None = None) -> None:
+        super().__init__(message)
+        self.file_name, self.tried, self.download_error = file_name, list(tried), download_error
 
 
 def _check_data_dir(data_dir: Any) -> Path | None:
@@ -121,11 +143,93 @@ def _read_npz(path: Path, image_shape: tuple[int, ...]) -> Dataset:
     return _finish(str(path), raw, image_shape)  # type: ignore[arg-type]
 
 
+#: The globals a CIFAR-10 batch may name: numpy's array reconstruction (``numpy.core`` as numpy 1 pickles it,
+#: ``numpy._core`` as numpy 2 does), the array class and dtypes. Dicts, lists, bytes, str and int need no global.
+_BATCH_GLOBALS = {
+    ("numpy.core.multiarray", "_reconstruct"): np.ndarray.__reduce__(np.zeros(0))[0],
+    ("numpy._core.multiarray", "_reconstruct"): np.ndarray.__reduce__(np.zeros(0))[0],
+    ("numpy", "ndarray"): np.ndarray,
+    ("numpy", "dtype"): np.dtype,
+}
+
+
+class _BatchUnpickler(pickle.Unpickler):
+    """Unpickles CIFAR-10 batches and nothing else: any other global (a function to call) is refused."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        try:
+            return _BATCH_GLOBALS[(module, name)]
+        except KeyError:
+            raise pickle.UnpicklingError(
+                f"it names the global {module}.{name}, which a CIFAR-10 batch does not hold (only numpy arrays, "
+                "dicts, lists, bytes, str and int are admitted; nothing of the file was run)"
+            ) from None
+
+
+def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Read one batch of ``cifar-10-batches-py``: images ``(n, 32, 32, 3)`` uint8 and labels ``(n,)``."""
+    try:
+        with open(path, "rb") as handle:
+            content = _BatchUnpickler(handle, encoding="bytes").load()
+    except pickle.UnpicklingError as error:
+        raise ValueError(f"{path} is refused: {error}.") from error
+    except Exception as error:  # a damaged pickle fails in many ways (EOFError, TypeError, ValueError, ...)
+        raise ValueError(f"{path} is not a readable CIFAR-10 batch ({type(error).__name__}: {error}).") from error
+    data = content.get(b"data") if isinstance(content, dict) else None
+    labels = content.get(b"labels") if isinstance(content, dict) else None
+    if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
+        raise ValueError(
+            f"{path} is not a CIFAR-10 batch: it must be a dict whose b'data' is a uint8 array of shape (n, 3072), "
+            f"got {type(content).__name__} with b'data' {type(data).__name__} {getattr(data, 'shape', '')}."
+        )
+    if not isinstance(labels, (list, np.ndarray)) or not all(isinstance(v, (int, np.integer)) for v in labels):
+        raise ValueError(f"{path} is not a CIFAR-10 batch: its b'labels' must be a list of class indices.")
+    return data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1), np.asarray(labels, dtype=np.int64)
+
+
+def _read_cifar_folder(folder: Path) -> Dataset:
+    """Read ART's ``cifar-10-batches-py`` folder (five training batches and ``test_batch``) into ART's layout."""
+    missing = [name for name in (*_CIFAR_BATCHES, "test_batch") if not (folder / name).is_file()]
+    if missing:
+        raise ValueError(f"{folder} is incomplete: it misses {', '.join(missing)}.")
+    train = [_read_cifar_batch(folder / name) for name in _CIFAR_BATCHES]
+    x_test, y_test = _read_cifar_batch(folder / "test_batch")
+    x_train, y_train = (np.concatenate(parts) for parts in zip(*train))
+    return _finish(str(folder), (x_train, y_train, x_test, y_test), _SPECS["cifar10"]["image_shape"])
+
+
+@contextlib.contextmanager
+def _art_download_errors() -> Iterator[list[str]]:
+    """Collect the errors ART's ``get_file`` logs while downloading, instead of letting them reach the console.
+
+    ``get_file`` logs a failed URL as ``logger.error(url, exception)``, a format string without a placeholder, so
+    logging prints a traceback of its own; the errors are kept, as text, for the loader's one error message.
+    """
+    errors: list[str] = []
+
+    def keep(record: logging.LogRecord) -> bool:
+        if record.levelno < logging.ERROR:
+            return True
+        errors.append(" ".join(map(str, (record.msg, *(record.args or ())))))
+        return False
+
+    art_logger = logging.getLogger("art.utils")
+    art_logger.addFilter(keep)
+    try:
+        yield errors
+    finally:
+        art_logger.removeFilter(keep)
+
+
 def _load_from_art(name: str, image_shape: tuple[int, ...]) -> Dataset:
-    """Call ART's loader (which reads ART's data folder and downloads when needed) and convert its output."""
+    """Let ART download the data into its data folder and read it: MNIST with ART's loader (an ``.npz`` read
+    without pickle), CIFAR-10 with the restricted reader of its batches."""
+    if name == "cifar10":
+        folder = art.utils.get_file(_ART_CIFAR_FOLDER, url=_ART_CIFAR_URL, path=art.config.ART_DATA_PATH, extract=True)
+        return _read_cifar_folder(Path(folder))
     loader = getattr(art.utils, _SPECS[name]["art_loader"])
     (x_train, y_train), (x_test, y_test), _, _ = loader(raw=True)
-    raw = tuple(np.asarray(a) for a in (x_train, y_train, x_test, y_test))  # ART's CIFAR test labels are a list
+    raw = tuple(np.asarray(a) for a in (x_train, y_train, x_test, y_test))
     return _finish(f"art.utils.{loader.__name__}", raw, image_shape)  # type: ignore[arg-type]
 
 
@@ -173,22 +277,22 @@ def _load(name: str, data_dir: Any, download: Any) -> Dataset:
     if path.is_file():
         return _read_npz(path, image_shape)
     if name == "cifar10" and (art_folder / _ART_CIFAR_FOLDER).is_dir():
-        source = art_folder / _ART_CIFAR_FOLDER
-        try:
-            return _load_from_art(name, image_shape)
-        except (OSError, EOFError, KeyError, ValueError) as error:
-            raise ValueError(f"{source} could not be read by art.utils.load_cifar10: {error}") from error
+        return _read_cifar_folder(art_folder / _ART_CIFAR_FOLDER)
     extra = f" or {_ART_CIFAR_FOLDER}/" if name == "cifar10" else ""
     tried.append(f"{art_folder} (art.config.ART_DATA_PATH: no {file_name}{extra})")
 
     message = _not_found_message(file_name, tried)
     if not download:
-        raise FileNotFoundError(message + " Or call again with download=True to let ART download it.")
+        raise DataNotFoundError(message + " Or call again with download=True to let ART download it.", file_name, tried)
     logger.info("%s not found locally; trying ART's download into %s.", file_name, art_folder)
-    try:
-        return _load_from_art(name, image_shape)
-    except Exception as error:  # ART's download fails in many ways offline (URLError, OSError, tarfile...).
-        raise FileNotFoundError(f"{message} ART's download failed too: {error!r}") from error
+    with _art_download_errors() as logged:
+        try:
+            return _load_from_art(name, image_shape)
+        except Exception as error:  # ART's download fails in many ways offline (URLError, OSError, tarfile...).
+            reason = "; ".join([*logged, repr(error)])
+            raise DataNotFoundError(
+                f"{message} ART's download failed too: {reason}", file_name, tried, reason
+            ) from error
 
 
 def load_mnist(data_dir: str | os.PathLike | None = None, download: bool = True) -> Dataset:

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import logging
+import os
+import pickle
+from pathlib import Path
+
 import art.config
 import art.utils
 import numpy as np
@@ -12,6 +17,8 @@ from art_sgt.datasets import ENV_VAR, load_cifar10, load_mnist
 from tests.conftest import write_npz
 
 LOADERS = {"mnist": load_mnist, "cifar10": load_cifar10}
+ART_LOAD_CIFAR10 = art.utils.load_cifar10  # ART's own reader (it unpickles the batches with pickle.load)
+ART_GET_FILE = art.utils.get_file
 
 
 @pytest.fixture(autouse=True)
@@ -27,6 +34,7 @@ def isolated(tmp_path, monkeypatch):
 
     monkeypatch.setattr(art.utils, "load_mnist", offline)
     monkeypatch.setattr(art.utils, "load_cifar10", offline)
+    monkeypatch.setattr(art.utils, "get_file", offline)
     return art_dir
 
 
@@ -73,33 +81,62 @@ def test_env_folder_without_the_file_falls_back_to_art_folder(tmp_path, monkeypa
     assert load_cifar10()[0][0].max() == pytest.approx(40 / 255)
 
 
-def test_art_cifar_batches_folder_uses_art_loader(monkeypatch, isolated):
-    (isolated / "cifar-10-batches-py").mkdir()
-    x = np.full((3, 32, 32, 3), 51, dtype=np.uint8)
-    y = np.array([1, 2, 3], dtype=np.uint8)
-    calls = []
+def _write_batches(folder, n=(3, 3, 3, 3, 3), n_test=2, fill=51, protocol=3):
+    """ART's ``cifar-10-batches-py`` layout: pickled dicts with bytes keys, flat uint8 rows, a list of labels."""
+    folder.mkdir(parents=True, exist_ok=True)
+    labels = {}
+    for name, size in [*((f"data_batch_{i + 1}", k) for i, k in enumerate(n)), ("test_batch", n_test)]:
+        labels[name] = [int(v) for v in np.arange(size) % 10]
+        batch = {
+            b"batch_label": name.encode(),
+            b"labels": labels[name],
+            b"data": np.full((size, 3 * 32 * 32), fill, dtype=np.uint8),
+            b"filenames": [f"{k}.png".encode() for k in range(size)],
+        }
+        (folder / name).write_bytes(pickle.dumps(batch, protocol=protocol))
+    return labels
 
-    def fake_art_cifar(raw=False):
-        calls.append(raw)
-        return (x, y), (x[:2], y[:2]), 0.0, 255.0
 
-    monkeypatch.setattr(art.utils, "load_cifar10", fake_art_cifar)
-    (x_train, y_train), (x_test, _), lo, hi = load_cifar10(download=False)
-    assert calls == [True]
+@pytest.mark.parametrize("numpy_module", ["numpy._core.multiarray", "numpy.core.multiarray"])
+def test_art_cifar_batches_folder_is_read_without_arts_unpickler(isolated, numpy_module):
+    labels = _write_batches(isolated / "cifar-10-batches-py")
+    if numpy_module == "numpy.core.multiarray":  # the name numpy 1 (and so the files as distributed) pickle
+        for path in (isolated / "cifar-10-batches-py").iterdir():
+            path.write_bytes(path.read_bytes().replace(b"numpy._core.multiarray\n", b"numpy.core.multiarray\n"))
+    (x_train, y_train), (x_test, y_test), lo, hi = load_cifar10(download=False)
+    assert x_train.shape == (15, 32, 32, 3) and x_test.shape == (2, 32, 32, 3) and (lo, hi) == (0.0, 1.0)
     assert x_train.dtype == np.float32 and x_train.max() == pytest.approx(0.2)
-    assert x_test.shape == (2, 32, 32, 3) and (lo, hi) == (0.0, 1.0)
-    np.testing.assert_array_equal(y_train.argmax(axis=1), y)
+    np.testing.assert_array_equal(y_train.argmax(axis=1), sum((labels[f"data_batch_{i}"] for i in range(1, 6)), []))
+    np.testing.assert_array_equal(y_test.argmax(axis=1), labels["test_batch"])
 
 
-def test_arts_cifar_test_labels_as_a_list_are_read(monkeypatch, isolated):
-    """ART's CIFAR-10 reader returns the test batch's labels as the Python list its pickle holds."""
-    (isolated / "cifar-10-batches-py").mkdir()
-    x = np.full((3, 32, 32, 3), 51, dtype=np.uint8)
-    art_output = (x, np.array([1, 2, 3])), (x[:2], [4, 5]), 0.0, 255.0
-    monkeypatch.setattr(art.utils, "load_cifar10", lambda raw=False: art_output)
-    _, (x_test, y_test), _, _ = load_cifar10(download=False)
-    assert x_test.shape == (2, 32, 32, 3)
-    np.testing.assert_array_equal(y_test.argmax(axis=1), [4, 5])
+class _Payload:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_a_crafted_cifar_batch_is_refused_and_runs_nothing(isolated, tmp_path, monkeypatch):
+    # ART's own reader, as it is: the folder exists, so it downloads nothing and unpickles the batches.
+    monkeypatch.setattr(art.utils, "load_cifar10", ART_LOAD_CIFAR10)
+    monkeypatch.setattr(art.utils, "get_file", ART_GET_FILE)
+    _write_batches(isolated / "cifar-10-batches-py")
+    marker = tmp_path / "code-ran"
+    batch = isolated / "cifar-10-batches-py" / "data_batch_1"
+    batch.write_bytes(pickle.dumps({b"data": _Payload(marker), b"labels": [0]}, protocol=3))
+    with pytest.raises(ValueError, match=r"data_batch_1.*(posix|os|nt)\.system") as info:
+        load_cifar10(download=False)
+    assert str(batch) in str(info.value)
+    assert not marker.exists()
+
+
+def test_a_cifar_batch_of_another_layout_is_refused_naming_the_file(isolated):
+    _write_batches(isolated / "cifar-10-batches-py")
+    (isolated / "cifar-10-batches-py" / "test_batch").write_bytes(pickle.dumps({b"data": [1, 2, 3]}, protocol=3))
+    with pytest.raises(ValueError, match="test_batch"):
+        load_cifar10(download=False)
 
 
 def test_download_used_as_last_resort(monkeypatch):
@@ -233,3 +270,30 @@ def test_random_subset_is_seeded_sorted_distinct_and_not_a_prefix():
 def test_random_subset_refuses_bad_arguments(kwargs, error, name):
     with pytest.raises(error, match=name):
         datasets.random_subset(**kwargs)
+
+
+def test_arts_failed_download_log_is_kept_for_the_message_not_printed(monkeypatch, capsys):
+    from urllib.error import URLError
+
+    def art_offline(raw=False):  # what art.utils.get_file does offline: a log call logging cannot format
+        logging.getLogger("art.utils").error("https://example.org/mnist.npz", URLError("Name or service not known"))
+        raise FileNotFoundError(2, "No such file or directory")
+
+    monkeypatch.setattr(art.utils, "load_mnist", art_offline)
+    with pytest.raises(datasets.DataNotFoundError) as info:
+        load_mnist()
+    err = capsys.readouterr().err
+    assert "Logging error" not in err and "Traceback" not in err, err
+    assert "https://example.org/mnist.npz" in info.value.download_error and "Name or service" in str(info.value)
+    assert info.value.file_name == "mnist.npz" and info.value.tried[0] == f"${ENV_VAR} (not set)"
+
+
+def test_cifar10_download_is_read_with_the_restricted_reader(monkeypatch, isolated):
+    def fake_get_file(filename, url, path=None, extract=False, verbose=False):
+        assert filename == "cifar-10-batches-py" and extract and "cifar-10-python" in url
+        _write_batches(Path(path) / filename, fill=102)
+        return str(Path(path) / filename)
+
+    monkeypatch.setattr(art.utils, "get_file", fake_get_file)
+    (x_train, _), _, _, _ = load_cifar10()
+    assert x_train.shape == (15, 32, 32, 3) and x_train.max() == pytest.approx(0.4)
