@@ -280,10 +280,13 @@ def speed(results: Path) -> list[str]:
     ]
     autoattack = _load(results / "bench_autoattack.json")  # optional: said nothing about until it exists
     if autoattack is not None:
-        parts = _ratios(autoattack) or [f"{autoattack['ratio']:.2f}x"]
+        ratio = autoattack.get("ratio", autoattack.get("ratio_cpu"))  # a single ratio, or ``ratios`` as above
+        parts = _ratios(autoattack) or ([f"{ratio:.2f}x"] if isinstance(ratio, (int, float)) else [])
         lines.append(
             "The robustness report's `autoattack` preset against torchattacks' `AutoAttack`, CPU time, side by side "
             f"({_where(autoattack)}): {'; '.join(parts)}."
+            if parts
+            else "`results/bench_autoattack.json` records no ratio."
         )
     lines.append(
         "A ratio, not a time, so it carries over to other machines only roughly; memory, checkpointing, the "
