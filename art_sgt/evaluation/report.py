@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, is_dataclass
 from pathlib import Path
@@ -118,28 +119,60 @@ class SaliencyReport:
     def summary(self) -> dict[str, dict[str, float]]:
         """One number per method and headline quantity (areas, means, mean similarities at the largest eps).
 
+        An entry is ``nan`` when no sample defines it (all-zero maps have no complexity; a constant map has no
+        rank correlation; an attack that flips every prediction leaves no map to compare); a ``RuntimeWarning``
+        then names each such entry. :meth:`support` says how many samples each entry rests on.
+
         :return: ``summary[method][quantity]``.
         """
-        out: dict[str, dict[str, float]] = {}
+        out = {method: {k: value for k, (value, _) in row.items()} for method, row in self._entries().items()}
+        undefined = [f"{method} {k}" for method, row in out.items() for k, v in row.items() if math.isnan(v)]
+        if undefined:
+            warnings.warn(
+                f"summary: undefined (no sample defines it, see support()), reported as nan: {', '.join(undefined)}.",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+        return out
+
+    def support(self) -> dict[str, dict[str, int]]:
+        """How many samples each :meth:`summary` entry rests on: ``n_samples`` less those left out as undefined
+        (counted by the evaluators: ``"nan"`` of a per-sample summary, ``undefined`` of the similarity results),
+        and for stability's map similarities, only the samples whose prediction the attack kept.
+
+        :return: ``support[method][quantity]``, 0 where the entry is undefined.
+        """
+        return {method: {k: n for k, (_, n) in row.items()} for method, row in self._entries().items()}
+
+    def _entries(self) -> dict[str, dict[str, tuple[float, int]]]:
+        """``{method: {quantity: (value, samples it rests on)}}``."""
+        n = self.n_samples
+
+        def similarity(values: Any, undefined: Mapping[str, int], key: str, of: int = n) -> tuple[float, int]:
+            value = float(values)
+            return value, 0 if math.isnan(value) else max(0, of - int(undefined.get(key, 0)))
+
+        out: dict[str, dict[str, tuple[float, int]]] = {}
         for method, results in self.results.items():
-            row: dict[str, float] = {}
+            row: dict[str, tuple[float, int]] = {}
             for metric, result in results.items():
                 if metric == "masking":
-                    row.update({k: v for k, v in result.summary().items() if k.endswith("accuracy")})
+                    row.update({k: (v, n) for k, v in result.summary().items() if k.endswith("accuracy")})
                 elif isinstance(result, dict) and "mean" in result:
-                    row[metric] = result["mean"]
+                    row[metric] = (result["mean"], n - int(result.get("nan", 0)))
                 elif metric == "stability":
-                    row["stability_accuracy"] = result.accuracy[-1]
-                    row["stability_flipped"] = result.flipped[-1]
-                    row["stability_spearman"] = result.spearman[-1]
-                    row["stability_top_k"] = result.top_k[-1]
+                    undefined, compared = (result.undefined or [{}])[-1], result.n_compared[-1]
+                    row["stability_accuracy"] = (result.accuracy[-1], n)
+                    row["stability_flipped"] = (result.flipped[-1], n)
+                    row["stability_spearman"] = similarity(result.spearman[-1], undefined, "spearman", compared)
+                    row["stability_top_k"] = similarity(result.top_k[-1], undefined, "top_k", compared)
                 elif metric == "randomization":
-                    row["randomization_spearman"] = result.spearman[-1]
-                    row["randomization_spearman_signed"] = result.spearman_signed[-1]
-                    row["randomization_ssim"] = result.ssim[-1]
+                    undefined = (result.undefined or [{}])[-1]
+                    for key in ("spearman", "spearman_signed", "ssim"):
+                        row[f"randomization_{key}"] = similarity(getattr(result, key)[-1], undefined, key)
                 elif metric == "random_logit":
-                    row["random_logit_spearman"] = result.spearman
-                    row["random_logit_ssim"] = result.ssim
+                    for key in ("spearman", "ssim"):
+                        row[f"random_logit_{key}"] = similarity(getattr(result, key), result.undefined, key)
             out[method] = row
         return out
 
@@ -183,7 +216,8 @@ class SaliencyReport:
                 "metrics": self.metrics,
                 "n_samples": self.n_samples,
                 "accuracy": self.accuracy,
-                "summary": self.summary(),
+                "summary": {m: {k: v for k, (v, _) in row.items()} for m, row in self._entries().items()},
+                "support": self.support(),
                 "results": self.results,
                 "seconds": self.seconds,
                 "config": self.config,

@@ -93,3 +93,41 @@ def test_bad_arguments():
         SaliencyEvaluator(linear_model(), ["nonsense"])
     with pytest.raises(ValueError, match="x and y must have the same length"):
         SaliencyEvaluator(linear_model(), ["gradient"], ["sparseness"]).evaluate(np.ones((2, 10), np.float32), [0])
+
+
+def _all_black_report():
+    from tests.conftest import make_classifier, make_task
+
+    x, y = make_task(n=6)
+    options = {"stability": {"eps": (0.0, 0.05), "max_iter": 2}, "masking": {"fractions": (0.0, 0.5)}}
+    evaluator = SaliencyEvaluator(make_classifier(), ["saliency", "integrated_gradients"], METRICS, options=options)
+    with pytest.warns(RuntimeWarning):  # the evaluators below warn about the undefined samples themselves
+        return evaluator.evaluate(np.zeros_like(x), y)
+
+
+def test_summary_of_all_black_images_warns_and_says_what_each_entry_rests_on():
+    report = _all_black_report()  # integrated gradients of a black image is a zero map
+    with pytest.warns(RuntimeWarning, match=r"summary: undefined.*integrated_gradients complexity") as caught:
+        summary = report.summary()
+    support = report.support()
+    ig, ig_support = summary["integrated_gradients"], support["integrated_gradients"]
+    assert set(support) == set(summary) and all(set(support[m]) == set(summary[m]) for m in summary)
+    for entry in ("complexity", "stability_spearman", "randomization_spearman", "random_logit_spearman"):
+        assert np.isnan(ig[entry]) and ig_support[entry] == 0, entry
+        assert f"integrated_gradients {entry}" in str(caught[0].message)
+    assert ig_support["sparseness"] == 6 and ig_support["stability_accuracy"] == 6
+    assert all(0 < n <= 6 for n in support["saliency"].values())  # gradients of a black image are not zero
+    loaded = json.loads(report.to_json())
+    assert loaded["support"] == support and loaded["summary"]["integrated_gradients"]["complexity"] is None
+
+
+def test_support_of_stability_counts_only_the_predictions_the_attack_kept(trained):
+    clf, (x, y) = trained
+    options = {"stability": {"eps": (0.0, 1.0), "max_iter": 5}}
+    with pytest.warns(RuntimeWarning, match="changed every prediction"):
+        report = SaliencyEvaluator(clf, ["saliency"], ["stability"], options=options).evaluate(x[:1], y[:1])
+    with pytest.warns(RuntimeWarning, match="saliency stability_spearman"):
+        assert np.isnan(report.summary()["saliency"]["stability_spearman"])
+    assert report.support()["saliency"] == {
+        "stability_accuracy": 1, "stability_flipped": 1, "stability_spearman": 0, "stability_top_k": 0,
+    }  # fmt: skip
