@@ -123,7 +123,7 @@ def _fit_art(spec: RunSpec, classifier: Any, x: np.ndarray, y: np.ndarray, folde
     path = folder / "checkpoint" / "art_epoch.pt"
     history: list[dict[str, Any]] = []
     if path.is_file():
-        state = torch.load(path, map_location=classifier.device, weights_only=False)
+        state = torch.load(path, map_location=classifier.device, weights_only=True)
         classifier.model.load_state_dict(state["model"])
         classifier.optimizer.load_state_dict(state["optimizer"])
         history = state["history"]
@@ -284,5 +284,7 @@ def load_trained(spec: RunSpec, folder: str | Path, network: Callable[[], torch.
     :return: The classifier.
     """
     classifier = build_classifier(replace(spec.training, amp=False), network, spec.seed)
-    classifier.model.load_state_dict(torch.load(Path(folder) / "weights.pt", map_location=classifier.device))
+    classifier.model.load_state_dict(
+        torch.load(Path(folder) / "weights.pt", map_location=classifier.device, weights_only=True)
+    )
     return classifier

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import subprocess
 import sys
 import time
@@ -27,7 +28,7 @@ from art_sgt.reproduction import (
 )
 from art_sgt.reproduction.evaluate import PER_SAMPLE
 from art_sgt.reproduction.figures import _cost_label, write_figures
-from art_sgt.reproduction.training import train_run
+from art_sgt.reproduction.training import load_trained, train_run
 from tests.reproduction.conftest import EVALUATION, TinyNet, spec
 
 
@@ -474,3 +475,25 @@ def test_a_stage_records_the_code_state_it_started_with(tmp_path, monkeypatch):
     stages = _Stages(tmp_path / "partial.json", "key")
     assert stages.run("pgd", lambda: art_sgt._provenance.git_state()["commit"]) == "b" * 40  # the tree moved on
     assert stages.done["pgd"]["git"] == {"commit": "a" * 40, "clean": False}
+
+
+class _RunsCode:
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+@pytest.mark.parametrize("name", ["checkpoint/art_epoch.pt", "weights.pt"])
+def test_a_crafted_checkpoint_or_weights_file_in_a_run_folder_runs_no_code(tmp_path, data, name):
+    x, y = data[:2]
+    folder, marker = tmp_path / "run", tmp_path / "ran"
+    (folder / "checkpoint").mkdir(parents=True)
+    torch.save({"model": _RunsCode(marker)}, folder / name)
+    with pytest.raises(pickle.UnpicklingError):
+        if name == "weights.pt":
+            load_trained(spec("standard"), folder, network=TinyNet)
+        else:
+            train_run(spec("standard"), x, y, folder, network=TinyNet)
+    assert not marker.exists()
