@@ -24,7 +24,7 @@ from torch import nn
 
 from art_sgt._validation import check_bool, check_non_negative, check_positive, check_positive_int, preserved_modes
 
-__all__ = ["PGDParams", "pgd", "n_fgsm", "pgd_params_from_art"]
+__all__ = ["PGDParams", "pgd", "n_fgsm", "pgd_params_from_art", "estimator_clip_values"]
 
 Bound = Union[float, torch.Tensor]
 
@@ -426,18 +426,26 @@ def pgd_params_from_art(attack: Any) -> PGDParams | None:
         or loss.ignore_index >= 0
     ):
         return None
-    clip_values = None
-    if estimator.clip_values is not None:
-        low, high = (np.asarray(bound, dtype=np.float32) for bound in estimator.clip_values)
-        scalar = low.size == 1 and high.size == 1
-        clip_values = (float(low.reshape(-1)[0]), float(high.reshape(-1)[0])) if scalar else (low, high)
     return PGDParams(
         eps=eps,
         eps_step=eps_step,
         max_iter=int(max_iter),
         norm=norm,
         num_random_init=int(attack.num_random_init),
-        clip_values=clip_values,
+        clip_values=estimator_clip_values(estimator),
         targeted=bool(attack.targeted),
         random_eps=random_eps,
     )
+
+
+def estimator_clip_values(estimator: Any) -> tuple[Any, Any] | None:
+    """An ART estimator's ``clip_values`` as :func:`pgd` takes them: two floats, two float32 arrays, or ``None``.
+
+    :param estimator: An ART estimator.
+    :return: The bounds.
+    """
+    if estimator.clip_values is None:
+        return None
+    low, high = (np.asarray(bound, dtype=np.float32) for bound in estimator.clip_values)
+    scalar = low.size == 1 and high.size == 1
+    return (float(low.reshape(-1)[0]), float(high.reshape(-1)[0])) if scalar else (low, high)

@@ -30,7 +30,15 @@ from art_sgt.evaluation.faithfulness import (
 )
 from art_sgt.evaluation.metrics import CHANNEL_REDUCTIONS, complexity, infidelity, sensitivity, sparseness
 from art_sgt.evaluation.report import METRICS, SaliencyEvaluator, SaliencyReport, summarise
-from art_sgt.evaluation.robustness import ATTACKS, BUDGETS, RobustnessReport, plot_robustness, robustness_report
+from art_sgt.evaluation.robustness import (
+    ATTACKS,
+    BUDGETS,
+    MODES,
+    PRESET_ATTACKS,
+    RobustnessReport,
+    plot_robustness,
+    robustness_report,
+)
 from art_sgt.evaluation.sanity import (
     RandomizationResult,
     RandomLogitResult,
@@ -54,6 +62,8 @@ __all__ = [
     "ATTACKS",
     "BUDGETS",
     "CHECKS",
+    "MODES",
+    "PRESET_ATTACKS",
     "GradientMaskingCheck",
     "RobustnessReport",
     "plot_robustness",

@@ -3,6 +3,12 @@
 Every attack runs with numpy's and torch's global generators seeded just before, on the samples the model
 classifies correctly, so a number in a report equals the same ART attack run by hand on those samples after
 ``np.random.seed(seed)`` and ``torch.manual_seed(seed)``.
+
+ART's ``AutoProjectedGradientDescent`` runs on the classifier's device through :func:`art_sgt.apgd.apgd` whenever
+:func:`art_sgt.apgd.apgd_params_from_art` accepts it: the restarts and their random starts are ART's (drawn with
+ART's ``random_sphere`` from numpy's global generator, in ART's order) and only the step loop moves to torch, so
+the adversarial examples are ART's to float rounding. FAB-T (Croce and Hein 2020) comes from torchattacks, an
+optional extra (``pip install art-sgt[autoattack]``), wrapped to take and return numpy arrays as ART's attacks do.
 """
 
 from __future__ import annotations
@@ -25,7 +31,14 @@ __all__ = [
     "run_attack",
     "target_classes",
     "NO_GRADIENT",
+    "FAB_MISSING",
+    "fab_available",
+    "build_fab",
+    "generate",
 ]
+
+#: Why FAB-T cannot run without the optional extra.
+FAB_MISSING = "FAB-T needs torchattacks, an optional extra: pip install 'art-sgt[autoattack]'"
 
 #: Start of the message of ART's ``PyTorchClassifier.loss_gradient`` when the loss does not depend on the input
 #: in the autograd graph (e.g. a model that detaches its input): the white-box attack cannot take a step.
@@ -69,6 +82,8 @@ def build_attack(name: str, classifier: Any, eps: float, norm: str, p: dict[str,
 
     from art_sgt.evaluation._square import LinfSquareAttack
 
+    if name == "fab-t":
+        return build_fab(classifier, eps, norm, p)
     if name == "pgd":
         return build_pgd(classifier, eps, norm, p["pgd_max_iter"], p["pgd_restarts"], p["batch_size"])
     if name in ("apgd-ce", "apgd-dlr", "apgd-t"):
@@ -95,6 +110,101 @@ def build_attack(name: str, classifier: Any, eps: float, norm: str, p: dict[str,
     )
 
 
+def fab_available() -> bool:
+    """Whether torchattacks (the source of FAB-T) is installed."""
+    import importlib.util
+
+    return importlib.util.find_spec("torchattacks") is not None
+
+
+class _TorchattacksFAB:
+    """torchattacks' multi-targeted FAB (FAB-T) behind ART's ``generate(x, y)`` on numpy arrays.
+
+    ``targeted`` is ``False`` for :func:`run_attack`: FAB-T picks its own targets (the ``n_targets`` most likely
+    classes other than the label, in turn, each run on the samples still correct), so it takes true labels.
+    """
+
+    targeted = False
+
+    def __init__(self, classifier: Any, eps: float, norm: str, max_iter: int, n_targets: int, seed: int) -> None:
+        import torchattacks
+
+        from art_sgt._art import PreprocessedModel
+
+        self.classifier = classifier
+        self.model = PreprocessedModel(classifier, apply="predict")
+        self.attack = torchattacks.FAB(
+            self.model,
+            norm="Linf" if norm == "inf" else "L2",
+            eps=eps,
+            steps=max_iter,
+            n_restarts=1,
+            multi_targeted=True,
+            n_classes=classifier.nb_classes,
+            seed=seed,
+        )
+        self.attack.n_target_classes = min(n_targets, classifier.nb_classes - 1)
+
+    def generate(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        device = self.classifier.device
+        labels = torch.as_tensor(np.argmax(y, axis=1), device=device)
+        x_adv = self.attack(torch.as_tensor(x, device=device), labels)
+        return x_adv.detach().cpu().numpy().astype(np.float32)
+
+
+def build_fab(classifier: Any, eps: float, norm: str, p: dict[str, Any]) -> Any:
+    """FAB-T at ``eps`` with ``p["fab_max_iter"]`` steps against ``p["apgd_targets"]`` targets (AutoAttack: 9)."""
+    if not fab_available():
+        raise ImportError(FAB_MISSING + ".")
+    return _TorchattacksFAB(classifier, eps, norm, p["fab_max_iter"], p["apgd_targets"], p["seed"])
+
+
+def _apgd_on_device(attack: Any, params: Any, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """ART's ``AutoProjectedGradientDescent.generate`` with its step loop run by :func:`art_sgt.apgd.apgd`."""
+    from art.utils import check_and_transform_label_format, projection, random_sphere
+
+    from art_sgt._art import PreprocessedModel
+    from art_sgt.apgd import apgd
+
+    estimator = attack.estimator
+    model = PreprocessedModel(estimator, apply="predict")
+    onehot = check_and_transform_label_format(y, nb_classes=estimator.nb_classes)
+    labels = np.argmax(onehot, axis=1)
+    x_adv = x.astype(np.float32)
+    device = estimator.device
+    for _ in range(max(1, params.nb_random_init)):
+        predicted = np.argmax(estimator.predict(x_adv), axis=1)
+        robust = predicted != labels if params.targeted else predicted == labels
+        if not robust.any():
+            break
+        x_init = x[robust]
+        start = x_adv[robust] + random_sphere(int(robust.sum()), int(np.prod(x.shape[1:])), params.eps,
+                                              np.inf if params.norm == "inf" else 2).reshape(x_init.shape).astype(
+            np.float32)  # fmt: skip
+        if estimator.clip_values is not None:
+            start = np.clip(start, *estimator.clip_values)
+        start = x_init + projection(start - x_init, params.eps, np.inf if params.norm == "inf" else 2)
+        out = apgd(
+            model,
+            torch.as_tensor(x_init, device=device),
+            torch.as_tensor(labels[robust], device=device),
+            start=torch.as_tensor(start, device=device),
+            **params.apgd_kwargs(),
+        )
+        x_adv[robust] = out.cpu().numpy()
+    return x_adv
+
+
+def generate(attack: Any, x: np.ndarray, y: np.ndarray, **kwargs: Any) -> np.ndarray:
+    """``attack.generate(x, y=y)``, with ART's APGD (without a ``mask``) on the device (see the module's note)."""
+    from art_sgt.apgd import apgd_params_from_art
+
+    params = apgd_params_from_art(attack) if y is not None and not kwargs else None
+    if params is not None:
+        return _apgd_on_device(attack, params, x, y)
+    return attack.generate(x, y=y, **kwargs)
+
+
 def correct_mask(classifier: Any, x: np.ndarray, labels: np.ndarray, batch_size: int) -> np.ndarray:
     return np.argmax(classifier.predict(x, batch_size=batch_size), axis=1) == labels
 
@@ -111,7 +221,7 @@ def target_classes(classifier: Any, x: np.ndarray, labels: np.ndarray, k: int, b
 
 def _generate(attack: Any, x: np.ndarray, y: np.ndarray, notes: list[str] | None) -> np.ndarray:
     try:
-        return attack.generate(x, y=y)
+        return generate(attack, x, y)
     except ValueError as err:
         if NO_GRADIENT not in str(err):
             raise

@@ -7,6 +7,11 @@ only when its candidate is accepted, so keeping each sample's current logits yie
 forward per robust sample per iteration. The random draws are ART's own numpy calls, in the same order, so
 for a model whose outputs do not depend on the batch they sit in, the adversarial examples are ART's exactly
 (``tests/evaluation/test_square.py`` holds them equal).
+
+ART's ``predict`` feeds each batch through a ``DataLoader`` that indexes the samples one by one, which costs more
+than a small model's forward; on a ``PyTorchClassifier`` whose preprocessing runs in torch (and without
+postprocessing defences) the logits here come from the model directly, batch by batch in ART's batches, in eval
+mode and without autograd.
 """
 
 from __future__ import annotations
@@ -15,9 +20,14 @@ import math
 from typing import Any
 
 import numpy as np
+import torch
 from art.attacks.evasion import SquareAttack
 from art.config import ART_NUMPY_DTYPE
+from art.estimators.classification import PyTorchClassifier
 from art.utils import check_and_transform_label_format, get_labels_np_array
+
+from art_sgt._art import PreprocessedModel
+from art_sgt._validation import preserved_modes
 
 __all__ = ["LinfSquareAttack"]
 
@@ -39,6 +49,24 @@ class LinfSquareAttack(SquareAttack):
         highest_other = np.take_along_axis(logits, np.argsort(logits, axis=1)[:, -2][:, None], axis=1)
         return (correct - highest_other)[:, 0]
 
+    def _predict(self) -> Any:
+        """``estimator.predict``, or the same logits straight from the torch model (see the module's note)."""
+        estimator = self.estimator
+        if not (isinstance(estimator, PyTorchClassifier) and estimator.all_framework_preprocessing) or (
+            estimator.postprocessing_defences
+        ):
+            return estimator.predict
+        model, device = PreprocessedModel(estimator, apply="predict"), estimator.device
+
+        def predict(x: np.ndarray, batch_size: int = 128) -> np.ndarray:
+            with torch.no_grad():
+                return torch.cat([
+                    model(torch.from_numpy(np.ascontiguousarray(x[i : i + batch_size], dtype=np.float32)).to(device))
+                    for i in range(0, len(x), batch_size)
+                ]).cpu().numpy()  # fmt: skip
+
+        return predict
+
     def generate(self, x: np.ndarray, y: np.ndarray | None = None, **kwargs: Any) -> np.ndarray:
         """Adversarial examples, as ``SquareAttack.generate`` (see the module's note on what differs).
 
@@ -48,7 +76,10 @@ class LinfSquareAttack(SquareAttack):
         """
         if self.norm not in (np.inf, "inf") or not self._own_criteria or x.ndim != 4:
             return super().generate(x, y=y, **kwargs)
-        predict = self.estimator.predict
+        with preserved_modes(self.estimator.model, training=False):
+            return self._generate(x, y, self._predict())
+
+    def _generate(self, x: np.ndarray, y: np.ndarray | None, predict: Any) -> np.ndarray:
         x_adv = x.astype(ART_NUMPY_DTYPE)
         if y is not None:
             y = check_and_transform_label_format(y, nb_classes=self.estimator.nb_classes)

@@ -1,10 +1,14 @@
 """Adversarial robustness report built on ART's own attacks, with a gradient-masking checklist.
 
 :func:`robustness_report` runs ART's ``ProjectedGradientDescent``, ``AutoProjectedGradientDescent`` (cross-entropy
-and difference-of-logits-ratio losses) and ``SquareAttack`` at every ``eps``; it records the accuracy per attack
-and the per-sample worst case over the attacks (AutoAttack-style robust accuracy: a sample counts as robust
-only if it is classified correctly clean and under every attack). It then runs the checks of Athalye, Carlini
-and Wagner (ICML 2018, Section 6) that reveal gradient masking, each raising a flag when it fails:
+and difference-of-logits-ratio losses, untargeted and targeted), ``SquareAttack`` and FAB-T (torchattacks' ``FAB``,
+an optional extra) at every ``eps``, and records the per-sample worst case over the attacks (AutoAttack's robust
+accuracy: a sample counts as robust only if it is classified correctly clean and under every attack). By default
+the attacks run as a cascade, as AutoAttack runs them: in the stated order, each only on the samples every attack
+before it left correct, so an attack spends nothing on a sample already broken and the worst case is the same
+conjunction; ``mode="independent"`` runs every attack on every clean-correct sample instead and records each
+attack's own accuracy. It then runs the checks of Athalye, Carlini and Wagner (ICML 2018, Section 6) that reveal
+gradient masking, each raising a flag when it fails:
 
 - ``more_iterations``: PGD with more iterations and restarts must not give a *lower* accuracy than PGD (else the
   report's PGD had not converged);
@@ -17,10 +21,12 @@ and Wagner (ICML 2018, Section 6) that reveal gradient masking, each raising a f
 Each check is decided by an exact one-sided test on the paired per-sample outcomes, reported with its ``n`` and
 p-value (see :mod:`~art_sgt.evaluation.checklist`). The attack budget is a preset of :data:`BUDGETS`.
 
-As in AutoAttack, every attack is run only on the samples of ``x`` the model classifies correctly (APGD-T's run
-for each target only on those that survived the targets before it), with numpy's and torch's global generators
-seeded to ``seed`` just before, so any number in the report equals the same ART attack run by hand on those
-samples after ``np.random.seed(seed)`` and ``torch.manual_seed(seed)``.
+As in AutoAttack, every attack is run only on the samples of ``x`` the model classifies correctly (in a cascade,
+only on those the attacks before it left correct; APGD-T's run for each target only on those that survived the
+targets before it), with numpy's and torch's global generators seeded to ``seed`` just before, so any number in
+the report equals the same ART attack run by hand on those samples after ``np.random.seed(seed)`` and
+``torch.manual_seed(seed)``. ART's APGD runs on the classifier's device (:mod:`art_sgt.apgd`), its random starts
+still ART's draws, its adversarial examples ART's to float rounding.
 
 | Paper link: https://arxiv.org/abs/1802.00420 (Athalye et al.), https://arxiv.org/abs/2003.01690 (AutoAttack)
 """
@@ -31,6 +37,7 @@ import contextlib
 import math
 import numbers
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -42,6 +49,7 @@ from tqdm.auto import tqdm
 from art_sgt._art import require_pytorch_classifier
 from art_sgt._validation import (
     check_array,
+    check_choice,
     check_finite,
     check_fraction,
     check_labels,
@@ -50,10 +58,12 @@ from art_sgt._validation import (
     preserved_modes,
 )
 from art_sgt.evaluation._art_attacks import (
+    FAB_MISSING,
     SQUARE_MIN_SIDE,
     SQUARE_NORMS,
     build_attack,
     correct_mask,
+    fab_available,
     run_attack,
     square_supported,
 )
@@ -65,32 +75,48 @@ if TYPE_CHECKING:
 __all__ = [
     "ATTACKS",
     "BUDGETS",
+    "MODES",
+    "PRESET_ATTACKS",
     "RobustnessReport",
     "robustness_report",
     "plot_robustness",
 ]
 
-#: Attack names accepted by :func:`robustness_report` (all run by default): PGD, APGD with the cross-entropy
-#: and the DLR loss, APGD-T (targeted APGD with the DLR loss against the ``apgd_targets`` most likely other
-#: classes, as in AutoAttack) and Square.
-ATTACKS = ("pgd", "apgd-ce", "apgd-dlr", "apgd-t", "square")
+#: Attack names accepted by :func:`robustness_report`: PGD, APGD with the cross-entropy and the DLR loss, APGD-T
+#: (targeted APGD with the DLR loss against the ``apgd_targets`` most likely other classes, as in AutoAttack),
+#: FAB-T (torchattacks' multi-targeted FAB against as many targets; needs ``pip install art-sgt[autoattack]``)
+#: and Square.
+ATTACKS = ("pgd", "apgd-ce", "apgd-dlr", "apgd-t", "fab-t", "square")
+
+#: The attacks each budget preset runs by default, in the order a cascade runs them. ``"autoattack"`` is
+#: AutoAttack's standard version: APGD-CE, APGD-T, FAB-T, Square (without torchattacks installed, FAB-T is skipped
+#: and the report's notes say so).
+PRESET_ATTACKS: dict[str, tuple[str, ...]] = {
+    "quick": ("pgd", "apgd-ce", "apgd-dlr", "apgd-t", "square"),
+    "standard": ("pgd", "apgd-ce", "apgd-dlr", "apgd-t", "square"),
+    "autoattack": ("apgd-ce", "apgd-t", "fab-t", "square"),
+}
+
+#: How :func:`robustness_report` runs its attacks: ``"cascade"`` (each on the samples still correct after the
+#: attacks before it, as AutoAttack) or ``"independent"`` (each on every clean-correct sample).
+MODES = ("cascade", "independent")
 
 #: Attack budgets of :func:`robustness_report`, by preset name. ``"quick"`` is for smoke runs only (its
 #: checks are not all real tests); ``"standard"`` follows Carlini et al. 2019 (PGD 50 steps with 2 restarts,
-#: APGD 100 steps, Square 5000 queries); ``"autoattack"`` matches AutoAttack's standard version (APGD 100
-#: steps, Square 5000 queries) and runs PGD 100 steps with 5 restarts.
+#: APGD 100 steps, Square 5000 queries); ``"autoattack"`` matches AutoAttack's standard version (APGD and FAB 100
+#: steps, 9 targets, Square 5000 queries) and gives its checklist PGD 100 steps with 5 restarts.
 BUDGETS: dict[str, dict[str, int]] = {
     "quick": {
         "pgd_max_iter": 20, "pgd_restarts": 1, "apgd_max_iter": 25, "apgd_restarts": 1, "apgd_targets": 3,
-        "square_max_iter": 1000, "square_restarts": 1, "strong_factor": 4, "large_eps_iter": 50,
+        "fab_max_iter": 25, "square_max_iter": 1000, "square_restarts": 1, "strong_factor": 4, "large_eps_iter": 50,
     },
     "standard": {
         "pgd_max_iter": 50, "pgd_restarts": 2, "apgd_max_iter": 100, "apgd_restarts": 1, "apgd_targets": 3,
-        "square_max_iter": 5000, "square_restarts": 1, "strong_factor": 4, "large_eps_iter": 100,
+        "fab_max_iter": 100, "square_max_iter": 5000, "square_restarts": 1, "strong_factor": 4, "large_eps_iter": 100,
     },
     "autoattack": {
         "pgd_max_iter": 100, "pgd_restarts": 5, "apgd_max_iter": 100, "apgd_restarts": 1, "apgd_targets": 9,
-        "square_max_iter": 5000, "square_restarts": 1, "strong_factor": 2, "large_eps_iter": 100,
+        "fab_max_iter": 100, "square_max_iter": 5000, "square_restarts": 1, "strong_factor": 2, "large_eps_iter": 100,
     },
 }  # fmt: skip
 
@@ -105,7 +131,9 @@ class RobustnessReport:
     :param n_samples: Number of samples attacked.
     :param clean_accuracy: Accuracy on ``x``.
     :param accuracy: ``{attack: [robust accuracy at each eps]}``: the fraction of samples correct clean and under
-        the attack (only the samples correct clean are attacked, as in AutoAttack).
+        the attack (only the samples correct clean are attacked, as in AutoAttack); in a cascade
+        (``params["mode"]``), correct under the attack and every attack before it, so the last equals the worst
+        case over the attacks.
     :param worst_case: Per ``eps``, the fraction of samples correct clean and under every attack.
     :param checklist: The checks (see :data:`~art_sgt.evaluation.checklist.CHECKS`).
     :param params: The attack parameters used: the ``budget`` preset, every attack's iterations, queries and
@@ -168,6 +196,11 @@ class RobustnessReport:
         rows = [
             f"robustness: n={self.n_samples}, norm L{'-inf' if self.norm == 'inf' else self.norm}, "
             f"budget {self.params.get('budget', '?')}, clean accuracy {self.clean_accuracy:.4f}",
+            *(
+                ["cascade: each row is the accuracy under its attack and every attack above it"]
+                if self.params.get("mode") == "cascade"
+                else []
+            ),  # fmt: skip
             head,
             "-" * len(head),
         ]
@@ -293,7 +326,11 @@ def _check_norm(norm: Any) -> str:
     return key
 
 
-def _check_attacks(attacks: Any, norm: str) -> list[str]:
+def _check_attacks(attacks: Any, norm: str, budget: Any, clip_values: Any, notes: list[str]) -> list[str]:
+    """The attack names, checked; ``None``: the preset's, without FAB-T (and a note saying so) where it cannot run."""
+    preset = attacks is None
+    if preset:
+        attacks = PRESET_ATTACKS.get(budget, PRESET_ATTACKS["standard"]) if isinstance(budget, str) else ()
     names = [attacks] if isinstance(attacks, str) else list(attacks)
     if not names:
         raise ValueError("attacks must name at least one attack, got an empty sequence.")
@@ -304,6 +341,23 @@ def _check_attacks(attacks: Any, norm: str) -> list[str]:
         raise ValueError(f"attacks must not repeat a name, got {names}.")
     if "square" in names and norm not in SQUARE_NORMS:
         raise ValueError(f"norm must be 'inf' or 2 when attacks include 'square' (ART's SquareAttack), got {norm!r}.")
+    if "fab-t" in names:
+        unit = clip_values is not None and np.all(np.asarray(clip_values[0]) == 0) and np.all(
+            np.asarray(clip_values[1]) == 1)  # fmt: skip
+        reason = (
+            FAB_MISSING if not fab_available()
+            else "FAB-T (torchattacks) needs inputs in [0, 1]: classifier clip_values must be (0, 1)" if not unit
+            else "FAB-T runs under the L-inf and L2 norms only" if norm not in SQUARE_NORMS
+            else None
+        )  # fmt: skip
+        if reason is not None and not preset:
+            raise (ImportError if reason == FAB_MISSING else ValueError)(
+                f"attacks must not include 'fab-t' here: {reason}."
+            )
+        if reason is not None:
+            names.remove("fab-t")
+            notes.append(f"fab-t skipped, the worst case is over {', '.join(names)} only: {reason}.")
+            warnings.warn(notes[-1], stacklevel=3)
     return names
 
 
@@ -326,6 +380,7 @@ def _costs(p: dict[str, Any], n: int, n_eps: int, names: Sequence[str], checklis
         "apgd-ce": p["apgd_max_iter"] * p["apgd_restarts"],
         "apgd-dlr": p["apgd_max_iter"] * p["apgd_restarts"],
         "apgd-t": p["apgd_max_iter"] * p["apgd_restarts"] * p["apgd_targets"],
+        "fab-t": 2 * p["fab_max_iter"] * p["apgd_targets"],  # a forward and backward, and a forward, per step
         "square": p["square_max_iter"] * p["square_restarts"],
     }
     cost = {name: runs[name] * n * n_eps for name in names}
@@ -343,13 +398,15 @@ def robustness_report(
     y: np.ndarray,
     eps: Sequence[float] | float = (0.1, 0.2, 0.3),
     norm: str | int | float = "inf",
-    attacks: Sequence[str] = ATTACKS,
+    attacks: Sequence[str] | None = None,
     budget: str = "standard",
+    mode: str = "cascade",
     pgd_max_iter: int | None = None,
     pgd_restarts: int | None = None,
     apgd_max_iter: int | None = None,
     apgd_restarts: int | None = None,
     apgd_targets: int | None = None,
+    fab_max_iter: int | None = None,
     square_max_iter: int | None = None,
     square_restarts: int | None = None,
     checklist: bool = True,
@@ -367,13 +424,19 @@ def robustness_report(
     """Accuracy of ``classifier`` under ART's attacks at every ``eps``, the worst case, and the checklist.
 
     The attack budget comes from the preset ``budget`` (:data:`BUDGETS`); any budget parameter given
-    explicitly overrides its preset value. PGD takes ``pgd_max_iter`` steps of ``2.5 eps / pgd_max_iter``
+    explicitly overrides its preset value. With ``mode="cascade"`` the attacks run in the order of ``attacks``, each
+    only on the samples all attacks before it left correct (AutoAttack's protocol, and its cost), and
+    :attr:`RobustnessReport.accuracy` holds the accuracy after each attack and those before it; with
+    ``mode="independent"`` each attack runs on every clean-correct sample and the accuracy is its own. The worst
+    case is the same conjunction either way (for attacks whose outcome on a sample does not depend on which other
+    samples share its batch, exactly the same). PGD takes ``pgd_max_iter`` steps of ``2.5 eps / pgd_max_iter``
     (Madry et al.) from ``pgd_restarts`` random starts (0: from ``x``); APGD starts with step ``2 eps`` (Croce
     and Hein); Square spends ``square_max_iter`` queries per restart. The checklist
     (:mod:`~art_sgt.evaluation.checklist`) runs at ``check_eps``: PGD with ``strong_factor`` times the
-    iterations and one more restart; FGSM (one step of ``eps``); Square (reused from the attacks when run, else
-    run); PGD at ``large_eps`` with ``large_eps_iter`` steps; and, given ``transfer_from``, PGD crafted on that
-    model and evaluated on ``classifier``. Each check is decided by an exact one-sided test at level ``alpha``
+    iterations and one more restart; FGSM (one step of ``eps``); Square (reused from the attacks when run
+    independently, else run on every clean-correct sample: a paired test needs both attacks on the same samples);
+    PGD at ``large_eps`` with ``large_eps_iter`` steps; and, given ``transfer_from``, PGD crafted on that model and
+    evaluated on ``classifier``. Each check is decided by an exact one-sided test at level ``alpha``
     on the paired per-sample outcomes (its ``n`` and p-value are recorded beside the verdict).
 
     The worst case at an ``eps`` counts a sample as robust only if it is classified correctly clean and under
@@ -384,14 +447,17 @@ def robustness_report(
     :param y: True labels, indices ``(n,)`` or one-hot ``(n, nb_classes)``.
     :param eps: Attack strength(s), each ``>= 0`` (``0`` is the clean accuracy).
     :param norm: ``"inf"`` (or ``np.inf``), ``2`` or ``1``; Square supports only ``"inf"`` and ``2``.
-    :param attacks: Names from :data:`ATTACKS`.
+    :param attacks: Names from :data:`ATTACKS`, in the order a cascade runs them; ``None``: the preset's
+        (:data:`PRESET_ATTACKS`).
     :param budget: ``"quick"``, ``"standard"`` (default) or ``"autoattack"`` (see :data:`BUDGETS`).
+    :param mode: ``"cascade"`` (default) or ``"independent"`` (see above).
     :param pgd_max_iter: PGD iterations (``None``: the preset's).
     :param pgd_restarts: PGD random restarts (ART's ``num_random_init``), >= 0.
     :param apgd_max_iter: APGD iterations.
     :param apgd_restarts: APGD restarts (ART's ``nb_random_init``).
     :param apgd_targets: Target classes of APGD-T per sample: the most likely classes other than the label
-        (at most ``nb_classes - 1``); AutoAttack uses 9.
+        (at most ``nb_classes - 1``); AutoAttack uses 9. FAB-T uses as many.
+    :param fab_max_iter: FAB-T steps per target.
     :param square_max_iter: Square queries per restart.
     :param square_restarts: Square restarts.
     :param checklist: Whether to run the gradient-masking checklist.
@@ -410,11 +476,12 @@ def robustness_report(
     :param verbose: Show a progress bar over the attack runs, and print :meth:`RobustnessReport.table` at the end.
     :return: The report.
     :raises TypeError: If ``classifier`` is not a ``PyTorchClassifier`` or an argument has the wrong type.
+    :raises ImportError: If ``attacks`` names ``fab-t`` and torchattacks is not installed.
     :raises ValueError: For a negative ``eps`` (or one beyond the clip range under L-inf), an unknown attack,
         norm or budget, ``apgd-dlr`` or ``apgd-t`` on fewer than 3 classes, a norm an attack does not support,
         ``square`` on images smaller than ART's SquareAttack accepts (5x5 under L-inf, 6x6 under L2; the
         checklist then skips ``black_box``), labels or inputs of the wrong shape, or a ``transfer_from`` model of
-        another input shape.
+        another input shape, or ``fab-t`` with ``clip_values`` other than ``(0, 1)``.
 
     >>> import numpy as np, torch
     >>> from art.estimators.classification import PyTorchClassifier
@@ -433,7 +500,9 @@ def robustness_report(
     require_pytorch_classifier("classifier", classifier)
     norm = _check_norm(norm)
     eps_list = _check_eps(eps, norm, classifier.clip_values)
-    names = _check_attacks(attacks, norm)
+    mode = check_choice("mode", mode, MODES)
+    notes: list[str] = []
+    names = _check_attacks(attacks, norm, budget, classifier.clip_values, notes)
     for dlr in ("apgd-dlr", "apgd-t"):
         if dlr in names and classifier.nb_classes < 3:
             raise ValueError(
@@ -460,6 +529,7 @@ def robustness_report(
             "apgd_max_iter": apgd_max_iter,
             "apgd_restarts": apgd_restarts,
             "apgd_targets": apgd_targets,
+            "fab_max_iter": fab_max_iter,
             "square_max_iter": square_max_iter,
             "square_restarts": square_restarts,
             "strong_factor": strong_factor,
@@ -468,6 +538,7 @@ def robustness_report(
     )
     p.update(
         budget=budget,
+        mode=mode,
         batch_size=check_positive_int("batch_size", batch_size),
         seed=_check_count("seed", seed),
         alpha=check_fraction("alpha", alpha),
@@ -504,13 +575,19 @@ def robustness_report(
         jobs = [(name, e) for name in names for e in eps_list]
         seconds: dict[str, float] = dict.fromkeys(names, 0.0)
         correct: dict[tuple[str, float], np.ndarray] = {}
-        notes: list[str] = []
         bar = tqdm(total=len(jobs) + (6 if checklist else 0), desc="robustness", disable=not verbose)
+        still = {e: clean.copy() for e in eps_list}  # the cascade's survivors at each eps
         for name, e in jobs:
             bar.set_postfix_str(f"{name} eps={e:g}")
             started = time.perf_counter()
             attack = None if e == 0 else build_attack(name, classifier, e, norm, p)
-            correct[(name, e)] = run_attack(attack, classifier, x, onehot, labels, p, notes)
+            if mode == "independent":
+                correct[(name, e)] = run_attack(attack, classifier, x, onehot, labels, p, notes)
+            else:
+                sub = np.flatnonzero(still[e])
+                if attack is not None and sub.size:
+                    still[e][sub] = run_attack(attack, classifier, x[sub], onehot[sub], labels[sub], p, notes)
+                correct[(name, e)] = still[e].copy()
             seconds[name] += time.perf_counter() - started
             bar.update()
         accuracy = {name: [float(correct[(name, e)].mean()) for e in eps_list] for name in names}
@@ -518,8 +595,10 @@ def robustness_report(
         checks: list[GradientMaskingCheck] = []
         check_runs: dict[str, np.ndarray] = {}
         if checklist:
+            # a paired check needs PGD and its challenger on the same samples: a cascade's runs are not reused
+            reusable = correct if mode == "independent" else {}
             checks, check_runs = run_checklist(
-                classifier, x, onehot, labels, p, correct, transfer_from, bar, seconds, notes
+                classifier, x, onehot, labels, p, reusable, transfer_from, bar, seconds, notes
             )
         bar.close()
     worst, worst_attacks = [], []

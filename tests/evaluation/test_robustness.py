@@ -10,7 +10,9 @@ import torch
 from art.attacks.evasion import AutoProjectedGradientDescent, ProjectedGradientDescent, SquareAttack
 from art.estimators.classification import PyTorchClassifier
 
-from art_sgt.evaluation.robustness import ATTACKS, RobustnessReport, plot_robustness, robustness_report
+from art_sgt.evaluation.robustness import PRESET_ATTACKS, RobustnessReport, plot_robustness, robustness_report
+
+ATTACKS = PRESET_ATTACKS["standard"]
 
 SHAPE = (1, 8, 8)
 
@@ -67,6 +69,7 @@ def test_numbers_equal_art_attacks_run_by_hand() -> None:
         checklist=False,
         seed=3,
         verbose=False,
+        mode="independent",
     )
     onehot = np.eye(3, dtype=np.float32)[y]
     by_hand = {name: [] for name in ATTACKS}
@@ -159,6 +162,87 @@ def test_targeted_runs_attack_only_the_samples_still_correct() -> None:
     assert all_fooled.sizes == [len(keep)]
 
 
+def _closed_form_robust(x: np.ndarray, y: np.ndarray, eps: float) -> np.ndarray:
+    """Robustness of the 3-class model of :func:`_classifier` under L-inf ``eps`` with no pixel clipped: its logits
+    depend on the mean pixel ``m`` alone, which the attack moves anywhere in ``[m - eps, m + eps]``, and the classes
+    own ``m < 0.35``, ``0.35 < m < 0.65`` and ``m > 0.65``."""
+    m = x.reshape(len(x), -1).mean(1, dtype=np.float64)
+    low, high = np.array([-np.inf, 0.35, 0.65])[y], np.array([0.35, 0.65, np.inf])[y]
+    return (m - eps > low) & (m + eps < high)
+
+
+def test_cascade_equals_the_independent_conjunction_on_a_known_answer_model() -> None:
+    x, y = _data(n=60, classes=3)
+    clf, eps = _classifier(classes=3), 0.11
+    m = x.reshape(len(x), -1).mean(1)
+    edges = np.array([0.35, 0.65])
+    assert np.abs(np.abs(m[:, None] - edges[None, :]) - eps).min() > 2e-3  # no sample on a knife edge
+    pixels = x.reshape(len(x), -1)
+    # no pixel clipped in the direction an attack pushes it (class 0 up, class 2 down, class 1 either way)
+    assert (pixels[y != 2] + eps < 1).all() and (pixels[y != 0] - eps > 0).all()
+    names = ("pgd", "apgd-ce", "apgd-t", "apgd-dlr")
+    common = {"eps": (0.0, eps), "attacks": names, "pgd_restarts": 0, "pgd_max_iter": 10, "apgd_max_iter": 10,
+              "checklist": False, "verbose": False}  # fmt: skip
+    cascade = robustness_report(clf, x, y, **common)
+    independent = robustness_report(clf, x, y, mode="independent", **common)
+    expected = _closed_form_robust(x, y, eps)
+    assert 0.2 < expected.mean() < 0.9  # the eps breaks some samples and leaves others
+    assert cascade.worst_case_correct[1] == independent.worst_case_correct[1] == expected.tolist()
+    assert cascade.params["mode"] == "cascade" and independent.params["mode"] == "independent"
+    # In a cascade each row is the accuracy after its attack and those above it: non-increasing, ending at the
+    # worst case; the first attack saw every clean-correct sample in both modes.
+    steps = [cascade.accuracy[name][1] for name in names]
+    assert steps == sorted(steps, reverse=True) and steps[-1] == cascade.worst_case[1]
+    assert steps[0] == independent.accuracy["pgd"][1]
+    assert all(independent.accuracy[name][1] >= independent.worst_case[1] for name in names)
+    assert "cascade: each row" in cascade.table() and "cascade" not in independent.table()
+
+
+def test_a_cascade_attacks_only_the_samples_every_attack_before_left_correct(monkeypatch) -> None:
+    from art_sgt.evaluation import robustness as module
+
+    sizes: list[int] = []
+    real = module.run_attack
+
+    def spy(attack, target, x, *args, **kwargs):
+        sizes.append(len(x))
+        return real(attack, target, x, *args, **kwargs)
+
+    monkeypatch.setattr(module, "run_attack", spy)
+    x, y = _data(n=40, classes=3)
+    y[:4] = (y[:4] + 1) % 3  # wrong on clean inputs: never attacked
+    report = robustness_report(_classifier(classes=3), x, y, eps=0.12, attacks=("apgd-ce", "apgd-dlr", "pgd"),
+                               apgd_max_iter=5, pgd_max_iter=5, checklist=False, verbose=False)  # fmt: skip
+    n = len(x)
+    after = [round(report.accuracy[name][0] * n) for name in ("apgd-ce", "apgd-dlr")]
+    assert sizes == [round(report.clean_accuracy * n), *after]
+    assert after[0] < round(report.clean_accuracy * n)  # the first attack broke something the others skipped
+
+
+def test_autoattack_preset_without_torchattacks_skips_fab_t_and_says_so(monkeypatch) -> None:
+    from art_sgt.evaluation import robustness as module
+
+    monkeypatch.setattr(module, "fab_available", lambda: False)
+    x, y = _data(n=12, classes=3)
+    with pytest.warns(UserWarning, match="fab-t skipped"):
+        report = robustness_report(_classifier(classes=3), x, y, eps=0.05, budget="autoattack", apgd_max_iter=2,
+                                   apgd_targets=2, square_max_iter=5, checklist=False, verbose=False)  # fmt: skip
+    assert report.attacks == ["apgd-ce", "apgd-t", "square"]
+    assert any("fab-t skipped" in note and "art-sgt[autoattack]" in note for note in report.notes)
+    with pytest.raises(ImportError, match="attacks"):  # named explicitly: an error, before any work
+        robustness_report(_classifier(classes=3), x, y, eps=0.05, attacks=("fab-t",), verbose=False)
+
+
+def test_fab_t_refuses_inputs_outside_the_unit_box() -> None:
+    pytest.importorskip("torchattacks")
+    x, y = _data(n=8, classes=3)
+    clf = _classifier(classes=3)
+    wide = PyTorchClassifier(clf.model, loss=torch.nn.CrossEntropyLoss(), input_shape=SHAPE, nb_classes=3,
+                             clip_values=(0.0, 2.0))  # fmt: skip
+    with pytest.raises(ValueError, match="clip_values"):
+        robustness_report(wide, x, y, eps=0.05, attacks=("fab-t",), verbose=False)
+
+
 def test_checklist_flags_a_masked_model_and_not_a_normal_one(tmp_path) -> None:
     x, y = _data(seed=1)
     kwargs = dict(
@@ -206,6 +290,8 @@ def test_checklist_flags_a_masked_model_and_not_a_normal_one(tmp_path) -> None:
         ({"attacks": ("apgd-dlr",)}, ValueError, "attacks"),  # DLR needs 3 classes or more
         ({"attacks": ("apgd-t",)}, ValueError, "attacks"),
         ({"apgd_targets": 0}, ValueError, "apgd_targets"),
+        ({"mode": "parallel"}, ValueError, "mode"),
+        ({"fab_max_iter": 0}, ValueError, "fab_max_iter"),
     ],
 )
 def test_bad_arguments_name_the_parameter(kwargs, error, name) -> None:
