@@ -85,3 +85,47 @@ def task():
 @pytest.fixture
 def classifier():
     return make_classifier()
+
+
+#: Environment variable choosing the devices of the device tests (tests/test_cuda.py): ``cpu``, ``cuda`` or
+#: ``cpu,cuda``. Unset: ``cpu``, plus ``cuda`` when a CUDA device is available.
+DEVICE_ENV = "ART_SGT_TEST_DEVICE"
+
+
+def selected_devices(value: str | None, cuda_available: bool) -> list[str]:
+    """The devices the ``device`` fixture runs on, from the value of :data:`DEVICE_ENV`.
+
+    A device asked for by name must be there: ``cuda`` on a machine without CUDA is an error, not a skip, so a
+    GPU session cannot pass by skipping its GPU tests.
+
+    :param value: The variable's value (``None`` or empty: unset).
+    :param cuda_available: Whether ``torch.cuda.is_available()``.
+    :return: Device names, ``"cpu"`` first.
+    :raises ValueError: For a name other than ``cpu`` / ``cuda``, or ``cuda`` asked for without CUDA.
+    """
+    if not value or not value.strip():
+        return ["cpu", "cuda"] if cuda_available else ["cpu"]
+    names = [part.strip() for part in value.split(",") if part.strip()]
+    unknown = [name for name in names if name not in ("cpu", "cuda")]
+    if unknown or len(set(names)) != len(names):
+        raise ValueError(f"{DEVICE_ENV} must be 'cpu', 'cuda' or 'cpu,cuda', got {value!r}.")
+    if "cuda" in names and not cuda_available:
+        raise ValueError(f"{DEVICE_ENV}={value!r} asks for cuda, but torch.cuda.is_available() is False.")
+    return sorted(names, key=("cpu", "cuda").index)
+
+
+def _device_params() -> list[str]:
+    import os
+
+    try:
+        return selected_devices(os.environ.get(DEVICE_ENV), torch.cuda.is_available())
+    except ValueError as error:  # reported by every test that takes the fixture, not as a collection crash
+        return [f"invalid: {error}"]
+
+
+@pytest.fixture(params=_device_params())
+def device(request) -> torch.device:
+    """A device of the device tests: ``cpu`` and, where available or asked for, ``cuda``."""
+    if request.param.startswith("invalid: "):
+        pytest.fail(request.param.removeprefix("invalid: "))
+    return torch.device(request.param)
