@@ -11,23 +11,32 @@ Examples::
 ``train`` runs under ``torchrun`` as it is (``torchrun --nproc_per_node=4 -m art_sgt.cli train ...``): it joins
 the process group torchrun describes (NCCL on GPUs, gloo on CPUs), and only rank 0 writes files.
 
+``evaluate`` also takes a model that art-sgt did not train: a TorchScript file (``--torchscript``; a TorchScript
+file is a program, load only files you trust), or ``--factory module:callable`` building the network plus a
+``state_dict`` file read with ``torch.load(weights_only=True)`` (no code of the file runs).
+
 Every output location (``--save-model``, ``--out``, ``--checkpoint-dir``, ``--out-dir``) is checked writable
-before any work starts. A user error (a bad path, no data offline, a model that does not match ``--dataset``)
-is one line on stderr and exit status 2, never a traceback. An output that cannot be written *after* training
-is kept in a fresh temporary folder, and the error line says where.
+before any work starts. A user error (a bad path, no data offline, a model that does not match ``--dataset``,
+an option the library refuses) is one line on stderr and exit status 2, never a traceback; an unexpected
+exception (a bug) keeps its traceback and exits with status 1. An output that cannot be written *after*
+training is kept in a fresh temporary folder, and the error line says where.
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import importlib
 import logging
+import math
 import os
 import re
 import sys
 import tempfile
 import textwrap
 import time
+import traceback
+import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,8 +73,13 @@ DATASETS: dict[str, DatasetDefaults] = {
 }
 
 
-class UserError(Exception):
-    """A mistake in the command's input: reported as one line, exit status 2."""
+class UserError(ValueError):
+    """A mistake in the command's input: reported as one line, exit status 2.
+
+    The command raises it for what it checks itself, and turns into it the library's errors about the user's
+    input where it calls the library (a data file, a model file, a checkpoint folder). Any other exception is a
+    bug: :func:`main` prints its traceback and exits with status 1.
+    """
 
 
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -170,6 +184,28 @@ def _add_train(sub: Any) -> None:
     )
 
 
+def _numbers(text: str) -> tuple[float, ...]:
+    """``"0.5"`` or ``"0.49,0.48,0.45"``: one or more comma-separated finite numbers."""
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be numbers separated by commas, got {text!r}") from None
+    if not all(map(math.isfinite, values)):
+        raise argparse.ArgumentTypeError(f"must be finite numbers, got {text!r}")
+    return values
+
+
+def _shape(text: str) -> tuple[int, ...]:
+    """``"1,28,28"``: positive integers separated by commas."""
+    try:
+        shape = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be integers separated by commas (C,H,W), got {text!r}") from None
+    if not all(d >= 1 for d in shape):
+        raise argparse.ArgumentTypeError(f"must be positive integers, got {text!r}")
+    return shape
+
+
 def _budget_names() -> list[str]:
     from art_sgt.evaluation.robustness import BUDGETS
 
@@ -180,26 +216,72 @@ def _add_evaluate(sub: Any) -> None:
     evaluate = sub.add_parser(
         "evaluate",
         formatter_class=_HelpFormatter,
-        help="saliency evaluators and robustness report of a saved model",
-        description="Load a model written by 'art-sgt train --save-model', measure its saliency maps "
-        "(faithfulness, sparseness, ...) and its accuracy under ART's PGD, APGD-CE, APGD-DLR and Square attacks "
-        "with the gradient-masking checks, print a summary and write a results JSON. The attack radii are the "
-        "dataset's usual ones: "
+        help="saliency evaluators and robustness report of a saved model (art-sgt's, TorchScript or a state_dict)",
+        description="Load a model written by 'art-sgt train --save-model' (or your own: a TorchScript file with "
+        "--torchscript, or a state_dict with --factory), measure its saliency maps (faithfulness, sparseness, ...) "
+        "and its accuracy under ART's PGD, APGD-CE, APGD-DLR and Square attacks with the gradient-masking checks, "
+        "on a seeded random subset of the test images, print a summary and write a results JSON (with the indices "
+        "of the images). The attack radii are the dataset's usual ones: "
         + "; ".join(f"{name}: {', '.join(f'{e:.4g}' for e in d.eval_eps)}" for name, d in DATASETS.items())
-        + ".",
+        + ". A TorchScript file is a program: load only files you trust. The state_dict route runs no code from "
+        "the file (torch.load with weights_only=True); the network comes from your own module.",
         epilog=_epilog(
             "art-sgt evaluate --model models/mnist_sgt.pt",
             "art-sgt evaluate --model models/mnist_sgt.pt --n 200 --robust-n 100 --budget quick --quiet",
             "art-sgt evaluate --model models/mnist_sgt.pt --budget autoattack",
+            "art-sgt evaluate --model my_cnn.ts --torchscript --dataset cifar10 --preprocessing 0.49,0.48,0.45 "
+            "0.25,0.24,0.26",
+            "art-sgt evaluate --model weights.pt --factory mypackage.nets:make_cnn --dataset mnist",
         ),
     )
     _data_options(
         evaluate,
         device_help="where the attributions and attacks run: auto = the GPU when CUDA is available, else the CPU",
-        dataset_help="the saved model's dataset (default: read from --model; a different value is an error)",
+        dataset_help="the model's dataset: read from an art-sgt --model (a different value is an error); needed "
+        "with --torchscript and --factory",
     )
     evaluate.add_argument(
-        "--model", metavar="FILE", required=True, help="a .pt file written by 'art-sgt train --save-model'"
+        "--model",
+        metavar="FILE",
+        required=True,
+        help="a .pt file written by 'art-sgt train --save-model'; with --torchscript a TorchScript file; with "
+        "--factory a state_dict file",
+    )
+    yours = evaluate.add_mutually_exclusive_group()
+    yours.add_argument(
+        "--torchscript",
+        action="store_true",
+        help="--model is a TorchScript file (torch.jit.save). A TorchScript file is a program that runs when it is "
+        "loaded and called: load only files you trust",
+    )
+    yours.add_argument(
+        "--factory",
+        metavar="MODULE:CALLABLE",
+        help="build the network by calling MODULE:CALLABLE() (importable, e.g. mypackage.nets:make_cnn) and load "
+        "--model into it as a state_dict with torch.load(weights_only=True), which runs no code from the file",
+    )
+    evaluate.add_argument(
+        "--input-shape",
+        type=_shape,
+        metavar="C,H,W",
+        help="your model's input shape, channels first (default: the dataset's; it must match the dataset's)",
+    )
+    evaluate.add_argument(
+        "--nb-classes", type=positive_int, default=10, help="your model's number of outputs (classes)"
+    )
+    evaluate.add_argument(
+        "--clip-values",
+        type=_numbers,
+        metavar="MIN,MAX",
+        help="your model's input range, as PyTorchClassifier's clip_values (default: 0,1, the range of the data)",
+    )
+    evaluate.add_argument(
+        "--preprocessing",
+        type=_numbers,
+        nargs=2,
+        metavar=("MEAN", "STD"),
+        help="standardisation your model expects, applied by PyTorchClassifier (preprocessing=(mean, std)): "
+        "scalars or per-channel lists, e.g. 0.1307 0.3081 or 0.49,0.48,0.45 0.25,0.24,0.26",
     )
     evaluate.add_argument("--n", type=positive_int, default=1000, help="test images for the saliency evaluators")
     evaluate.add_argument("--robust-n", type=positive_int, default=200, help="test images for the attacks")
@@ -297,12 +379,44 @@ def _write_or_keep(write: Callable[[Path], Any], path: str | os.PathLike, option
 
 
 # ------------------------------------------------------------------------------------------------ commands
+#: The range of every image the loaders return, and the ``clip_values`` of the classifiers ``train`` builds.
+DATA_RANGE = (0.0, 1.0)
+
+#: The library's parameter names, as this command's options (for the library's messages about them).
+_OPTION_OF = {
+    "checkpoint_dir": "--checkpoint-dir",
+    "resume=True": "--resume",
+    "data_dir": "--data-dir",
+    "input_shape": "--input-shape",
+    "nb_classes": "--nb-classes",
+    "clip_values": "--clip-values",
+    "preprocessing": "--preprocessing",
+}
+
+
+def _in_option_names(message: str) -> str:
+    """A library message about a parameter, with the parameter called by this command's option name."""
+    message = re.sub(r"\s*Pass allow_config_change=True[^.]*\.", "", message)  # no such option here
+    pattern = "|".join(re.escape(name) for name in _OPTION_OF)
+    return re.sub(rf"(?<![\w-])({pattern})(?![\w-])", lambda m: _OPTION_OF[m.group(1)], message)
+
+
 def _load_data(dataset: str, data_dir: str | None, limit: int | None = None):
-    from art_sgt.datasets import load_cifar10, load_mnist
+    """Load a dataset channels first; a missing or malformed data file is a :class:`UserError`."""
+    from art_sgt.datasets import ENV_VAR, DataNotFoundError, load_cifar10, load_mnist
     from art_sgt.models import to_channels_first
 
     loader = load_mnist if dataset == "mnist" else load_cifar10
-    (x_train, y_train), (x_test, y_test), _, _ = loader(data_dir)
+    try:
+        (x_train, y_train), (x_test, y_test), _, _ = loader(data_dir)
+    except DataNotFoundError as err:
+        download = f"; ART's download failed ({err.download_error})" if err.download_error else ""
+        raise UserError(
+            f"no {err.file_name} found: looked in {'; '.join(err.tried)}{download}. Point at a folder holding "
+            f"{err.file_name} with --data-dir DIR or by setting {ENV_VAR}=DIR."
+        ) from err
+    except (OSError, ValueError, TypeError) as err:  # a --data-dir that is not there, a file that is not data
+        raise UserError(_in_option_names(str(err))) from err
     if limit is not None:
         x_train, y_train = x_train[:limit], y_train[:limit]
     return (to_channels_first(x_train), y_train), (to_channels_first(x_test), y_test)
@@ -322,20 +436,121 @@ def load_model(path: str, device: str = "auto", lr: float = 1e-3) -> tuple[Any, 
     :param lr: Learning rate of the classifier's (fresh) optimizer.
     :return: ``(classifier, dataset name)``.
     :raises FileNotFoundError: If ``path`` does not exist.
-    :raises ValueError: If the file is not a model saved by ``art-sgt``.
+    :raises UserError: (a ``ValueError``) If the file is not a model saved by ``art-sgt``.
     """
     from art_sgt.models import make_classifier
 
     if not os.path.isfile(path):
         raise FileNotFoundError(f"--model {path!r} does not exist.")
+    if _is_torchscript(path):  # torch.load would hand a TorchScript archive to torch.jit.load, weights_only or not
+        raise UserError(
+            f"--model {path!r} is not a model saved by 'art-sgt train': it is a TorchScript file. A TorchScript file "
+            "is a program: if you trust it, pass --torchscript and --dataset."
+        )
     try:
         saved = torch.load(path, map_location="cpu", weights_only=True)
         dataset = saved["dataset"]
         model = _new_model(dataset)
         model.load_state_dict(saved["state_dict"])
     except Exception as err:
-        raise ValueError(f"--model {path!r} is not a model saved by 'art-sgt train' ({err}).") from err
+        raise UserError(f"--model {path!r} is not a model saved by 'art-sgt train' ({_first_line(err)}).") from err
     return make_classifier(model, DATASETS[dataset].input_shape, lr=lr, device_type=device), dataset
+
+
+def _first_line(err: BaseException) -> str:
+    return (str(err).strip().splitlines() or [type(err).__name__])[0]
+
+
+def _is_torchscript(path: str) -> bool:
+    """Whether ``path`` is a TorchScript archive (``torch.jit.save``: a zip holding ``code/``), read without loading."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return any("/code/" in name for name in archive.namelist())
+    except (OSError, zipfile.BadZipFile):
+        return False
+
+
+def _import_factory(spec: str) -> Callable[[], Any]:
+    """``module:callable`` imported (the working folder first on the path, as for ``python -m``)."""
+    module_name, _, name = spec.partition(":")
+    if not module_name or not name:
+        raise UserError(f"--factory must be MODULE:CALLABLE (e.g. mypackage.nets:make_cnn), got {spec!r}.")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as err:
+        raise UserError(f"--factory {spec}: cannot import {module_name} ({err}).") from err
+    factory = getattr(module, name, None)
+    if not callable(factory):
+        raise UserError(f"--factory {spec}: {module_name} has no callable {name!r}.")
+    return factory
+
+
+def _user_network(args: argparse.Namespace) -> torch.nn.Module:
+    """The network of ``--torchscript`` or ``--factory``, with the weights of ``--model``."""
+    path = args.model
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"--model {path!r} does not exist.")
+    if args.torchscript:
+        try:
+            return torch.jit.load(path, map_location="cpu")
+        except Exception as err:  # torch.jit.load fails with RuntimeError, ValueError, ... on other files
+            raise UserError(f"--model {path!r} is not a TorchScript file (torch.jit.save): {_first_line(err)}") from err
+    factory = _import_factory(args.factory)
+    if _is_torchscript(path):  # torch.load would hand it to torch.jit.load: the state_dict route runs no program
+        raise UserError(f"--model {path!r} is a TorchScript file, not a state_dict; to load it, pass --torchscript.")
+    network = factory()
+    if not isinstance(network, torch.nn.Module):
+        raise UserError(f"--factory {args.factory} must return a torch.nn.Module, got {type(network).__name__}.")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise UserError(
+            f"--model {path!r} is not a state_dict that torch.load(weights_only=True) reads ({_first_line(err)})."
+        ) from err
+    if not isinstance(state, dict):
+        raise UserError(f"--model {path!r} must hold a state_dict (a dict of tensors), got {type(state).__name__}.")
+    try:
+        network.load_state_dict(state)
+    except (RuntimeError, TypeError, KeyError) as err:
+        problem = "; ".join(line.strip() for line in str(err).splitlines() if line.strip())
+        raise UserError(f"--model {path!r} does not fit the network of --factory {args.factory}: {problem}") from err
+    return network
+
+
+def _user_classifier(args: argparse.Namespace) -> Any:
+    """A ``PyTorchClassifier`` of the user's own model (``--torchscript`` or ``--factory``)."""
+    from art_sgt.models import make_classifier
+
+    if not os.path.isfile(args.model):
+        raise FileNotFoundError(f"--model {args.model!r} does not exist.")
+    if args.dataset is None:
+        raise UserError("--dataset is needed with --torchscript and --factory: it names the test images and radii.")
+    shape = DATASETS[args.dataset].input_shape
+    if args.input_shape is not None and tuple(args.input_shape) != shape:
+        given = ",".join(map(str, args.input_shape))
+        raise UserError(f"--input-shape {given} does not match the {args.dataset} images, of shape {shape}.")
+    clip = DATA_RANGE if args.clip_values is None else args.clip_values
+    if len(clip) != 2 or not clip[0] < clip[1]:
+        raise UserError(f"--clip-values must be MIN,MAX with MIN < MAX, got {','.join(map(str, clip))}.")
+    if clip[0] > DATA_RANGE[0] or clip[1] < DATA_RANGE[1]:
+        raise UserError(f"--clip-values {clip[0]:g},{clip[1]:g} must contain the data's range {list(DATA_RANGE)}.")
+    preprocessing = None
+    if args.preprocessing is not None:
+        preprocessing = tuple(v[0] if len(v) == 1 else list(v) for v in args.preprocessing)
+    network = _user_network(args)
+    try:
+        return make_classifier(
+            network, shape, nb_classes=args.nb_classes, clip_values=tuple(clip), preprocessing=preprocessing,
+            device_type=args.device,
+        )  # fmt: skip
+    except (ValueError, TypeError) as err:  # the library's checks of these options (shape, classes, ...)
+        message = _first_line(err)
+        cause = str(err.__cause__ or "").strip().splitlines()
+        if len(cause) > 1:  # a model's own error (TorchScript's is a traceback of the scripted code): its last line
+            message += f" ({cause[-1].strip()})"
+        raise UserError(_in_option_names(message)) from err
 
 
 def _join_torchrun(device: str) -> tuple[int, bool]:
@@ -367,6 +582,8 @@ def _train(args: argparse.Namespace, report: Callable[[dict[str, Any]], None]) -
         raise UserError("--resume needs --checkpoint-dir (the folder holding checkpoint.pt).")
     if args.keep_best != "none" and args.robust_val is None:
         raise UserError(f"--keep-best {args.keep_best} needs --robust-val N (the held-out images it is measured on).")
+    if args.trainer == "asgt" or args.robust_val is not None:
+        _check_radius(args)
     _check_writable(args.save_model, "--save-model")
     _check_writable(_results_path(args), "--out")
     _check_writable(args.checkpoint_dir, "--checkpoint-dir", folder=True)
@@ -402,11 +619,18 @@ def _train(args: argparse.Namespace, report: Callable[[dict[str, Any]], None]) -
 
         validation["robust_eval"] = default_robust_eval(classifier, args.eps)
     start = time.perf_counter()
-    trainer.fit(
-        x_train, y_train, batch_size=args.batch_size, nb_epochs=args.epochs, seed=args.seed, verbose=not args.quiet,
-        checkpoint_dir=args.checkpoint_dir, resume=args.resume,
-        keep_best=None if args.keep_best == "none" else args.keep_best, **validation,
-    )  # fmt: skip
+    try:
+        trainer.fit(
+            x_train, y_train, batch_size=args.batch_size, nb_epochs=args.epochs, seed=args.seed,
+            verbose=not args.quiet, checkpoint_dir=args.checkpoint_dir, resume=args.resume,
+            keep_best=None if args.keep_best == "none" else args.keep_best, **validation,
+        )  # fmt: skip
+    except (ValueError, FileNotFoundError) as err:
+        # The data and options are checked above; what fit still refuses is the checkpoint folder (no checkpoint,
+        # one of another run, a damaged file), and its messages name checkpoint_dir first. Anything else is a bug.
+        if str(err).startswith("checkpoint_dir"):
+            raise UserError(_in_option_names(_one_line(err))) from err
+        raise
     seconds = time.perf_counter() - start
     errors: list[str] = []
     if args.rank != 0:
@@ -436,10 +660,30 @@ def _train(args: argparse.Namespace, report: Callable[[dict[str, Any]], None]) -
     return errors
 
 
+def _check_radius(args: argparse.Namespace) -> None:
+    """Refuse a PGD radius or step beyond the data's range (the library only warns, as ART does)."""
+    width = DATA_RANGE[1] - DATA_RANGE[0]
+    for option, value in (("--eps", args.eps), ("--eps-step", args.eps_step)):
+        if value is not None and value > width:
+            raise UserError(
+                f"{option} {value:g} exceeds the data's range {list(DATA_RANGE)} (an L-inf radius of {width:g} "
+                f"already reaches every image); the usual radius on {args.dataset} is "
+                f"{DATASETS[args.dataset].train_eps:.4g}."
+            )
+
+
 def _evaluate(args: argparse.Namespace, report: Callable[[dict[str, Any]], None]) -> list[str]:
+    from art_sgt.datasets import random_subset
     from art_sgt.evaluation import SaliencyEvaluator, robustness_report
 
-    classifier, dataset = load_model(args.model, args.device)  # cheap; an unknown --model is the first error
+    if args.torchscript or args.factory:
+        classifier, dataset = _user_classifier(args), args.dataset
+    else:
+        given = [o for o, v in (("--input-shape", args.input_shape), ("--clip-values", args.clip_values),
+                                ("--preprocessing", args.preprocessing)) if v is not None]  # fmt: skip
+        if given:
+            raise UserError(f"{given[0]} applies to --torchscript and --factory models; an art-sgt model has its own.")
+        classifier, dataset = load_model(args.model, args.device)  # cheap; an unknown --model is the first error
     _check_writable(_results_path(args), "--out")
     if args.dataset is not None and args.dataset != dataset:
         raise UserError(
@@ -448,14 +692,25 @@ def _evaluate(args: argparse.Namespace, report: Callable[[dict[str, Any]], None]
         )
     args.dataset = dataset
     _, (x_test, y_test) = _load_data(dataset, args.data_dir)
-    x, y = x_test[: args.n], y_test[: args.n].argmax(1)
+    for option, n in (("--n", args.n), ("--robust-n", args.robust_n)):
+        if n > len(x_test):
+            raise UserError(f"{option} {n} asks for more images than the {len(x_test)} of the {dataset} test set.")
+    # Seeded random subsets, not the first images (the first rows of a test set are not a sample of it).
+    chosen = {"saliency": random_subset(len(x_test), args.n, seed=args.seed)}
+    chosen["robustness"] = random_subset(len(x_test), args.robust_n, seed=args.seed)
+    test_images = {"seed": args.seed, **{k: v.tolist() for k, v in chosen.items()}}
+    x, y = x_test[chosen["saliency"]], y_test[chosen["saliency"]].argmax(1)
     config = {k: v for k, v in vars(args).items() if k != "quiet"}
     saliency = SaliencyEvaluator(classifier, seed=args.seed, progress=not args.quiet).evaluate(x, y)
+    support = saliency.support()
     for method, metrics in saliency.summary().items():
-        print(f"{method}: " + ", ".join(f"{name} {value:.4g}" for name, value in metrics.items()))
-    report({"config": config, "saliency": saliency.to_dict()})  # kept if the attacks fail
+        print(
+            f"{method}: " + ", ".join(_entry(n, v, support[method][n], saliency.n_samples) for n, v in metrics.items())
+        )
+    report({"config": config, "test_images": test_images, "saliency": saliency.to_dict()})  # kept if attacks fail
+    x_r, y_r = x_test[chosen["robustness"]], y_test[chosen["robustness"]].argmax(1)
     robust = robustness_report(
-        classifier, x[: args.robust_n], y[: args.robust_n], eps=DATASETS[dataset].eval_eps, budget=args.budget,
+        classifier, x_r, y_r, eps=DATASETS[dataset].eval_eps, budget=args.budget,
         pgd_max_iter=args.pgd_iter, apgd_max_iter=args.apgd_iter, square_max_iter=args.square_queries,
         seed=args.seed, verbose=not args.quiet,
     )  # fmt: skip
@@ -463,8 +718,17 @@ def _evaluate(args: argparse.Namespace, report: Callable[[dict[str, Any]], None]
     for attack, values in {**robust.accuracy, "worst case": robust.worst_case}.items():
         print(f"{attack:>10}: " + ", ".join(f"eps {e:.4g} {a:.4f}" for e, a in zip(robust.eps, values)))
     print(f"gradient-masking flags: {', '.join(robust.flags) or 'none'}")
-    report({"config": config, "saliency": saliency.to_dict(), "robustness": robust.to_dict()})
+    report(
+        {"config": config, "test_images": test_images, "saliency": saliency.to_dict(), "robustness": robust.to_dict()}
+    )
     return []
+
+
+def _entry(name: str, value: float, n: int, total: int) -> str:
+    """One summary entry: ``name value``, with the samples it rests on when not all, ``undefined`` when none."""
+    if n == 0 or not math.isfinite(value):
+        return f"{name} undefined (0 of {total} samples)"
+    return f"{name} {value:.4g}" + (f" ({n} of {total} samples)" if n < total else "")
 
 
 def _results_path(args: argparse.Namespace) -> str:
@@ -508,7 +772,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     :param argv: Arguments (default: ``sys.argv[1:]``).
     :return: The exit status: 0; 2 after a user error or an output kept elsewhere (one line on stderr each);
-        130 after Ctrl-C.
+        1 after an unexpected exception (a bug: its traceback is printed); 130 after Ctrl-C.
     """
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -517,9 +781,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             from art_sgt.reproduction.cli import run
 
             _check_writable(args.out_dir, "--out-dir", folder=True)
-            return run(args)
+            try:
+                return run(args)
+            except ValueError as err:  # the reproduction's checks of its options name the option first
+                if str(err).startswith("--"):
+                    raise UserError(str(err)) from err
+                raise
         errors = _run(args)
-    except (UserError, OSError, ValueError, TypeError, ImportError) as err:
+    except (UserError, OSError, ImportError) as err:  # the input, the files or a missing optional package
         print(f"art-sgt {args.command}: error: {_one_line(err)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -527,6 +796,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         kept = f"; the last checkpoint is in {where} (rerun with --resume)" if where else ""
         print(f"art-sgt {args.command}: interrupted{kept}", file=sys.stderr)
         return 130
+    except Exception:
+        traceback.print_exc()
+        print(
+            f"art-sgt {args.command}: internal error (a bug, not a mistake in the command): please report it with "
+            "the traceback above.",
+            file=sys.stderr,
+        )
+        return 1
     finally:
         if getattr(args, "created_group", False):
             gc.collect()  # free what still holds the group (a DDP wrapper in a reference cycle) before destroying it

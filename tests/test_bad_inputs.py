@@ -346,6 +346,11 @@ def test_catalogue_is_large():
         (["train", "--dataset", "imagenet"], "--dataset"),
         (["train", "--trainer", "trades"], "--trainer"),
         (["evaluate"], "--model"),
+        (["evaluate", "--model", "m.pt", "--input-shape", "1,x,28"], "--input-shape"),
+        (["evaluate", "--model", "m.pt", "--input-shape", "0,28,28"], "--input-shape"),
+        (["evaluate", "--model", "m.pt", "--clip-values", "0,nan"], "--clip-values"),
+        (["evaluate", "--model", "m.pt", "--preprocessing", "0.5"], "--preprocessing"),
+        (["evaluate", "--model", "m.pt", "--torchscript", "--factory", "a:b"], "not allowed with"),
     ],
 )
 def test_cli_rejects_bad_arguments(argv, message, capsys):
@@ -358,5 +363,36 @@ def test_cli_rejects_bad_arguments(argv, message, capsys):
 def test_cli_reports_missing_data_folder(tmp_path, capsys):
     code = cli_main(["train", "--data-dir", str(tmp_path / "none"), "--out", str(tmp_path / "r.json")])
     assert code == 2
-    assert "data_dir" in capsys.readouterr().err
+    assert "--data-dir" in capsys.readouterr().err
     assert not (tmp_path / "r.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["train", "--trainer", "asgt", "--eps", "5"], "--eps 5 exceeds the data's range"),
+        (["train", "--robust-val", "8", "--eps", "1.5"], "--eps 1.5 exceeds the data's range"),
+        (["train", "--trainer", "asgt", "--eps-step", "2"], "--eps-step 2 exceeds the data's range"),
+        (["evaluate", "--model", "{tmp}/m.pt", "--torchscript"], "does not exist"),
+        (["evaluate", "--model", "{tmp}/m.ts", "--torchscript"], "--dataset is needed"),
+        (["evaluate", "--model", "{tmp}/m.ts", "--dataset", "mnist"], "it is a TorchScript file"),
+        (["evaluate", "--model", "{tmp}/m.ts", "--factory", "json:dumps", "--dataset", "mnist"], "not a state_dict"),
+        (["evaluate", "--model", "{tmp}/m.ts", "--factory", "nowhere_module:f", "--dataset", "mnist"], "cannot import"),
+        (
+            ["evaluate", "--model", "{tmp}/m.ts", "--torchscript", "--dataset", "mnist", "--nb-classes", "3"],
+            "--nb-classes",
+        ),
+        (["evaluate", "--model", "{tmp}/m.ts", "--torchscript", "--dataset", "cifar10"], "--input-shape"),
+        (["evaluate", "--model", "{tmp}/m.ts", "--input-shape", "1,28,28"], "applies to --torchscript and --factory"),
+    ],
+)
+def test_cli_user_errors_are_one_line(argv, message, tmp_path, capsys, monkeypatch):
+    """The command's own refusals: exit 2, one line naming the option, no traceback, nothing written."""
+    monkeypatch.setattr("art_sgt.cli._load_data", lambda *a, **k: pytest.fail("loaded data before the check"))
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(28 * 28, 10))
+    torch.jit.script(model).save(str(tmp_path / "m.ts"))
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    code = cli_main([*argv, "--out", str(tmp_path / "out" / "r.json")])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    assert message in err and not (tmp_path / "out").exists()

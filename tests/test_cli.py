@@ -67,6 +67,10 @@ def test_asgt_training_and_evaluation(data_dir, tmp_path):
     assert robustness["params"]["pgd_max_iter"] == 2 and robustness["params"]["square_max_iter"] == 5
     assert robustness["params"]["budget"] == "quick"
     assert set(evaluation["saliency"]["results"]) == {"saliency", "integrated_gradients"}
+    from art_sgt.datasets import random_subset
+
+    assert evaluation["test_images"] == {"seed": 0, "saliency": random_subset(32, 8).tolist(),
+                                         "robustness": random_subset(32, 8).tolist()}  # fmt: skip
 
 
 def test_robust_val_holds_out_the_last_training_images_and_keeps_the_best_epoch(data_dir, tmp_path, monkeypatch):
@@ -301,3 +305,141 @@ def test_data_dir_default_is_not_read_from_this_machine(command, monkeypatch):
     monkeypatch.setenv("ART_SGT_DATA", "/some/machine/path")
     sub = next(a for a in build_parser()._actions if a.dest == "command").choices[command]
     assert sub.get_default("data_dir") is None and all(a.default is None for a in sub._actions if a.dest == "data_dir")
+
+
+# ------------------------------------------------------------------------ bugs stay visible (exit 1, traceback)
+def test_an_unexpected_exception_keeps_its_traceback_and_exits_1(capsys, monkeypatch):
+    def bug(args):
+        raise ValueError("a bug inside the command")
+
+    monkeypatch.setattr(cli, "_run", bug)
+    assert main(["train"]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback (most recent call last)" in err and "ValueError: a bug inside the command" in err
+    assert err.strip().splitlines()[-1].startswith("art-sgt train: internal error")
+
+
+def test_resume_of_another_run_is_one_line_naming_the_option(data_dir, tmp_path, capsys):
+    ckpt = str(tmp_path / "ckpt")
+    _train(data_dir, tmp_path, "first", "--epochs", "1", "--limit", "32", "--checkpoint-dir", ckpt)
+    argv = ["train", "--data-dir", str(data_dir), "--epochs", "1", "--limit", "32", "--quiet", "--lr", "0.5"]
+    line = _one_line_error(capsys, [*argv, "--checkpoint-dir", ckpt, "--resume", "--out", str(tmp_path / "r")])
+    assert "--checkpoint-dir holds a checkpoint of a different run" in line and "allow_config_change" not in line
+
+
+def test_no_data_reachable_is_one_line_saying_where_it_looked_and_how_to_point_at_the_data(
+    tmp_path, capsys, monkeypatch
+):
+    import logging
+    from urllib.error import URLError
+
+    import art.config
+    import art.utils
+
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "art").mkdir()
+    monkeypatch.setenv("ART_SGT_DATA", str(tmp_path / "empty"))
+    monkeypatch.setattr(art.config, "ART_DATA_PATH", str(tmp_path / "art"))
+
+    def offline(raw=False):  # what ART's download does without a network
+        logging.getLogger("art.utils").error("https://example.org/mnist.npz", URLError("Name or service not known"))
+        raise FileNotFoundError(2, "No such file or directory")
+
+    monkeypatch.setattr(art.utils, "load_mnist", offline)
+    line = _one_line_error(capsys, ["train", "--out", str(tmp_path / "r.json")])
+    assert str(tmp_path / "empty") in line and str(tmp_path / "art") in line and "Name or service" in line
+    assert "--data-dir DIR" in line and "ART_SGT_DATA=DIR" in line and "data_dir=" not in line
+
+
+@pytest.mark.parametrize("option", ["--eps", "--eps-step"])
+def test_asgt_radius_beyond_the_data_range_is_refused_before_loading_data(option, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(cli, "_load_data", lambda *a, **k: pytest.fail("loaded data before checking --eps"))
+    line = _one_line_error(capsys, ["train", "--trainer", "asgt", option, "5", "--out", str(tmp_path / "r")])
+    assert f"{option} 5 exceeds the data's range [0.0, 1.0]" in line and "0.3" in line
+
+
+# ---------------------------------------------------------------------------- evaluate a model of your own
+def _user_cnn():
+    torch.manual_seed(0)
+    return torch.nn.Sequential(
+        torch.nn.Conv2d(1, 4, 3, stride=2), torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(4 * 13 * 13, 10)
+    )
+
+
+FACTORY = """
+import torch
+
+
+def make_cnn():
+    return torch.nn.Sequential(
+        torch.nn.Conv2d(1, 4, 3, stride=2), torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(4 * 13 * 13, 10)
+    )
+"""
+
+QUICK = ["--n", "8", "--robust-n", "6", "--budget", "quick", "--pgd-iter", "2", "--apgd-iter", "2"]
+QUICK += ["--square-queries", "5", "--quiet"]
+
+
+def test_evaluate_a_torchscript_model_on_a_seeded_random_subset(data_dir, tmp_path):
+    from art_sgt.datasets import random_subset
+
+    torch.jit.script(_user_cnn()).save(str(tmp_path / "cnn.ts"))
+    out = tmp_path / "e.json"
+    argv = ["evaluate", "--model", str(tmp_path / "cnn.ts"), "--torchscript", "--dataset", "mnist"]
+    assert main([*argv, "--data-dir", str(data_dir), *QUICK, "--preprocessing", "0.5", "0.25", "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["test_images"]["saliency"] == random_subset(32, 8, seed=0).tolist() != list(range(8))
+    assert result["test_images"]["robustness"] == random_subset(32, 6, seed=0).tolist()
+    assert result["test_images"]["seed"] == 0 and result["robustness"]["n_samples"] == 6
+    assert set(result["saliency"]["results"]) == {"saliency", "integrated_gradients"}
+    assert set(result["saliency"]["support"]["saliency"]) == set(result["saliency"]["summary"]["saliency"])
+    assert result["config"]["torchscript"] is True and result["config"]["preprocessing"] == [[0.5], [0.25]]
+
+
+def test_evaluate_a_state_dict_with_a_factory(data_dir, tmp_path, monkeypatch):
+    (tmp_path / "my_nets.py").write_text(FACTORY)
+    monkeypatch.chdir(tmp_path)  # the module is found in the working folder, as `python -m` finds it
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
+    torch.save(_user_cnn().state_dict(), tmp_path / "weights.pt")
+    out = tmp_path / "e.json"
+    argv = ["evaluate", "--model", "weights.pt", "--factory", "my_nets:make_cnn", "--dataset", "mnist"]
+    assert main([*argv, "--data-dir", str(data_dir), *QUICK, "--out", str(out)]) == 0
+    assert json.loads(out.read_text())["config"]["factory"] == "my_nets:make_cnn"
+
+
+@pytest.mark.parametrize(
+    ("setup", "extra", "message"),
+    [
+        ("state_dict", ["--torchscript"], "is not a TorchScript file"),
+        ("torchscript", [], "it is a TorchScript file. A TorchScript file is a program: if you trust it, pass"),
+        ("torchscript", ["--torchscript", "--input-shape", "3,32,32"], "--input-shape 3,32,32 does not match"),
+        ("torchscript", ["--torchscript", "--nb-classes", "5"], "--nb-classes is 5 but model maps one input"),
+        ("torchscript", ["--torchscript", "--clip-values", "0,0.5"], "--clip-values 0,0.5 must contain"),
+        ("torchscript", ["--torchscript", "--preprocessing", "0,0", "1,1"], "--preprocessing mean and std of shape"),
+        ("state_dict", ["--factory", "no_such_module_here:make"], "cannot import no_such_module_here"),
+        ("state_dict", ["--factory", "collections:OrderedDict"], "must return a torch.nn.Module, got OrderedDict"),
+        ("torchscript", ["--factory", "tests.test_cli:_user_cnn"], "is a TorchScript file, not a state_dict"),
+    ],
+)
+def test_evaluate_a_model_of_your_own_refuses_bad_input_in_one_line(setup, extra, message, data_dir, tmp_path, capsys):
+    path = tmp_path / "model.pt"
+    if setup == "torchscript":
+        torch.jit.script(_user_cnn()).save(str(path))
+    else:
+        torch.save(_user_cnn().state_dict(), path)
+    argv = ["evaluate", "--model", str(path), "--dataset", "mnist", "--data-dir", str(data_dir), *extra]
+    line = _one_line_error(capsys, [*argv, "--out", str(tmp_path / "e.json")])
+    assert message in line and not (tmp_path / "e.json").exists()
+
+
+def test_evaluate_a_state_dict_that_does_not_fit_the_factory_is_one_line(data_dir, tmp_path, capsys):
+    torch.save(torch.nn.Linear(3, 2).state_dict(), tmp_path / "w.pt")
+    argv = ["evaluate", "--model", str(tmp_path / "w.pt"), "--factory", "tests.test_cli:_user_cnn", "--dataset"]
+    line = _one_line_error(capsys, [*argv, "mnist", "--data-dir", str(data_dir), "--out", str(tmp_path / "e")])
+    assert "does not fit the network of --factory tests.test_cli:_user_cnn" in line and "Missing key" in line
+
+
+def test_evaluate_needs_the_dataset_of_a_model_of_your_own(tmp_path, capsys):
+    torch.jit.script(_user_cnn()).save(str(tmp_path / "cnn.ts"))
+    line = _one_line_error(capsys, ["evaluate", "--model", str(tmp_path / "cnn.ts"), "--torchscript"])
+    assert "--dataset is needed" in line

@@ -212,7 +212,10 @@ def cascading_randomization(
         if maps is None
         else check_maps("maps", maps, x_t)
     )
-    clone = copy.deepcopy(resolved.module)
+    with (
+        torch.no_grad()
+    ):  # a TorchScript module's copy would otherwise hold non-leaf parameters, which cannot be frozen
+        clone = copy.deepcopy(resolved.module)
     layers = parameter_layers(clone)[::-1]
     if not layers:
         raise ValueError("model must have at least one layer with parameters to randomise, got none.")
