@@ -73,16 +73,19 @@ def _args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def _data(n: int, data_dir: str | None) -> tuple[np.ndarray, np.ndarray, str]:
+def _data(n: int, data_dir: str | None) -> tuple[np.ndarray, np.ndarray, str, list[int] | None]:
+    """``n`` MNIST test images (a seeded random subset; its indices returned), or random images of that shape."""
     try:
-        from art_sgt.datasets import load_mnist
+        from art_sgt.datasets import load_mnist, random_subset
 
         _, (x, y), _, _ = load_mnist(data_dir, download=False)
-        return to_channels_first(x[:n]), y[:n].argmax(1), "MNIST test set"
+        idx = random_subset(len(x), n, seed=0)  # a seeded random subset, not the first rows
+        source = f"MNIST test set, random_subset({len(x)}, {n}, seed=0)"
+        return to_channels_first(x[idx]), y[idx].argmax(1), source, idx.tolist()
     except (FileNotFoundError, ValueError) as err:
         print(f"MNIST not found ({err}); timing on random images of MNIST's shape instead.")
         rng = np.random.default_rng(0)
-        return rng.random((n, 1, 28, 28), dtype=np.float32), rng.integers(0, 10, n), "random (MNIST shape)"
+        return rng.random((n, 1, 28, 28), dtype=np.float32), rng.integers(0, 10, n), "random (MNIST shape)", None
 
 
 def _best_pair(first: Callable[[], Any], second: Callable[[], Any], repeats: int) -> tuple[float, float, Any, Any]:
@@ -388,7 +391,7 @@ def main() -> None:
         args.n, args.quantus_n = min(args.n, 200), min(args.quantus_n, 64)
     if args.threads:
         torch.set_num_threads(args.threads)
-    x, y, source = _data(args.n, args.data_dir)
+    x, y, source, test_indices = _data(args.n, args.data_dir)
     torch.manual_seed(0)
     clf = make_classifier(MnistCNN(), input_shape=(1, 28, 28), device_type="cpu")
     maps = attribute(clf, x, y, "saliency", batch_size=args.batch_size)
@@ -397,6 +400,7 @@ def main() -> None:
     config.update(repeats=args.repeats, threads=torch.get_num_threads(), method="saliency")
     result = {
         "config": {**config, "model": "MnistCNN (untrained, seed 0)"},
+        "test_indices": test_indices,
         **run_info(seed=0, device="cpu"),
         "metrics": run_metrics(args, clf, x, y, maps),
     }

@@ -19,7 +19,8 @@ Trains, from the same initial weights (the SGT paper's MNIST CNN), with the same
 After every epoch the weights are copied aside (the copy's CPU time is not counted); the training CPU seconds
 are ``time.process_time()`` of the training process (torch on one thread), so they do not depend on how busy the
 machine is. Each trainer trains in its own process. Afterwards every epoch's weights are evaluated on a fixed
-subset of the test set (the first ``--test-size`` images) with :func:`art_sgt.evaluation.robustness_report` at
+seeded random subset of the test set (``--test-size`` images, :func:`art_sgt.datasets.random_subset`, indices
+recorded) with :func:`art_sgt.evaluation.robustness_report` at
 ``budget="quick"`` and eps 0.3: the worst case over PGD-20, APGD-CE, APGD-DLR, APGD-T and Square-1000 (the
 gradient-masking checklist is not run, so its attacks are not in the worst case), and the clean accuracy. The
 fast-ASGT model ``fit`` returned (its best epoch by robust validation) is evaluated too.
@@ -95,19 +96,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def load_data(args: argparse.Namespace) -> dict[str, np.ndarray]:
     """Training images, the held-out slice after them (fast ASGT's robust validation) and the test subset."""
     from art_sgt import load_mnist
+    from art_sgt.datasets import random_subset
     from art_sgt.models import to_channels_first
 
     (x_train, y_train), (x_test, y_test), _, _ = load_mnist(args.data_dir)
     n, v = args.train_size, args.val_size
     if n + v > len(x_train):
         raise ValueError(f"--train-size + --val-size must be at most {len(x_train)}, got {n + v}.")
+    test_idx = random_subset(len(x_test), args.test_size, seed=0)  # a seeded random subset, not the first rows
     return {
         "x_train": to_channels_first(x_train[:n]),
         "y_train": y_train[:n],
         "x_val": to_channels_first(x_train[n : n + v]),
         "y_val": y_train[n : n + v].argmax(1),
-        "x_test": to_channels_first(x_test[: args.test_size]),
-        "y_test": y_test[: args.test_size].argmax(1),
+        "x_test": to_channels_first(x_test[test_idx]),
+        "y_test": y_test[test_idx].argmax(1),
+        "test_indices": test_idx,
+        "test_n_total": np.asarray(len(x_test)),
     }
 
 
@@ -406,6 +411,8 @@ def main(argv: list[str] | None = None) -> None:
         ))  # fmt: skip
     target = summarize(trainers)
     plot(trainers, target, args.figure)
+    test_data = load_data(args)  # the test subset the evaluations drew, recorded
+    test = {"n_total": int(test_data["test_n_total"]), "indices": test_data["test_indices"].tolist()}
     summary = {
         name: {
             "epochs": len(t["epochs"]),
@@ -423,7 +430,8 @@ def main(argv: list[str] | None = None) -> None:
             "train": f"first {args.train_size} training images",
             "robust_validation": f"training images {args.train_size}..{args.train_size + args.val_size - 1} "
             "(fast ASGT only)",
-            "test": f"first {args.test_size} test images",
+            "test": f"random_subset({test['n_total']}, {args.test_size}, seed=0) of the test set",
+            "test_indices": test["indices"],
             "eps": EPS,
             "epochs": args.epochs,
             "batch_size": args.batch_size,
@@ -432,7 +440,7 @@ def main(argv: list[str] | None = None) -> None:
             "cpu_seconds": "time.process_time() of the training process, torch on one thread, weight copies "
             "excluded; includes fast ASGT's robust validation",
             "evaluation": "robustness_report(budget='quick', eps=0.3, checklist=False): worst case over PGD-20, "
-            "APGD-CE, APGD-DLR, APGD-T, Square-1000",
+            "APGD-CE, APGD-DLR, APGD-T, Square-1000, run as a cascade (accuracy: after each attack and those before)",
             "wall_seconds": round(time.perf_counter() - started, 1),
         },
         "summary": summary,

@@ -29,6 +29,7 @@ import torch
 
 from art_sgt import MnistCNN, SaliencyGuidedTrainer, load_mnist, make_classifier
 from art_sgt._provenance import run_info, write_json
+from art_sgt.datasets import random_subset
 from art_sgt.evaluation import METRICS, SaliencyEvaluator, get_method, masking_curve
 from art_sgt.models import to_channels_first
 
@@ -212,7 +213,8 @@ def main() -> None:
     if args.quick:
         x_train, y_train, epochs, n_eval = x_train[:10000], y_train[:10000], 1, min(n_eval, 200)
         args.epochs = epochs
-    x_eval, y_eval = x_test[:n_eval], y_test[:n_eval].argmax(1)
+    eval_idx = random_subset(len(x_test), n_eval, seed=args.seed)  # a seeded random subset, not the first rows
+    x_eval, y_eval = x_test[eval_idx], y_test[eval_idx].argmax(1)
     meta = {"epochs": epochs, "n_train": len(x_train), "batch_size": args.batch_size, "seed": args.seed}
     torch.manual_seed(args.seed)
     initial = MnistCNN()
@@ -226,7 +228,12 @@ def main() -> None:
     summary = headline(reports, uniform)
     payload = {
         **run_info(seed=args.seed, device="cpu"),
-        "dataset": {"name": "mnist", "train": len(x_train), "evaluated": n_eval},
+        "dataset": {
+            "name": "mnist",
+            "train": len(x_train),
+            "evaluated": n_eval,
+            "test_subset": {"n_total": len(x_test), "n": n_eval, "seed": args.seed, "indices": eval_idx.tolist()},
+        },
         "training": {name: {**meta, **info} for name, info in training.items()},
         "headline": summary,
         "reports": {name: rep.to_dict() for name, rep in reports.items()},

@@ -21,7 +21,7 @@ import argparse
 from pathlib import Path
 
 from art_sgt._provenance import run_info, write_json
-from art_sgt.datasets import load_cifar10, load_mnist
+from art_sgt.datasets import load_cifar10, load_mnist, random_subset
 from art_sgt.models import to_channels_first
 from art_sgt.reproduction import RunCache, get_profile, profile_runs
 from art_sgt.reproduction.cli import default_cache_dir
@@ -46,14 +46,17 @@ def main() -> None:
     profile = get_profile(args.dataset, args.profile)
     cache = RunCache(args.cache_dir or default_cache_dir())
     runs = [r for r in profile_runs(profile) if not r.variant]  # the main comparison
-    n = profile.evaluation.n_report
     _, (x_test, y_test), _, _ = (load_mnist if args.dataset == "mnist" else load_cifar10)(args.data_dir)
-    payload = compare_methods(cache, runs, to_channels_first(x_test[:n]), y_test[:n], args.methods,
+    # the report's images: the reproduction's seeded random subset of the test set (evaluate.evaluate_run)
+    idx = random_subset(len(x_test), profile.evaluation.n_report, seed=profile.evaluation.subset_seed)
+    payload = compare_methods(cache, runs, to_channels_first(x_test[idx]), y_test[idx], args.methods,
                               profile.evaluation.masking_fill, log=lambda line: print(line, flush=True),
                               reuse=not args.recompute)  # fmt: skip
     if not payload["runs"]:
         raise SystemExit(f"No run of {args.dataset} / {args.profile} is done in {cache.root}.")
-    payload.update(dataset=args.dataset, profile=args.profile, run=run_info())
+    payload.update(dataset=args.dataset, profile=args.profile, run=run_info(),
+                   test_subset={"n_total": len(x_test), "n": len(idx), "seed": profile.evaluation.subset_seed,
+                                "indices": idx.tolist()})  # fmt: skip
     stem = Path(args.out_dir) / f"{args.dataset}_{args.profile}_saliency_methods"
     write_json(stem.with_suffix(".json"), payload)
     git = payload["run"]["git"]

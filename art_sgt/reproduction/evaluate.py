@@ -77,8 +77,8 @@ def _robustness(classifier: Any, x: np.ndarray, y: np.ndarray, eps: float, check
 
     checklist = math.isclose(eps, check_eps, rel_tol=1e-9)
     report = robustness_report(classifier, x, y, eps=[eps], check_eps=check_eps, checklist=checklist,
-                               transfer_from=transfer_from, budget=ev.budget, seed=seed, verbose=False,
-                               **dict(ev.report_kwargs))  # fmt: skip
+                               transfer_from=transfer_from, budget=ev.budget, mode=ev.report_mode, seed=seed,
+                               verbose=False, **dict(ev.report_kwargs))  # fmt: skip
     return report.to_dict()
 
 
@@ -183,7 +183,12 @@ class _Stages:
 
 def evaluate_run(spec: RunSpec, classifier: Any, x: np.ndarray, y: np.ndarray, transfer_from: Any = None,
                  partial: str | Path | None = None) -> dict[str, Any]:  # fmt: skip
-    """Evaluate a trained run on the first test images.
+    """Evaluate a trained run on seeded random subsets of the test set.
+
+    The clean and PGD outcomes are measured on ``n_eval`` test images and the worst case and saliency on
+    ``n_report``, each drawn by :func:`art_sgt.datasets.random_subset` from the whole test set with the recipe's
+    ``subset_seed`` (so every model of a study sees the same images); the indices are recorded in
+    ``test_subsets``.
 
     The work runs in stages (PGD; the worst case at each ``eps`` of the grid, the checklist with the paper's
     ``eps``; saliency), each kept in ``partial`` as soon as it ends, so an evaluation interrupted (a session's end,
@@ -193,11 +198,13 @@ def evaluate_run(spec: RunSpec, classifier: Any, x: np.ndarray, y: np.ndarray, t
 
     :param spec: The run (its evaluation recipe and seed).
     :param classifier: The trained classifier.
-    :param x: Test inputs, channels first (at least ``n_eval`` and ``n_report``).
-    :param y: One-hot test labels.
+    :param x: The whole test set, channels first (at least ``n_eval`` and ``n_report`` images).
+    :param y: Its one-hot labels.
     :param transfer_from: The standard model of the same seed, source of the checklist's transfer check.
     :param partial: A JSON file keeping the finished stages, or ``None``.
-    :return: JSON-ready numbers (per-sample outcomes as :func:`bits` strings; CPU and wall seconds per stage
+    :return: JSON-ready numbers (``test_subsets``: ``n_total``, ``seed`` and the ``eval_indices`` and
+        ``report_indices`` into the test set; per-sample outcomes as :func:`bits` strings, in the order of those
+        indices; CPU and wall seconds per stage
         group ``pgd`` / ``report`` / ``saliency``, summed over the sessions that ran them; ``stage_git``: the code
         each stage ran, as :func:`art_sgt._provenance.git_state`).
     """
@@ -205,8 +212,14 @@ def evaluate_run(spec: RunSpec, classifier: Any, x: np.ndarray, y: np.ndarray, t
 
     ev, eps = spec.evaluation, PAPER[spec.dataset]
     stages = _Stages(partial, spec.evaluation_hash())
-    xe, ye, xr, yr = x[: ev.n_eval], y[: ev.n_eval], x[: ev.n_report], y[: ev.n_report]
+    from art_sgt.datasets import random_subset
+
+    eval_idx = random_subset(len(x), ev.n_eval, seed=ev.subset_seed)
+    report_idx = random_subset(len(x), ev.n_report, seed=ev.subset_seed)
+    xe, ye, xr, yr = x[eval_idx], y[eval_idx], x[report_idx], y[report_idx]
     out: dict[str, Any] = {"n_eval": len(xe), "n_report": len(xr)}
+    out["test_subsets"] = {"n_total": len(x), "seed": ev.subset_seed, "eval_indices": eval_idx.tolist(),
+                           "report_indices": report_idx.tolist()}  # fmt: skip
 
     def pgd() -> dict[str, str]:
         per_sample = {"clean": _correct(classifier, xe, ye)}

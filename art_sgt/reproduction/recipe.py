@@ -103,6 +103,11 @@ class EvaluationRecipe:
         the preset; used where no preset exists).
     :param masking_fill: Fill of the masking curves (``"road"``: no model was trained on it).
     :param stability_iter: PGD iterations of the saliency-stability attack.
+    :param subset_seed: Seed of the test images: the ``n_eval`` and the ``n_report`` images are each a seeded random
+        subset of the whole test set (:func:`art_sgt.datasets.random_subset`), not its first rows (the first half
+        of MNIST's test set is the easier half).
+    :param report_mode: ``robustness_report``'s ``mode``: ``"cascade"`` (AutoAttack's protocol: each attack on the
+        images the attacks before it left correct) or ``"independent"``.
     """
 
     n_eval: int
@@ -114,6 +119,8 @@ class EvaluationRecipe:
     report_kwargs: tuple[tuple[str, Any], ...] = ()
     masking_fill: str = "road"
     stability_iter: int = 10
+    subset_seed: int = 0
+    report_mode: str = "cascade"
 
 
 @dataclass(frozen=True)

@@ -77,7 +77,8 @@ def compare_methods(cache: RunCache, runs: Sequence[RunSpec], x: np.ndarray, y: 
 
     :param cache: The run cache.
     :param runs: The runs to measure (those not done are skipped).
-    :param x: Test inputs, channels first: the report's first ``n_report`` for the plain gradient to be checked.
+    :param x: Test inputs, channels first: the report's ``n_report`` (its seeded random subset of the test set,
+        :func:`art_sgt.datasets.random_subset` with the recipe's ``subset_seed``) for the plain gradient to be checked.
     :param y: Their one-hot labels.
     :param methods: Attribution methods (:data:`~art_sgt.evaluation.attribution.METHODS`), ``"saliency"`` first.
     :param fill: The masking fill (the report's: the recipe's ``masking_fill``).

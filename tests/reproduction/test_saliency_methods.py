@@ -7,15 +7,22 @@ import json
 import pytest
 
 import art_sgt.reproduction.saliency_methods as saliency_methods
+from art_sgt.datasets import random_subset
 from art_sgt.reproduction import RunCache, run_pieces
 from art_sgt.reproduction.saliency_methods import STORE, compare_methods, methods_markdown
 from tests.reproduction.conftest import EVALUATION, TinyNet, spec
 
 
+def _report_images(data):
+    """The report's test images: the evaluation's seeded random subset of the test set."""
+    index = random_subset(len(data[2]), EVALUATION.n_report, seed=EVALUATION.subset_seed)
+    return data[2][index], data[3][index]
+
+
 def test_the_plain_gradient_comes_back_equal_and_every_method_and_pair_is_measured(tmp_path, data):
     cache, runs = RunCache(tmp_path), [spec("standard"), spec("sgt"), spec("asgt")]
     run_pieces(cache, runs[::2], lambda: data, network=TinyNet, log=lambda _line: None)  # sgt left undone
-    x, y = data[2][: EVALUATION.n_report], data[3][: EVALUATION.n_report]
+    x, y = _report_images(data)
     lines = []
     payload = compare_methods(cache, runs, x, y, ("saliency", "integrated_gradients"), EVALUATION.masking_fill,
                               network=TinyNet, log=lines.append)  # fmt: skip
@@ -39,7 +46,7 @@ def test_the_plain_gradient_comes_back_equal_and_every_method_and_pair_is_measur
 def test_a_drift_from_the_report_is_caught(tmp_path, data):
     cache, run = RunCache(tmp_path), spec("standard")
     run_pieces(cache, [run], lambda: data, network=TinyNet, log=lambda _line: None)
-    x, y = data[2][: EVALUATION.n_report], data[3][: EVALUATION.n_report]
+    x, y = _report_images(data)
     payload = compare_methods(cache, [run], x, y, ("saliency",), "uniform", network=TinyNet, log=lambda _line: None)
     assert EVALUATION.masking_fill != "uniform" and payload["matches_report"] is False  # another fill: not the report
 
@@ -56,7 +63,7 @@ def test_bad_inputs_are_refused(tmp_path, data, methods, n_y, match):
 def test_numbers_are_kept_per_run_and_only_what_is_new_is_measured(tmp_path, data, monkeypatch):
     cache, runs = RunCache(tmp_path), [spec("standard"), spec("asgt")]
     run_pieces(cache, runs, lambda: data, network=TinyNet, log=lambda _line: None)
-    x, y = data[2][: EVALUATION.n_report], data[3][: EVALUATION.n_report]
+    x, y = _report_images(data)
     fill = EVALUATION.masking_fill
     first = compare_methods(cache, runs[:1], x, y, ("saliency",), fill, network=TinyNet, log=lambda _line: None)
     assert (cache.folder(runs[0]) / STORE).is_file() and first["runs"][0]["reused"] == []
