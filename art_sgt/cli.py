@@ -184,26 +184,25 @@ def _add_train(sub: Any) -> None:
     )
 
 
-def _numbers(text: str) -> tuple[float, ...]:
-    """``"0.5"`` or ``"0.49,0.48,0.45"``: one or more comma-separated finite numbers."""
+def _comma_list(text: str, convert: Callable[[str], Any], what: str, ok: Callable[[Any], bool]) -> tuple[Any, ...]:
+    """``text`` split at commas, each part converted and checked; else ``argparse.ArgumentTypeError``."""
     try:
-        values = tuple(float(v) for v in text.split(","))
+        values = tuple(convert(v) for v in text.split(","))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"must be numbers separated by commas, got {text!r}") from None
-    if not all(map(math.isfinite, values)):
-        raise argparse.ArgumentTypeError(f"must be finite numbers, got {text!r}")
+        values = ()
+    if not values or not all(map(ok, values)):
+        raise argparse.ArgumentTypeError(f"must be {what} separated by commas, got {text!r}")
     return values
 
 
+def _numbers(text: str) -> tuple[float, ...]:
+    """``"0.5"`` or ``"0.49,0.48,0.45"``: one or more finite numbers."""
+    return _comma_list(text, float, "finite numbers", math.isfinite)
+
+
 def _shape(text: str) -> tuple[int, ...]:
-    """``"1,28,28"``: positive integers separated by commas."""
-    try:
-        shape = tuple(int(v) for v in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be integers separated by commas (C,H,W), got {text!r}") from None
-    if not all(d >= 1 for d in shape):
-        raise argparse.ArgumentTypeError(f"must be positive integers, got {text!r}")
-    return shape
+    """``"1,28,28"``: positive integers (C,H,W)."""
+    return _comma_list(text, int, "positive integers (C,H,W)", lambda d: d >= 1)
 
 
 def _budget_names() -> list[str]:

@@ -443,3 +443,16 @@ def test_evaluate_needs_the_dataset_of_a_model_of_your_own(tmp_path, capsys):
     torch.jit.script(_user_cnn()).save(str(tmp_path / "cnn.ts"))
     line = _one_line_error(capsys, ["evaluate", "--model", str(tmp_path / "cnn.ts"), "--torchscript"])
     assert "--dataset is needed" in line
+
+
+def test_the_docs_example_evaluating_a_torchscript_model_runs(data_dir, monkeypatch, capsys):
+    """docs/cli.rst's example, as the doctest build runs it (there on MNIST), here on the tiny synthetic data."""
+    import re
+    import textwrap
+    from pathlib import Path
+
+    page = (Path(__file__).resolve().parents[1] / "docs" / "cli.rst").read_text()
+    [(code, output)] = re.findall(r"\.\. testcode::\n\n(.*?)\n\.\. testoutput::\n\n(.*?)\n\n", page, re.S)
+    monkeypatch.setenv("ART_SGT_DATA", str(data_dir))
+    exec(compile(textwrap.dedent(code), "docs/cli.rst", "exec"), {})
+    assert capsys.readouterr().out.strip().splitlines() == textwrap.dedent(output).strip().splitlines()
