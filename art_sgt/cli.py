@@ -47,7 +47,7 @@ import torch
 from art_sgt import __version__
 from art_sgt._argtypes import fraction, non_negative, non_negative_int, positive_int
 
-__all__ = ["main", "build_parser", "load_model", "DATASETS", "DatasetDefaults"]
+__all__ = ["main", "build_parser", "load_model", "UserError", "DATA_RANGE", "DATASETS", "DatasetDefaults"]
 
 
 @dataclass(frozen=True)

@@ -456,3 +456,16 @@ def test_the_docs_example_evaluating_a_torchscript_model_runs(data_dir, monkeypa
     monkeypatch.setenv("ART_SGT_DATA", str(data_dir))
     exec(compile(textwrap.dedent(code), "docs/cli.rst", "exec"), {})
     assert capsys.readouterr().out.strip().splitlines() == textwrap.dedent(output).strip().splitlines()
+
+
+def test_resume_after_a_run_killed_in_its_first_write_names_the_kept_checkpoint(data_dir, tmp_path, capsys):
+    from art_sgt.trainers._checkpoint import keep_previous
+
+    ckpt = tmp_path / "ckpt"
+    _train(data_dir, tmp_path, "first", "--epochs", "1", "--limit", "32", "--checkpoint-dir", str(ckpt))
+    kept = keep_previous(ckpt)  # what a fresh run leaves when it is killed writing its first checkpoint
+    (ckpt / ".checkpoint-killed.tmp").write_bytes(b"half a checkpoint")
+    argv = ["train", "--data-dir", str(data_dir), "--epochs", "1", "--limit", "32", "--checkpoint-dir", str(ckpt)]
+    line = _one_line_error(capsys, [*argv, "--resume", "--out", str(tmp_path / "r.json")])
+    assert str(kept) in line and "call again with --resume" in line and "resume=True" not in line
+    assert not list(ckpt.glob(".checkpoint-*.tmp"))
