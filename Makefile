@@ -13,6 +13,7 @@ $(STAMP): setup.cfg pyproject.toml
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q torch==2.13.0
 	$(BIN)/python -m pip install -q -e ".[dev,docs]"
+	$(BIN)/python -m pip install -q --no-deps "torchattacks>=3.5"  # the autoattack extra (setup.cfg says why no deps)
 	touch $(STAMP)
 
 install: $(STAMP)

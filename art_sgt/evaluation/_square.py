@@ -4,7 +4,8 @@ Each iteration of ART's ``SquareAttack.generate`` under the L-inf norm predicts 
 still classified correctly, predicts those again for their current margin, then predicts their candidates:
 about three forwards per robust sample per iteration, plus one per fooled sample. A sample's logits change
 only when its candidate is accepted, so keeping each sample's current logits yields the same iterates with one
-forward per robust sample per iteration. The random draws are ART's own numpy calls, in the same order, so
+forward per robust sample per iteration (and each sample's current margin, computed once per accepted
+candidate instead of once per iteration). The random draws are ART's own numpy calls, in the same order, so
 for a model whose outputs do not depend on the batch they sit in, the adversarial examples are ART's exactly
 (``tests/evaluation/test_square.py`` holds them equal).
 
@@ -107,6 +108,7 @@ class LinfSquareAttack(SquareAttack):
             x_robust[improved] = candidate[improved]
             x_adv[robust] = x_robust
             current[robust] = np.where(improved[:, None], new, start)
+            margins = self._margin(current, y)  # the margin of each row of current, kept up to date with it
             for i_iter in range(self.max_iter):
                 fraction = self._get_percentage_of_elements(i_iter)
                 robust = np.flatnonzero(np.argmax(current, axis=1) == labels)
@@ -126,8 +128,10 @@ class LinfSquareAttack(SquareAttack):
                 candidate = np.minimum(np.maximum(x_robust + delta, x_init - self.eps), x_init + self.eps)
                 candidate = np.clip(candidate, a_min=low, a_max=high).astype(ART_NUMPY_DTYPE)
                 new = predict(candidate, batch_size=self.batch_size)
-                improved = (self._margin(new, y_robust) - self._margin(current[robust], y_robust)) < 0.0
+                margin = self._margin(new, y_robust)
+                improved = (margin - margins[robust]) < 0.0
                 x_robust[improved] = candidate[improved]
                 x_adv[robust] = x_robust
                 current[robust[improved]] = new[improved]
+                margins[robust[improved]] = margin[improved]
         return x_adv
