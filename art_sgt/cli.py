@@ -400,22 +400,29 @@ def _in_option_names(message: str) -> str:
     return re.sub(rf"(?<![\w-])({pattern})(?![\w-])", lambda m: _OPTION_OF[m.group(1)], message)
 
 
+def _data_error(err: Exception) -> UserError:
+    """The loaders' error about the user's data (none found, a --data-dir without it, a file that is not data)."""
+    from art_sgt.datasets import ENV_VAR, DataNotFoundError
+
+    if isinstance(err, DataNotFoundError):
+        download = f"; ART's download failed ({err.download_error})" if err.download_error else ""
+        return UserError(
+            f"no {err.file_name} found: looked in {'; '.join(err.tried)}{download}. Point at a folder holding "
+            f"{err.file_name} with --data-dir DIR or by setting {ENV_VAR}=DIR."
+        )
+    return UserError(_in_option_names(str(err)))
+
+
 def _load_data(dataset: str, data_dir: str | None, limit: int | None = None):
     """Load a dataset channels first; a missing or malformed data file is a :class:`UserError`."""
-    from art_sgt.datasets import ENV_VAR, DataNotFoundError, load_cifar10, load_mnist
+    from art_sgt.datasets import DataFileError, load_cifar10, load_mnist
     from art_sgt.models import to_channels_first
 
     loader = load_mnist if dataset == "mnist" else load_cifar10
     try:
         (x_train, y_train), (x_test, y_test), _, _ = loader(data_dir)
-    except DataNotFoundError as err:
-        download = f"; ART's download failed ({err.download_error})" if err.download_error else ""
-        raise UserError(
-            f"no {err.file_name} found: looked in {'; '.join(err.tried)}{download}. Point at a folder holding "
-            f"{err.file_name} with --data-dir DIR or by setting {ENV_VAR}=DIR."
-        ) from err
-    except (OSError, ValueError, TypeError) as err:  # a --data-dir that is not there, a file that is not data
-        raise UserError(_in_option_names(str(err))) from err
+    except (FileNotFoundError, DataFileError) as err:
+        raise _data_error(err) from err
     if limit is not None:
         x_train, y_train = x_train[:limit], y_train[:limit]
     return (to_channels_first(x_train), y_train), (to_channels_first(x_test), y_test)
@@ -780,8 +787,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             from art_sgt.reproduction.cli import run
 
             _check_writable(args.out_dir, "--out-dir", folder=True)
+            from art_sgt.datasets import DataFileError
+
             try:
                 return run(args)
+            except (FileNotFoundError, DataFileError) as err:
+                raise _data_error(err) from err
             except ValueError as err:  # the reproduction's checks of its options name the option first
                 if str(err).startswith("--"):
                     raise UserError(str(err)) from err

@@ -40,7 +40,7 @@ import numpy as np
 
 from art_sgt._validation import check_positive_int
 
-__all__ = ["load_mnist", "load_cifar10", "random_subset", "ENV_VAR", "Dataset", "DataNotFoundError"]
+__all__ = ["load_mnist", "load_cifar10", "random_subset", "ENV_VAR", "Dataset", "DataNotFoundError", "DataFileError"]
 
 logger = logging.getLogger(__name__)
 
@@ -75,6 +75,11 @@ class DataNotFoundError(FileNotFoundError):
         self.file_name, self.tried, self.download_error = file_name, list(tried), download_error
 
 
+class DataFileError(ValueError):
+    """A data file was found but does not hold the dataset: unreadable, missing a key, arrays of the wrong shape,
+    dtype or label range, or (a CIFAR-10 batch) refused by the restricted unpickler. The message names the file."""
+
+
 def _check_data_dir(data_dir: Any) -> Path | None:
     if data_dir is None:
         return None
@@ -86,17 +91,17 @@ def _check_data_dir(data_dir: Any) -> Path | None:
 def _check_raw(name: str, source: str, x: np.ndarray, y: np.ndarray, image_shape: tuple[int, ...]) -> None:
     x_key, y_key = f"x_{name}", f"y_{name}"
     if x.dtype != np.uint8 or x.ndim != len(image_shape) + 1 or x.shape[1:] != image_shape:
-        raise ValueError(
+        raise DataFileError(
             f"{source}: '{x_key}' must be a uint8 array of shape (n, {', '.join(map(str, image_shape))}), "
             f"got shape {x.shape} and dtype {x.dtype}."
         )
     if not np.issubdtype(y.dtype, np.integer) or y.shape not in ((len(x),), (len(x), 1)):
-        raise ValueError(
+        raise DataFileError(
             f"{source}: '{y_key}' must be integer class indices of shape ({len(x)},) matching '{x_key}', "
             f"got shape {y.shape} and dtype {y.dtype}."
         )
     if len(y) and (y.min() < 0 or y.max() >= _NB_CLASSES):
-        raise ValueError(
+        raise DataFileError(
             f"{source}: '{y_key}' must hold class indices in [0, {_NB_CLASSES - 1}], "
             f"got values in [{y.min()}, {y.max()}]."
         )
@@ -126,20 +131,20 @@ def _read_npz(path: Path, image_shape: tuple[int, ...]) -> Dataset:
     try:
         loaded = np.load(path, allow_pickle=False)
     except (OSError, EOFError, ValueError, zipfile.BadZipFile) as error:
-        raise ValueError(f"{unreadable}: {error}") from error
+        raise DataFileError(f"{unreadable}: {error}") from error
     if not isinstance(loaded, np.lib.npyio.NpzFile):
-        raise ValueError(f"{unreadable}: it holds a single array, not the keys {', '.join(map(repr, _KEYS))}.")
+        raise DataFileError(f"{unreadable}: it holds a single array, not the keys {', '.join(map(repr, _KEYS))}.")
     with loaded as npz:
         missing = [key for key in _KEYS if key not in npz.files]
         if missing:
-            raise ValueError(
+            raise DataFileError(
                 f"{path} is missing the key(s) {', '.join(map(repr, missing))}; "
                 f"expected {', '.join(map(repr, _KEYS))}, found {', '.join(map(repr, sorted(npz.files)))}."
             )
         try:
             raw = tuple(npz[key] for key in _KEYS)
         except (OSError, EOFError, ValueError, zipfile.BadZipFile) as error:
-            raise ValueError(f"{unreadable}: {error}") from error
+            raise DataFileError(f"{unreadable}: {error}") from error
     return _finish(str(path), raw, image_shape)  # type: ignore[arg-type]
 
 
@@ -172,18 +177,18 @@ def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
         with open(path, "rb") as handle:
             content = _BatchUnpickler(handle, encoding="bytes").load()
     except pickle.UnpicklingError as error:
-        raise ValueError(f"{path} is refused: {error}.") from error
+        raise DataFileError(f"{path} is refused: {error}.") from error
     except Exception as error:  # a damaged pickle fails in many ways (EOFError, TypeError, ValueError, ...)
-        raise ValueError(f"{path} is not a readable CIFAR-10 batch ({type(error).__name__}: {error}).") from error
+        raise DataFileError(f"{path} is not a readable CIFAR-10 batch ({type(error).__name__}: {error}).") from error
     data = content.get(b"data") if isinstance(content, dict) else None
     labels = content.get(b"labels") if isinstance(content, dict) else None
     if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
-        raise ValueError(
+        raise DataFileError(
             f"{path} is not a CIFAR-10 batch: it must be a dict whose b'data' is a uint8 array of shape (n, 3072), "
             f"got {type(content).__name__} with b'data' {type(data).__name__} {getattr(data, 'shape', '')}."
         )
     if not isinstance(labels, (list, np.ndarray)) or not all(isinstance(v, (int, np.integer)) for v in labels):
-        raise ValueError(f"{path} is not a CIFAR-10 batch: its b'labels' must be a list of class indices.")
+        raise DataFileError(f"{path} is not a CIFAR-10 batch: its b'labels' must be a list of class indices.")
     return data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1), np.asarray(labels, dtype=np.int64)
 
 
@@ -191,7 +196,7 @@ def _read_cifar_folder(folder: Path) -> Dataset:
     """Read ART's ``cifar-10-batches-py`` folder (five training batches and ``test_batch``) into ART's layout."""
     missing = [name for name in (*_CIFAR_BATCHES, "test_batch") if not (folder / name).is_file()]
     if missing:
-        raise ValueError(f"{folder} is incomplete: it misses {', '.join(missing)}.")
+        raise DataFileError(f"{folder} is incomplete: it misses {', '.join(missing)}.")
     train = [_read_cifar_batch(folder / name) for name in _CIFAR_BATCHES]
     x_test, y_test = _read_cifar_batch(folder / "test_batch")
     x_train, y_train = (np.concatenate(parts) for parts in zip(*train))
@@ -308,11 +313,11 @@ def load_mnist(data_dir: str | os.PathLike | None = None, download: bool = True)
         shape ``(60000, 28, 28, 1)`` and ``(10000, 28, 28, 1)`` in [0, 1], labels one-hot float32 of shape
         ``(n, 10)``, ``min_pixel_value=0.0`` and ``max_pixel_value=1.0``.
     :raises TypeError: If ``data_dir`` is not ``None``, a str or a path, or ``download`` is not a bool.
-    :raises FileNotFoundError: If ``data_dir`` is given but does not exist or lacks ``mnist.npz``, or if no
-        copy is found and ``download`` is ``False`` or ART's download fails; the message lists every folder
-        tried.
-    :raises ValueError: If the file found is not a readable ``.npz``, misses a key, or holds arrays of the
-        wrong shape, dtype or label range.
+    :raises FileNotFoundError: If ``data_dir`` is given but does not exist or lacks ``mnist.npz``; a
+        :class:`DataNotFoundError`, listing every folder tried, if no copy is found and ``download`` is ``False``
+        or ART's download fails.
+    :raises DataFileError: (a ``ValueError``) If the file found is not a readable ``.npz``, misses a key, or holds
+        arrays of the wrong shape, dtype or label range.
 
     >>> (x_train, y_train), (x_test, y_test), lo, hi = load_mnist("/path/to/data")  # doctest: +SKIP
     >>> x_train.shape, y_train.shape, x_train.dtype  # doctest: +SKIP
@@ -335,11 +340,11 @@ def load_cifar10(data_dir: str | os.PathLike | None = None, download: bool = Tru
         shape ``(50000, 32, 32, 3)`` and ``(10000, 32, 32, 3)``, channels-last RGB in [0, 1], labels one-hot
         float32 of shape ``(n, 10)``, ``min_pixel_value=0.0`` and ``max_pixel_value=1.0``.
     :raises TypeError: If ``data_dir`` is not ``None``, a str or a path, or ``download`` is not a bool.
-    :raises FileNotFoundError: If ``data_dir`` is given but does not exist or lacks ``cifar10.npz``, or if no
-        copy is found and ``download`` is ``False`` or ART's download fails; the message lists every folder
-        tried.
-    :raises ValueError: If the file found is not a readable ``.npz``, misses a key, or holds arrays of the
-        wrong shape, dtype or label range.
+    :raises FileNotFoundError: If ``data_dir`` is given but does not exist or lacks ``cifar10.npz``; a
+        :class:`DataNotFoundError`, listing every folder tried, if no copy is found and ``download`` is ``False``
+        or ART's download fails.
+    :raises DataFileError: (a ``ValueError``) If the file found is not a readable ``.npz``, misses a key, or holds
+        arrays of the wrong shape, dtype or label range.
 
     >>> (x_train, y_train), (x_test, y_test), lo, hi = load_cifar10("/path/to/data")  # doctest: +SKIP
     >>> x_train.shape, y_train.shape, x_train.dtype  # doctest: +SKIP

@@ -469,3 +469,22 @@ def test_resume_after_a_run_killed_in_its_first_write_names_the_kept_checkpoint(
     line = _one_line_error(capsys, [*argv, "--resume", "--out", str(tmp_path / "r.json")])
     assert str(kept) in line and "call again with --resume" in line and "resume=True" not in line
     assert not list(ckpt.glob(".checkpoint-*.tmp"))
+
+
+@pytest.mark.parametrize("command", ["train", "reproduce"])
+def test_a_data_file_that_is_not_data_is_one_line(command, tmp_path, capsys):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "mnist.npz").write_bytes(b"not a zip file")
+    argv = [command, "--dataset", "mnist", "--data-dir", str(tmp_path / "data")]
+    argv += ["--out", str(tmp_path / "r.json")] if command == "train" else ["--out-dir", str(tmp_path / "out")]
+    assert "mnist.npz is not a readable .npz archive" in _one_line_error(capsys, argv)
+
+
+def test_reproduce_without_data_says_how_to_point_at_it(tmp_path, capsys, monkeypatch):
+    import art.config
+
+    monkeypatch.setenv("ART_SGT_DATA", str(tmp_path))
+    monkeypatch.setattr(art.config, "ART_DATA_PATH", str(tmp_path))
+    monkeypatch.setattr("art_sgt.datasets._load_from_art", lambda *a: (_ for _ in ()).throw(OSError("offline")))
+    line = _one_line_error(capsys, ["reproduce", "--dataset", "mnist", "--out-dir", str(tmp_path / "out")])
+    assert "no mnist.npz found" in line and "--data-dir DIR" in line and "OSError('offline')" in line
