@@ -126,7 +126,7 @@ def test_a_crafted_cifar_batch_is_refused_and_runs_nothing(isolated, tmp_path, m
     marker = tmp_path / "code-ran"
     batch = isolated / "cifar-10-batches-py" / "data_batch_1"
     batch.write_bytes(pickle.dumps({b"data": _Payload(marker), b"labels": [0]}, protocol=3))
-    with pytest.raises(ValueError, match=r"data_batch_1.*(posix|os|nt)\.system") as info:
+    with pytest.raises(datasets.DataFileError, match=r"data_batch_1.*(posix|os|nt)\.system") as info:
         load_cifar10(download=False)
     assert str(batch) in str(info.value)
     assert not marker.exists()
