@@ -266,7 +266,7 @@ def _add_evaluate(sub: Any) -> None:
         help="your model's input shape, channels first (default: the dataset's; it must match the dataset's)",
     )
     evaluate.add_argument(
-        "--nb-classes", type=positive_int, default=10, help="your model's number of outputs (classes)"
+        "--nb-classes", type=positive_int, metavar="N", help="your model's number of outputs, classes (default: 10)"
     )
     evaluate.add_argument(
         "--clip-values",
@@ -548,9 +548,13 @@ def _user_classifier(args: argparse.Namespace) -> Any:
     network = _user_network(args)
     try:
         return make_classifier(
-            network, shape, nb_classes=args.nb_classes, clip_values=tuple(clip), preprocessing=preprocessing,
+            network,
+            shape,
+            nb_classes=args.nb_classes or 10,
+            clip_values=tuple(clip),
+            preprocessing=preprocessing,
             device_type=args.device,
-        )  # fmt: skip
+        )
     except (ValueError, TypeError) as err:  # the library's checks of these options (shape, classes, ...)
         message = _first_line(err)
         cause = str(err.__cause__ or "").strip().splitlines()
@@ -627,10 +631,17 @@ def _train(args: argparse.Namespace, report: Callable[[dict[str, Any]], None]) -
     start = time.perf_counter()
     try:
         trainer.fit(
-            x_train, y_train, batch_size=args.batch_size, nb_epochs=args.epochs, seed=args.seed,
-            verbose=not args.quiet, checkpoint_dir=args.checkpoint_dir, resume=args.resume,
-            keep_best=None if args.keep_best == "none" else args.keep_best, **validation,
-        )  # fmt: skip
+            x_train,
+            y_train,
+            batch_size=args.batch_size,
+            nb_epochs=args.epochs,
+            seed=args.seed,
+            verbose=not args.quiet,
+            checkpoint_dir=args.checkpoint_dir,
+            resume=args.resume,
+            keep_best=None if args.keep_best == "none" else args.keep_best,
+            **validation,
+        )
     except (ValueError, FileNotFoundError) as err:
         # The data and options are checked above; what fit still refuses is the checkpoint folder (no checkpoint,
         # one of another run, a damaged file), and its messages name checkpoint_dir first. Anything else is a bug.
@@ -685,8 +696,13 @@ def _evaluate(args: argparse.Namespace, report: Callable[[dict[str, Any]], None]
     if args.torchscript or args.factory:
         classifier, dataset = _user_classifier(args), args.dataset
     else:
-        given = [o for o, v in (("--input-shape", args.input_shape), ("--clip-values", args.clip_values),
-                                ("--preprocessing", args.preprocessing)) if v is not None]  # fmt: skip
+        own = {
+            "--input-shape": args.input_shape,
+            "--nb-classes": args.nb_classes,
+            "--clip-values": args.clip_values,
+            "--preprocessing": args.preprocessing,
+        }
+        given = [option for option, value in own.items() if value is not None]
         if given:
             raise UserError(f"{given[0]} applies to --torchscript and --factory models; an art-sgt model has its own.")
         classifier, dataset = load_model(args.model, args.device)  # cheap; an unknown --model is the first error
@@ -716,10 +732,17 @@ def _evaluate(args: argparse.Namespace, report: Callable[[dict[str, Any]], None]
     report({"config": config, "test_images": test_images, "saliency": saliency.to_dict()})  # kept if attacks fail
     x_r, y_r = x_test[chosen["robustness"]], y_test[chosen["robustness"]].argmax(1)
     robust = robustness_report(
-        classifier, x_r, y_r, eps=DATASETS[dataset].eval_eps, budget=args.budget,
-        pgd_max_iter=args.pgd_iter, apgd_max_iter=args.apgd_iter, square_max_iter=args.square_queries,
-        seed=args.seed, verbose=not args.quiet,
-    )  # fmt: skip
+        classifier,
+        x_r,
+        y_r,
+        eps=DATASETS[dataset].eval_eps,
+        budget=args.budget,
+        pgd_max_iter=args.pgd_iter,
+        apgd_max_iter=args.apgd_iter,
+        square_max_iter=args.square_queries,
+        seed=args.seed,
+        verbose=not args.quiet,
+    )
     print(f"clean accuracy {robust.clean_accuracy:.4f} on {robust.n_samples} images")
     for attack, values in {**robust.accuracy, "worst case": robust.worst_case}.items():
         print(f"{attack:>10}: " + ", ".join(f"eps {e:.4g} {a:.4f}" for e, a in zip(robust.eps, values)))
