@@ -381,6 +381,9 @@ def _write_or_keep(write: Callable[[Path], Any], path: str | os.PathLike, option
 #: The range of every image the loaders return, and the ``clip_values`` of the classifiers ``train`` builds.
 DATA_RANGE = (0.0, 1.0)
 
+#: How many test images ``train`` measures its per-epoch ``val_accuracy`` on (without ``--robust-val``).
+_VALIDATION_IMAGES = 2000
+
 #: The library's parameter names, as this command's options (for the library's messages about them).
 _OPTION_OF = {
     "checkpoint_dir": "--checkpoint-dir",
@@ -598,7 +601,11 @@ def _train(args: argparse.Namespace, report: Callable[[dict[str, Any]], None]) -
     _check_writable(_results_path(args), "--out")
     _check_writable(args.checkpoint_dir, "--checkpoint-dir", folder=True)
     (x_train, y_train), (x_test, y_test) = _load_data(args.dataset, args.data_dir, args.limit)
-    validation = {"validation_data": (x_test[:2000], y_test[:2000])}
+    from art_sgt.datasets import random_subset
+
+    # The per-epoch val_accuracy: a seeded random sample of the test set (its first rows are not one).
+    validation_images = random_subset(len(x_test), min(_VALIDATION_IMAGES, len(x_test)), seed=args.seed)
+    validation = {"validation_data": (x_test[validation_images], y_test[validation_images])}
     if args.robust_val is not None:
         if args.robust_val >= len(x_train):
             raise UserError(
@@ -673,6 +680,7 @@ def _train(args: argparse.Namespace, report: Callable[[dict[str, Any]], None]) -
         "config": config, "world_size": world, "test_accuracy": accuracy, "train_seconds": seconds,
         "history": trainer.history, "best_epoch": trainer.best_epoch, "best_measure": trainer.best_measure,
         "best_score": trainer.best_score,
+        "validation_images": None if args.robust_val is not None else validation_images.tolist(),
     })  # fmt: skip
     return errors
 

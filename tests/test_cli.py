@@ -38,6 +38,9 @@ def test_train_writes_results_model_and_checkpoint(data_dir, tmp_path):
     assert {"versions", "hardware", "command"} <= set(result)
     assert (tmp_path / "ckpt" / "checkpoint.pt").is_file()
     assert saved["dataset"] == "mnist" and saved["trainer"] == "sgt"
+    from art_sgt.datasets import random_subset
+
+    assert result["validation_images"] == random_subset(32, 32).tolist()  # all 32 test images, drawn as a sample
 
 
 def test_resume_ends_with_the_weights_of_an_uninterrupted_run(data_dir, tmp_path):
