@@ -125,7 +125,9 @@ def run_checklist(
     :param labels: Class indices of ``x``.
     :param p: The report's parameters: ``check_eps``, ``alpha``, ``tolerance``, ``norm``, ``batch_size``,
         ``seed``, ``large_eps``, ``large_eps_iter``, ``strong_factor`` and the attacks' iterations and restarts.
-    :param correct: Per-sample correctness already computed, by ``(attack, eps)``; PGD and Square are reused.
+    :param correct: Per-sample correctness already computed on every clean-correct sample, by ``(attack, eps)``;
+        PGD and Square are reused. A cascade's runs cover only the samples the attacks before them left correct,
+        so the report passes an empty mapping in a cascade and the checks run their own PGD and Square.
     :param transfer_from: A second ART classifier for the ``transfer`` check, or ``None`` (check not run).
     :param bar: A tqdm progress bar, advanced once per attack run.
     :param seconds: Filled in place with the wall-clock seconds of each check, as ``check_<name>``.
