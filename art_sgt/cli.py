@@ -36,7 +36,6 @@ import tempfile
 import textwrap
 import time
 import traceback
-import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -447,11 +446,11 @@ def load_model(path: str, device: str = "auto", lr: float = 1e-3) -> tuple[Any, 
     :raises FileNotFoundError: If ``path`` does not exist.
     :raises UserError: (a ``ValueError``) If the file is not a model saved by ``art-sgt``.
     """
-    from art_sgt.models import make_classifier
+    from art_sgt.models import is_torchscript_file, make_classifier
 
     if not os.path.isfile(path):
         raise FileNotFoundError(f"--model {path!r} does not exist.")
-    if _is_torchscript(path):  # torch.load would hand a TorchScript archive to torch.jit.load, weights_only or not
+    if is_torchscript_file(path):  # torch.load would hand it to torch.jit.load, weights_only or not
         raise UserError(
             f"--model {path!r} is not a model saved by 'art-sgt train': it is a TorchScript file. A TorchScript file "
             "is a program: if you trust it, pass --torchscript and --dataset."
@@ -468,15 +467,6 @@ def load_model(path: str, device: str = "auto", lr: float = 1e-3) -> tuple[Any, 
 
 def _first_line(err: BaseException) -> str:
     return (str(err).strip().splitlines() or [type(err).__name__])[0]
-
-
-def _is_torchscript(path: str) -> bool:
-    """Whether ``path`` is a TorchScript archive (``torch.jit.save``: a zip holding ``code/``), read without loading."""
-    try:
-        with zipfile.ZipFile(path) as archive:
-            return any("/code/" in name for name in archive.namelist())
-    except (OSError, zipfile.BadZipFile):
-        return False
 
 
 def _import_factory(spec: str) -> Callable[[], Any]:
@@ -498,34 +488,20 @@ def _import_factory(spec: str) -> Callable[[], Any]:
 
 def _user_network(args: argparse.Namespace) -> torch.nn.Module:
     """The network of ``--torchscript`` or ``--factory``, with the weights of ``--model``."""
-    path = args.model
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"--model {path!r} does not exist.")
-    if args.torchscript:
-        try:
-            return torch.jit.load(path, map_location="cpu")
-        except Exception as err:  # torch.jit.load fails with RuntimeError, ValueError, ... on other files
-            raise UserError(f"--model {path!r} is not a TorchScript file (torch.jit.save): {_first_line(err)}") from err
-    factory = _import_factory(args.factory)
-    if _is_torchscript(path):  # torch.load would hand it to torch.jit.load: the state_dict route runs no program
-        raise UserError(f"--model {path!r} is a TorchScript file, not a state_dict; to load it, pass --torchscript.")
-    network = factory()
-    if not isinstance(network, torch.nn.Module):
-        raise UserError(f"--factory {args.factory} must return a torch.nn.Module, got {type(network).__name__}.")
+    from art_sgt.models import is_torchscript_file, load_state_dict_file, load_torchscript
+
+    network = None
+    if args.factory:
+        network = _import_factory(args.factory)()  # the user's own code: an error in it keeps its traceback
+        if not isinstance(network, torch.nn.Module):
+            raise UserError(f"--factory {args.factory} must return a torch.nn.Module, got {type(network).__name__}.")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise UserError(
-            f"--model {path!r} is not a state_dict that torch.load(weights_only=True) reads ({_first_line(err)})."
-        ) from err
-    if not isinstance(state, dict):
-        raise UserError(f"--model {path!r} must hold a state_dict (a dict of tensors), got {type(state).__name__}.")
-    try:
-        network.load_state_dict(state)
-    except (RuntimeError, TypeError, KeyError) as err:
-        problem = "; ".join(line.strip() for line in str(err).splitlines() if line.strip())
-        raise UserError(f"--model {path!r} does not fit the network of --factory {args.factory}: {problem}") from err
-    return network
+        if network is None:
+            return load_torchscript(args.model, "--model")
+        return load_state_dict_file(network, args.model, "--model")
+    except ValueError as err:  # the loaders' errors are about the file (their documented contract)
+        hint = "; to load it, pass --torchscript" if network is not None and is_torchscript_file(args.model) else ""
+        raise UserError(f"{str(err).rstrip('.')}{hint}.") from err
 
 
 def _user_classifier(args: argparse.Namespace) -> Any:

@@ -1,4 +1,5 @@
-"""Reference networks for the SGT experiments and a factory for ART ``PyTorchClassifier`` wrappers.
+"""Reference networks for the SGT experiments, a factory for ART ``PyTorchClassifier`` wrappers, and loaders of
+networks saved elsewhere (a TorchScript file, or a ``state_dict`` for a network built by your own code).
 
 All networks take channels-first input ``(n, c, h, w)`` and return logits. ART's loaders return
 channels-last images: convert them with :func:`to_channels_first`. Every activation is its own ``nn.ReLU``
@@ -10,6 +11,8 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
+import zipfile
 from typing import Any
 
 import numpy as np
@@ -25,7 +28,17 @@ from art_sgt._validation import (
     check_positive_int,
 )
 
-__all__ = ["MnistCNN", "CifarCNN", "CifarResNet", "resnet18_cifar", "make_classifier", "to_channels_first"]
+__all__ = [
+    "MnistCNN",
+    "CifarCNN",
+    "CifarResNet",
+    "resnet18_cifar",
+    "make_classifier",
+    "to_channels_first",
+    "is_torchscript_file",
+    "load_torchscript",
+    "load_state_dict_file",
+]
 
 
 def _is_int(value: Any) -> bool:
@@ -397,3 +410,86 @@ def to_channels_first(x: np.ndarray) -> np.ndarray:
     if x.shape[1] in (1, 3) and x.shape[3] not in (1, 3):
         raise ValueError(f"x must be channels-last (n, h, w, c), got shape {x.shape}, which is channels-first.")
     return np.array(x.transpose(0, 3, 1, 2), dtype=np.float32, order="C", copy=True)
+
+
+def is_torchscript_file(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a TorchScript archive (``torch.jit.save``: a zip holding ``code/``), without loading it.
+
+    ``torch.load`` hands such an archive to ``torch.jit.load``, ``weights_only=True`` or not, so a file meant to
+    hold only weights is checked with this first.
+
+    :param path: A file.
+    :return: ``True`` for a TorchScript archive; ``False`` for anything else, a missing file included.
+    """
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return any("/code/" in name for name in archive.namelist())
+    except (OSError, zipfile.BadZipFile):
+        return False
+
+
+def _first_line(error: BaseException) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
+
+
+def _check_file(name: str, path: Any) -> str:
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"{name} must be a str or an os.PathLike, got {type(path).__name__}.")
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{name} {str(path)!r} does not exist.")
+    return os.fspath(path)
+
+
+def load_torchscript(path: str | os.PathLike, name: str = "path") -> nn.Module:
+    """Load a TorchScript network (``torch.jit.save``) on the CPU.
+
+    A TorchScript file is a program: loading and calling it runs the code it holds. Load only files you trust;
+    :func:`load_state_dict_file` is the route that runs no code from the file.
+
+    :param path: The file.
+    :param name: What the file is called in error messages (e.g. ``"--model"``).
+    :return: The network (a ``torch.jit.ScriptModule``, a ``torch.nn.Module``).
+    :raises FileNotFoundError: If ``path`` does not exist.
+    :raises ValueError: If the file is not a TorchScript archive.
+    """
+    path = _check_file(name, path)
+    try:
+        return torch.jit.load(path, map_location="cpu")
+    except Exception as error:  # torch.jit.load fails with RuntimeError, ValueError, ... on other files
+        raise ValueError(f"{name} {path!r} is not a TorchScript file (torch.jit.save): {_first_line(error)}") from error
+
+
+def load_state_dict_file(network: nn.Module, path: str | os.PathLike, name: str = "path") -> nn.Module:
+    """Load the weights in ``path`` into ``network``, running no code from the file.
+
+    The file is read with ``torch.load(weights_only=True)`` (tensors and plain containers only), after a check
+    that it is not a TorchScript archive (which ``torch.load`` would hand to ``torch.jit.load``).
+
+    :param network: The network, built by your own code.
+    :param path: A file written by ``torch.save(network.state_dict(), path)``.
+    :param name: What the file is called in error messages (e.g. ``"--model"``).
+    :return: ``network``, with the weights loaded.
+    :raises TypeError: If ``network`` is not a ``torch.nn.Module``.
+    :raises FileNotFoundError: If ``path`` does not exist.
+    :raises ValueError: If the file is a TorchScript archive, is not readable with ``weights_only=True``, holds no
+        dict, or does not fit ``network`` (missing, unexpected or mis-shaped keys).
+    """
+    if not isinstance(network, nn.Module):
+        raise TypeError(f"network must be a torch.nn.Module, got {type(network).__name__}.")
+    path = _check_file(name, path)
+    if is_torchscript_file(path):
+        raise ValueError(f"{name} {path!r} is a TorchScript file, not a state_dict (a TorchScript file is a program).")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise ValueError(
+            f"{name} {path!r} is not a state_dict that torch.load(weights_only=True) reads ({_first_line(error)})."
+        ) from error
+    if not isinstance(state, dict):
+        raise ValueError(f"{name} {path!r} must hold a state_dict (a dict of tensors), got {type(state).__name__}.")
+    try:
+        network.load_state_dict(state)
+    except (RuntimeError, TypeError, KeyError) as error:
+        problem = "; ".join(line.strip() for line in str(error).splitlines() if line.strip())
+        raise ValueError(f"{name} {path!r} does not fit the network: {problem}") from error
+    return network

@@ -376,7 +376,10 @@ def test_cli_reports_missing_data_folder(tmp_path, capsys):
         (["evaluate", "--model", "{tmp}/m.pt", "--torchscript"], "does not exist"),
         (["evaluate", "--model", "{tmp}/m.ts", "--torchscript"], "--dataset is needed"),
         (["evaluate", "--model", "{tmp}/m.ts", "--dataset", "mnist"], "it is a TorchScript file"),
-        (["evaluate", "--model", "{tmp}/m.ts", "--factory", "json:dumps", "--dataset", "mnist"], "not a state_dict"),
+        (
+            ["evaluate", "--model", "{tmp}/m.ts", "--factory", "tests.test_cli:_user_cnn", "--dataset", "mnist"],
+            "not a state_dict",
+        ),
         (["evaluate", "--model", "{tmp}/m.ts", "--factory", "nowhere_module:f", "--dataset", "mnist"], "cannot import"),
         (
             ["evaluate", "--model", "{tmp}/m.ts", "--torchscript", "--dataset", "mnist", "--nb-classes", "3"],

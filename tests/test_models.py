@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import doctest
+import os
 
 import numpy as np
 import pytest
@@ -225,3 +226,50 @@ def test_to_channels_first_rejects(x, error):
 def test_docstring_examples():
     result = doctest.testmod(models, optionflags=doctest.ELLIPSIS)
     assert result.attempted >= 4 and result.failed == 0
+
+
+def _net():
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 3))
+
+
+def test_load_torchscript_and_state_dict_files_give_the_saved_network(tmp_path):
+    from art_sgt.models import is_torchscript_file, load_state_dict_file, load_torchscript
+
+    net, x = _net(), torch.rand(2, 1, 2, 2)
+    torch.jit.script(net).save(str(tmp_path / "net.ts"))
+    torch.save(net.state_dict(), tmp_path / "net.pt")
+    assert is_torchscript_file(tmp_path / "net.ts") and not is_torchscript_file(tmp_path / "net.pt")
+    assert not is_torchscript_file(tmp_path / "missing")
+    assert torch.equal(load_torchscript(tmp_path / "net.ts")(x), net(x))
+    fresh = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 3))
+    assert load_state_dict_file(fresh, tmp_path / "net.pt") is fresh and torch.equal(fresh(x), net(x))
+
+
+def test_a_state_dict_file_runs_no_code_and_must_fit(tmp_path):
+    from art_sgt.models import load_state_dict_file, load_torchscript
+
+    marker = tmp_path / "code-ran"
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    torch.save({"weight": Payload()}, tmp_path / "evil.pt")
+    with pytest.raises(ValueError, match=r"model .*evil.pt.* is not a state_dict that torch.load\(weights_only=True\)"):
+        load_state_dict_file(_net(), tmp_path / "evil.pt", name="model")
+    assert not marker.exists()
+    torch.jit.script(_net()).save(str(tmp_path / "net.ts"))
+    with pytest.raises(ValueError, match="is a TorchScript file, not a state_dict"):
+        load_state_dict_file(_net(), tmp_path / "net.ts")
+    torch.save(torch.nn.Linear(2, 2).state_dict(), tmp_path / "other.pt")
+    with pytest.raises(
+        ValueError, match="does not fit the network: .*size mismatch|does not fit the network: .*Missing"
+    ):
+        load_state_dict_file(_net(), tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="is not a TorchScript file"):
+        load_torchscript(tmp_path / "other.pt")
+    with pytest.raises(FileNotFoundError, match="path .* does not exist"):
+        load_torchscript(tmp_path / "none.ts")
+    with pytest.raises(TypeError, match="network must be a torch.nn.Module"):
+        load_state_dict_file({}, tmp_path / "other.pt")
