@@ -111,10 +111,12 @@ def build_attack(name: str, classifier: Any, eps: float, norm: str, p: dict[str,
 
 
 def fab_available() -> bool:
-    """Whether torchattacks (the source of FAB-T) is installed."""
-    import importlib.util
-
-    return importlib.util.find_spec("torchattacks") is not None
+    """Whether torchattacks (the source of FAB-T) can be imported."""
+    try:
+        import torchattacks  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 class _TorchattacksFAB:
