@@ -7,7 +7,20 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-__all__ = ["kl_divergence", "sgt_loss", "asgt_loss", "output_kind", "log_probabilities", "OUTPUTS", "KL_REDUCTIONS"]
+__all__ = [
+    "kl_divergence",
+    "sgt_loss",
+    "asgt_loss",
+    "madry_sgt_loss",
+    "trades_sgt_loss",
+    "output_kind",
+    "log_probabilities",
+    "OUTPUTS",
+    "KL_REDUCTIONS",
+    "OBJECTIVES",
+    "SGT_INPUTS",
+    "TRADES_BETA",
+]
 
 TaskLoss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -18,6 +31,17 @@ probabilities (a model ending in ``softmax``), whose logarithm is taken before t
 KL_REDUCTIONS = ("batchmean", "sum")
 """How the KL term is reduced over the batch; match the task loss's ``reduction`` (``"mean"`` or ``"sum"``) so
 that the weight of the KL term does not change with the batch size."""
+
+OBJECTIVES = ("asgt", "madry", "trades")
+"""The adversarial objectives the SGT term is added to: the ASGT paper's (:func:`asgt_loss`), Madry et al.'s
+(:func:`madry_sgt_loss`) and TRADES (:func:`trades_sgt_loss`)."""
+
+SGT_INPUTS = ("adversarial", "clean")
+"""Which input the SGT term ``KL(p(z) || p(masked z))`` is taken on: ``z = x_adv`` (the ASGT paper, Guesmi et
+al. 2024) or ``z = x`` (SGT's own term, Ismail et al. 2021, next to an adversarial objective)."""
+
+TRADES_BETA = 6.0
+"""Default TRADES weight ``beta``: Zhang et al.'s CIFAR-10 setting (their MNIST script uses 1.0)."""
 
 
 def output_kind(outputs: torch.Tensor) -> str:
@@ -120,6 +144,7 @@ def asgt_loss(
     ratio: float = 0.5,
     kl_reduction: str = "batchmean",
     outputs: str = "logits",
+    sgt_logits: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Adversarial saliency-guided training loss (Guesmi et al. 2024).
 
@@ -130,13 +155,16 @@ def asgt_loss(
 
     :param logits: Logits of the clean inputs, ``(n, classes)``.
     :param adv_logits: Logits of the adversarial inputs, ``(n, classes)``.
-    :param masked_adv_logits: Logits of the adversarial inputs with their least salient positions masked.
+    :param masked_adv_logits: Logits of the SGT term's input (by default the adversarial one) with its least
+        salient positions masked.
     :param y: Class indices, ``(n,)``.
     :param kl_weight: Weight of the KL term.
     :param task_loss: Loss of logits and labels; defaults to ``torch.nn.functional.cross_entropy``.
     :param ratio: Weight of the adversarial task term against the clean one, in [0, 1].
     :param kl_reduction: Reduction of the KL term (see :func:`kl_divergence`).
     :param outputs: What the model returns (see :data:`OUTPUTS`); the task loss always sees them as they are.
+    :param sgt_logits: Logits of the unmasked input of the SGT term (see :data:`SGT_INPUTS`); ``None`` (the
+        paper) is ``adv_logits``, pass ``logits`` for the term on the clean input.
     :return: A scalar tensor.
 
     >>> import torch
@@ -149,4 +177,90 @@ def asgt_loss(
         task = task_loss(logits, y) + task_loss(adv_logits, y)
     else:
         task = 2.0 * ((1.0 - ratio) * task_loss(logits, y) + ratio * task_loss(adv_logits, y))
-    return task + kl_weight * kl_divergence(adv_logits, masked_adv_logits, kl_reduction, outputs)
+    sgt_logits = adv_logits if sgt_logits is None else sgt_logits
+    return task + kl_weight * kl_divergence(sgt_logits, masked_adv_logits, kl_reduction, outputs)
+
+
+def madry_sgt_loss(
+    adv_logits: torch.Tensor,
+    masked_logits: torch.Tensor,
+    y: torch.Tensor,
+    kl_weight: float = 1.0,
+    task_loss: TaskLoss | None = None,
+    kl_reduction: str = "batchmean",
+    outputs: str = "logits",
+    sgt_logits: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Madry-style adversarial training loss with the SGT term.
+
+    ``L = task_loss(f(x_adv), y) + kl_weight * KL(p(z) || p(masked z))``: the adversarial risk of Madry et al.
+    (ICLR 2018, the loss of ART's ``AdversarialTrainerMadryPGD``) plus SGT's term (Ismail et al. 2021) on
+    ``z = x_adv`` (``sgt_logits=None``, as the ASGT paper takes it) or on ``z = x`` (pass the clean logits).
+    Unlike :func:`asgt_loss` there is no clean task term.
+
+    :param adv_logits: Logits of the adversarial inputs, ``(n, classes)``.
+    :param masked_logits: Logits of the SGT term's input with its least salient positions masked.
+    :param y: Class indices, ``(n,)``.
+    :param kl_weight: Weight of the SGT term (``0`` gives Madry et al.'s loss).
+    :param task_loss: Loss of logits and labels; defaults to ``torch.nn.functional.cross_entropy``.
+    :param kl_reduction: Reduction of the KL term (see :func:`kl_divergence`).
+    :param outputs: What the model returns (see :data:`OUTPUTS`); the task loss always sees them as they are.
+    :param sgt_logits: Logits of the unmasked input of the SGT term; ``None`` is ``adv_logits``.
+    :return: A scalar tensor.
+
+    >>> import torch
+    >>> adv, y = torch.tensor([[2.0, 0.0]]), torch.tensor([0])
+    >>> round(float(madry_sgt_loss(adv, adv, y)), 4)  # masking changed nothing: CE(x_adv) = log(1 + e^-2)
+    0.1269
+    """
+    task_loss = F.cross_entropy if task_loss is None else task_loss
+    sgt_logits = adv_logits if sgt_logits is None else sgt_logits
+    return task_loss(adv_logits, y) + kl_weight * kl_divergence(sgt_logits, masked_logits, kl_reduction, outputs)
+
+
+def trades_sgt_loss(
+    logits: torch.Tensor,
+    adv_logits: torch.Tensor,
+    masked_logits: torch.Tensor,
+    y: torch.Tensor,
+    beta: float = TRADES_BETA,
+    kl_weight: float = 1.0,
+    task_loss: TaskLoss | None = None,
+    kl_reduction: str = "batchmean",
+    outputs: str = "logits",
+    sgt_logits: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """TRADES loss (Zhang et al., ICML 2019) with the SGT term.
+
+    ``L = task_loss(f(x), y) + beta * KL(p(x) || p(x_adv)) + kl_weight * KL(p(z) || p(masked z))``, with
+    ``z = x_adv`` (``sgt_logits=None``) or ``z = x`` (pass ``logits``). Gradients flow through both arguments of
+    the TRADES term, as in Zhang et al.'s code and ART's ``AdversarialTrainerTRADESPyTorch``; with
+    ``kl_weight=0`` this is their loss (ART clamps ``p(x)`` at ``1e-8`` inside its KL term, which changes it only
+    where a class has probability below ``1e-8``). TRADES crafts ``x_adv`` by maximising the same
+    ``KL(p(x) || p(x_adv))``; that is the trainer's business (see
+    :class:`~art_sgt.trainers.asgt.SaliencyGuidedAdversarialTrainer`), not this function's.
+
+    :param logits: Logits of the clean inputs, ``(n, classes)``.
+    :param adv_logits: Logits of the adversarial inputs, ``(n, classes)``.
+    :param masked_logits: Logits of the SGT term's input with its least salient positions masked.
+    :param y: Class indices, ``(n,)``.
+    :param beta: Weight of the TRADES term ``KL(p(x) || p(x_adv))``.
+    :param kl_weight: Weight of the SGT term (``0`` gives TRADES).
+    :param task_loss: Loss of logits and labels; defaults to ``torch.nn.functional.cross_entropy``.
+    :param kl_reduction: Reduction of both KL terms (see :func:`kl_divergence`).
+    :param outputs: What the model returns (see :data:`OUTPUTS`); the task loss always sees them as they are.
+    :param sgt_logits: Logits of the unmasked input of the SGT term; ``None`` is ``adv_logits``.
+    :return: A scalar tensor.
+
+    >>> import torch
+    >>> clean, y = torch.tensor([[2.0, 0.0]]), torch.tensor([0])
+    >>> round(float(trades_sgt_loss(clean, clean, clean, y)), 4)  # x_adv predicted as x: only CE(x) is left
+    0.1269
+    >>> round(float(trades_sgt_loss(torch.zeros(1, 2), torch.tensor([[0.0, 1.0]]), torch.zeros(1, 2), y,
+    ...     beta=1.0, kl_weight=0.0)), 4)  # log 2 + KL((1/2, 1/2) || softmax(0, 1))
+    0.8133
+    """
+    task_loss = F.cross_entropy if task_loss is None else task_loss
+    sgt_logits = adv_logits if sgt_logits is None else sgt_logits
+    trades = beta * kl_divergence(logits, adv_logits, kl_reduction, outputs)
+    return task_loss(logits, y) + trades + kl_weight * kl_divergence(sgt_logits, masked_logits, kl_reduction, outputs)

@@ -219,19 +219,29 @@ def test_mixed_training_loss_is_exactly_the_weighted_cross_entropies(ratio):
     assert float(loss.detach()) == float(expected.detach())
 
 
-def test_mixed_training_computes_no_saliency_and_no_masked_forward(monkeypatch):
-    x, y = make_task(n=16, seed=3)
-    classifier = make_classifier()
-    steps = 4
-    trainer = SaliencyGuidedAdversarialTrainer(classifier, _pgd(classifier, max_iter=steps), kl_weight=0.0)
+def forwards_without_saliency(monkeypatch, trainer, x, y):
+    """One ``_batch_loss`` of ``trainer`` with saliency forbidden: the loss, and how many samples the model's
+    forwards saw in all."""
 
     def no_saliency(*args, **kwargs):
         raise AssertionError("saliency computed although kl_weight == 0")
 
     monkeypatch.setattr(trainer, "_saliency_mask", no_saliency)
     seen = []
-    classifier.model.register_forward_hook(lambda module, inputs, output: seen.append(len(inputs[0])))
-    loss, _ = trainer._batch_loss(torch.from_numpy(x), torch.from_numpy(y))
+    hook = trainer.get_classifier().model.register_forward_hook(lambda m, inputs, out: seen.append(len(inputs[0])))
+    try:
+        loss, _ = trainer._batch_loss(torch.from_numpy(x), torch.from_numpy(y))
+    finally:
+        hook.remove()
+    return loss, sum(seen)
+
+
+def test_mixed_training_computes_no_saliency_and_no_masked_forward(monkeypatch):
+    x, y = make_task(n=16, seed=3)
+    classifier = make_classifier()
+    steps = 4
+    trainer = SaliencyGuidedAdversarialTrainer(classifier, _pgd(classifier, max_iter=steps), kl_weight=0.0)
+    loss, seen = forwards_without_saliency(monkeypatch, trainer, x, y)
     # steps forwards to craft x_adv, then one forward of x and x_adv together (no saliency, no masked input)
-    assert sum(seen) == (steps + 2) * len(x)
+    assert seen == (steps + 2) * len(x)
     assert torch.isfinite(loss)

@@ -11,8 +11,18 @@ import torch
 from art_sgt._art import attack_config, check_attacks, silence
 from art_sgt._validation import check_bool, check_choice, check_fraction, check_non_negative, check_positive
 from art_sgt.attacks import n_fgsm, pgd, pgd_params_from_art
-from art_sgt.losses import asgt_loss
+from art_sgt.losses import (
+    OBJECTIVES,
+    SGT_INPUTS,
+    TRADES_BETA,
+    asgt_loss,
+    log_probabilities,
+    madry_sgt_loss,
+    output_kind,
+    trades_sgt_loss,
+)
 from art_sgt.masking import Fill
+from art_sgt.saliency import eval_mode
 from art_sgt.trainers.base import SaliencyTrainerBase
 
 if TYPE_CHECKING:
@@ -20,7 +30,14 @@ if TYPE_CHECKING:
     from art.estimators.classification import PyTorchClassifier
     from captum.attr import Attribution
 
-__all__ = ["SaliencyGuidedAdversarialTrainer", "FAST_STEP", "FAST_NOISE"]
+__all__ = ["SaliencyGuidedAdversarialTrainer", "FAST_STEP", "FAST_NOISE", "TRADES_CRAFTS", "TRADES_START", "trades_pgd"]
+
+TRADES_CRAFTS = ("kl", "attack")
+"""How ``objective="trades"`` crafts ``x_adv``: ``"kl"`` maximises ``KL(p(x) || p(x_adv))`` (Zhang et al.'s
+code); ``"attack"`` runs the attack on its own loss (ART's ``AdversarialTrainerTRADESPyTorch``)."""
+
+TRADES_START = 0.001
+"""Standard deviation of the Gaussian start ``x + TRADES_START * N(0, 1)`` of TRADES' KL crafting (Zhang et al.)."""
 
 FAST_STEP = 0.75
 """Default step of :meth:`SaliencyGuidedAdversarialTrainer.fast`, as a multiple of ``eps`` (see its docstring for
@@ -40,7 +57,23 @@ class SaliencyGuidedAdversarialTrainer(SaliencyTrainerBase):
 
     ``L = CE(f(x), y) + CE(f(x_adv), y) + kl_weight * KL(softmax f(x_adv) || softmax f(masked x_adv))``
 
-    (:func:`art_sgt.losses.asgt_loss`, with the classifier's own loss in place of CE).
+    (:func:`art_sgt.losses.asgt_loss`, with the classifier's own loss in place of CE), the ASGT paper's objective
+    (``objective="asgt"``, the default). The SGT term can instead be added to another adversarial objective:
+
+    - ``objective="madry"``: ``CE(f(x_adv), y) + kl_weight * KL`` (Madry et al., ICLR 2018; no clean term,
+      :func:`art_sgt.losses.madry_sgt_loss`);
+    - ``objective="trades"``: ``CE(f(x), y) + beta * KL(p(x) || p(x_adv)) + kl_weight * KL`` (Zhang et al., ICML
+      2019, :func:`art_sgt.losses.trades_sgt_loss`), with ``x_adv`` crafted as TRADES does (``craft="kl"``):
+      L-inf PGD with the attack's ``eps``, ``eps_step`` and ``max_iter`` ascending
+      ``sum KL(p(x) || p(x_adv))`` from ``x + 0.001 * N(0, 1)``, the model in eval mode, each step clipped and
+      projected (the attack's ``num_random_init`` is not used: TRADES' start replaces it). ``craft="attack"``
+      crafts with the attack as for the other objectives, which is what ART's ``AdversarialTrainerTRADESPyTorch``
+      does; with it and ``kl_weight=0`` one training step equals ART's (the clean loss, the KL term averaged over
+      the batch, the same update).
+
+    Where the SGT term applies: ``sgt_input="adversarial"`` (default) masks ``x_adv``, as the ASGT paper does;
+    ``sgt_input="clean"`` masks ``x`` and takes ``KL(p(x) || p(masked x))``, SGT's own term (Ismail et al. 2021)
+    next to the adversarial objective.
 
     Two ways to craft ``x_adv``:
 
@@ -60,9 +93,11 @@ class SaliencyGuidedAdversarialTrainer(SaliencyTrainerBase):
     ``loss_type`` builds such a wrapper); one on another model is refused unless ``allow_transfer=True`` asks for
     transfer-style training on purpose. An L-inf eps beyond the clip range is accepted with a warning.
 
-    Saliency target: the default takes the saliency of the *true label* on ``x_adv`` (the paper's text: the mask
-    keeps what supports the correct class); ``saliency_target="prediction"`` takes the saliency of the model's
-    prediction on ``x_adv``, as the co-authors' training code (niniack/continualTrain) does.
+    Saliency target: the default takes the saliency of the *true label* on the SGT term's input (the ASGT paper's
+    text: the mask keeps what supports the correct class; SGT's reference code, ``Saliency(model).attribute(data,
+    target)`` in ayaabdelsalam91/saliency_guided_training, does the same on clean inputs);
+    ``saliency_target="prediction"`` takes the saliency of the model's prediction, as the ASGT co-authors'
+    training code (niniack/continualTrain) does.
 
     | Paper link: https://arxiv.org/abs/2405.06278
 
@@ -84,10 +119,21 @@ class SaliencyGuidedAdversarialTrainer(SaliencyTrainerBase):
     :param amp: ``None`` (default, float32) or ``"bf16"`` autocast; slower on the project's CPU, unmeasured on GPUs.
     :param channels_last: Channels-last inputs and weights (converted in place); no gain on the project's CPU.
     :param compile: ``torch.compile`` the model's forwards; slower on the project's CPU (see :doc:`/performance`).
+    :param objective: ``"asgt"`` (default, the paper's), ``"madry"`` or ``"trades"`` (see above and
+        :data:`art_sgt.losses.OBJECTIVES`).
+    :param sgt_input: ``"adversarial"`` (default) or ``"clean"``: the input whose masked copy the SGT term compares
+        it with (:data:`art_sgt.losses.SGT_INPUTS`).
+    :param beta: TRADES' weight of ``KL(p(x) || p(x_adv))``, >= 0, only with ``objective="trades"`` (``None``:
+        :data:`art_sgt.losses.TRADES_BETA`).
+    :param craft: ``"kl"`` or ``"attack"`` (:data:`TRADES_CRAFTS`), only with ``objective="trades"`` (``None``:
+        ``"kl"``, which needs every attack to be an L-inf PGD, BIM or FGSM on the fast path, without
+        ``random_eps``).
     :raises TypeError: If no attack, or both ``attacks`` and ``attack``, are given, or an argument has the wrong
         type.
     :raises ValueError: If an attack is not an ART ``EvasionAttack`` or crafts against another model, ``ratio``
-        is outside (0, 1], or another argument is out of range.
+        is outside (0, 1] (or not 0.5 with another objective than ``"asgt"``), ``beta`` or ``craft`` is given
+        without ``objective="trades"``, ``craft="kl"`` meets an attack it cannot read, or another argument is out
+        of range.
 
     >>> import numpy as np, torch
     >>> from art.attacks.evasion import ProjectedGradientDescent
@@ -102,6 +148,10 @@ class SaliencyGuidedAdversarialTrainer(SaliencyTrainerBase):
     >>> trainer.fit(x, y, nb_epochs=1, batch_size=8, seed=0, verbose=False)
     >>> trainer.uses_fast_path
     True
+    >>> trades = SaliencyGuidedAdversarialTrainer(classifier, attack, objective="trades", beta=6.0, kl_weight=0.5)
+    >>> trades.fit(x, y, nb_epochs=1, batch_size=8, seed=0, verbose=False)
+    >>> trades.objective, trades.beta, trades.craft, trades.sgt_input
+    ('trades', 6.0, 'kl', 'adversarial')
     """
 
     def __init__(
@@ -121,10 +171,24 @@ class SaliencyGuidedAdversarialTrainer(SaliencyTrainerBase):
         amp: str | None = None,
         channels_last: bool = False,
         compile: bool = False,  # noqa: A002 - the option's name is torch.compile's
+        objective: str = "asgt",
+        sgt_input: str = "adversarial",
+        beta: float | None = None,
+        craft: str | None = None,
     ) -> None:
         super().__init__(
             classifier, mask_fraction, kl_weight, saliency, absolute, fill, saliency_of, amp, channels_last, compile
         )
+        self.objective = check_choice("objective", objective, OBJECTIVES)
+        self.sgt_input = check_choice("sgt_input", sgt_input, SGT_INPUTS)
+        trades = self.objective == "trades"
+        for name, value in (("beta", beta), ("craft", craft)):
+            if value is not None and not trades:
+                raise ValueError(f"{name} is an option of objective='trades', got objective={self.objective!r}.")
+        #: TRADES' weight of ``KL(p(x) || p(x_adv))`` (``None`` for the other objectives).
+        self.beta = (TRADES_BETA if beta is None else check_non_negative("beta", beta)) if trades else None
+        #: How TRADES crafts ``x_adv`` (``None`` for the other objectives).
+        self.craft = (check_choice("craft", "kl" if craft is None else craft, TRADES_CRAFTS)) if trades else None
         if (attacks is None) == (attack is None):
             raise TypeError(
                 "pass the attack(s) once, as attacks=... (or the older attack=...), got "
@@ -134,6 +198,14 @@ class SaliencyGuidedAdversarialTrainer(SaliencyTrainerBase):
         self.attacks = check_attacks(attacks if attack is None else attack, classifier, allow_transfer)
         self.saliency_target = check_choice("saliency_target", saliency_target, ("label", "prediction"))
         self.ratio = check_fraction("ratio", ratio, high_inclusive=True)
+        if self.ratio != 0.5 and self.objective != "asgt":
+            raise ValueError(
+                f"ratio weighs ASGT's clean and adversarial terms; objective={self.objective!r} has its own "
+                f"weighting, so ratio must stay 0.5, got {self.ratio}."
+            )
+        if self.craft == "kl":
+            for attack in self.attacks:
+                self._kl_params(attack)
         #: How ``x_adv`` is crafted when not by the attack itself: ``None``, or N-FGSM's parameters
         #: ``{"method": "n-fgsm", "eps_step": ..., "noise": ...}`` (absolute values) set by :meth:`fast`.
         self.single_step: dict[str, Any] | None = None
@@ -227,6 +299,11 @@ class SaliencyGuidedAdversarialTrainer(SaliencyTrainerBase):
                     "noise (N-FGSM) needs a classifier attacked on the fast path (a plain CrossEntropyLoss and "
                     "preprocessing in torch); pass noise=None for FGSM with a random start through ART."
                 )
+            if trainer.craft == "kl":
+                raise ValueError(
+                    "noise (N-FGSM) crafts on the cross-entropy, TRADES' craft='kl' on its KL term; pass "
+                    "craft='attack' or noise=None."
+                )
             trainer.single_step = {"method": "n-fgsm", "eps_step": step * eps, "noise": noise * eps}
         return trainer
 
@@ -247,6 +324,10 @@ class SaliencyGuidedAdversarialTrainer(SaliencyTrainerBase):
             "ratio": self.ratio,
             "saliency_target": self.saliency_target,
             "single_step": self.single_step,
+            # recorded only when not the paper's, so that checkpoints written before these options existed resume
+            **({"objective": self.objective, "beta": self.beta, "craft": self.craft} if self.beta is not None else {}),
+            **({"objective": self.objective} if self.objective == "madry" else {}),
+            **({"sgt_input": self.sgt_input} if self.sgt_input != "adversarial" else {}),
         }
 
     def _check_ready(self) -> None:
@@ -259,6 +340,8 @@ class SaliencyGuidedAdversarialTrainer(SaliencyTrainerBase):
             silence(attack)
 
     def _batch_loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.objective != "asgt" or self.sgt_input != "adversarial":
+            return self._objective_loss(x, y)
         x_adv = self._craft(x, y)
         if self.kl_weight == 0:
             # Mixed adversarial training: the KL term is zero whatever the mask, so neither saliency nor the masked
@@ -270,6 +353,57 @@ class SaliencyGuidedAdversarialTrainer(SaliencyTrainerBase):
             logits, adv_logits, masked_logits = self._train_logits(x, x_adv, x_masked, known={1: fused_adv_logits})
         loss = asgt_loss(logits, adv_logits, masked_logits, y, self.kl_weight, ratio=self.ratio, **self._loss_options())
         return loss, logits
+
+    def _objective_loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """A batch's loss for the objectives and SGT inputs other than the paper's (one train-mode forward of
+        each input the loss needs; the saliency forward is reused when it can be)."""
+        x_adv = self._craft_trades(x) if self.craft == "kl" else self._craft(x, y)
+        inputs = {"clean": x, "adversarial": x_adv}
+        names = ["adversarial"] if self.objective == "madry" else ["clean", "adversarial"]
+        known: dict[int, torch.Tensor | None] = {}
+        if self.kl_weight != 0:
+            if self.sgt_input not in names:
+                names.append(self.sgt_input)
+            known[names.index(self.sgt_input)], inputs["masked"] = self._saliency_mask(
+                inputs[self.sgt_input], y if self.saliency_target == "label" else None
+            )
+            names.append("masked")
+        logits = dict(zip(names, self._train_logits(*(inputs[name] for name in names), known=known)))
+        adv, options = logits["adversarial"], self._loss_options()
+        # with kl_weight 0 the SGT term is KL(p || p) = 0 exactly: the losses stay the one place they are written
+        sgt, masked = (logits[self.sgt_input], logits["masked"]) if self.kl_weight != 0 else (adv, adv)
+        if self.objective == "asgt":
+            loss = asgt_loss(
+                logits["clean"], adv, masked, y, self.kl_weight, ratio=self.ratio, sgt_logits=sgt, **options
+            )
+        elif self.objective == "madry":
+            loss = madry_sgt_loss(adv, masked, y, self.kl_weight, sgt_logits=sgt, **options)
+        else:
+            loss = trades_sgt_loss(
+                logits["clean"], adv, masked, y, self.beta, self.kl_weight, sgt_logits=sgt, **options
+            )
+        if "clean" not in logits:  # Madry's loss has no clean forward: accuracy from an eval-mode one, off the graph
+            with torch.no_grad(), eval_mode(self._net):
+                logits["clean"] = self._net(x)
+        return loss, logits["clean"]
+
+    def _kl_params(self, attack: Any) -> Any:
+        """The attack's parameters for TRADES' KL crafting, or a ValueError saying why it cannot drive it."""
+        params = self._pgd_params(attack)
+        if params is None or params.norm != "inf" or params.random_eps:
+            raise ValueError(
+                "craft='kl' (TRADES' crafting on its KL term) reads eps, eps_step and max_iter from an L-inf "
+                "ProjectedGradientDescent, BasicIterativeMethod or FastGradientMethod on this classifier without "
+                f"random_eps (see art_sgt.attacks.pgd_params_from_art), got {type(attack).__name__}; pass "
+                "craft='attack' to craft with the attack's own loss, as ART's TRADES trainer does."
+            )
+        return params
+
+    def _craft_trades(self, x: torch.Tensor) -> torch.Tensor:
+        params = self._kl_params(self.attacks[self._position[2] % len(self.attacks)])
+        return trades_pgd(
+            self._attack_net, x, params.eps, params.eps_step, params.max_iter, self._clip, self._outputs, self._noise
+        )
 
     def _pgd_params(self, attack: Any) -> Any:
         return pgd_params_from_art(attack) if attack.estimator is self._classifier else None
@@ -289,3 +423,47 @@ class SaliencyGuidedAdversarialTrainer(SaliencyTrainerBase):
         x_adv = attack.generate(x.detach().cpu().numpy(), y=labels)
         self._classifier.model.train(training)  # ART's attacks leave the model in eval mode
         return torch.as_tensor(x_adv, dtype=x.dtype, device=x.device)
+
+
+def trades_pgd(
+    model: torch.nn.Module,
+    x: torch.Tensor,
+    eps: float,
+    eps_step: float,
+    max_iter: int,
+    clip: tuple[torch.Tensor, torch.Tensor] | None = None,
+    outputs: str | None = "logits",
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """TRADES' adversarial examples: L-inf PGD ascending ``sum KL(p(x) || p(x_adv))`` (Zhang et al. 2019).
+
+    As in the authors' ``trades.py``: start at ``x + 0.001 * N(0, 1)``, then ``max_iter`` times step by
+    ``eps_step * sign(grad)``, project onto the eps ball around ``x`` and clip to ``clip``; the model is in eval
+    mode throughout (each module's mode is restored after) and only input gradients are taken. It needs no label.
+
+    :param model: A module mapping inputs to logits (or probabilities, with ``outputs="probabilities"``).
+    :param x: Clean inputs, ``(n, ...)``. Not modified.
+    :param eps: L-inf radius.
+    :param eps_step: Step of each iteration.
+    :param max_iter: Number of iterations.
+    :param clip: ``(low, high)`` tensors broadcasting to ``x``, or ``None`` for no clipping.
+    :param outputs: What the model returns (:data:`art_sgt.losses.OUTPUTS`; ``None`` decides from its outputs).
+    :param generator: Source of the Gaussian start.
+    :return: The adversarial examples, detached, of ``x``'s shape.
+    """
+    noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+    x = x.detach()
+    with eval_mode(model):
+        with torch.no_grad():
+            clean = model(x)
+            outputs = output_kind(clean) if outputs is None else outputs
+            target = clean if outputs == "probabilities" else torch.nn.functional.softmax(clean, dim=1)
+        x_adv = x + TRADES_START * noise
+        for _ in range(max_iter):
+            x_adv.requires_grad_(True)
+            kl = torch.nn.functional.kl_div(log_probabilities(model(x_adv), outputs), target, reduction="sum")
+            (grad,) = torch.autograd.grad(kl, x_adv)
+            x_adv = torch.min(torch.max(x_adv.detach() + eps_step * grad.sign(), x - eps), x + eps)
+            if clip is not None:
+                x_adv = torch.clamp(x_adv, clip[0], clip[1])
+    return x_adv.detach()
