@@ -259,3 +259,36 @@ def test_bad_objective_options(kwargs, match):
         attack = _pgd(classifier, norm=2, eps=1.0, eps_step=0.2) if kind == "l2" else _pgd(classifier)
     with pytest.raises(ValueError, match=match):
         SaliencyGuidedAdversarialTrainer(classifier, attack, **kwargs)
+
+
+def test_resuming_a_trades_run_checks_its_objective(tmp_path):
+    x, y = make_task(n=32, seed=5)
+
+    def trainer(**kwargs):
+        classifier = make_classifier(model=small_model(seed=3))
+        return SaliencyGuidedAdversarialTrainer(classifier, _pgd(classifier), **kwargs)
+
+    trainer(objective="trades", beta=2.0).fit(x, y, nb_epochs=1, batch_size=16, seed=0, verbose=False,
+                                               checkpoint_dir=str(tmp_path))  # fmt: skip
+    resumed = trainer(objective="trades", beta=2.0)
+    resumed.fit(x, y, nb_epochs=2, batch_size=16, seed=0, verbose=False, checkpoint_dir=str(tmp_path), resume=True)
+    assert [record["epoch"] for record in resumed.history] == [1, 2]
+    with pytest.raises(ValueError, match=r"beta: 2.0 -> 1.0"):
+        trainer(objective="trades", beta=1.0).fit(
+            x, y, nb_epochs=3, batch_size=16, seed=0, verbose=False, checkpoint_dir=str(tmp_path), resume=True
+        )
+    with pytest.raises(ValueError, match=r"objective"):
+        trainer().fit(
+            x, y, nb_epochs=3, batch_size=16, seed=0, verbose=False, checkpoint_dir=str(tmp_path), resume=True
+        )
+
+
+def test_trades_pgd_reads_a_model_ending_in_softmax_as_its_distribution():
+    x, _ = make_task(n=16, seed=6)
+    x = torch.from_numpy(x)
+    logits_model = small_model(seed=2)
+    softmax_model = torch.nn.Sequential(logits_model, torch.nn.Softmax(dim=1))
+    clip = (torch.tensor(0.0), torch.tensor(1.0))
+    ours = trades_pgd(softmax_model, x, 0.1, 0.02, 3, clip, None, torch.Generator().manual_seed(3))
+    expected = trades_pgd(logits_model, x, 0.1, 0.02, 3, clip, "logits", torch.Generator().manual_seed(3))
+    torch.testing.assert_close(ours, expected, rtol=0, atol=1e-6)
