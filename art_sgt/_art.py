@@ -16,6 +16,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from art_sgt.attacks import PGDParams, _check_norm, _scalar, estimator_clip_values
+
 __all__ = [
     "check_pytorch_classifier",
     "require_pytorch_classifier",
@@ -25,6 +27,7 @@ __all__ = [
     "attack_is_live",
     "attack_config",
     "silence",
+    "pgd_params_from_art",
 ]
 
 logger = logging.getLogger(__name__)
@@ -265,3 +268,97 @@ def attack_config(attack: Any) -> dict[str, Any]:
     """
     names = [name for name in getattr(attack, "attack_params", ()) if name not in _NOT_CONFIG]
     return {"type": type(attack).__name__, **{name: _plain(getattr(attack, name, None)) for name in names}}
+
+
+def pgd_params_from_art(attack: Any) -> PGDParams | None:
+    """Read an ART attack into the arguments of :func:`pgd`, or ``None`` if :func:`pgd` cannot reproduce it.
+
+    Supported: ``ProjectedGradientDescent``, ``ProjectedGradientDescentPyTorch``,
+    ``ProjectedGradientDescentNumpy``, ``BasicIterativeMethod`` and ``FastGradientMethod`` (one step of size
+    ``eps``), exactly these classes, with the L-inf or L2 norm, scalar ``eps`` and ``eps_step``, no momentum
+    (``decay``), no summary writer, ``max_iter >= 1``, and a ``PyTorchClassifier`` whose loss is a plain
+    ``CrossEntropyLoss``, whose preprocessing all runs in torch and whose ``clip_values`` are scalars.
+    ``FastGradientMethod`` is also refused with ``minimal=True`` or ``num_random_init > 1`` (it then keeps the
+    restart with the best success rate over the whole input, not per sample). Per-feature ``clip_values`` are
+    read as arrays. Call it whenever the attack is about to run: it reads the attack's current parameters (after
+    any ``set_params``).
+
+    :param attack: An ART evasion attack.
+    :return: The parameters, or ``None``.
+
+    >>> import torch
+    >>> from art.attacks.evasion import DeepFool, ProjectedGradientDescent
+    >>> from art.estimators.classification import PyTorchClassifier
+    >>> classifier = PyTorchClassifier(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 3)),
+    ...     loss=torch.nn.CrossEntropyLoss(), input_shape=(1, 2, 2), nb_classes=3, clip_values=(0.0, 1.0))
+    >>> params = pgd_params_from_art(ProjectedGradientDescent(classifier, eps=0.1, eps_step=0.02, max_iter=5,
+    ...     verbose=False))
+    >>> params.eps, params.eps_step, params.max_iter, params.norm, params.clip_values
+    (0.1, 0.02, 5, 'inf', (0.0, 1.0))
+    >>> pgd_params_from_art(DeepFool(classifier, verbose=False)) is None
+    True
+    """
+    from art.attacks.evasion import (
+        BasicIterativeMethod,
+        FastGradientMethod,
+        ProjectedGradientDescent,
+        ProjectedGradientDescentNumpy,
+        ProjectedGradientDescentPyTorch,
+    )
+    from art.estimators.classification import PyTorchClassifier
+
+    kind = type(attack)
+    if kind in (ProjectedGradientDescent, BasicIterativeMethod):
+        # ART 1.20.1's wrappers keep decay and the summary writer only on the framework attack they build, with no
+        # public accessor: this is the one place art-sgt reads it.
+        inner = attack._attack
+    elif kind in (ProjectedGradientDescentPyTorch, ProjectedGradientDescentNumpy, FastGradientMethod):
+        inner = attack
+    else:
+        return None
+    eps, eps_step = _scalar(attack.eps), _scalar(attack.eps_step)
+    if eps is None or eps_step is None:
+        return None
+    if kind is FastGradientMethod:
+        if attack.minimal or attack.num_random_init > 1:
+            return None
+        max_iter, eps_step, random_eps = 1, eps, False
+    else:
+        max_iter, random_eps = int(attack.max_iter), bool(attack.random_eps)
+    norm_dist = getattr(inner, "norm_dist", None)
+    if random_eps and norm_dist is not None and eps > 0:
+        # generate() overwrites eps with its draw (keeping eps_step / eps); the distribution, built once at
+        # construction, keeps the eps of that time, even after a set_params(eps=...).
+        original = float(norm_dist.support()[1])
+        eps, eps_step = original, eps_step / eps * original
+    if max_iter < 1 or getattr(inner, "decay", None) is not None or inner.summary_writer is not None:
+        return None
+    try:
+        norm = _check_norm(attack.norm)
+    except ValueError:
+        return None
+
+    estimator = attack.estimator
+    if not isinstance(estimator, PyTorchClassifier) or not estimator.all_framework_preprocessing:
+        return None
+    if estimator.postprocessing_defences:  # ART's restarts judge success on postprocessed predictions
+        return None
+    loss = estimator.loss
+    if (
+        type(loss) is not nn.CrossEntropyLoss
+        or loss.weight is not None
+        or loss.label_smoothing != 0.0
+        or loss.reduction not in ("mean", "sum")
+        or loss.ignore_index >= 0
+    ):
+        return None
+    return PGDParams(
+        eps=eps,
+        eps_step=eps_step,
+        max_iter=int(max_iter),
+        norm=norm,
+        num_random_init=int(attack.num_random_init),
+        clip_values=estimator_clip_values(estimator),
+        targeted=bool(attack.targeted),
+        random_eps=random_eps,
+    )

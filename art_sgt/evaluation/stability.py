@@ -195,7 +195,8 @@ def _craft(
     """Adversarial inputs: on the device with ``art_sgt.attacks.pgd`` when it reproduces the ART attack,
     else through the attack's own ``generate``."""
     try:
-        from art_sgt.attacks import pgd, pgd_params_from_art
+        from art_sgt._art import pgd_params_from_art
+        from art_sgt.attacks import pgd
     except ImportError:  # pragma: no cover - the fast path is optional
         params = None
     else:

@@ -64,10 +64,23 @@ def _correct(classifier: Any, x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 def _pgd_correct(classifier: Any, x: np.ndarray, y: np.ndarray, eps: float, ev: EvaluationRecipe,
                  seed: int) -> np.ndarray:  # fmt: skip
-    from art_sgt.evaluation._art_attacks import build_pgd, run_attack
+    """Per sample: correct clean and under the recipe's PGD (Madry's step, ``ev.pgd_restarts`` random starts)."""
+    from art_sgt.evaluation import robustness_report
 
-    attack = build_pgd(classifier, eps, "inf", ev.pgd_iter, ev.pgd_restarts, batch_size=256)
-    return run_attack(attack, classifier, x, y, y.argmax(1), {"batch_size": 256, "seed": seed})
+    report = robustness_report(
+        classifier,
+        x,
+        y,
+        eps=eps,
+        attacks=("pgd",),
+        pgd_max_iter=ev.pgd_iter,
+        pgd_restarts=ev.pgd_restarts,
+        checklist=False,
+        batch_size=256,
+        seed=seed,
+        verbose=False,
+    )
+    return np.asarray(report.worst_case_correct[0], dtype=bool)
 
 
 def _robustness(classifier: Any, x: np.ndarray, y: np.ndarray, eps: float, check_eps: float,

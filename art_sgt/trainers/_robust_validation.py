@@ -24,8 +24,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from art_sgt._art import attack_config, attack_is_live, silence
-from art_sgt.attacks import pgd, pgd_params_from_art
+from art_sgt._art import attack_config, attack_is_live, pgd_params_from_art, silence
+from art_sgt.attacks import pgd
 from art_sgt.saliency import eval_mode
 from art_sgt.trainers._run_state import Ranks, seeded_global_rng
 
@@ -73,7 +73,7 @@ def batched_accuracy(
 
 
 def default_robust_eval(classifier: Any, eps: float, norm: Any = "inf") -> Any:
-    """The default robust-validation attack: ART's ``ProjectedGradientDescent`` with :data:`DEFAULT_MAX_ITER`
+    """The default robust-validation attack: ART's ``ProjectedGradientDescent`` with ``DEFAULT_MAX_ITER`` (10)
     steps of ``eps / 4`` and no random start (so it runs on the fast path, deterministically).
 
     :param classifier: The classifier being trained.

@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from art_sgt._art import attack_config, check_attacks, silence
+from art_sgt._art import attack_config, check_attacks, pgd_params_from_art, silence
 from art_sgt._validation import check_bool, check_choice, check_fraction, check_non_negative, check_positive
-from art_sgt.attacks import n_fgsm, pgd, pgd_params_from_art
+from art_sgt.attacks import n_fgsm, pgd
 from art_sgt.losses import (
     OBJECTIVES,
     SGT_INPUTS,
