@@ -1,10 +1,11 @@
-"""Projected gradient descent and single-step N-FGSM crafted entirely in torch.
+"""Projected gradient descent, single-step N-FGSM and TRADES' KL ascent, crafted entirely in torch.
 
 :func:`pgd` reproduces ART's ``ProjectedGradientDescentPyTorch`` for the L-inf and L2 norms (L-inf results are
 identical, L2 results agree to float rounding), hence also ``ProjectedGradientDescentNumpy``,
 ``BasicIterativeMethod`` and ``FastGradientMethod``, without ART's per-step round trips through numpy and
 without computing parameter gradients; ``art_sgt._art`` reads an ART attack object into its arguments.
-:func:`n_fgsm` is the noisy single step of de Jorge et al. (2022), which ART lacks.
+:func:`n_fgsm` is the noisy single step of de Jorge et al. (2022), which ART lacks; :func:`trades_pgd` is the
+label-free crafting of TRADES (Zhang et al. 2019), which ART's TRADES trainer replaces by the attack's own loss.
 
 Nothing here imports ART: this is the pure-torch floor.
 """
@@ -22,9 +23,21 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from art_sgt._validation import check_bool, check_non_negative, check_positive, check_positive_int, preserved_modes
+from art_sgt._validation import (
+    check_bool,
+    check_choice,
+    check_non_negative,
+    check_positive,
+    check_positive_int,
+    preserved_modes,
+)
+from art_sgt.losses import OUTPUTS, log_probabilities, output_kind
+from art_sgt.saliency import eval_mode
 
-__all__ = ["PGDParams", "pgd", "n_fgsm", "estimator_clip_values"]
+__all__ = ["PGDParams", "pgd", "n_fgsm", "trades_pgd", "TRADES_START", "estimator_clip_values"]
+
+TRADES_START = 0.001
+"""Standard deviation of the Gaussian start ``x + TRADES_START * N(0, 1)`` of TRADES' KL crafting (Zhang et al.)."""
 
 Bound = Union[float, torch.Tensor]
 
@@ -355,3 +368,59 @@ def estimator_clip_values(estimator: Any) -> tuple[Any, Any] | None:
     low, high = (np.asarray(bound, dtype=np.float32) for bound in estimator.clip_values)
     scalar = low.size == 1 and high.size == 1
     return (float(low.reshape(-1)[0]), float(high.reshape(-1)[0])) if scalar else (low, high)
+
+
+def trades_pgd(
+    model: torch.nn.Module,
+    x: torch.Tensor,
+    eps: float,
+    eps_step: float,
+    max_iter: int,
+    clip: tuple[torch.Tensor, torch.Tensor] | None = None,
+    outputs: str | None = "logits",
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """TRADES' adversarial examples: L-inf PGD ascending ``sum KL(p(x) || p(x_adv))`` (Zhang et al. 2019).
+
+    As in the authors' ``trades.py``: start at ``x + 0.001 * N(0, 1)``, then ``max_iter`` times step by
+    ``eps_step * sign(grad)``, project onto the eps ball around ``x`` and clip to ``clip``; the model is in eval
+    mode throughout (each module's mode is restored after) and only input gradients are taken. It needs no label.
+
+    :param model: A module mapping inputs to logits (or probabilities, with ``outputs="probabilities"``).
+    :param x: Clean inputs, ``(n, ...)``. Not modified.
+    :param eps: L-inf radius.
+    :param eps_step: Step of each iteration.
+    :param max_iter: Number of iterations.
+    :param clip: ``(low, high)`` tensors broadcasting to ``x``, or ``None`` for no clipping.
+    :param outputs: What the model returns (:data:`art_sgt.losses.OUTPUTS`; ``None`` decides from its outputs).
+    :param generator: Source of the Gaussian start.
+    :return: The adversarial examples, detached, of ``x``'s shape.
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}.")
+    if not isinstance(x, torch.Tensor) or not x.is_floating_point():
+        raise TypeError(f"x must be a floating-point torch.Tensor, got {getattr(x, 'dtype', type(x).__name__)}.")
+    if x.ndim < 2 or x.shape[0] == 0:
+        raise ValueError(f"x must have shape (n, ...) with n >= 1, got shape {tuple(x.shape)}.")
+    eps = check_non_negative("eps", eps)
+    eps_step = check_positive("eps_step", eps_step)
+    max_iter = check_positive_int("max_iter", max_iter)
+    if outputs is not None:
+        outputs = check_choice("outputs", outputs, OUTPUTS)
+    _check_generator_and_finite(generator, x)
+    noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+    x = x.detach()
+    with eval_mode(model):
+        with torch.no_grad():
+            clean = model(x)
+            outputs = output_kind(clean) if outputs is None else outputs
+            target = clean if outputs == "probabilities" else torch.nn.functional.softmax(clean, dim=1)
+        x_adv = x + TRADES_START * noise
+        for _ in range(max_iter):
+            x_adv.requires_grad_(True)
+            kl = torch.nn.functional.kl_div(log_probabilities(model(x_adv), outputs), target, reduction="sum")
+            (grad,) = torch.autograd.grad(kl, x_adv)
+            x_adv = torch.min(torch.max(x_adv.detach() + eps_step * grad.sign(), x - eps), x + eps)
+            if clip is not None:
+                x_adv = torch.clamp(x_adv, clip[0], clip[1])
+    return x_adv.detach()

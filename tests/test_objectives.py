@@ -8,10 +8,10 @@ from art.attacks.evasion import DeepFool, ProjectedGradientDescent
 from art.defences.trainer import AdversarialTrainerTRADESPyTorch
 
 from art_sgt import SaliencyGuidedAdversarialTrainer
+from art_sgt.attacks import trades_pgd
 from art_sgt.losses import asgt_loss, madry_sgt_loss, trades_sgt_loss
 from art_sgt.masking import least_salient_mask
 from art_sgt.saliency import input_gradient
-from art_sgt.trainers.asgt import trades_pgd
 from tests.conftest import make_classifier, make_task, small_model
 from tests.test_trainer_asgt import forwards_without_saliency
 
@@ -292,3 +292,22 @@ def test_trades_pgd_reads_a_model_ending_in_softmax_as_its_distribution():
     ours = trades_pgd(softmax_model, x, 0.1, 0.02, 3, clip, None, torch.Generator().manual_seed(3))
     expected = trades_pgd(logits_model, x, 0.1, 0.02, 3, clip, "logits", torch.Generator().manual_seed(3))
     torch.testing.assert_close(ours, expected, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "name"),
+    [
+        ({"model": "net"}, TypeError, "model"),
+        ({"x": np.zeros((2, 4), dtype=np.float32)}, TypeError, "x must"),
+        ({"x": torch.zeros(4)}, ValueError, "x must"),
+        ({"eps": -0.1}, ValueError, "eps"),
+        ({"eps_step": 0.0}, ValueError, "eps_step"),
+        ({"max_iter": 0}, ValueError, "max_iter"),
+        ({"outputs": "scores"}, ValueError, "outputs"),
+        ({"generator": 3}, TypeError, "generator"),
+    ],
+)
+def test_trades_pgd_refuses_bad_arguments_naming_them(kwargs, error, name):
+    arguments = {"model": torch.nn.Linear(4, 3), "x": torch.zeros(2, 4), "eps": 0.1, "eps_step": 0.02, "max_iter": 2}
+    with pytest.raises(error, match=name):
+        trades_pgd(**{**arguments, **kwargs})

@@ -10,15 +10,13 @@ import torch
 
 from art_sgt._art import attack_config, check_attacks, pgd_params_from_art, silence
 from art_sgt._validation import check_bool, check_choice, check_fraction, check_non_negative, check_positive
-from art_sgt.attacks import n_fgsm, pgd
+from art_sgt.attacks import n_fgsm, pgd, trades_pgd
 from art_sgt.losses import (
     OBJECTIVES,
     SGT_INPUTS,
     TRADES_BETA,
     asgt_loss,
-    log_probabilities,
     madry_sgt_loss,
-    output_kind,
     trades_sgt_loss,
 )
 from art_sgt.masking import Fill
@@ -30,14 +28,11 @@ if TYPE_CHECKING:
     from art.estimators.classification import PyTorchClassifier
     from captum.attr import Attribution
 
-__all__ = ["SaliencyGuidedAdversarialTrainer", "FAST_STEP", "FAST_NOISE", "TRADES_CRAFTS", "TRADES_START", "trades_pgd"]
+__all__ = ["SaliencyGuidedAdversarialTrainer", "FAST_STEP", "FAST_NOISE", "TRADES_CRAFTS"]
 
 TRADES_CRAFTS = ("kl", "attack")
 """How ``objective="trades"`` crafts ``x_adv``: ``"kl"`` maximises ``KL(p(x) || p(x_adv))`` (Zhang et al.'s
 code); ``"attack"`` runs the attack on its own loss (ART's ``AdversarialTrainerTRADESPyTorch``)."""
-
-TRADES_START = 0.001
-"""Standard deviation of the Gaussian start ``x + TRADES_START * N(0, 1)`` of TRADES' KL crafting (Zhang et al.)."""
 
 FAST_STEP = 0.75
 """Default step of :meth:`SaliencyGuidedAdversarialTrainer.fast`, as a multiple of ``eps`` (see its docstring for
@@ -423,47 +418,3 @@ class SaliencyGuidedAdversarialTrainer(SaliencyTrainerBase):
         x_adv = attack.generate(x.detach().cpu().numpy(), y=labels)
         self._classifier.model.train(training)  # ART's attacks leave the model in eval mode
         return torch.as_tensor(x_adv, dtype=x.dtype, device=x.device)
-
-
-def trades_pgd(
-    model: torch.nn.Module,
-    x: torch.Tensor,
-    eps: float,
-    eps_step: float,
-    max_iter: int,
-    clip: tuple[torch.Tensor, torch.Tensor] | None = None,
-    outputs: str | None = "logits",
-    generator: torch.Generator | None = None,
-) -> torch.Tensor:
-    """TRADES' adversarial examples: L-inf PGD ascending ``sum KL(p(x) || p(x_adv))`` (Zhang et al. 2019).
-
-    As in the authors' ``trades.py``: start at ``x + 0.001 * N(0, 1)``, then ``max_iter`` times step by
-    ``eps_step * sign(grad)``, project onto the eps ball around ``x`` and clip to ``clip``; the model is in eval
-    mode throughout (each module's mode is restored after) and only input gradients are taken. It needs no label.
-
-    :param model: A module mapping inputs to logits (or probabilities, with ``outputs="probabilities"``).
-    :param x: Clean inputs, ``(n, ...)``. Not modified.
-    :param eps: L-inf radius.
-    :param eps_step: Step of each iteration.
-    :param max_iter: Number of iterations.
-    :param clip: ``(low, high)`` tensors broadcasting to ``x``, or ``None`` for no clipping.
-    :param outputs: What the model returns (:data:`art_sgt.losses.OUTPUTS`; ``None`` decides from its outputs).
-    :param generator: Source of the Gaussian start.
-    :return: The adversarial examples, detached, of ``x``'s shape.
-    """
-    noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-    x = x.detach()
-    with eval_mode(model):
-        with torch.no_grad():
-            clean = model(x)
-            outputs = output_kind(clean) if outputs is None else outputs
-            target = clean if outputs == "probabilities" else torch.nn.functional.softmax(clean, dim=1)
-        x_adv = x + TRADES_START * noise
-        for _ in range(max_iter):
-            x_adv.requires_grad_(True)
-            kl = torch.nn.functional.kl_div(log_probabilities(model(x_adv), outputs), target, reduction="sum")
-            (grad,) = torch.autograd.grad(kl, x_adv)
-            x_adv = torch.min(torch.max(x_adv.detach() + eps_step * grad.sign(), x - eps), x + eps)
-            if clip is not None:
-                x_adv = torch.clamp(x_adv, clip[0], clip[1])
-    return x_adv.detach()
