@@ -1,5 +1,6 @@
 # Quick start:  make run   (install + main job)      make test   (install + test suite)
-# make install puts art-sgt in .venv, editable, with the dev (pytest, hypothesis, ruff) and docs extras.
+# make install puts art-sgt in .venv, editable, with the dev (pytest, hypothesis, ruff, import-linter) and docs
+# extras, and torchattacks (the autoattack extra: FAB-T and the AutoAttack cross-check).
 PYTHON ?= python3
 VENV ?= .venv
 DATA ?= ../shared/data
@@ -27,6 +28,7 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check art_sgt tests examples benchmarks docs
 	$(BIN)/ruff format --check art_sgt tests examples benchmarks docs
+	$(BIN)/lint-imports
 
 bench: $(STAMP)
 	ART_SGT_DATA=$${ART_SGT_DATA:-$(DATA)} $(BIN)/python benchmarks/bench_trainers.py

@@ -764,7 +764,7 @@ def _run(args: argparse.Namespace) -> list[str]:
 
     :return: The error lines of outputs that had to be kept elsewhere.
     """
-    from art_sgt._provenance import run_info, write_json
+    from art_sgt.provenance import run_info, write_json
 
     errors: list[str] = []
 

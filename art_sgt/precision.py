@@ -133,6 +133,6 @@ def _backward_twice(compiled: bool) -> contextlib.AbstractContextManager:
     and the loss from one forward. AOTAutograd's default donates buffers to the backward, which allows one run."""
     if not compiled:
         return contextlib.nullcontext()
-    import torch._functorch.config as functorch_config
+    import torch._functorch.config as functorch_config  # noqa: PLC2701 - torch has no public switch for it
 
     return functorch_config.patch(donated_buffer=False)

@@ -48,10 +48,10 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from art_sgt._provenance import run_info, write_json  # noqa: E402
 from art_sgt.datasets import load_mnist, random_subset  # noqa: E402
 from art_sgt.evaluation import robustness_report  # noqa: E402
 from art_sgt.models import make_classifier, to_channels_first  # noqa: E402
+from art_sgt.provenance import run_info, write_json  # noqa: E402
 
 
 def _args() -> argparse.Namespace:

@@ -36,7 +36,6 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from art_sgt._provenance import run_info  # noqa: E402
 from art_sgt.evaluation import (  # noqa: E402
     adversarial_stability,
     attribute,
@@ -49,6 +48,7 @@ from art_sgt.evaluation import (  # noqa: E402
     sparseness,
 )
 from art_sgt.models import MnistCNN, make_classifier, to_channels_first  # noqa: E402
+from art_sgt.provenance import run_info  # noqa: E402
 
 
 def _args() -> argparse.Namespace:

@@ -99,7 +99,7 @@ def _synchronize(device: str) -> None:
 
 
 def _graphs() -> int:
-    from torch._dynamo.utils import counters
+    from torch._dynamo.utils import counters  # noqa: PLC2701 - torch exposes graph counts only here
 
     return int(counters["stats"]["unique_graphs"])
 
@@ -173,7 +173,7 @@ def _cpu_flags() -> list[str]:
 
 
 def main() -> None:
-    from art_sgt._provenance import run_info, write_json
+    from art_sgt.provenance import run_info, write_json
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--threads", type=int, nargs="+", default=[2, 1])

@@ -373,7 +373,7 @@ def plot(trainers: dict[str, dict[str, Any]], target: dict[str, Any], path: str)
 
 
 def main(argv: list[str] | None = None) -> None:
-    from art_sgt._provenance import run_info, write_json
+    from art_sgt.provenance import run_info, write_json
 
     args = parse_args(argv)
     names = args.only or list(CONTENDERS)

@@ -56,8 +56,8 @@ from art.defences.trainer import AdversarialTrainerMadryPGD
 
 from art_sgt import MnistCNN, SaliencyGuidedAdversarialTrainer, SaliencyGuidedTrainer, make_classifier
 from art_sgt._art import PreprocessedModel
-from art_sgt._provenance import run_info, write_json
 from art_sgt.attacks import pgd
+from art_sgt.provenance import run_info, write_json
 from art_sgt.trainers._checkpoint import load_checkpoint, save_checkpoint
 
 Epoch = Callable[[], None]

@@ -28,10 +28,10 @@ import numpy as np
 import torch
 
 from art_sgt import MnistCNN, SaliencyGuidedTrainer, load_mnist, make_classifier
-from art_sgt._provenance import run_info, write_json
 from art_sgt.datasets import random_subset
 from art_sgt.evaluation import METRICS, SaliencyEvaluator, get_method, masking_curve
 from art_sgt.models import to_channels_first
+from art_sgt.provenance import run_info, write_json
 
 CHEAP = ("masking", "infidelity", "sparseness", "complexity", "random_logit")
 NAMES = {"standard": "standard", "sgt": "SGT"}

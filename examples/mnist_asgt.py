@@ -21,8 +21,8 @@ import torch
 from art.attacks.evasion import ProjectedGradientDescent
 
 from art_sgt import MnistCNN, SaliencyGuidedAdversarialTrainer, load_mnist, make_classifier
-from art_sgt._provenance import run_info, write_json
 from art_sgt.models import to_channels_first
+from art_sgt.provenance import run_info, write_json
 
 
 def parse_args() -> argparse.Namespace:

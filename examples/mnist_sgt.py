@@ -22,8 +22,8 @@ import numpy as np
 import torch
 
 from art_sgt import MnistCNN, SaliencyGuidedTrainer, input_gradient, load_mnist, make_classifier
-from art_sgt._provenance import run_info, write_json
 from art_sgt.models import to_channels_first
+from art_sgt.provenance import run_info, write_json
 
 
 def parse_args() -> argparse.Namespace:

@@ -20,9 +20,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from art_sgt._provenance import run_info, write_json
 from art_sgt.datasets import load_cifar10, load_mnist, random_subset
 from art_sgt.models import to_channels_first
+from art_sgt.provenance import run_info, write_json
 from art_sgt.reproduction import RunCache, get_profile, profile_runs
 from art_sgt.reproduction.cli import default_cache_dir
 from art_sgt.reproduction.saliency_methods import compare_methods, methods_markdown

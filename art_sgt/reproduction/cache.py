@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from art_sgt._provenance import run_info, write_json
+from art_sgt.provenance import run_info, write_json
 from art_sgt.reproduction.recipe import RunSpec
 
 __all__ = ["STATES", "RunCache", "run_pieces"]

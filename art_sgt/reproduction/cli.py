@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from art_sgt._argtypes import non_negative_int, positive_int
-from art_sgt._provenance import run_info, write_json
+from art_sgt.provenance import run_info, write_json
 from art_sgt.reproduction import figures, recipe, report
 from art_sgt.reproduction.cache import RunCache, run_pieces
 

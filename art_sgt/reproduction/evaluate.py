@@ -172,7 +172,7 @@ class _Stages:
     def run(self, name: str, work: Callable[[], Any]) -> Any:
         """The result of stage ``name``: kept, or computed by ``work()`` (JSON-serialisable) and kept."""
         if name not in self.done:
-            from art_sgt._provenance import git_state
+            from art_sgt.provenance import git_state
 
             git = git_state()  # the code that runs the stage: read before it runs, not hours later
             cpu, wall = time.process_time(), time.perf_counter()
@@ -180,7 +180,7 @@ class _Stages:
             self.done[name] = {"value": value, "cpu": round(time.process_time() - cpu, 2),
                                "wall": round(time.perf_counter() - wall, 2), "git": git}  # fmt: skip
             if self.path is not None:
-                from art_sgt._provenance import write_json
+                from art_sgt.provenance import write_json
 
                 write_json(self.path, {"evaluation_hash": self.key, "stages": self.done})
         return self.done[name]["value"]
@@ -219,7 +219,7 @@ def evaluate_run(spec: RunSpec, classifier: Any, x: np.ndarray, y: np.ndarray, t
         ``report_indices`` into the test set; per-sample outcomes as :func:`bits` strings, in the order of those
         indices; CPU and wall seconds per stage
         group ``pgd`` / ``report`` / ``saliency``, summed over the sessions that ran them; ``stage_git``: the code
-        each stage ran, as :func:`art_sgt._provenance.git_state`).
+        each stage ran, as :func:`art_sgt.provenance.git_state`).
     """
     from art_sgt.evaluation.robustness import RobustnessReport
 

@@ -243,7 +243,7 @@ def assemble(profile: Profile, records: list[dict[str, Any]], manifest: dict[str
     :param profile: The profile.
     :param records: The cached records of its runs that are done (:meth:`RunCache.records`), in recipe order.
     :param manifest: The cache manifest of ``runs``.
-    :param run: Provenance of the assembly (:func:`art_sgt._provenance.run_info`).
+    :param run: Provenance of the assembly (:func:`art_sgt.provenance.run_info`).
     :return: The payload.
     """
     groups: dict[str, list[dict[str, Any]]] = {}

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from art_sgt._provenance import git_state, write_json
+from art_sgt.provenance import git_state, write_json
 from art_sgt.reproduction.cache import RunCache
 from art_sgt.reproduction.evaluate import map_quality
 from art_sgt.reproduction.recipe import LABELS, RunSpec

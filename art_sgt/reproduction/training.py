@@ -151,7 +151,7 @@ class SessionCost:
 
     Within the ``with`` block (one training session), a thread watches ``folder/checkpoint`` and, whenever a
     checkpoint file lands there, writes the CPU seconds (``time.process_time``) and wall seconds so far, added to
-    the earlier sessions', with this session's commit (:func:`~art_sgt._provenance.git_state`). The block's end
+    the earlier sessions', with this session's commit (:func:`~art_sgt.provenance.git_state`). The block's end
     writes them once more when it ends normally or when a checkpoint has landed since the thread last looked (a
     Ctrl-C writes one); after any other error, or a kill, the file keeps what was counted at the last checkpoint,
     where the next session resumes, so the sum is the cost of the training that persisted. A session killed
@@ -181,7 +181,7 @@ class SessionCost:
         return tuple(sorted(stamps))
 
     def _write(self) -> None:
-        from art_sgt._provenance import write_json
+        from art_sgt.provenance import write_json
 
         b = self._before
         self.progress = {**b, "cpu_seconds": b["cpu_seconds"] + time.process_time() - self._cpu,
@@ -197,7 +197,7 @@ class SessionCost:
                 self._write()
 
     def __enter__(self) -> SessionCost:
-        from art_sgt._provenance import git_state
+        from art_sgt.provenance import git_state
 
         self._git = git_state()
         self._seen = self._stamp()
@@ -239,7 +239,7 @@ def train_run(
     """
     import shutil
 
-    from art_sgt._provenance import run_info, write_json
+    from art_sgt.provenance import run_info, write_json
 
     if spec.model not in ("standard", "sgt", "pgd_at", "mixed_at", "asgt"):
         raise ValueError(f"model must be one of the controls, got {spec.model!r}.")

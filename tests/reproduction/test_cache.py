@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from art_sgt._provenance import run_info
+from art_sgt.provenance import run_info
 from art_sgt.reproduction import (
     RunCache,
     assemble,
@@ -467,13 +467,13 @@ def test_every_stage_and_training_session_records_its_code(tmp_path, data):
 
 def test_a_stage_records_the_code_state_it_started_with(tmp_path, monkeypatch):
     """A stage runs for hours: a commit (or an edit) made meanwhile must not be recorded as the code that ran."""
-    import art_sgt._provenance
+    import art_sgt.provenance
     from art_sgt.reproduction.evaluate import _Stages
 
     states = iter([{"commit": "a" * 40, "clean": False}, {"commit": "b" * 40, "clean": True}])
-    monkeypatch.setattr(art_sgt._provenance, "git_state", lambda: next(states))
+    monkeypatch.setattr(art_sgt.provenance, "git_state", lambda: next(states))
     stages = _Stages(tmp_path / "partial.json", "key")
-    assert stages.run("pgd", lambda: art_sgt._provenance.git_state()["commit"]) == "b" * 40  # the tree moved on
+    assert stages.run("pgd", lambda: art_sgt.provenance.git_state()["commit"]) == "b" * 40  # the tree moved on
     assert stages.done["pgd"]["git"] == {"commit": "a" * 40, "clean": False}
 
 
