@@ -2,12 +2,19 @@
 
 :func:`apgd` runs the step loop of ART's ``AutoProjectedGradientDescent`` (ART 1.20) on one batch, on the model's
 device, operation for operation: the same step-size schedule and checkpoints, the same momentum, the same
-projections and clipping, ART's DLR loss (its targeted form included) and ART's choice of which point to return,
-so its adversarial examples are ART's from the same start to float rounding (``tests/test_apgd.py`` holds them
-equal). ART's version steps through numpy: every iteration copies the batch and its gradient between torch and
-numpy and runs a second forward for the loss. Here the forward that gives the loss at the new point also gives the
-gradient for the next step whenever the point is kept, so an iteration costs one forward and one backward.
-:func:`apgd_params_from_art` tells which ART attacks it reproduces and with which arguments.
+projections and clipping, and ART's DLR loss (its targeted form included), so its iterates are ART's from the same
+start to float rounding (``tests/test_apgd.py`` holds them equal). ART's version steps through numpy: every
+iteration copies the batch and its gradient between torch and numpy and runs a second forward for the loss. Here
+the forward that gives the loss at the new point also gives the gradient for the next step whenever the point is
+kept, so an iteration costs one forward and one backward.
+
+Which point it returns departs from ART by default (``keep="adversarial"``): ART returns a sample's last iterate
+when that is adversarial and its start otherwise, so a sample that some iterate misclassified but the last one
+does not counts as robust. The original APGD (Croce and Hein 2020, Algorithm 1, as their ``auto-attack`` code runs
+it, which keeps ``x_best_adv``) counts a sample as broken as soon as any iterate is adversarial and returns that
+iterate. :func:`apgd` returns ART's point wherever that is adversarial, and otherwise the latest adversarial iterate
+it met, so from the same start it breaks every sample ART's breaks, and possibly more. ``keep="last"`` is ART's rule.
+:func:`apgd_params_from_art` tells which ART attacks it runs and with which arguments.
 
 Nothing here imports ART at module level.
 
@@ -28,10 +35,15 @@ from torch import nn
 from art_sgt._validation import check_bool, check_choice, check_positive, check_positive_int, preserved_modes
 from art_sgt.attacks import _check_clip_values, _check_model_inputs, _check_norm, _scalar, estimator_clip_values
 
-__all__ = ["APGDParams", "LOSSES", "apgd", "apgd_checkpoints", "apgd_params_from_art"]
+__all__ = ["APGDParams", "KEEP", "LOSSES", "apgd", "apgd_checkpoints", "apgd_params_from_art"]
 
 #: Losses of :func:`apgd`, by name, with ART's ``loss_type`` for each.
 LOSSES = {"ce": "cross_entropy", "dlr": "difference_logits_ratio"}
+
+#: Which point :func:`apgd` returns per sample: ``"adversarial"`` (the original APGD's: the last iterate where
+#: adversarial, else the latest adversarial iterate met, else the start) or ``"last"`` (ART's: the last iterate
+#: where adversarial, else the start).
+KEEP = ("adversarial", "last")
 
 _TOL = 10e-8  # ART's guard against a zero L2 gradient norm
 _ALPHA = 0.75  # momentum weight of the new point
@@ -121,19 +133,32 @@ def _run_batch(
     loss_fn: Any,
     targeted: bool,
     clip: tuple[Any, Any] | None,
+    keep: str,
 ) -> torch.Tensor:
-    """ART's step loop on one batch, from ``start``; returns the last iterate where adversarial, else ``start``."""
+    """ART's step loop on one batch, from ``start``; returns the last iterate where adversarial, else (with
+    ``keep="adversarial"``) the latest adversarial iterate met, else ``start``."""
     low, high = clip if clip is not None else (None, None)
     n = len(x)
     view = (n,) + (1,) * (x.ndim - 1)
     checkpoints = apgd_checkpoints(max_iter)
     sign = -1.0 if targeted else 1.0
 
+    met = torch.zeros(n, dtype=torch.bool, device=x.device)  # some iterate was adversarial
+    x_met = start.detach().clone()  # the latest adversarial iterate (auto-attack's x_best_adv)
+
     def forward(point: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per-sample losses at ``point`` (a new leaf), its graph kept for a gradient at it."""
+        """Per-sample losses at ``point`` (a new leaf), its graph kept for a gradient at it; records ``point``
+        where it is adversarial."""
         leaf = point.detach().requires_grad_(True)
         with torch.enable_grad():
-            return leaf, loss_fn(model(leaf), y)
+            logits = model(leaf)
+            losses = loss_fn(logits, y)
+        with torch.no_grad():
+            pred = logits.argmax(dim=1)
+            adversarial = pred == y if targeted else pred != y
+            met.logical_or_(adversarial)
+            x_met[adversarial] = point[adversarial].detach()
+        return leaf, losses
 
     def gradient(leaf: torch.Tensor, losses: torch.Tensor) -> torch.Tensor:
         (grad,) = torch.autograd.grad(losses.mean(), leaf)
@@ -197,7 +222,8 @@ def _run_batch(
     with torch.no_grad():
         pred = model(x_k).argmax(dim=1)
         adversarial = pred == y if targeted else pred != y
-        return torch.where(adversarial.view(view), x_k, start)
+        fallback = torch.where(met.view(view), x_met, start) if keep == "adversarial" else start
+        return torch.where(adversarial.view(view), x_k, fallback)
 
 
 def apgd(
@@ -213,6 +239,7 @@ def apgd(
     start: torch.Tensor | None = None,
     clip_values: tuple[Any, Any] | None = None,
     batch_size: int | None = None,
+    keep: str = "adversarial",
 ) -> torch.Tensor:
     """Craft adversarial examples with APGD from ``start``, on ``x``'s device, as ART's step loop does.
 
@@ -221,8 +248,15 @@ def apgd(
     eps ball around ``x``, and mixes in momentum (weight 0.75 on the new point after the first step); at each
     checkpoint of :func:`apgd_checkpoints` a sample halves its step and returns to its best point when fewer than
     75% of its steps since the last checkpoint raised its loss, or when neither its step nor its best loss changed.
-    A batch whose losses are all exactly 0 stops early. As in ART, a sample gets the last iterate when that is
-    adversarial (predicted other than ``y``, or as ``y`` when ``targeted``) and ``start`` otherwise.
+    A batch whose losses are all exactly 0 stops early. These iterates are ART's.
+
+    A sample gets its last iterate when that is adversarial (predicted other than ``y``, or as ``y`` when
+    ``targeted``), as in ART. Otherwise ART returns ``start``, and so does ``keep="last"``; the default
+    ``keep="adversarial"`` returns the latest iterate (the start included) that was adversarial, if any, and
+    ``start`` only if none was. That is the original APGD's rule (Croce and Hein 2020, Algorithm 1; the
+    ``auto-attack`` code's ``x_best_adv``): a sample is broken as soon as any iterate misclassifies it, which
+    the last iterate of a loss-ascending walk along the decision boundary need not do. From the same start it
+    therefore breaks every sample ART's APGD breaks, returning ART's point for each of them, and possibly more.
 
     The model is put in eval mode with its parameters' ``requires_grad`` off while crafting, and both are restored
     afterwards; no parameter ``.grad`` is written.
@@ -239,6 +273,7 @@ def apgd(
     :param start: Starting points of ``x``'s shape inside the eps ball (ART draws them at random); ``None``: ``x``.
     :param clip_values: ``(min, max)`` of the input domain (numbers or per-feature arrays), or ``None``.
     :param batch_size: Samples per batch (each batch's gradient is of its own mean loss); ``None``: one batch.
+    :param keep: ``"adversarial"`` (the original APGD's return rule) or ``"last"`` (ART's); see above.
     :return: The adversarial examples, a new tensor of ``x``'s shape, dtype and device, detached.
     :raises TypeError: If an argument has the wrong type.
     :raises ValueError: If an argument has an invalid value.
@@ -260,6 +295,7 @@ def apgd(
     targeted = check_bool("targeted", targeted)
     clip = _check_clip_values(clip_values, x)
     batch_size = check_positive_int("batch_size", batch_size, allow_none=True)
+    keep = check_choice("keep", keep, KEEP)
     if start is not None and (not isinstance(start, torch.Tensor) or start.shape != x.shape):
         raise ValueError(f"start must be None or a tensor of x's shape {tuple(x.shape)}, got {start!r:.60}.")
     if not bool(torch.isfinite(x).all()):
@@ -289,6 +325,7 @@ def apgd(
                     loss_fn,
                     targeted,
                     clip,
+                    keep,
                 )  # fmt: skip
                 for s in range(0, len(x), step)
             ]
@@ -308,7 +345,7 @@ def _plain_cross_entropy(loss: Any) -> bool:
 
 def apgd_params_from_art(attack: Any) -> APGDParams | None:
     """Read an ART ``AutoProjectedGradientDescent`` into the arguments of :func:`apgd`, or ``None`` if it cannot
-    reproduce it.
+    reproduce its iterates.
 
     Supported: exactly that class, with the L-inf or L2 norm, scalar ``eps`` and ``eps_step``, the cross-entropy or
     DLR loss (or ``loss_type=None`` on a classifier whose loss is a plain mean ``CrossEntropyLoss``), on a

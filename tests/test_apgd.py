@@ -1,6 +1,9 @@
-"""art_sgt.apgd: the on-device APGD equals ART's AutoProjectedGradientDescent from the same random starts."""
+"""art_sgt.apgd: the on-device APGD's iterates equal ART's AutoProjectedGradientDescent's from the same random
+starts; its default return rule (the original APGD's) breaks every sample ART's breaks, and more."""
 
 from __future__ import annotations
+
+import functools
 
 import numpy as np
 import pytest
@@ -8,6 +11,7 @@ import torch
 from art.attacks.evasion import AutoProjectedGradientDescent
 from art.estimators.classification import PyTorchClassifier
 
+import art_sgt.apgd
 from art_sgt.apgd import APGDParams, apgd, apgd_checkpoints, apgd_params_from_art
 from art_sgt.evaluation._art_attacks import generate
 
@@ -27,6 +31,13 @@ def _inputs(n: int = 40) -> np.ndarray:
     return np.random.default_rng(0).random((n, 1, 8, 8), dtype=np.float32)
 
 
+@pytest.fixture
+def arts_return_rule(monkeypatch):
+    """The on-device path with ART's return rule (keep="last"): its output is then the trajectory's last iterate
+    where adversarial, as ART's is, so comparing outputs compares the trajectories."""
+    monkeypatch.setattr(art_sgt.apgd, "apgd", functools.partial(art_sgt.apgd.apgd, keep="last"))
+
+
 def _both(attack: AutoProjectedGradientDescent, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """ART's generate and the on-device path, each after the same seeding of numpy's global generator."""
     np.random.seed(1)  # noqa: NPY002 - ART draws its random starts from numpy's global generator
@@ -38,7 +49,8 @@ def _both(attack: AutoProjectedGradientDescent, x: np.ndarray, y: np.ndarray) ->
 @pytest.mark.parametrize("norm", [np.inf, 2])
 @pytest.mark.parametrize(("loss_type", "targeted"), [("cross_entropy", False), ("difference_logits_ratio", False),
                                                      ("difference_logits_ratio", True)])  # fmt: skip
-def test_on_device_apgd_equals_art_from_the_same_starts(norm, loss_type, targeted) -> None:
+@pytest.mark.usefixtures("arts_return_rule")
+def test_on_device_apgd_iterates_equal_arts_from_the_same_starts(norm, loss_type, targeted) -> None:
     classifier = _classifier()
     x = _inputs()
     labels = classifier.predict(x).argmax(1)
@@ -65,6 +77,7 @@ def test_on_device_apgd_equals_art_from_the_same_starts(norm, loss_type, targete
         assert same.mean() >= 0.9
 
 
+@pytest.mark.usefixtures("arts_return_rule")
 def test_a_user_loss_of_plain_cross_entropy_runs_on_the_device_and_equals_art() -> None:
     classifier = _classifier(seed=1)
     x = _inputs(24)
@@ -73,6 +86,49 @@ def test_a_user_loss_of_plain_cross_entropy_runs_on_the_device_and_equals_art() 
     assert apgd_params_from_art(attack).loss == "ce"
     ref, out = _both(attack, x, y)
     np.testing.assert_array_equal(out, ref)
+
+
+@pytest.mark.parametrize(("loss_type", "targeted"), [("cross_entropy", False), ("difference_logits_ratio", True)])
+def test_the_default_return_rule_breaks_every_sample_art_breaks_and_returns_arts_point_there(
+    loss_type, targeted
+) -> None:
+    classifier = _classifier(seed=2)
+    x = _inputs()
+    labels = classifier.predict(x).argmax(1)
+    eye = np.eye(CLASSES, dtype=np.float32)
+    y = eye[(labels + 1) % CLASSES] if targeted else eye[labels]
+    attack = AutoProjectedGradientDescent(classifier, eps=0.1, eps_step=0.2, max_iter=30, nb_random_init=1,
+                                          batch_size=16, loss_type=loss_type, targeted=targeted,
+                                          verbose=False)  # fmt: skip
+    ref, out = _both(attack, x, y)  # one restart: the same start for every sample
+
+    def broken(points: np.ndarray) -> np.ndarray:
+        pred = classifier.predict(points).argmax(1)
+        return pred == y.argmax(1) if targeted else pred != labels
+
+    by_art, by_us = broken(ref), broken(out)
+    assert 0 < by_art.sum() < len(x)
+    assert not (by_art & ~by_us).any()  # every sample ART breaks, we break
+    np.testing.assert_array_equal(out[by_art], ref[by_art])  # with ART's point
+    assert float(np.abs(out - x).max()) <= 0.1 + 1e-6 and 0.0 <= out.min() and out.max() <= 1.0
+
+
+def test_an_adversarial_iterate_met_on_the_way_counts_where_arts_last_iterate_is_not_adversarial() -> None:
+    # A known case: 5 steps at eps 0.05 from one random start; one sample's trajectory crosses the decision
+    # boundary and ends back on the correct side, so ART returns its start and counts it robust.
+    classifier = _classifier(seed=1)
+    x = _inputs()
+    labels = classifier.predict(x).argmax(1)
+    y = np.eye(CLASSES, dtype=np.float32)[labels]
+    attack = AutoProjectedGradientDescent(classifier, eps=0.05, eps_step=0.1, max_iter=5, nb_random_init=1,
+                                          batch_size=16, verbose=False)  # fmt: skip
+    ref, out = _both(attack, x, y)
+    by_art = classifier.predict(ref).argmax(1) != labels
+    by_us = classifier.predict(out).argmax(1) != labels
+    assert not (by_art & ~by_us).any()
+    only_ours = np.flatnonzero(by_us & ~by_art)
+    assert only_ours.size == 1, only_ours
+    assert float(np.abs(out[only_ours] - x[only_ours]).max()) <= 0.05 + 1e-6
 
 
 def test_what_the_fast_path_does_not_reproduce_runs_arts_own_generate() -> None:
@@ -114,6 +170,7 @@ def test_apgd_stays_in_the_ball_restores_the_model_and_writes_no_gradients() -> 
         ({"targeted": 1}, TypeError, "targeted"),
         ({"batch_size": 0}, ValueError, "batch_size"),
         ({"start": torch.zeros(2, 1, 8, 8)}, ValueError, "start"),
+        ({"keep": "first"}, ValueError, "keep"),
     ],
 )
 def test_bad_arguments_name_the_parameter(kwargs, error, name) -> None:
