@@ -16,8 +16,8 @@ time limit, a step that fails or runs out of time not stopping the next:
    every other model's transfer source), the run cache in ``GPU_SESSION_CACHE`` (outside ``$OUT``, which the
    device tool empties before each command, so a rerun on the same machine resumes it); after every piece the
    report, the session's hardware added to it, and the cache without its weights go into
-   ``$OUT/step3_reproduce.tar.gz``. A piece stopped by the time limit gets SIGTERM, on which the trainers write
-   a checkpoint.
+   ``$OUT/step3_reproduce.tar.gz``. A piece stopped by the time limit gets SIGINT (then SIGTERM), on which the
+   trainers write a checkpoint.
 
 ``$OUT/summary.json`` is rewritten after every step, so a session cut short still says what finished.
 ``GPU_SESSION_REDUCED=1`` runs every step on tiny sizes (the check of the script itself on a CPU; its numbers
@@ -410,7 +410,13 @@ def run(out: Path) -> int:
         print(f"gpu_session: step {key} ({name}), {s.left():.0f} s left", flush=True)
         try:
             result = step_reproduce(s, folder, machine) if key == "3" else function(s, folder)
-            status = "ok" if result.pop("ok") else "failed"
+            ok = result.pop("ok")
+            parts = [*result.values(), *result.get("pieces", {}).values()]
+            stopped = any(
+                (isinstance(v, dict) and v.get("timed_out")) or (isinstance(v, str) and v.startswith("not started"))
+                for v in parts
+            )
+            status = "ok" if ok else "incomplete: time limit (rerun the step)" if stopped else "failed"
         except Exception as error:  # a broken step is recorded; the next one still runs
             result, status = {"error": repr(error)}, "crashed"
         if key != "3":

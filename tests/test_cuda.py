@@ -26,8 +26,8 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
 from art_sgt import SaliencyGuidedAdversarialTrainer, SaliencyGuidedTrainer
-from art_sgt._art import PreprocessedModel
-from art_sgt.attacks import pgd, pgd_params_from_art
+from art_sgt._art import PreprocessedModel, pgd_params_from_art
+from art_sgt.attacks import pgd
 from art_sgt.evaluation import adversarial_stability, attribute, infidelity, masking_curve
 from tests.conftest import make_task, small_model
 
