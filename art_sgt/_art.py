@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from art_sgt.apgd import LOSSES, APGDParams
 from art_sgt.attacks import PGDParams, _check_norm, _scalar, estimator_clip_values
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     "attack_config",
     "silence",
     "pgd_params_from_art",
+    "apgd_params_from_art",
 ]
 
 logger = logging.getLogger(__name__)
@@ -361,4 +363,74 @@ def pgd_params_from_art(attack: Any) -> PGDParams | None:
         clip_values=estimator_clip_values(estimator),
         targeted=bool(attack.targeted),
         random_eps=random_eps,
+    )
+
+
+def _plain_cross_entropy(loss: Any) -> bool:
+    """Whether ``loss`` is a ``CrossEntropyLoss`` with mean reduction and no weights, smoothing or ignored class."""
+    return (
+        type(loss) is nn.CrossEntropyLoss
+        and loss.weight is None
+        and loss.label_smoothing == 0.0
+        and loss.reduction == "mean"
+        and loss.ignore_index < 0
+    )
+
+
+def apgd_params_from_art(attack: Any) -> APGDParams | None:
+    """Read an ART ``AutoProjectedGradientDescent`` into the arguments of :func:`art_sgt.apgd.apgd`, or ``None``
+    if it cannot reproduce its iterates.
+
+    Supported: exactly that class, with the L-inf or L2 norm, scalar ``eps`` and ``eps_step``, the cross-entropy or
+    DLR loss (or ``loss_type=None`` on a classifier whose loss is a plain mean ``CrossEntropyLoss``), on a
+    ``PyTorchClassifier`` whose preprocessing all runs in torch and that has no postprocessing defences. Call it
+    whenever the attack is about to run: it reads the attack's current parameters.
+
+    :param attack: An ART evasion attack.
+    :return: The parameters, or ``None``.
+
+    >>> import torch
+    >>> from art.attacks.evasion import AutoProjectedGradientDescent, DeepFool
+    >>> from art.estimators.classification import PyTorchClassifier
+    >>> classifier = PyTorchClassifier(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 3)),
+    ...     loss=torch.nn.CrossEntropyLoss(), input_shape=(1, 2, 2), nb_classes=3, clip_values=(0.0, 1.0))
+    >>> params = apgd_params_from_art(AutoProjectedGradientDescent(classifier, eps=0.1, eps_step=0.2,
+    ...     max_iter=5, verbose=False))
+    >>> params.eps, params.eps_step, params.max_iter, params.norm, params.loss
+    (0.1, 0.2, 5, 'inf', 'ce')
+    >>> apgd_params_from_art(DeepFool(classifier, verbose=False)) is None
+    True
+    """
+    from art.attacks.evasion import AutoProjectedGradientDescent
+    from art.estimators.classification import PyTorchClassifier
+
+    if type(attack) is not AutoProjectedGradientDescent:
+        return None
+    eps, eps_step = _scalar(attack.eps), _scalar(attack.eps_step)
+    estimator = attack.estimator
+    loss = {v: k for k, v in LOSSES.items()}.get(attack.loss_type)
+    if attack.loss_type is None and _plain_cross_entropy(getattr(estimator, "loss", None)):
+        loss = "ce"  # ART then steps on the classifier's own loss
+    if eps is None or eps_step is None or loss is None or not eps > 0:
+        return None
+    try:
+        norm = _check_norm(attack.norm)
+    except ValueError:
+        return None
+    if not isinstance(estimator, PyTorchClassifier) or not estimator.all_framework_preprocessing:
+        return None
+    if estimator.postprocessing_defences:
+        return None
+    if not isinstance(attack.max_iter, numbers.Integral):
+        return None
+    return APGDParams(
+        eps=eps,
+        eps_step=eps_step,
+        max_iter=int(attack.max_iter),
+        norm=norm,
+        loss=loss,
+        targeted=bool(attack.targeted),
+        clip_values=estimator_clip_values(estimator),
+        nb_random_init=int(attack.nb_random_init),
+        batch_size=int(attack.batch_size),
     )

@@ -14,7 +14,7 @@ does not counts as robust. The original APGD (Croce and Hein 2020, Algorithm 1, 
 it, which keeps ``x_best_adv``) counts a sample as broken as soon as any iterate is adversarial and returns that
 iterate. :func:`apgd` returns ART's point wherever that is adversarial, and otherwise the latest adversarial iterate
 it met, so from the same start it breaks every sample ART's breaks, and possibly more. ``keep="last"`` is ART's rule.
-:func:`apgd_params_from_art` tells which ART attacks it runs and with which arguments.
+``art_sgt._art`` reads an ART attack object into its arguments.
 
 Nothing here imports ART at module level.
 
@@ -24,7 +24,6 @@ Nothing here imports ART at module level.
 from __future__ import annotations
 
 import math
-import numbers
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -33,9 +32,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from art_sgt._validation import check_bool, check_choice, check_positive, check_positive_int, preserved_modes
-from art_sgt.attacks import _check_clip_values, _check_model_inputs, _check_norm, _scalar, estimator_clip_values
+from art_sgt.attacks import _check_clip_values, _check_model_inputs, _check_norm
 
-__all__ = ["APGDParams", "KEEP", "LOSSES", "apgd", "apgd_checkpoints", "apgd_params_from_art"]
+__all__ = ["APGDParams", "KEEP", "LOSSES", "apgd", "apgd_checkpoints"]
 
 #: Losses of :func:`apgd`, by name, with ART's ``loss_type`` for each.
 LOSSES = {"ce": "cross_entropy", "dlr": "difference_logits_ratio"}
@@ -330,73 +329,3 @@ def apgd(
                 for s in range(0, len(x), step)
             ]
         )
-
-
-def _plain_cross_entropy(loss: Any) -> bool:
-    """Whether ``loss`` is a ``CrossEntropyLoss`` with mean reduction and no weights, smoothing or ignored class."""
-    return (
-        type(loss) is nn.CrossEntropyLoss
-        and loss.weight is None
-        and loss.label_smoothing == 0.0
-        and loss.reduction == "mean"
-        and loss.ignore_index < 0
-    )
-
-
-def apgd_params_from_art(attack: Any) -> APGDParams | None:
-    """Read an ART ``AutoProjectedGradientDescent`` into the arguments of :func:`apgd`, or ``None`` if it cannot
-    reproduce its iterates.
-
-    Supported: exactly that class, with the L-inf or L2 norm, scalar ``eps`` and ``eps_step``, the cross-entropy or
-    DLR loss (or ``loss_type=None`` on a classifier whose loss is a plain mean ``CrossEntropyLoss``), on a
-    ``PyTorchClassifier`` whose preprocessing all runs in torch and that has no postprocessing defences. Call it
-    whenever the attack is about to run: it reads the attack's current parameters.
-
-    :param attack: An ART evasion attack.
-    :return: The parameters, or ``None``.
-
-    >>> import torch
-    >>> from art.attacks.evasion import AutoProjectedGradientDescent, DeepFool
-    >>> from art.estimators.classification import PyTorchClassifier
-    >>> classifier = PyTorchClassifier(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 3)),
-    ...     loss=torch.nn.CrossEntropyLoss(), input_shape=(1, 2, 2), nb_classes=3, clip_values=(0.0, 1.0))
-    >>> params = apgd_params_from_art(AutoProjectedGradientDescent(classifier, eps=0.1, eps_step=0.2,
-    ...     max_iter=5, verbose=False))
-    >>> params.eps, params.eps_step, params.max_iter, params.norm, params.loss
-    (0.1, 0.2, 5, 'inf', 'ce')
-    >>> apgd_params_from_art(DeepFool(classifier, verbose=False)) is None
-    True
-    """
-    from art.attacks.evasion import AutoProjectedGradientDescent
-    from art.estimators.classification import PyTorchClassifier
-
-    if type(attack) is not AutoProjectedGradientDescent:
-        return None
-    eps, eps_step = _scalar(attack.eps), _scalar(attack.eps_step)
-    estimator = attack.estimator
-    loss = {v: k for k, v in LOSSES.items()}.get(attack.loss_type)
-    if attack.loss_type is None and _plain_cross_entropy(getattr(estimator, "loss", None)):
-        loss = "ce"  # ART then steps on the classifier's own loss
-    if eps is None or eps_step is None or loss is None or not eps > 0:
-        return None
-    try:
-        norm = _check_norm(attack.norm)
-    except ValueError:
-        return None
-    if not isinstance(estimator, PyTorchClassifier) or not estimator.all_framework_preprocessing:
-        return None
-    if estimator.postprocessing_defences:
-        return None
-    if not isinstance(attack.max_iter, numbers.Integral):
-        return None
-    return APGDParams(
-        eps=eps,
-        eps_step=eps_step,
-        max_iter=int(attack.max_iter),
-        norm=norm,
-        loss=loss,
-        targeted=bool(attack.targeted),
-        clip_values=estimator_clip_values(estimator),
-        nb_random_init=int(attack.nb_random_init),
-        batch_size=int(attack.batch_size),
-    )

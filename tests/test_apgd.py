@@ -12,7 +12,8 @@ from art.attacks.evasion import AutoProjectedGradientDescent
 from art.estimators.classification import PyTorchClassifier
 
 import art_sgt.apgd
-from art_sgt.apgd import APGDParams, apgd, apgd_checkpoints, apgd_params_from_art
+from art_sgt._art import apgd_params_from_art
+from art_sgt.apgd import APGDParams, apgd, apgd_checkpoints
 from art_sgt.evaluation._art_attacks import generate
 
 CLASSES = 5

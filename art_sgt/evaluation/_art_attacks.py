@@ -5,9 +5,10 @@ classifies correctly, so a number in a report equals the same ART attack run by 
 ``np.random.seed(seed)`` and ``torch.manual_seed(seed)``.
 
 ART's ``AutoProjectedGradientDescent`` runs on the classifier's device through :func:`art_sgt.apgd.apgd` whenever
-:func:`art_sgt.apgd.apgd_params_from_art` accepts it: the restarts and their random starts are ART's (drawn with
+``art_sgt._art.apgd_params_from_art`` accepts it: the restarts and their random starts are ART's (drawn with
 ART's ``random_sphere`` from numpy's global generator, in ART's order) and only the step loop moves to torch, so
-the adversarial examples are ART's to float rounding. FAB-T (Croce and Hein 2020) comes from torchattacks, an
+the iterates are ART's to float rounding; an adversarial iterate met on the way is kept, as in the original APGD
+(Croce and Hein 2020), where ART keeps only the last. FAB-T (Croce and Hein 2020) comes from torchattacks, an
 optional extra (``pip install art-sgt[autoattack]``), wrapped to take and return numpy arrays as ART's attacks do.
 """
 
@@ -199,7 +200,7 @@ def _apgd_on_device(attack: Any, params: Any, x: np.ndarray, y: np.ndarray) -> n
 
 def generate(attack: Any, x: np.ndarray, y: np.ndarray, **kwargs: Any) -> np.ndarray:
     """``attack.generate(x, y=y)``, with ART's APGD (without a ``mask``) on the device (see the module's note)."""
-    from art_sgt.apgd import apgd_params_from_art
+    from art_sgt._art import apgd_params_from_art
 
     params = apgd_params_from_art(attack) if y is not None and not kwargs else None
     if params is not None:

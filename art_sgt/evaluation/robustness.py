@@ -26,7 +26,8 @@ only on those the attacks before it left correct; APGD-T's run for each target o
 targets before it), with numpy's and torch's global generators seeded to ``seed`` just before, so any number in
 the report equals the same ART attack run by hand on those samples after ``np.random.seed(seed)`` and
 ``torch.manual_seed(seed)``. ART's APGD runs on the classifier's device (:mod:`art_sgt.apgd`), its random starts
-still ART's draws, its adversarial examples ART's to float rounding.
+still ART's draws and its iterates ART's to float rounding; it returns any adversarial iterate it met, as the
+original APGD does, where ART keeps only the last.
 
 | Paper link: https://arxiv.org/abs/1802.00420 (Athalye et al.), https://arxiv.org/abs/2003.01690 (AutoAttack)
 """
