@@ -182,14 +182,19 @@ def _attack_once(
     return x_adv
 
 
-def _check_model_inputs(model: Any, x: Any, y: Any) -> None:
-    """The checks :func:`pgd` and :func:`n_fgsm` share on the model, the inputs and their labels."""
+def _check_model_and_x(model: Any, x: Any) -> None:
+    """The checks every attack here makes on the model and the inputs."""
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}.")
     if not isinstance(x, torch.Tensor) or not x.is_floating_point():
         raise TypeError(f"x must be a floating-point torch.Tensor, got {getattr(x, 'dtype', type(x).__name__)}.")
     if x.ndim < 2 or x.shape[0] == 0:
         raise ValueError(f"x must have shape (n, ...) with n >= 1, got shape {tuple(x.shape)}.")
+
+
+def _check_model_inputs(model: Any, x: Any, y: Any) -> None:
+    """The checks :func:`pgd` and :func:`n_fgsm` share on the model, the inputs and their labels."""
+    _check_model_and_x(model, x)
     if not isinstance(y, torch.Tensor) or y.dtype.is_floating_point or y.dtype.is_complex or y.dtype == torch.bool:
         raise TypeError(f"y must be an integer torch.Tensor of class indices, got {getattr(y, 'dtype', type(y))}.")
     if y.shape != (x.shape[0],):
@@ -396,12 +401,7 @@ def trades_pgd(
     :param generator: Source of the Gaussian start.
     :return: The adversarial examples, detached, of ``x``'s shape.
     """
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}.")
-    if not isinstance(x, torch.Tensor) or not x.is_floating_point():
-        raise TypeError(f"x must be a floating-point torch.Tensor, got {getattr(x, 'dtype', type(x).__name__)}.")
-    if x.ndim < 2 or x.shape[0] == 0:
-        raise ValueError(f"x must have shape (n, ...) with n >= 1, got shape {tuple(x.shape)}.")
+    _check_model_and_x(model, x)
     eps = check_non_negative("eps", eps)
     eps_step = check_positive("eps_step", eps_step)
     max_iter = check_positive_int("max_iter", max_iter)
