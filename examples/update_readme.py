@@ -265,8 +265,11 @@ def _ratios(data: dict[str, Any]) -> list[str]:
 
 def _where(data: dict[str, Any]) -> str:
     hardware = data.get("hardware") or {}
-    cores = f", {hardware['cpu_count']} CPU cores" if hardware.get("cpu_count") else ""
-    return f"`{_command(data['command'])}`{cores}"
+    threads = hardware.get("torch_threads")
+    where = f", {threads} torch thread{'s' if threads != 1 else ''}" if threads else ""
+    if hardware.get("cpu_count"):
+        where += f" on {hardware['cpu_count']} CPU cores"
+    return f"`{_command(data['command'])}`{where}"
 
 
 def speed(results: Path) -> list[str]:
@@ -284,7 +287,8 @@ def speed(results: Path) -> list[str]:
         parts = _ratios(autoattack) or ([f"{ratio:.2f}x"] if isinstance(ratio, (int, float)) else [])
         lines.append(
             "The robustness report's `autoattack` preset against torchattacks' `AutoAttack`, CPU time, side by side "
-            f"({_where(autoattack)}): {'; '.join(parts)}."
+            f"({_where(autoattack)}): {'; '.join(parts)} (torchattacks' standard version runs APGD, APGD-T and FAB-T "
+            "with its default of 10 steps; the preset and `torchattacks_published` run the published 100)."
             if parts
             else "`results/bench_autoattack.json` records no ratio."
         )

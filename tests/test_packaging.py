@@ -210,7 +210,7 @@ def test_readme_run_time_and_speed_are_read_from_results(tmp_path):
     (tmp_path / "bench_autoattack.json").write_text(json.dumps(autoattack))
     assert "torchattacks' `AutoAttack`" in "\n".join(update.speed(tmp_path)) and "0.50x" in update.speed(tmp_path)[1]
     (tmp_path / "bench_autoattack.json").write_text(json.dumps({"command": "b", "ratio_cpu": 0.25}))
-    assert "(`b`): 0.25x." in update.speed(tmp_path)[1]
+    assert "(`b`): 0.25x (torchattacks' standard version runs" in update.speed(tmp_path)[1]
 
 
 def test_update_readme_refuses_a_readme_without_its_blocks(tmp_path):
