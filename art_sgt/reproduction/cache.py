@@ -57,14 +57,14 @@ class RunCache:
 
     def evaluation(self, spec: RunSpec) -> dict[str, Any] | None:
         """The run's cached record when it matches the current evaluation configuration and keeps every per-sample
-        outcome of :data:`~art_sgt.reproduction.evaluate.PER_SAMPLE` (a record written by older code without them
+        outcome of :func:`~art_sgt.reproduction.evaluate.per_sample_keys` (a record written by older code without them
         cannot be paired, and is evaluated again), else ``None``. Its PGD outcomes count an image robust only where
         it is also correct clean (``evaluate.robust_pgd``), as the current code does.
 
         :param spec: The run.
         :return: The content of ``evaluation.json``, or ``None``.
         """
-        from art_sgt.reproduction.evaluate import PER_SAMPLE, from_bits, robust_pgd
+        from art_sgt.reproduction.evaluate import from_bits, per_sample_keys, robust_pgd
 
         path = self.folder(spec) / "evaluation.json"
         if not path.is_file():
@@ -73,7 +73,7 @@ class RunCache:
         if record.get("evaluation_hash") != spec.evaluation_hash():
             return None
         evaluation = record.get("evaluation", {})
-        if not set(PER_SAMPLE) <= set(evaluation.get("per_sample", {})):
+        if not set(per_sample_keys(spec.evaluation)) <= set(evaluation.get("per_sample", {})):
             return None
         evaluation["per_sample"] = robust_pgd(evaluation["per_sample"])  # as the current code counts them
         evaluation.update({k: float(from_bits(v).mean()) for k, v in evaluation["per_sample"].items()
@@ -238,9 +238,11 @@ def run_pieces(
             record["transfer_source_folder"] = str(cache.folder(source).relative_to(cache.root))
         write_json(folder / "evaluation.json", record)
         (folder / "evaluation_partial.json").unlink(missing_ok=True)
-        log(f"== {key}: clean {numbers['clean']:.3f}, PGD {numbers['pgd_paper_eps']:.3f} / "
-            f"{numbers['pgd_standard_eps']:.3f}, worst case {numbers['worst_case_paper_eps']:.3f}, "
-            f"flags {numbers['flags'] or 'none'}")  # fmt: skip
+        measured = ", ".join(
+            f"PGD {numbers[f'pgd_{k}']:.3f} and worst case {numbers[f'worst_case_{k}']:.3f} at {k}"
+            for k in spec.evaluation.eps_keys
+        )
+        log(f"== {key}: clean {numbers['clean']:.3f}, {measured}, flags {numbers['flags'] or 'none'}")
     return done
 
 

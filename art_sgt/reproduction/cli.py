@@ -19,7 +19,7 @@ import torch
 
 from art_sgt._argtypes import non_negative_int, positive_int
 from art_sgt.provenance import run_info, write_json
-from art_sgt.reproduction import figures, recipe, report
+from art_sgt.reproduction import figures, recipe, report, screening
 from art_sgt.reproduction.cache import RunCache, run_pieces
 
 __all__ = ["add_arguments", "run", "main", "default_cache_dir"]
@@ -58,9 +58,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     :return: The same parser.
     """
     parser.add_argument("--dataset", choices=("mnist", "cifar10"), required=True)
-    parser.add_argument("--profile", choices=("quick", "standard", "gpu"), default="quick",
-                        help="quick: smoke test, no claims; standard: the CPU budget; gpu: CIFAR-10 ResNet-18 on a "
-                        "GPU (default quick)")  # fmt: skip
+    parser.add_argument(
+        "--profile",
+        choices=("quick", "standard", "screening", "gpu"),
+        default="quick",
+        help="quick: smoke test, no claims; standard: the CPU budget; screening: the MNIST screening of the "
+        "saliency-guided objectives (writes mnist_screening.json/.md); gpu: CIFAR-10 ResNet-18 on a GPU "
+        "(default quick)",
+    )
     parser.add_argument("--models", type=_models, default=list(recipe.MODELS),
                         help=f"comma-separated subset of {','.join(recipe.MODELS)}")  # fmt: skip
     parser.add_argument(
@@ -147,8 +152,15 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--ablations runs on MNIST only (it writes mnist_ablations.json), not on {args.dataset}.")
     if args.ablations and args.seeds and len(args.seeds) > 1:
         raise ValueError(f"--ablations runs one seed per variant: give --seeds one seed, got {args.seeds}.")
+    if args.ablations and args.profile == "screening":
+        raise ValueError("--ablations and --profile screening are two studies: give one.")
     profile = _profile(args)
-    runs = recipe.ablations(profile) if args.ablations else recipe.profile_runs(profile, tuple(args.models))
+    if args.profile == "screening":
+        runs = recipe.screening(profile)
+    elif args.ablations:
+        runs = recipe.ablations(profile)
+    else:
+        runs = recipe.profile_runs(profile, tuple(args.models))
     chosen = recipe.select(runs, args.only)
     cache = RunCache(args.cache_dir or default_cache_dir())
     stem = "mnist_ablations" if args.ablations else f"{args.dataset}_{args.profile}"
@@ -165,6 +177,15 @@ def run(args: argparse.Namespace) -> int:
     records = cache.records(runs)
     manifest = cache.write_manifest(runs, cache.root / runs[0].profile / args.dataset / "manifest.json")
     device = "cuda" if torch.cuda.is_available() else "cpu"
+    if args.profile == "screening":
+        payload = {
+            **screening.screening_payload(records, profile.label),
+            "manifest": manifest,
+            "provenance": run_info(None, device),
+        }
+        write_json(out / f"{stem}.json", payload)
+        print(screening.write_markdown(payload, out / f"{stem}.md", expected=len(runs) // len(profile.seeds)))
+        return 0
     payload = report.assemble(profile, records, manifest, run_info(None, device))
     if args.ablations:
         payload["label"] = f"Ablations, one seed each, each variant changing one setting of the recipe: {profile.label}"

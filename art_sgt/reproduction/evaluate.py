@@ -20,10 +20,28 @@ import numpy as np
 
 from art_sgt.reproduction.recipe import PAPER, EvaluationRecipe, RunSpec
 
-__all__ = ["PER_SAMPLE", "evaluate_run", "kept_stages", "map_quality", "bits", "from_bits", "robust_pgd"]
+__all__ = [
+    "PER_SAMPLE",
+    "per_sample_keys",
+    "evaluate_run",
+    "kept_stages",
+    "map_quality",
+    "bits",
+    "from_bits",
+    "robust_pgd",
+]
 
 #: The per-sample outcomes every evaluation keeps (the comparisons pair them image by image).
 PER_SAMPLE = ("clean", "pgd_paper_eps", "pgd_standard_eps", "worst_case_paper_eps", "worst_case_standard_eps")
+
+
+def per_sample_keys(ev: EvaluationRecipe) -> tuple[str, ...]:
+    """The per-sample outcomes an evaluation made with ``ev`` keeps: :data:`PER_SAMPLE` for the radii it measures.
+
+    :param ev: The evaluation recipe.
+    :return: ``"clean"``, then ``"pgd_<key>"`` and ``"worst_case_<key>"`` for each of ``ev.eps_keys``.
+    """
+    return ("clean", *(f"pgd_{k}" for k in ev.eps_keys), *(f"worst_case_{k}" for k in ev.eps_keys))
 
 
 def bits(correct: np.ndarray) -> str:
@@ -236,29 +254,32 @@ def evaluate_run(spec: RunSpec, classifier: Any, x: np.ndarray, y: np.ndarray, t
 
     def pgd() -> dict[str, str]:
         per_sample = {"clean": _correct(classifier, xe, ye)}
-        for key in ("paper_eps", "standard_eps"):
+        for key in ev.eps_keys:
             per_sample[f"pgd_{key}"] = _pgd_correct(classifier, xe, ye, eps[key], ev, spec.seed)
         return {k: bits(v) for k, v in per_sample.items()}
 
     out["per_sample"] = robust_pgd(stages.run("pgd", pgd))  # a PGD stage kept by older code may need it
     out.update({k: float(from_bits(v).mean()) for k, v in out["per_sample"].items()})
-    grid = sorted({*ev.report_eps, eps["paper_eps"], eps["standard_eps"]})
+    check_eps = eps[ev.eps_keys[0]]  # the checklist's and the map stability's radius
+    grid = sorted({*ev.report_eps, *(eps[key] for key in ev.eps_keys)})
     parts = [
-        stages.run(f"report eps {e:.6g}", lambda e=e: _robustness(classifier, xr, yr, e, eps["paper_eps"], ev,
-                                                                  transfer_from, spec.seed))
+        stages.run(
+            f"report eps {e:.6g}",
+            lambda e=e: _robustness(classifier, xr, yr, e, check_eps, ev, transfer_from, spec.seed),
+        )
         for e in grid
-    ]  # fmt: skip
+    ]
     report = RobustnessReport.concatenate([RobustnessReport.from_dict(p) for p in parts])
     out["robustness"] = {k: v for k, v in report.to_dict().items() if k != "worst_case_correct"}  # kept as bits
     out["worst_case"] = {"eps": list(report.eps), "accuracy": list(report.worst_case)}
-    for key in ("paper_eps", "standard_eps"):
+    for key in ev.eps_keys:
         out[f"worst_case_{key}"] = report.accuracy_at(eps[key])
         index = next(i for i, e in enumerate(report.eps) if math.isclose(e, eps[key], rel_tol=1e-9))
         out["per_sample"][f"worst_case_{key}"] = bits(np.array(report.worst_case_correct[index]))
     out["flags"] = list(report.flags)
     transfer = next((c for c in report.checklist if c.name == "transfer"), None)  # kept stages may predate the source
     out["transfer_source"] = "standard" if transfer is not None and transfer.flagged is not None else None
-    out["saliency"] = stages.run("saliency", lambda: _saliency(classifier, xr, yr, ev, eps["paper_eps"], spec.seed))
+    out["saliency"] = stages.run("saliency", lambda: _saliency(classifier, xr, yr, ev, check_eps, spec.seed))
     out["cpu_seconds"], out["wall_seconds"] = stages.seconds("cpu"), stages.seconds("wall")
     out["stage_git"] = {name: stage.get("git") for name, stage in stages.done.items()}
     out["eval_seconds"] = round(sum(out["wall_seconds"].values()), 1)

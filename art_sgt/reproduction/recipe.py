@@ -9,6 +9,15 @@ epochs and training attack (ART PGD, L-inf, ``steps`` steps of ``2.5 eps / steps
 - ``mixed_at``: ``CE(x) + CE(x_adv)``, the ASGT trainer with ``kl_weight=0`` (ASGT without its saliency term);
 - ``asgt``: :class:`~art_sgt.trainers.SaliencyGuidedAdversarialTrainer`.
 
+The objectives study (:data:`OBJECTIVE_MODELS`, the ``screening`` profile) adds the SGT term to other adversarial
+objectives and one more control, all trained by ``SaliencyGuidedAdversarialTrainer`` with ``objective=``:
+
+- ``madry_sgt``: ``CE(x_adv) + kl_weight * KL`` (``objective="madry"``);
+- ``trades_sgt``: ``CE(x) + beta * KL(p(x) || p(x_adv)) + kl_weight * KL`` (``objective="trades"``, beta 6, x_adv
+  crafted on the TRADES KL);
+- ``trades_at``: the same with ``kl_weight=0``: TRADES without the saliency term, the trainer being tested equal to
+  ART's ``AdversarialTrainerTRADESPyTorch`` on the same batch (``tests/test_objectives.py``).
+
 A :class:`RunSpec` names one piece of work; its training configuration and its evaluation configuration are
 hashed separately (:meth:`RunSpec.training_hash`, :meth:`RunSpec.evaluation_hash`), so a change of the
 evaluation budget re-evaluates cached weights instead of retraining them.
@@ -36,6 +45,10 @@ __all__ = [
     "transfer_source",
     "ABLATIONS",
     "ablations",
+    "OBJECTIVE_MODELS",
+    "SCREENING",
+    "SCREENING_RULE",
+    "screening",
     "select",
 ]
 
@@ -49,7 +62,14 @@ LABELS = {
     "pgd_at": "PGD-AT (ART Madry)",
     "mixed_at": "mixed AT (ASGT, kl_weight=0)",
     "asgt": "ASGT",
+    "madry_sgt": "Madry AT + SGT term",
+    "trades_sgt": "TRADES + SGT term",
+    "trades_at": "TRADES (kl_weight=0)",
 }
+
+#: The models of the objectives study beyond the controls: the SGT term on Madry's and on TRADES' objective, and
+#: TRADES without it.
+OBJECTIVE_MODELS = ("madry_sgt", "trades_sgt", "trades_at")
 
 #: The paper's evaluation eps, the community's standard eps, and the gain the ASGT abstract claims.
 PAPER = {
@@ -58,7 +78,7 @@ PAPER = {
 }
 
 #: The adversarially trained controls (they take the training attack).
-ADVERSARIAL = ("pgd_at", "mixed_at", "asgt")
+ADVERSARIAL = ("pgd_at", "mixed_at", "asgt", *OBJECTIVE_MODELS)
 
 
 @dataclass(frozen=True)
@@ -108,6 +128,9 @@ class EvaluationRecipe:
         of MNIST's test set is the easier half).
     :param report_mode: ``robustness_report``'s ``mode``: ``"cascade"`` (AutoAttack's protocol: each attack on the
         images the attacks before it left correct) or ``"independent"``.
+    :param eps_keys: Which of the dataset's :data:`PAPER` radii the PGD and worst-case stages measure
+        (``"paper_eps"``, ``"standard_eps"``); the first is also the radius of the checklist and of the map
+        stability. Left at its default, it is not part of the evaluation's hash.
     """
 
     n_eval: int
@@ -121,6 +144,7 @@ class EvaluationRecipe:
     stability_iter: int = 10
     subset_seed: int = 0
     report_mode: str = "cascade"
+    eps_keys: tuple[str, ...] = ("paper_eps", "standard_eps")
 
 
 @dataclass(frozen=True)
@@ -174,6 +198,16 @@ PROFILES: dict[tuple[str, str], Profile] = {
         seeds=(0, 1, 2),
         extra_train_eps=(0.2,),
         label="MNIST, full 60,000 training images, all controls x 3 seeds, CPU budget (3 epochs, PGD-7 training)",
+    ),
+    ("mnist", "screening"): Profile(
+        "screening",
+        "mnist",
+        TrainingRecipe("mnist_cnn", 20000, 3, 128, 1e-3, 0.3, 7),
+        EvaluationRecipe(300, 40, 1, 300, (0.3,), "autoattack", eps_keys=("standard_eps",)),
+        seeds=(0, 1),
+        label="MNIST screening of the saliency-guided objectives: 20,000 training images, 3 epochs, PGD-7 training "
+        "at eps 0.3, 2 seeds; AutoAttack's standard attacks as a cascade at eps 0.3 on 300 random test images, the "
+        "gradient-masking checklist and the saliency metrics at eps 0.3 on the same images",
     ),
     ("cifar10", "quick"): Profile(
         "quick",
@@ -274,7 +308,10 @@ class RunSpec:
 
         :return: A JSON-serialisable dictionary.
         """
-        config = {"dataset": self.dataset, "seed": self.seed, "evaluation": asdict(self.evaluation)}
+        evaluation = asdict(self.evaluation)
+        if self.evaluation.eps_keys == EvaluationRecipe.eps_keys:  # the default is absent: older keys unchanged
+            del evaluation["eps_keys"]
+        config = {"dataset": self.dataset, "seed": self.seed, "evaluation": evaluation}
         if self.transfer_source is not None:  # absent, not None, for the standard models: their keys are unchanged
             config["transfer_source"] = self.transfer_source.training_hash()
         return config
@@ -357,6 +394,50 @@ def ablations(profile: Profile) -> list[RunSpec]:
         _run(profile, model, profile.seeds[0], profile_name=f"ablations-{profile.name}", variant=variant,
              training=replace(profile.training, **over), trainer_kwargs=tuple(sorted(kwargs.items())))
         for variant, model, kwargs, over in ABLATIONS
+    ]  # fmt: skip
+
+
+#: The screening's candidates and controls: ``(variant, model, trainer keyword arguments, training-recipe
+#: overrides)``. The paper's ASGT with the label and the prediction as saliency target and two KL weights, the SGT
+#: term on Madry's and on TRADES' objective, and the three adversarial-training controls.
+SCREENING: list[tuple[str, str, dict[str, Any], dict[str, Any]]] = [
+    ("", "asgt", {}, {}),
+    ("target prediction", "asgt", {"saliency_target": "prediction"}, {}),
+    ("kl 0.3", "asgt", {}, {"kl_weight": 0.3}),
+    ("target prediction, kl 0.3", "asgt", {"saliency_target": "prediction"}, {"kl_weight": 0.3}),
+    ("", "madry_sgt", {}, {}),
+    ("", "trades_sgt", {}, {}),
+    ("", "mixed_at", {}, {}),
+    ("", "pgd_at", {}, {}),
+    ("", "trades_at", {}, {}),
+]
+
+#: The controls of the screening, against which its candidates are judged.
+SCREENING_CONTROLS = ("mixed_at", "pgd_at", "trades_at")
+
+#: How the screening picks the variants of the decisive study, fixed before any screening run was evaluated.
+SCREENING_RULE = (
+    "The best control is the control (mixed AT, ART Madry, TRADES) with the highest worst case at eps 0.3, averaged "
+    "over the two seeds. A candidate (the four ASGT variants, Madry + SGT, TRADES + SGT) is eligible when its mean "
+    "worst case at eps 0.3 is at most 3 points below the best control's and neither of its seeds raises a "
+    "gradient-masking flag. Eligible candidates are ranked by how many of MoRF gain, sparseness and map "
+    "stability they beat the best control on (seed means), ties broken by the higher worst case; the top two go to "
+    "the decisive study. When no candidate is eligible, the one with the highest worst case goes, marked as having "
+    "failed the screening, so that the decisive study still measures the best the screening found."
+)
+
+
+def screening(profile: Profile) -> list[RunSpec]:
+    """The screening's runs: every entry of :data:`SCREENING` x every seed of ``profile``.
+
+    :param profile: The screening profile (``get_profile("mnist", "screening")``, possibly overridden).
+    :return: The run specifications, seed by seed.
+    """
+    return [
+        _run(profile, model, seed, variant=variant, training=replace(profile.training, **over),
+             trainer_kwargs=tuple(sorted(kwargs.items())))
+        for seed in profile.seeds
+        for variant, model, kwargs, over in SCREENING
     ]  # fmt: skip
 
 

@@ -27,7 +27,18 @@ import torch
 from art_sgt.precision import Autocast
 from art_sgt.reproduction.recipe import RunSpec, TrainingRecipe
 
-__all__ = ["ARCHS", "Autocast", "SessionCost", "build_classifier", "supported", "train_run", "load_trained"]
+__all__ = [
+    "ARCHS",
+    "Autocast",
+    "MODEL_OPTIONS",
+    "SessionCost",
+    "build_classifier",
+    "supported",
+    "train_run",
+    "load_trained",
+    "load_run",
+    "weights_sha256",
+]
 
 #: Network constructor name in :mod:`art_sgt.models` and input shape, per architecture.
 ARCHS = {"mnist_cnn": ("MnistCNN", (1, 28, 28)), "cifar_cnn": ("CifarCNN", (3, 32, 32)),
@@ -61,6 +72,20 @@ def build_classifier(training: TrainingRecipe, network: Callable[[], torch.nn.Mo
     return models.make_classifier(net, tuple(shape), nb_classes=10, lr=training.lr, device_type="auto")
 
 
+#: The ``SaliencyGuidedAdversarialTrainer`` options each adversarial model of the recipe is, beyond the recipe's
+#: mask fraction and KL weight (``asgt``: none, the paper's objective).
+MODEL_OPTIONS: dict[str, dict[str, Any]] = {
+    "asgt": {},
+    "mixed_at": {"kl_weight": 0.0},
+    "madry_sgt": {"objective": "madry"},
+    "trades_sgt": {"objective": "trades"},
+    "trades_at": {"objective": "trades", "kl_weight": 0.0},
+}
+
+#: The models trained by ART's own ``fit`` and ``AdversarialTrainerMadryPGD``.
+ART_MODELS = ("standard", "pgd_at")
+
+
 def supported(spec: RunSpec) -> str | None:
     """Why a run cannot be trained by this version of the trainers, or ``None`` when it can.
 
@@ -72,7 +97,7 @@ def supported(spec: RunSpec) -> str | None:
     """
     from art_sgt.trainers import SaliencyGuidedAdversarialTrainer, SaliencyGuidedTrainer
 
-    trainer = SaliencyGuidedAdversarialTrainer if spec.model in ("asgt", "mixed_at") else SaliencyGuidedTrainer
+    trainer = SaliencyGuidedAdversarialTrainer if spec.model in MODEL_OPTIONS else SaliencyGuidedTrainer
     accepted = inspect.signature(trainer.__init__).parameters
     missing = [k for k, _ in spec.trainer_kwargs if k not in accepted]
     return f"{trainer.__name__} takes no {', '.join(missing)}" if missing else None
@@ -104,8 +129,7 @@ def _fit_saliency_trainer(spec: RunSpec, classifier: Any, x: np.ndarray, y: np.n
     if spec.model == "sgt":
         trainer: Any = SaliencyGuidedTrainer(classifier, **options)
     else:
-        if spec.model == "mixed_at":
-            options["kl_weight"] = 0.0
+        options.update(MODEL_OPTIONS[spec.model])
         attack = ProjectedGradientDescent(classifier, verbose=False, **_pgd_params(t))
         trainer = SaliencyGuidedAdversarialTrainer(classifier, attack, **options)
     checkpoints = folder / "checkpoint"
@@ -225,8 +249,9 @@ def train_run(
     """Train ``spec`` in ``folder``, resuming from its checkpoint when one is there.
 
     Keeps ``progress.json`` (CPU and wall seconds so far, sessions and their code; see :class:`SessionCost`), and
-    on success writes ``weights.pt`` (the float32 network, without the :class:`~art_sgt.precision.Autocast`
-    wrapper of ``amp``) and ``train_log.json``; the checkpoint folder is then removed.
+    on success writes ``train_log.json`` (with the run's training configuration and the SHA-256 of its weights file)
+    and then ``weights.pt`` (the float32 network's ``state_dict``, without the
+    :class:`~art_sgt.precision.Autocast` wrapper of ``amp``); the checkpoint folder is then removed.
 
     :param spec: The run.
     :param x: Training inputs, channels first, in [0, 1] (the first ``n_train`` are used).
@@ -241,8 +266,9 @@ def train_run(
 
     from art_sgt.provenance import run_info, write_json
 
-    if spec.model not in ("standard", "sgt", "pgd_at", "mixed_at", "asgt"):
-        raise ValueError(f"model must be one of the controls, got {spec.model!r}.")
+    known = (*ART_MODELS, "sgt", *MODEL_OPTIONS)
+    if spec.model not in known:
+        raise ValueError(f"model must be one of {', '.join(known)}, got {spec.model!r}.")
     reason = supported(spec)
     if reason is not None:
         raise ValueError(f"run {spec.name} is not available: {reason}.")
@@ -252,7 +278,7 @@ def train_run(
     x, y = x[:n], y[:n]
     classifier = build_classifier(spec.training, network, spec.seed)
     with SessionCost(folder) as session:
-        if spec.model in ("standard", "pgd_at"):
+        if spec.model in ART_MODELS:
             history = _fit_art(spec, classifier, x, y, folder, verbose)
         else:
             history = _fit_saliency_trainer(spec, classifier, x, y, folder, verbose)
@@ -267,9 +293,11 @@ def train_run(
         "provenance": run_info(spec.seed, str(classifier.device)),
     }  # fmt: skip
     network = classifier.model.network if isinstance(classifier.model, Autocast) else classifier.model
-    write_json(folder / "train_log.json", log)
     partial = folder / "weights.pt.partial"  # weights.pt appears whole and last: it marks the run trained
     torch.save(network.state_dict(), partial)
+    log["training_config"] = spec.training_config()
+    log["weights_sha256"] = weights_sha256(partial)
+    write_json(folder / "train_log.json", log)
     os.replace(partial, folder / "weights.pt")
     shutil.rmtree(folder / "checkpoint", ignore_errors=True)
     return classifier, log
@@ -287,4 +315,52 @@ def load_trained(spec: RunSpec, folder: str | Path, network: Callable[[], torch.
     classifier.model.load_state_dict(
         torch.load(Path(folder) / "weights.pt", map_location=classifier.device, weights_only=True)
     )
+    return classifier
+
+
+def weights_sha256(path: str | Path) -> str:
+    """The SHA-256 of a file, as 64 hex digits (the check of a published run's weights).
+
+    :param path: The file.
+    :return: Its digest.
+    """
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def load_run(folder: str | Path, network: Callable[[], torch.nn.Module] | None = None) -> Any:
+    """A trained run of a study (e.g. one committed under ``results/runs/``) as an ART ``PyTorchClassifier``.
+
+    The run's ``train_log.json`` names its training configuration and the SHA-256 of its ``weights.pt``; the file
+    is checked against it before it is read, and read with ``torch.load(weights_only=True)``, which builds tensors
+    and never runs code from the file.
+
+    :param folder: The run's folder (``.../seed<k>-<training hash>/``).
+    :param network: Builds the network used in training when it was not a recipe architecture (tests).
+    :return: The classifier (Adam optimiser, inputs in [0, 1], channels first), in float32.
+    :raises FileNotFoundError: If the folder lacks ``train_log.json`` or ``weights.pt``.
+    :raises ValueError: If the log records no training configuration or digest (a run trained before they were
+        recorded), or the weights do not match the digest.
+    """
+    from art_sgt.reproduction.recipe import TrainingRecipe
+
+    folder = Path(folder)
+    log_path, weights = folder / "train_log.json", folder / "weights.pt"
+    for path in (log_path, weights):
+        if not path.is_file():
+            raise FileNotFoundError(f"folder must hold a trained run's {path.name}, got {str(folder)!r}.")
+    log = json.loads(log_path.read_text())
+    if "training_config" not in log or "weights_sha256" not in log:
+        raise ValueError(f"{log_path} records no training_config / weights_sha256: the run cannot be checked.")
+    digest = weights_sha256(weights)
+    if digest != log["weights_sha256"]:
+        raise ValueError(f"{weights} has SHA-256 {digest}, but its log records {log['weights_sha256']}.")
+    training = replace(TrainingRecipe(**log["training_config"]["training"]), amp=False)
+    classifier = build_classifier(training, network, seed=int(log["training_config"]["seed"]))
+    classifier.model.load_state_dict(torch.load(weights, map_location=classifier.device, weights_only=True))
     return classifier
