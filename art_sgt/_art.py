@@ -16,8 +16,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from art_sgt._validation import check_norm
 from art_sgt.apgd import LOSSES, APGDParams
-from art_sgt.attacks import PGDParams, _check_norm, _scalar, estimator_clip_values
+from art_sgt.attacks import PGDParams, _scalar, estimator_clip_values
 
 __all__ = [
     "check_pytorch_classifier",
@@ -336,7 +337,7 @@ def pgd_params_from_art(attack: Any) -> PGDParams | None:
     if max_iter < 1 or getattr(inner, "decay", None) is not None or inner.summary_writer is not None:
         return None
     try:
-        norm = _check_norm(attack.norm)
+        norm = check_norm("attack.norm", attack.norm)
     except ValueError:
         return None
 
@@ -414,7 +415,7 @@ def apgd_params_from_art(attack: Any) -> APGDParams | None:
     if eps is None or eps_step is None or loss is None or not eps > 0:
         return None
     try:
-        norm = _check_norm(attack.norm)
+        norm = check_norm("attack.norm", attack.norm)
     except ValueError:
         return None
     if not isinstance(estimator, PyTorchClassifier) or not estimator.all_framework_preprocessing:

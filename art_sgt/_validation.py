@@ -16,8 +16,11 @@ import numpy as np
 from torch import nn
 
 __all__ = [
+    "NORMS",
     "check_bool",
     "check_positive",
+    "check_norm",
+    "check_clip_values",
     "preserved_modes",
     "check_fraction",
     "check_non_negative",
@@ -64,6 +67,62 @@ def check_positive(name: str, value: Any) -> float:
     if not (math.isfinite(value) and value > 0):
         raise ValueError(f"{name} must be a finite real number > 0, got {value!r}.")
     return float(value)
+
+
+#: The norms an attack may be asked for, by canonical name, with the spellings accepted for each.
+NORMS = {"inf": ("inf", "np.inf", math.inf), "2": ("2", 2.0), "1": ("1", 1.0)}
+
+
+def check_norm(name: str, value: Any, allowed: tuple[str, ...] = ("inf", "2")) -> str:
+    """Check that ``value`` names one of the ``allowed`` norms, as ART spells them (``"inf"``, ``numpy.inf``, 2, 1).
+
+    :param name: The parameter's name, used in the error message.
+    :param value: The value to check: a string (``"inf"``, ``"np.inf"``, ``"2"``, ``"1"``) or a real number.
+    :param allowed: Canonical names of the norms accepted (keys of :data:`NORMS`).
+    :return: The canonical name.
+    :raises ValueError: If ``value`` names no allowed norm.
+
+    >>> check_norm("norm", float("inf")), check_norm("norm", 2), check_norm("norm", "inf")
+    ('inf', '2', 'inf')
+    """
+    if isinstance(value, str) or (isinstance(value, numbers.Real) and not isinstance(value, bool)):
+        key = value if isinstance(value, str) else float(value)
+        for canonical in allowed:
+            if key in NORMS[canonical]:
+                return canonical
+    spelled = ", ".join("'inf' or numpy.inf" if n == "inf" else n for n in allowed)
+    raise ValueError(f"{name} must be one of {spelled}, got {_describe(value)}.")
+
+
+def check_clip_values(name: str, value: Any, scalar: bool = False) -> tuple[np.ndarray, np.ndarray] | None:
+    """Check that ``value`` is ``None`` or a ``(min, max)`` pair of finite numbers (or arrays, as ART allows)
+    with ``min < max`` everywhere.
+
+    :param name: The parameter's name, used in the error message.
+    :param value: The value to check.
+    :param scalar: Accept only a pair of numbers (one range for every feature).
+    :return: ``None``, or the two bounds as float64 arrays (0-d for numbers).
+    :raises TypeError: If ``value`` is not such a pair.
+    :raises ValueError: If a bound is not finite or ``min < max`` fails somewhere.
+
+    >>> check_clip_values("clip_values", (0, 1))
+    (array(0.), array(1.))
+    """
+    if value is None:
+        return None
+    kind = "real numbers" if scalar else "numbers or arrays"
+    message = f"{name} must be None or a (min, max) pair of finite {kind} with min < max, got {_describe(value)}."
+    if not isinstance(value, (tuple, list)) or len(value) != 2:
+        raise TypeError(message)
+    if scalar and not all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in value):
+        raise TypeError(message)
+    try:
+        low, high = (np.asarray(v, dtype=np.float64) for v in value)
+    except (TypeError, ValueError):
+        raise TypeError(message) from None
+    if not (np.isfinite(low).all() and np.isfinite(high).all() and np.all(low < high)):
+        raise ValueError(message)
+    return low, high
 
 
 @contextlib.contextmanager

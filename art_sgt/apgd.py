@@ -31,8 +31,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from art_sgt._validation import check_bool, check_choice, check_positive, check_positive_int, preserved_modes
-from art_sgt.attacks import _check_clip_values, _check_model_inputs, _check_norm
+from art_sgt._validation import (
+    check_bool,
+    check_choice,
+    check_norm,
+    check_positive,
+    check_positive_int,
+    preserved_modes,
+)
+from art_sgt.attacks import _check_model_inputs, _clip_bounds
 
 __all__ = ["APGDParams", "KEEP", "LOSSES", "apgd", "apgd_checkpoints"]
 
@@ -289,10 +296,10 @@ def apgd(
     eps = check_positive("eps", eps)
     eps_step = check_positive("eps_step", eps_step)
     max_iter = check_positive_int("max_iter", max_iter)
-    norm = _check_norm(norm)
+    norm = check_norm("norm", norm)
     loss = check_choice("loss", loss, tuple(LOSSES))
     targeted = check_bool("targeted", targeted)
-    clip = _check_clip_values(clip_values, x)
+    clip = _clip_bounds(clip_values, x)
     batch_size = check_positive_int("batch_size", batch_size, allow_none=True)
     keep = check_choice("keep", keep, KEEP)
     if start is not None and (not isinstance(start, torch.Tensor) or start.shape != x.shape):

@@ -26,7 +26,9 @@ from torch import nn
 from art_sgt._validation import (
     check_bool,
     check_choice,
+    check_clip_values,
     check_non_negative,
+    check_norm,
     check_positive,
     check_positive_int,
     preserved_modes,
@@ -77,28 +79,12 @@ class PGDParams:
         return asdict(self)
 
 
-def _check_norm(norm: Any) -> str:
-    if isinstance(norm, str) and norm in ("inf", "2"):
-        return norm
-    if isinstance(norm, numbers.Real) and not isinstance(norm, bool) and float(norm) in (math.inf, 2.0):
-        return "inf" if math.isinf(norm) else "2"
-    raise ValueError(f"norm must be one of 'inf', numpy.inf or 2, got {norm!r}.")
-
-
-def _check_clip_values(clip_values: Any, x: torch.Tensor) -> tuple[Bound, Bound] | None:
+def _clip_bounds(clip_values: Any, x: torch.Tensor) -> tuple[Bound, Bound] | None:
     """Scalar bounds as floats; per-feature bounds (as ART allows) as tensors on ``x``'s device."""
-    if clip_values is None:
+    checked = check_clip_values("clip_values", clip_values)
+    if checked is None:
         return None
-    message = (
-        "clip_values must be None or a pair (min, max) of finite numbers or arrays with min < max, "
-        f"got {clip_values!r}."
-    )
-    try:
-        low, high = (np.asarray(v, dtype=np.float64) for v in clip_values)
-    except (TypeError, ValueError):
-        raise ValueError(message) from None
-    if not (np.isfinite(low).all() and np.isfinite(high).all() and np.all(low < high)):
-        raise ValueError(message)
+    low, high = checked
     if low.size == 1 and high.size == 1:
         return float(low.reshape(-1)[0]), float(high.reshape(-1)[0])
     try:  # as ART broadcasts them against a batch: a leading axis of 1 is allowed
@@ -267,12 +253,12 @@ def pgd(
     eps = check_non_negative("eps", eps)
     eps_step = check_positive("eps_step", eps_step)
     max_iter = check_positive_int("max_iter", max_iter)
-    norm = _check_norm(norm)
+    norm = check_norm("norm", norm)
     if isinstance(num_random_init, bool) or not isinstance(num_random_init, numbers.Integral):
         raise TypeError(f"num_random_init must be an integer >= 0, got {num_random_init!r}.")
     if num_random_init < 0:
         raise ValueError(f"num_random_init must be an integer >= 0, got {num_random_init!r}.")
-    clip = _check_clip_values(clip_values, x)
+    clip = _clip_bounds(clip_values, x)
     targeted = check_bool("targeted", targeted)
     random_eps = check_bool("random_eps", random_eps)
     _check_generator_and_finite(generator, x)
@@ -344,7 +330,7 @@ def n_fgsm(
     _check_model_inputs(model, x, y)
     eps_step = check_positive("eps_step", eps_step)
     noise = check_non_negative("noise", noise)
-    clip = _check_clip_values(clip_values, x)
+    clip = _clip_bounds(clip_values, x)
     _check_generator_and_finite(generator, x)
     x = x.detach()
     y = y.detach().to(device=x.device, dtype=torch.long)

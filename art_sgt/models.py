@@ -9,7 +9,6 @@ guided backpropagation) work on these networks.
 
 from __future__ import annotations
 
-import math
 import numbers
 import os
 import zipfile
@@ -22,9 +21,12 @@ from torch import nn
 
 from art_sgt._validation import (
     check_array,
+    check_bool,
     check_choice,
+    check_clip_values,
     check_fraction,
     check_non_negative,
+    check_positive,
     check_positive_int,
 )
 
@@ -43,12 +45,6 @@ __all__ = [
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
-def _check_bool(name: str, value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise TypeError(f"{name} must be a bool, got {type(value).__name__}.")
-    return value
 
 
 def _check_input(module: str, x: torch.Tensor, channels: int, spatial: tuple[int, int] | None) -> None:
@@ -86,7 +82,7 @@ class MnistCNN(nn.Module):
 
     def __init__(self, dropout: bool = False) -> None:
         super().__init__()
-        self.dropout = _check_bool("dropout", dropout)
+        self.dropout = check_bool("dropout", dropout)
         self.conv1 = nn.Conv2d(1, 32, kernel_size=3, stride=1)
         self.relu1 = nn.ReLU()
         self.conv2 = nn.Conv2d(32, 64, kernel_size=3, stride=1)
@@ -130,7 +126,7 @@ class CifarCNN(nn.Module):
     def __init__(self, num_classes: int = 10, batchnorm: bool = False) -> None:
         super().__init__()
         num_classes = check_positive_int("num_classes", num_classes)
-        self.batchnorm = _check_bool("batchnorm", batchnorm)
+        self.batchnorm = check_bool("batchnorm", batchnorm)
 
         def block(c_in: int, c_out: int) -> list[nn.Module]:
             layers: list[nn.Module] = [nn.Conv2d(c_in, c_out, kernel_size=3, padding=1, bias=not batchnorm)]
@@ -229,28 +225,10 @@ def resnet18_cifar(num_classes: int = 10) -> CifarResNet:
     return CifarResNet((2, 2, 2, 2), num_classes=num_classes)
 
 
-def _is_real(value: Any) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
-
-
-def _check_positive_real(name: str, value: Any) -> float:
-    if not _is_real(value):
-        raise TypeError(f"{name} must be a finite real number > 0, got {type(value).__name__}.")
-    if not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be a finite real number > 0, got {value!r}.")
-    return float(value)
-
-
-def _check_clip_values(clip_values: Any) -> tuple[float, float] | None:
-    if clip_values is None:
-        return None
-    message = "clip_values must be None or a (min, max) pair of finite real numbers with min < max"
-    if not isinstance(clip_values, (tuple, list)) or len(clip_values) != 2 or not all(map(_is_real, clip_values)):
-        raise TypeError(f"{message}, got {clip_values!r}.")
-    low, high = float(clip_values[0]), float(clip_values[1])
-    if not (math.isfinite(low) and math.isfinite(high) and low < high):
-        raise ValueError(f"{message}, got {clip_values!r}.")
-    return low, high
+def _scalar_clip(clip_values: Any) -> tuple[float, float] | None:
+    """One (min, max) range for every feature: the reference networks' classifiers take no per-feature range."""
+    checked = check_clip_values("clip_values", clip_values, scalar=True)
+    return None if checked is None else (float(checked[0]), float(checked[1]))
 
 
 def _check_preprocessing(preprocessing: Any, input_shape: tuple[int, ...]) -> tuple[Any, Any] | None:
@@ -362,8 +340,8 @@ def make_classifier(
         raise ValueError(f"nb_classes must be an integer >= 2, got {nb_classes!r}.")
     if next(model.parameters(), None) is None:
         raise ValueError("model must have trainable parameters, got a model without any.")
-    clip = _check_clip_values(clip_values)
-    lr = _check_positive_real("lr", lr)
+    clip = _scalar_clip(clip_values)
+    lr = check_positive("lr", lr)
     _check_optimizer(optimizer, model)
     standardise = _check_preprocessing(preprocessing, input_shape)
     check_choice("device_type", device_type, ("cpu", "gpu", "auto"))

@@ -260,7 +260,7 @@ def test_attacks_module_does_not_import_art():
         ({"norm": "l2"}, ValueError, "norm"),
         ({"num_random_init": -1}, ValueError, "num_random_init"),
         ({"clip_values": (1.0, 0.0)}, ValueError, "clip_values"),
-        ({"clip_values": (0.0,)}, ValueError, "clip_values"),
+        ({"clip_values": (0.0,)}, TypeError, "clip_values"),
         ({"targeted": "yes"}, TypeError, "targeted"),
         ({"generator": 0}, TypeError, "generator"),
         ({"y": torch.zeros(N - 1, dtype=torch.long)}, ValueError, "x and y"),
