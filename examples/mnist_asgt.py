@@ -21,6 +21,7 @@ import torch
 from art.attacks.evasion import ProjectedGradientDescent
 
 from art_sgt import MnistCNN, SaliencyGuidedAdversarialTrainer, load_mnist, make_classifier
+from art_sgt.datasets import random_subset
 from art_sgt.models import to_channels_first
 from art_sgt.provenance import run_info, write_json
 
@@ -53,7 +54,8 @@ def main() -> None:
         args.eps_step = 2.5 * args.eps / args.pgd_steps
     (x_train, y_train), (x_test, y_test), _, _ = load_mnist(args.data_dir)
     x_train, y_train = to_channels_first(x_train[: args.train_size]), y_train[: args.train_size]
-    x_test, y_test = to_channels_first(x_test[: args.test_size]), y_test[: args.test_size]
+    test = random_subset(len(x_test), args.test_size, seed=0)  # the first test images are the easier ones
+    x_test, y_test = to_channels_first(x_test[test]), y_test[test]
 
     torch.manual_seed(args.seed)
     classifier = make_classifier(MnistCNN(), (1, 28, 28), lr=args.lr, device_type="cpu")
@@ -81,7 +83,7 @@ def main() -> None:
     print(f"  clean accuracy {results['clean']:.4f} ({seconds:.0f}s training)")
     payload = {
         **run_info(seed=args.seed, device=str(classifier.device)),
-        "dataset": {"name": "mnist", "train": len(x_train), "test": len(x_test)},
+        "dataset": {"name": "mnist", "train": len(x_train), "test": len(x_test), "test_subset_seed": 0},
         "training": {
             "attack": {"name": "ProjectedGradientDescent", "eps": args.eps, "eps_step": args.eps_step,
                        "max_iter": args.pgd_steps, "num_random_init": 1},

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from art_sgt import MnistCNN, SaliencyGuidedTrainer, input_gradient, load_mnist, make_classifier
+from art_sgt.datasets import random_subset
 from art_sgt.models import to_channels_first
 from art_sgt.provenance import run_info, write_json
 
@@ -80,7 +81,8 @@ def main() -> None:
     x_train, x_test = to_channels_first(x_train), to_channels_first(x_test)
     baseline_epochs, sgt_epochs = args.baseline_epochs, args.epochs
     if args.quick:
-        x_train, y_train, x_test, y_test = x_train[:10000], y_train[:10000], x_test[:2000], y_test[:2000]
+        train, test = random_subset(len(x_train), 10000, seed=0), random_subset(len(x_test), 2000, seed=0)
+        x_train, y_train, x_test, y_test = x_train[train], y_train[train], x_test[test], y_test[test]
         baseline_epochs = sgt_epochs = 1
     print(f"MNIST: {len(x_train)} training and {len(x_test)} test images; seed {args.seed}")
 
@@ -108,7 +110,12 @@ def main() -> None:
     saliency_figure(args.figure, x_test[:10], y_test[:10], {"standard": standard.model, "SGT": sgt.model})
     payload = {
         **run_info(seed=args.seed, device=str(sgt.device)),
-        "dataset": {"name": "mnist", "train": len(x_train), "test": len(x_test)},
+        "dataset": {
+            "name": "mnist",
+            "train": len(x_train),
+            "test": len(x_test),
+            "subsets": "seeded random (art_sgt.datasets.random_subset, seed 0)" if args.quick else "all",
+        },
         "config": {
             "batch_size": args.batch_size,
             "lr": args.lr,

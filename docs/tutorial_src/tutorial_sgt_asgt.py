@@ -35,7 +35,7 @@ for name in (
     logging.getLogger(name).setLevel(logging.WARNING)
 # sphinx_gallery_end_ignore
 
-from art_sgt import load_mnist, make_classifier
+from art_sgt import load_mnist, make_classifier, random_subset
 from art_sgt.models import to_channels_first
 
 N_TRAIN, EPOCHS, N_TEST = 4000, 2, 200  # small, so that the page builds in seconds
@@ -43,7 +43,8 @@ torch.manual_seed(0)
 
 (x_train, y_train), (x_test, y_test), _, _ = load_mnist(download=False)
 x_train, y_train = to_channels_first(x_train[:N_TRAIN]), y_train[:N_TRAIN]
-x_test, labels = to_channels_first(x_test[:N_TEST]), y_test[:N_TEST].argmax(1)
+test = random_subset(len(x_test), N_TEST, seed=0)  # a seeded random sample: the first images are the easier ones
+x_test, labels = to_channels_first(x_test[test]), y_test[test].argmax(1)
 
 initial = torch.nn.Sequential(
     torch.nn.Conv2d(1, 16, 3, stride=2, padding=1),
