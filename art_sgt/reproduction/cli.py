@@ -9,6 +9,7 @@ with ``--ablations``). ``--manifest`` only lists what is done and missing; ``--r
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 from dataclasses import replace
@@ -60,11 +61,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--dataset", choices=("mnist", "cifar10"), required=True)
     parser.add_argument(
         "--profile",
-        choices=("quick", "standard", "screening", "gpu"),
+        choices=("quick", "standard", "screening", "decisive", "gpu"),
         default="quick",
         help="quick: smoke test, no claims; standard: the CPU budget; screening: the MNIST screening of the "
-        "saliency-guided objectives (writes mnist_screening.json/.md); gpu: CIFAR-10 ResNet-18 on a GPU "
-        "(default quick)",
+        "saliency-guided objectives (writes mnist_screening.json/.md); decisive: the MNIST decisive study, with the "
+        "variants <out-dir>/mnist_screening.json chose; gpu: CIFAR-10 ResNet-18 on a GPU (default quick)",
     )
     parser.add_argument("--models", type=_models, default=list(recipe.MODELS),
                         help=f"comma-separated subset of {','.join(recipe.MODELS)}")  # fmt: skip
@@ -112,7 +113,8 @@ def _loader(args: argparse.Namespace, profile: recipe.Profile) -> Any:
         (x_train, y_train), (x_test, y_test), _, _ = (load_mnist if args.dataset == "mnist" else load_cifar10)(
             args.data_dir
         )
-        n, n_test = profile.training.n_train, max(profile.evaluation.n_eval, profile.evaluation.n_report)
+        ev = profile.evaluation
+        n, n_test = profile.training.n_train, max(ev.n_eval, ev.n_report, ev.n_saliency or 0)
         for flag, asked, held in (("--n-train", n, len(x_train)), ("--n-eval/--n-report", n_test, len(x_test))):
             if asked > held:  # a slice would quietly take fewer than the report then states
                 raise ValueError(f"{flag} asks for {asked} images, but the data holds {held}.")
@@ -139,6 +141,15 @@ def _estimates(args: argparse.Namespace, cache: RunCache, records: list[dict[str
     return out
 
 
+def _screening_choice(path: Path) -> tuple[str, ...]:
+    """The variants the screening's rule chose, from its JSON; none (and a line saying so) before it is complete."""
+    selection = json.loads(path.read_text()).get("selection") if path.is_file() else None
+    if selection is None:
+        print(f"{path} holds no complete screening yet: the decisive study runs the controls and the paper's ASGT")
+        return ()
+    return tuple(selection["chosen"])
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the reproduction described by parsed ``args`` (see :func:`add_arguments`).
 
@@ -157,6 +168,8 @@ def run(args: argparse.Namespace) -> int:
     profile = _profile(args)
     if args.profile == "screening":
         runs = recipe.screening(profile)
+    elif args.profile == "decisive":
+        runs = recipe.decisive(profile, _screening_choice(Path(args.out_dir) / "mnist_screening.json"))
     elif args.ablations:
         runs = recipe.ablations(profile)
     else:

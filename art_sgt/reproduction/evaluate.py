@@ -216,10 +216,10 @@ def evaluate_run(spec: RunSpec, classifier: Any, x: np.ndarray, y: np.ndarray, t
                  partial: str | Path | None = None) -> dict[str, Any]:  # fmt: skip
     """Evaluate a trained run on seeded random subsets of the test set.
 
-    The clean and PGD outcomes are measured on ``n_eval`` test images and the worst case and saliency on
-    ``n_report``, each drawn by :func:`art_sgt.datasets.random_subset` from the whole test set with the recipe's
-    ``subset_seed`` (so every model of a study sees the same images); the indices are recorded in
-    ``test_subsets``.
+    The clean and PGD outcomes are measured on ``n_eval`` test images, the worst case on ``n_report`` and the
+    saliency on ``n_saliency`` (default: the ``n_report`` images), each drawn by
+    :func:`art_sgt.datasets.random_subset` from the whole test set with the recipe's ``subset_seed`` (so every
+    model of a study sees the same images); the indices are recorded in ``test_subsets``.
 
     The work runs in stages (PGD; the worst case at each ``eps`` of the grid, the checklist with the paper's
     ``eps``; saliency), each kept in ``partial`` as soon as it ends, so an evaluation interrupted (a session's end,
@@ -251,6 +251,12 @@ def evaluate_run(spec: RunSpec, classifier: Any, x: np.ndarray, y: np.ndarray, t
     out: dict[str, Any] = {"n_eval": len(xe), "n_report": len(xr)}
     out["test_subsets"] = {"n_total": len(x), "seed": ev.subset_seed, "eval_indices": eval_idx.tolist(),
                            "report_indices": report_idx.tolist()}  # fmt: skip
+    xs, ys = xr, yr
+    if ev.n_saliency is not None:
+        saliency_idx = random_subset(len(x), ev.n_saliency, seed=ev.subset_seed)
+        xs, ys = x[saliency_idx], y[saliency_idx]
+        out["n_saliency"] = len(xs)
+        out["test_subsets"]["saliency_indices"] = saliency_idx.tolist()
 
     def pgd() -> dict[str, str]:
         per_sample = {"clean": _correct(classifier, xe, ye)}
@@ -279,7 +285,7 @@ def evaluate_run(spec: RunSpec, classifier: Any, x: np.ndarray, y: np.ndarray, t
     out["flags"] = list(report.flags)
     transfer = next((c for c in report.checklist if c.name == "transfer"), None)  # kept stages may predate the source
     out["transfer_source"] = "standard" if transfer is not None and transfer.flagged is not None else None
-    out["saliency"] = stages.run("saliency", lambda: _saliency(classifier, xr, yr, ev, check_eps, spec.seed))
+    out["saliency"] = stages.run("saliency", lambda: _saliency(classifier, xs, ys, ev, check_eps, spec.seed))
     out["cpu_seconds"], out["wall_seconds"] = stages.seconds("cpu"), stages.seconds("wall")
     out["stage_git"] = {name: stage.get("git") for name, stage in stages.done.items()}
     out["eval_seconds"] = round(sum(out["wall_seconds"].values()), 1)

@@ -49,6 +49,9 @@ __all__ = [
     "SCREENING",
     "SCREENING_RULE",
     "screening",
+    "DECISIVE_MODELS",
+    "DECISIVE_FULL_SEEDS",
+    "decisive",
     "select",
 ]
 
@@ -131,6 +134,8 @@ class EvaluationRecipe:
     :param eps_keys: Which of the dataset's :data:`PAPER` radii the PGD and worst-case stages measure
         (``"paper_eps"``, ``"standard_eps"``); the first is also the radius of the checklist and of the map
         stability. Left at its default, it is not part of the evaluation's hash.
+    :param n_saliency: Test images of the saliency evaluators, their own seeded random subset; ``None``: the
+        ``n_report`` images of the worst case (and then not part of the evaluation's hash).
     """
 
     n_eval: int
@@ -145,6 +150,12 @@ class EvaluationRecipe:
     subset_seed: int = 0
     report_mode: str = "cascade"
     eps_keys: tuple[str, ...] = ("paper_eps", "standard_eps")
+    n_saliency: int | None = None
+
+
+#: Fields of :class:`EvaluationRecipe` added after runs were cached: at their default they are left out of the
+#: evaluation's hash, so the keys of those runs are unchanged.
+_UNHASHED_DEFAULTS = {"eps_keys": EvaluationRecipe.eps_keys, "n_saliency": None}
 
 
 @dataclass(frozen=True)
@@ -208,6 +219,17 @@ PROFILES: dict[tuple[str, str], Profile] = {
         label="MNIST screening of the saliency-guided objectives: 20,000 training images, 3 epochs, PGD-7 training "
         "at eps 0.3, 2 seeds; AutoAttack's standard attacks as a cascade at eps 0.3 on 300 random test images, the "
         "gradient-masking checklist and the saliency metrics at eps 0.3 on the same images",
+    ),
+    ("mnist", "decisive"): Profile(
+        "decisive",
+        "mnist",
+        TrainingRecipe("mnist_cnn", 60000, 3, 128, 1e-3, 0.3, 7),
+        EvaluationRecipe(2000, 40, 1, 500, (0.2, 0.3), "autoattack", n_saliency=300),
+        seeds=(0, 1, 2, 3, 4),
+        label="MNIST decisive study of the saliency-guided objectives: the standard recipe (60,000 training images, "
+        "3 epochs, PGD-7 at eps 0.3); 5 seeds for ASGT, the screening's chosen variants, mixed AT and TRADES, 3 for "
+        "standard, SGT and ART Madry; AutoAttack's standard attacks as a cascade at eps 0.2 and 0.3 on 500 random "
+        "test images, PGD-40 on 2,000, the saliency metrics on 300",
     ),
     ("cifar10", "quick"): Profile(
         "quick",
@@ -309,8 +331,9 @@ class RunSpec:
         :return: A JSON-serialisable dictionary.
         """
         evaluation = asdict(self.evaluation)
-        if self.evaluation.eps_keys == EvaluationRecipe.eps_keys:  # the default is absent: older keys unchanged
-            del evaluation["eps_keys"]
+        for name, default in _UNHASHED_DEFAULTS.items():
+            if evaluation[name] == default:
+                del evaluation[name]
         config = {"dataset": self.dataset, "seed": self.seed, "evaluation": evaluation}
         if self.transfer_source is not None:  # absent, not None, for the standard models: their keys are unchanged
             config["transfer_source"] = self.transfer_source.training_hash()
@@ -439,6 +462,39 @@ def screening(profile: Profile) -> list[RunSpec]:
         for seed in profile.seeds
         for variant, model, kwargs, over in SCREENING
     ]  # fmt: skip
+
+
+#: The decisive study's models trained with every seed of its profile; the others take its first three.
+DECISIVE_FULL_SEEDS = ("asgt", "mixed_at", "trades_at")
+
+#: The decisive study's models, in table order (before the screening's chosen variants).
+DECISIVE_MODELS = ("standard", "sgt", "pgd_at", "mixed_at", "trades_at", "asgt")
+
+
+def decisive(profile: Profile, chosen: tuple[str, ...] = ()) -> list[RunSpec]:
+    """The decisive study's runs: :data:`DECISIVE_MODELS` and the screening's ``chosen`` variants.
+
+    :param profile: The decisive profile (``get_profile("mnist", "decisive")``, possibly overridden).
+    :param chosen: Names of :func:`screening` runs the screening's rule chose (:data:`SCREENING_RULE`); the paper's
+        ASGT is in the study anyway.
+    :return: The run specifications, seed by seed; the chosen variants and :data:`DECISIVE_FULL_SEEDS` with every
+        seed of ``profile``, the other models with its first three.
+    :raises ValueError: If a chosen name is not a screening variant.
+    """
+    entries = {(f"{m}[{v}]" if v else m): (v, m, kw, over) for v, m, kw, over in SCREENING}
+    unknown = [name for name in chosen if name not in entries]
+    if unknown:
+        raise ValueError(f"chosen must name screening variants ({', '.join(entries)}), got {unknown}.")
+    variants = [entries[n] for n in chosen if n not in DECISIVE_MODELS]
+    runs = []
+    for i, seed in enumerate(profile.seeds):
+        runs += [_run(profile, m, seed) for m in DECISIVE_MODELS if m in DECISIVE_FULL_SEEDS or i < 3]
+        runs += [
+            _run(profile, model, seed, variant=variant, training=replace(profile.training, **over),
+                 trainer_kwargs=tuple(sorted(kwargs.items())))
+            for variant, model, kwargs, over in variants
+        ]  # fmt: skip
+    return runs
 
 
 def select(runs: list[RunSpec], only: str | None) -> list[RunSpec]:

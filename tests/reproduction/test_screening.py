@@ -132,3 +132,35 @@ def test_the_rule_waits_for_every_variant_and_seed_and_the_markdown_says_so(tmp_
     text = screening.write_markdown(payload, tmp_path / "s.md", expected=9)
     assert "2 of 9 variants evaluated" in text and "applied once every variant" in text
     assert (tmp_path / "s.md").read_text() == text
+
+
+def test_the_decisive_study_runs_five_seeds_where_the_issue_asks_and_three_elsewhere():
+    profile = recipe.get_profile("mnist", "decisive")
+    runs = recipe.decisive(profile, chosen=("asgt", "madry_sgt", "asgt[kl 0.3]"))
+    seeds = {}
+    for r in runs:
+        seeds.setdefault(r.name, []).append(r.seed)
+    assert seeds["asgt"] == seeds["mixed_at"] == seeds["trades_at"] == [0, 1, 2, 3, 4]
+    assert seeds["madry_sgt"] == seeds["asgt[kl 0.3]"] == [0, 1, 2, 3, 4]
+    assert seeds["standard"] == seeds["sgt"] == seeds["pgd_at"] == [0, 1, 2]
+    assert next(r for r in runs if r.name == "asgt[kl 0.3]").training.kl_weight == 0.3
+    assert all(supported(r) is None for r in runs)
+    # the standard recipe's training: the decisive controls and the standard profile's share their weights
+    standard = {
+        (r.name, r.seed): r.training_hash() for r in recipe.profile_runs(recipe.get_profile("mnist", "standard"))
+    }
+    assert all(standard[(r.name, r.seed)] == r.training_hash() for r in runs if (r.name, r.seed) in standard)
+    with pytest.raises(ValueError, match="screening variants"):
+        recipe.decisive(profile, chosen=("nonsense",))
+
+
+def test_the_saliency_subset_is_its_own_random_draw_and_enters_the_hash_only_when_set(tmp_path, data):
+    default = spec("trades_at", epochs=1)
+    assert "n_saliency" not in default.evaluation_config()["evaluation"]
+    run = replace(default, evaluation=replace(EVALUATION, n_saliency=5))
+    assert run.evaluation_config()["evaluation"]["n_saliency"] == 5
+    cache = RunCache(tmp_path)
+    run_pieces(cache, [run], lambda: data, network=TinyNet, log=lambda _: None)
+    evaluation = cache.evaluation(run)["evaluation"]
+    assert evaluation["n_saliency"] == 5 and len(evaluation["test_subsets"]["saliency_indices"]) == 5
+    assert evaluation["n_report"] == EVALUATION.n_report
