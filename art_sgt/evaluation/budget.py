@@ -115,7 +115,8 @@ class AttackBudget:
             raise ValueError(f"strong_factor must be an integer >= 2, got {self.strong_factor!r}.")
         checked["attacks"] = _check_attack_names(self.attacks)
         if not isinstance(self.name, str) or not self.name:
-            raise TypeError(f"name must be a non-empty string, got {self.name!r}.")
+            error = ValueError if isinstance(self.name, str) else TypeError
+            raise error(f"name must be a non-empty string, got {self.name!r}.")
         for key, value in checked.items():  # plain ints and a tuple: the budget is hashable and JSON-ready
             object.__setattr__(self, key, value)
 
