@@ -43,8 +43,8 @@ ATTACKS = ("pgd", "apgd-ce", "apgd-dlr", "apgd-t", "fab-t", "square")
 #: Names of the preset budgets, for :meth:`AttackBudget.preset`.
 PRESETS = ("quick", "standard", "autoattack")
 
-# The presets side by side, one row per field: (quick, standard, autoattack).
-_PRESET_VALUES: dict[str, tuple[Any, Any, Any]] = {
+# The presets side by side, one row per field, one column per name of PRESETS.
+_PRESET_VALUES: dict[str, tuple[Any, Any, Any]] = {  # field: (quick, standard, autoattack)
     "pgd_max_iter": (20, 50, 100),
     "pgd_restarts": (1, 2, 5),
     "apgd_max_iter": (25, 100, 100),

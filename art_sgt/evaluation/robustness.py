@@ -105,9 +105,10 @@ def robustness_report(
     What every attack may spend comes from ``budget``, an :class:`~art_sgt.evaluation.budget.AttackBudget` or the
     name of a preset (``AttackBudget.preset("standard").replace(apgd_max_iter=50)`` changes one field of a preset).
     With ``mode="cascade"`` the attacks run in the order of ``attacks``, each only on the samples all attacks before
-    it left correct (AutoAttack's protocol, and its cost), and :attr:`RobustnessReport.accuracy` holds the accuracy
-    after each attack and those before it; with ``mode="independent"`` each attack runs on every clean-correct
-    sample and the accuracy is its own. The worst case is the same conjunction either way (for attacks whose outcome
+    it left correct (AutoAttack's protocol, and its cost), and the report's
+    :attr:`~art_sgt.evaluation.report.RobustnessReport.accuracy` holds the accuracy after each attack and those
+    before it; with ``mode="independent"`` each attack runs on every clean-correct sample and the accuracy is its
+    own. The worst case is the same conjunction either way (for attacks whose outcome
     on a sample does not depend on which other samples share its batch, exactly the same). PGD takes
     ``budget.pgd_max_iter`` steps of ``2.5 eps / pgd_max_iter`` (Madry et al.) from ``budget.pgd_restarts`` random
     starts (0: from ``x``); APGD starts with step ``2 eps`` (Croce and Hein); Square spends
@@ -143,7 +144,8 @@ def robustness_report(
     :param tolerance: Accuracy drop a paired check must also exceed to fire, in [0, 1).
     :param batch_size: Batch size of the attacks and predictions.
     :param seed: Seed of numpy's and torch's global generators, set before every attack.
-    :param verbose: Show a progress bar over the attack runs, and print :meth:`RobustnessReport.table` at the end.
+    :param verbose: Show a progress bar over the attack runs, and print the report's
+        :meth:`~art_sgt.evaluation.report.RobustnessReport.table` at the end.
     :return: The report; its ``params`` record the budget's name and fields.
     :raises TypeError: If ``classifier`` is not a ``PyTorchClassifier`` or an argument has the wrong type.
     :raises ImportError: If ``attacks`` names ``fab-t`` and torchattacks is not installed.
