@@ -205,9 +205,9 @@ def _shape(text: str) -> tuple[int, ...]:
 
 
 def _budget_names() -> list[str]:
-    from art_sgt.evaluation.robustness import BUDGETS
+    from art_sgt.evaluation.budget import PRESETS
 
-    return list(BUDGETS)
+    return list(PRESETS)
 
 
 def _add_evaluate(sub: Any) -> None:
@@ -675,7 +675,7 @@ def _check_radius(args: argparse.Namespace) -> None:
 
 def _evaluate(args: argparse.Namespace, report: Callable[[dict[str, Any]], None]) -> list[str]:
     from art_sgt.datasets import random_subset
-    from art_sgt.evaluation import SaliencyEvaluator, robustness_report
+    from art_sgt.evaluation import AttackBudget, SaliencyEvaluator, robustness_report
 
     if args.torchscript or args.factory:
         classifier, dataset = _user_classifier(args), args.dataset
@@ -715,17 +715,10 @@ def _evaluate(args: argparse.Namespace, report: Callable[[dict[str, Any]], None]
         )
     report({"config": config, "test_images": test_images, "saliency": saliency.to_dict()})  # kept if attacks fail
     x_r, y_r = x_test[chosen["robustness"]], y_test[chosen["robustness"]].argmax(1)
+    flags = {"pgd_max_iter": args.pgd_iter, "apgd_max_iter": args.apgd_iter, "square_max_iter": args.square_queries}
+    budget = AttackBudget.preset(args.budget).replace(**{k: v for k, v in flags.items() if v is not None})
     robust = robustness_report(
-        classifier,
-        x_r,
-        y_r,
-        eps=DATASETS[dataset].eval_eps,
-        budget=args.budget,
-        pgd_max_iter=args.pgd_iter,
-        apgd_max_iter=args.apgd_iter,
-        square_max_iter=args.square_queries,
-        seed=args.seed,
-        verbose=not args.quiet,
+        classifier, x_r, y_r, eps=DATASETS[dataset].eval_eps, budget=budget, seed=args.seed, verbose=not args.quiet
     )
     print(f"clean accuracy {robust.clean_accuracy:.4f} on {robust.n_samples} images")
     for attack, values in {**robust.accuracy, "worst case": robust.worst_case}.items():

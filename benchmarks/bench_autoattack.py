@@ -49,7 +49,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from art_sgt.datasets import load_mnist, random_subset  # noqa: E402
-from art_sgt.evaluation import robustness_report  # noqa: E402
+from art_sgt.evaluation import AttackBudget, robustness_report  # noqa: E402
 from art_sgt.models import make_classifier, to_channels_first  # noqa: E402
 from art_sgt.provenance import run_info, write_json  # noqa: E402
 
@@ -111,10 +111,11 @@ def _train(x: np.ndarray, y: np.ndarray, args: argparse.Namespace) -> tuple[Any,
     return classifier, time.process_time() - cpu
 
 
-def _report(classifier: Any, x: np.ndarray, y: np.ndarray, args: argparse.Namespace,
-            **budget: int) -> dict[str, Any]:  # fmt: skip
-    report = robustness_report(classifier, x, y, eps=(args.eps,), budget="autoattack", checklist=False,
-                               seed=args.seed, verbose=False, **budget)  # fmt: skip
+def _report(classifier: Any, x: np.ndarray, y: np.ndarray, args: argparse.Namespace, **fields: int) -> dict[str, Any]:
+    budget = AttackBudget.preset("autoattack").replace(**fields)
+    report = robustness_report(
+        classifier, x, y, eps=(args.eps,), budget=budget, checklist=False, seed=args.seed, verbose=False
+    )
     return {
         "correct": np.asarray(report.worst_case_correct[0]),
         "attacks": report.attacks,

@@ -31,7 +31,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from art_sgt.datasets import load_mnist, random_subset  # noqa: E402
-from art_sgt.evaluation import robustness_report  # noqa: E402
+from art_sgt.evaluation import AttackBudget, robustness_report  # noqa: E402
 from art_sgt.models import MnistCNN, make_classifier, to_channels_first  # noqa: E402
 from art_sgt.provenance import run_info  # noqa: E402
 
@@ -91,9 +91,20 @@ def _art_by_hand(classifier: Any, x: np.ndarray, y: np.ndarray, eps: float, args
 
 
 def _report(classifier: Any, x: np.ndarray, y: np.ndarray, eps: float, args: argparse.Namespace) -> float:
-    report = robustness_report(classifier, x, y, eps=(eps,), attacks=("apgd-t",), apgd_max_iter=args.max_iter,
-                               apgd_restarts=1, apgd_targets=args.targets, checklist=False,
-                               batch_size=args.batch_size, seed=args.seed, verbose=False)  # fmt: skip
+    budget = AttackBudget.preset("standard").replace(
+        apgd_max_iter=args.max_iter, apgd_restarts=1, apgd_targets=args.targets, attacks=("apgd-t",)
+    )
+    report = robustness_report(
+        classifier,
+        x,
+        y,
+        eps=(eps,),
+        budget=budget,
+        checklist=False,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        verbose=False,
+    )
     return report.worst_case[0]
 
 

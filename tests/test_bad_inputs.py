@@ -50,9 +50,13 @@ class Ctx:
 def _channels_last():
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(8 * 8 * 1, 4))
     return PyTorchClassifier(
-        model, torch.nn.CrossEntropyLoss(), input_shape=(8, 8, 1), nb_classes=4,
-        optimizer=torch.optim.SGD(model.parameters(), lr=0.1), channels_first=False,
-    )  # fmt: skip
+        model,
+        torch.nn.CrossEntropyLoss(),
+        input_shape=(8, 8, 1),
+        nb_classes=4,
+        optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
+        channels_first=False,
+    )
 
 
 def _mixup():
@@ -60,17 +64,26 @@ def _mixup():
 
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 4))
     return PyTorchClassifier(
-        model, torch.nn.CrossEntropyLoss(), input_shape=(1, 8, 8), nb_classes=4, clip_values=(0.0, 1.0),
-        optimizer=torch.optim.SGD(model.parameters(), lr=0.1), preprocessing_defences=[MixupPyTorch(num_classes=4)],
-    )  # fmt: skip
+        model,
+        torch.nn.CrossEntropyLoss(),
+        input_shape=(1, 8, 8),
+        nb_classes=4,
+        clip_values=(0.0, 1.0),
+        optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
+        preprocessing_defences=[MixupPyTorch(num_classes=4)],
+    )
 
 
 def _unreduced_loss():
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 4))
     return PyTorchClassifier(
-        model, torch.nn.CrossEntropyLoss(reduction="none"), input_shape=(1, 8, 8), nb_classes=4,
-        clip_values=(0.0, 1.0), optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
-    )  # fmt: skip
+        model,
+        torch.nn.CrossEntropyLoss(reduction="none"),
+        input_shape=(1, 8, 8),
+        nb_classes=4,
+        clip_values=(0.0, 1.0),
+        optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
+    )
 
 
 def _unwritable_checkpoint_dir(c):

@@ -72,8 +72,11 @@ def test_asgt_training_and_evaluation(data_dir, tmp_path):
     assert set(evaluation["saliency"]["results"]) == {"saliency", "integrated_gradients"}
     from art_sgt.datasets import random_subset
 
-    assert evaluation["test_images"] == {"seed": 0, "saliency": random_subset(32, 8).tolist(),
-                                         "robustness": random_subset(32, 8).tolist()}  # fmt: skip
+    assert evaluation["test_images"] == {
+        "seed": 0,
+        "saliency": random_subset(32, 8).tolist(),
+        "robustness": random_subset(32, 8).tolist(),
+    }
 
 
 def test_robust_val_holds_out_the_last_training_images_and_keeps_the_best_epoch(data_dir, tmp_path, monkeypatch):

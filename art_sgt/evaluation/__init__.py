@@ -11,11 +11,14 @@ batches on the model's device, seeded, without modifying the inputs or the model
 - :mod:`~art_sgt.evaluation.stability`: map stability under ART's PGD.
 - :mod:`~art_sgt.evaluation.sanity`: cascading randomisation and random-logit tests.
 - :mod:`~art_sgt.evaluation.robustness`: robustness report over ART's attacks.
+- :mod:`~art_sgt.evaluation.budget`: the attack budget of that report, with its presets.
 - :mod:`~art_sgt.evaluation.checklist`: the gradient-masking checklist of that report.
-- :mod:`~art_sgt.evaluation.report`: :class:`SaliencyEvaluator` and :class:`SaliencyReport`.
+- :mod:`~art_sgt.evaluation.report`: the results, :class:`SaliencyReport` (built by :class:`SaliencyEvaluator`) and
+  :class:`RobustnessReport`, and their plots.
 """
 
 from art_sgt.evaluation.attribution import METHODS, Method, MethodSpec, attribute, get_method, register_method
+from art_sgt.evaluation.budget import ATTACKS, PRESETS, AttackBudget
 from art_sgt.evaluation.checklist import CHECKS, GradientMaskingCheck
 from art_sgt.evaluation.faithfulness import (
     FRACTIONS,
@@ -29,16 +32,15 @@ from art_sgt.evaluation.faithfulness import (
     removal_ranks,
 )
 from art_sgt.evaluation.metrics import CHANNEL_REDUCTIONS, complexity, infidelity, sensitivity, sparseness
-from art_sgt.evaluation.report import METRICS, SaliencyEvaluator, SaliencyReport, summarise
-from art_sgt.evaluation.robustness import (
-    ATTACKS,
-    BUDGETS,
-    MODES,
-    PRESET_ATTACKS,
+from art_sgt.evaluation.report import (
+    METRICS,
     RobustnessReport,
+    SaliencyEvaluator,
+    SaliencyReport,
     plot_robustness,
-    robustness_report,
+    summarise,
 )
+from art_sgt.evaluation.robustness import MODES, robustness_report
 from art_sgt.evaluation.sanity import (
     RandomizationResult,
     RandomLogitResult,
@@ -60,10 +62,10 @@ from art_sgt.evaluation.stability import (
 __all__ = [
     # robustness
     "ATTACKS",
-    "BUDGETS",
+    "AttackBudget",
     "CHECKS",
     "MODES",
-    "PRESET_ATTACKS",
+    "PRESETS",
     "GradientMaskingCheck",
     "RobustnessReport",
     "plot_robustness",

@@ -1,7 +1,11 @@
-"""``SaliencyEvaluator``: runs a chosen set of evaluators on shared maps and returns a ``SaliencyReport``.
+"""The evaluators' results: :class:`SaliencyReport` (with :class:`SaliencyEvaluator`, which builds it) and
+:class:`RobustnessReport` (built by :func:`~art_sgt.evaluation.robustness.robustness_report`), with their plots.
 
-The maps of each method are computed once and reused by every metric that needs the maps of ``x``
-(masking curves, infidelity, sensitivity, sparseness, complexity, stability, both sanity checks).
+A result object holds plain data (lists, dicts, numbers), turns into JSON and back, and combines with others of
+its kind; it runs no attack, so a saved report is read, merged and plotted without the machinery that made it.
+
+:class:`SaliencyEvaluator` computes the maps of each method once and reuses them in every metric that needs the maps
+of ``x`` (masking curves, infidelity, sensitivity, sparseness, complexity, stability, both sanity checks).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import torch
 from art_sgt._validation import check_choice, check_positive_int
 from art_sgt.evaluation._common import as_labels, as_tensor, predict_proba, resolve_model
 from art_sgt.evaluation.attribution import compute_maps, get_method
+from art_sgt.evaluation.checklist import GradientMaskingCheck
 from art_sgt.evaluation.faithfulness import masking_curve
 from art_sgt.evaluation.metrics import complexity, infidelity, sensitivity, sparseness
 from art_sgt.evaluation.sanity import cascading_randomization, random_logit
@@ -29,7 +34,7 @@ from art_sgt.evaluation.stability import adversarial_stability
 if TYPE_CHECKING:
     from art.estimators.classification import PyTorchClassifier
 
-__all__ = ["METRICS", "SaliencyReport", "SaliencyEvaluator", "summarise"]
+__all__ = ["METRICS", "SaliencyReport", "SaliencyEvaluator", "summarise", "RobustnessReport", "plot_robustness"]
 
 METRICS: tuple[str, ...] = (
     "masking",
@@ -358,3 +363,209 @@ class SaliencyEvaluator:
             config=config,
             maps=kept,
         )
+
+
+@dataclass
+class RobustnessReport:
+    """Accuracy per attack and ``eps``, the per-sample worst case, and the gradient-masking checklist.
+
+    :param eps: Attack strengths, in the order given.
+    :param norm: The norm, ``"inf"``, ``"2"`` or ``"1"``.
+    :param attacks: Attack names (see :data:`~art_sgt.evaluation.budget.ATTACKS`), in the order they ran.
+    :param n_samples: Number of samples attacked.
+    :param clean_accuracy: Accuracy on ``x``.
+    :param accuracy: ``{attack: [robust accuracy at each eps]}``: the fraction of samples correct clean and under
+        the attack (only the samples correct clean are attacked, as in AutoAttack); in a cascade
+        (``params["mode"]``), correct under the attack and every attack before it, so the last equals the worst
+        case over the attacks.
+    :param worst_case: Per ``eps``, the fraction of samples correct clean and under every attack.
+    :param checklist: The checks (see :data:`~art_sgt.evaluation.checklist.CHECKS`).
+    :param params: The parameters the report ran with: ``budget`` (the name of its
+        :class:`~art_sgt.evaluation.budget.AttackBudget`) and the budget's fields
+        (:meth:`~art_sgt.evaluation.budget.AttackBudget.to_dict`: every attack's iterations, queries and restarts),
+        ``cost`` (an upper bound on the model evaluations each attack may spend), ``mode``, ``norm``,
+        ``batch_size``, ``seed``, the checks' ``check_eps``, ``large_eps``, ``alpha`` and ``tolerance``, and
+        ``worst_case_attacks`` (per ``eps``, the attacks its worst case covers).
+    :param seconds: Wall-clock seconds per attack (summed over ``eps``) and per check.
+    :param notes: Warnings about the run, e.g. an attack that got no input gradient from the model.
+    :param worst_case_correct: Per ``eps``, the per-sample outcomes behind :attr:`worst_case` (``True``: correct
+        clean and under every attack), for paired tests between models on the same samples.
+    """
+
+    eps: list[float]
+    norm: str
+    attacks: list[str]
+    n_samples: int
+    clean_accuracy: float
+    accuracy: dict[str, list[float]]
+    worst_case: list[float]
+    checklist: list[GradientMaskingCheck]
+    params: dict[str, Any]
+    seconds: dict[str, float]
+    notes: list[str] = field(default_factory=list)
+    worst_case_correct: list[list[bool]] = field(default_factory=list)
+
+    @property
+    def gradient_masking(self) -> bool:
+        """Whether any check of the checklist raised its flag."""
+        return any(check.flagged for check in self.checklist)
+
+    @property
+    def flags(self) -> list[str]:
+        """Names of the checks that raised their flag."""
+        return [check.name for check in self.checklist if check.flagged]
+
+    def accuracy_at(self, eps: float, attack: str = "worst_case") -> float:
+        """Accuracy at one of the report's ``eps`` under one attack, or the worst case.
+
+        :param eps: One of :attr:`eps`.
+        :param attack: An attack of :attr:`attacks` or ``"worst_case"``.
+        :return: The accuracy.
+        :raises ValueError: If ``eps`` or ``attack`` is not in the report.
+        """
+        matches = [i for i, e in enumerate(self.eps) if math.isclose(e, float(eps), rel_tol=1e-9, abs_tol=1e-12)]
+        if not matches:
+            raise ValueError(f"eps must be one of {self.eps}, got {eps!r}.")
+        if attack == "worst_case":
+            return self.worst_case[matches[0]]
+        if attack not in self.accuracy:
+            raise ValueError(f"attack must be one of {[*self.accuracy, 'worst_case']}, got {attack!r}.")
+        return self.accuracy[attack][matches[0]]
+
+    def table(self) -> str:
+        """A one-screen summary: accuracy per attack and ``eps``, the worst case, and every check's verdict with
+        its evidence (``n``, p-value, the accuracies compared, whether its budget was adequate).
+
+        :return: The table as text.
+        """
+        width = max(12, *(len(name) for name in self.accuracy))
+        cascade = self.params.get("mode") == "cascade"
+        head = f"{'attack':<{width}}" + "".join(f"{f'eps {e:g}':>11}" for e in self.eps)
+        rows = [
+            f"robustness: n={self.n_samples}, norm L{'-inf' if self.norm == 'inf' else self.norm}, "
+            f"budget {self.params.get('budget', '?')}, clean accuracy {self.clean_accuracy:.4f}",
+            *(["cascade: each row is the accuracy under its attack and every attack above it"] if cascade else []),
+            head,
+            "-" * len(head),
+        ]
+        for name, values in {**self.accuracy, "worst case": self.worst_case}.items():
+            rows.append(f"{name:<{width}}" + "".join(f"{v:>11.4f}" for v in values))
+        if self.checklist:
+            rows.append(f"gradient-masking checks (exact one-sided tests, alpha {self.params.get('alpha')}):")
+        for check in self.checklist:
+            verdict = {True: "FLAG", False: "ok", None: "not run"}[check.flagged]
+            shown = {k: round(v, 4) if isinstance(v, float) else v for k, v in check.evidence.items()}
+            p_value = "" if check.p_value is None else f" n={check.n} p={check.p_value:.3g}"
+            budget = {True: "", False: " [budget too small to be a real test]", None: ""}[check.budget_adequate]
+            rows.append(f"  {check.name:<16}{verdict:<8}{p_value}{budget} {shown}")
+        rows.extend(f"note: {note}" for note in self.notes)
+        return "\n".join(rows)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The report as plain Python types, with ``gradient_masking`` and ``flags`` added.
+
+        :return: A JSON-serialisable dictionary.
+        """
+        return {**asdict(self), "gradient_masking": self.gradient_masking, "flags": self.flags}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RobustnessReport:
+        """The report back from :meth:`to_dict` (e.g. read from JSON).
+
+        :param data: The dictionary.
+        :return: The report.
+        """
+        fields = {k: v for k, v in data.items() if k not in ("gradient_masking", "flags")}
+        fields["checklist"] = [GradientMaskingCheck(**check) for check in fields.get("checklist", [])]
+        return cls(**fields)
+
+    @classmethod
+    def concatenate(cls, reports: Sequence[RobustnessReport]) -> RobustnessReport:
+        """One report from reports of the same model, samples and budget at different ``eps``.
+
+        Every attack is seeded alike before each run, so the reports of ``robustness_report`` called once per
+        ``eps`` (the checklist in at most one of the calls) concatenate to the report of a single call over all of
+        them, except for the ``seconds`` measured; this lets a long evaluation be kept and resumed ``eps`` by ``eps``.
+
+        :param reports: The reports, in the order their ``eps`` should appear.
+        :return: The concatenated report (``seconds`` and the ``cost`` bounds are summed per key).
+        :raises ValueError: If ``reports`` is empty, if they differ in norm, attacks, samples, clean accuracy or
+            budget, if an ``eps`` appears twice, or if more than one holds a checklist.
+        """
+        reports = list(reports)
+        if not reports:
+            raise ValueError("reports must hold at least one RobustnessReport, got an empty sequence.")
+        per_eps = ("cost", "worst_case_attacks", "check_eps", "large_eps", "large_eps_full")
+        first = reports[0]
+        shared = (first.norm, first.attacks, first.n_samples, first.clean_accuracy)
+        for other in reports[1:]:
+            same = (other.norm, other.attacks, other.n_samples, other.clean_accuracy) == shared
+            budget = {k: v for k, v in other.params.items() if k not in per_eps}
+            if not same or budget != {k: v for k, v in first.params.items() if k not in per_eps}:
+                raise ValueError("reports must share norm, attacks, samples, clean accuracy and budget.")
+        eps = [e for r in reports for e in r.eps]
+        if any(math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12) for i, a in enumerate(eps) for b in eps[i + 1 :]):
+            raise ValueError(f"reports must be at different eps, got {eps}.")
+        checked = [r for r in reports if r.checklist]
+        if len(checked) > 1:
+            raise ValueError(f"at most one of reports may hold a checklist, got {len(checked)}.")
+        base = checked[0] if checked else first
+
+        def summed(maps: list[Mapping[str, float]]) -> dict[str, Any]:
+            return {k: sum(m.get(k, 0) for m in maps) for k in dict.fromkeys(k for m in maps for k in m)}
+
+        params = {
+            **base.params,
+            "cost": summed([r.params.get("cost", {}) for r in reports]),
+            "worst_case_attacks": [a for r in reports for a in r.params.get("worst_case_attacks", [])],
+        }
+        return cls(
+            eps=eps,
+            norm=first.norm,
+            attacks=list(first.attacks),
+            n_samples=first.n_samples,
+            clean_accuracy=first.clean_accuracy,
+            accuracy={name: [a for r in reports for a in r.accuracy[name]] for name in first.accuracy},
+            worst_case=[w for r in reports for w in r.worst_case],
+            checklist=list(base.checklist),
+            params=params,
+            seconds={k: round(v, 3) for k, v in summed([r.seconds for r in reports]).items()},
+            notes=list(dict.fromkeys(n for r in reports for n in r.notes)),
+            worst_case_correct=[w for r in reports for w in r.worst_case_correct],
+        )
+
+
+def plot_robustness(
+    reports: RobustnessReport | Mapping[str, RobustnessReport],
+    path: str | Path | None = None,
+) -> Any:
+    """Accuracy vs ``eps``: one panel per report (model), one line per attack, the worst case dashed, clean a star.
+
+    :param reports: A report, or ``{title: report}``.
+    :param path: Save the figure here (folders are created).
+    :return: The ``matplotlib`` figure.
+    :raises TypeError: If ``reports`` holds something other than :class:`RobustnessReport` objects.
+    """
+    import matplotlib.pyplot as plt
+
+    panels = {"": reports} if isinstance(reports, RobustnessReport) else dict(reports)
+    if not panels or not all(isinstance(r, RobustnessReport) for r in panels.values()):
+        raise TypeError("reports must be a RobustnessReport or a non-empty mapping {title: RobustnessReport}.")
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.8 * len(panels), 3.4), squeeze=False, sharey=True)
+    for ax, (title, report) in zip(axes[0], panels.items()):
+        for k, (name, values) in enumerate(report.accuracy.items()):
+            ax.plot(report.eps, values, marker="o", color=f"C{k}", label=name)
+        ax.plot(report.eps, report.worst_case, "k--", marker="s", label="worst case")
+        ax.plot([0.0], [report.clean_accuracy], "k*", markersize=9, label="clean")
+        flags = ", ".join(report.flags) or "none"
+        ax.set_title(f"{title}\nmasking flags: {flags}" if title else f"masking flags: {flags}", fontsize=9)
+        ax.set_xlabel(f"eps (L{'-inf' if report.norm == 'inf' else report.norm})")
+        ax.set_ylim(-0.02, 1.02)
+        ax.grid(alpha=0.3)
+    axes[0, 0].set_ylabel("accuracy")
+    axes[0, 0].legend(fontsize=7)
+    fig.tight_layout()
+    if path is not None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=120, bbox_inches="tight")
+    return fig

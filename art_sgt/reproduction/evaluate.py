@@ -83,7 +83,7 @@ def _correct(classifier: Any, x: np.ndarray, y: np.ndarray) -> np.ndarray:
 def _pgd_correct(classifier: Any, x: np.ndarray, y: np.ndarray, eps: float, ev: EvaluationRecipe,
                  seed: int) -> np.ndarray:  # fmt: skip
     """Per sample: correct clean and under the recipe's PGD (Madry's step, ``ev.pgd_restarts`` random starts)."""
-    from art_sgt.evaluation import robustness_report
+    from art_sgt.evaluation import AttackBudget, robustness_report
 
     report = robustness_report(
         classifier,
@@ -91,8 +91,7 @@ def _pgd_correct(classifier: Any, x: np.ndarray, y: np.ndarray, eps: float, ev: 
         y,
         eps=eps,
         attacks=("pgd",),
-        pgd_max_iter=ev.pgd_iter,
-        pgd_restarts=ev.pgd_restarts,
+        budget=AttackBudget.preset("standard").replace(pgd_max_iter=ev.pgd_iter, pgd_restarts=ev.pgd_restarts),
         checklist=False,
         batch_size=256,
         seed=seed,
@@ -104,12 +103,23 @@ def _pgd_correct(classifier: Any, x: np.ndarray, y: np.ndarray, eps: float, ev: 
 def _robustness(classifier: Any, x: np.ndarray, y: np.ndarray, eps: float, check_eps: float,
                 ev: EvaluationRecipe, transfer_from: Any, seed: int) -> dict[str, Any]:  # fmt: skip
     """``robustness_report`` at one ``eps`` with the recipe's budget (the checklist at ``check_eps`` only)."""
-    from art_sgt.evaluation import robustness_report
+    from art_sgt.evaluation import AttackBudget, robustness_report
 
     checklist = math.isclose(eps, check_eps, rel_tol=1e-9)
-    report = robustness_report(classifier, x, y, eps=[eps], check_eps=check_eps, checklist=checklist,
-                               transfer_from=transfer_from, budget=ev.budget, mode=ev.report_mode, seed=seed,
-                               verbose=False, **dict(ev.report_kwargs))  # fmt: skip
+    budget = AttackBudget.preset(ev.budget).replace(**dict(ev.report_kwargs))
+    report = robustness_report(
+        classifier,
+        x,
+        y,
+        eps=[eps],
+        check_eps=check_eps,
+        checklist=checklist,
+        transfer_from=transfer_from,
+        budget=budget,
+        mode=ev.report_mode,
+        seed=seed,
+        verbose=False,
+    )
     return report.to_dict()
 
 

@@ -163,11 +163,13 @@ for name, row in rows.items():
 #
 # :func:`~art_sgt.evaluation.robustness.robustness_report` attacks each model with ART's PGD, APGD-CE,
 # APGD-DLR and Square at every eps, takes the per-sample worst case (a sample counts as robust only if it
-# survives every attack), and runs the gradient-masking checks (see :doc:`/robustness`). ``budget="quick"``
-# is for a page like this one only: a claim needs ``"standard"`` or ``"autoattack"``.
+# survives every attack), and runs the gradient-masking checks (see :doc:`/robustness`). The ``"quick"``
+# budget (here with fewer Square queries) is for a page like this one only: a claim needs ``"standard"`` or
+# ``"autoattack"``.
 
-from art_sgt.evaluation import plot_robustness, robustness_report
+from art_sgt.evaluation import AttackBudget, plot_robustness, robustness_report
 
+budget = AttackBudget.preset("quick").replace(square_max_iter=100)
 reports = {}
 for name, classifier in models.items():
     reports[name] = robustness_report(
@@ -175,8 +177,7 @@ for name, classifier in models.items():
         x_test[:100],
         labels[:100],
         eps=(0.1, 0.2, 0.3),
-        budget="quick",
-        square_max_iter=100,
+        budget=budget,
         verbose=False,
     )
     worst = " / ".join(f"{a:.2f}" for a in reports[name].worst_case)

@@ -13,7 +13,7 @@ import pytest
 import torch
 from art.estimators.classification import PyTorchClassifier
 
-from art_sgt.evaluation.robustness import PRESET_ATTACKS, robustness_report
+from art_sgt.evaluation import AttackBudget, robustness_report
 
 torchattacks = pytest.importorskip("torchattacks")
 
@@ -42,21 +42,23 @@ def _trained_classifier() -> PyTorchClassifier:
         optimiser.zero_grad()
         torch.nn.functional.cross_entropy(model(x[batch]), y[batch]).backward()
         optimiser.step()
-    return PyTorchClassifier(model.eval(), loss=torch.nn.CrossEntropyLoss(), input_shape=SHAPE, nb_classes=CLASSES,
-                             clip_values=(0.0, 1.0))  # fmt: skip
+    return PyTorchClassifier(
+        model.eval(), loss=torch.nn.CrossEntropyLoss(), input_shape=SHAPE, nb_classes=CLASSES, clip_values=(0.0, 1.0)
+    )
 
 
 def test_autoattack_preset_breaks_every_image_torchattacks_autoattack_breaks() -> None:
     classifier = _trained_classifier()
     x, y = _data(100, seed=2)
     # Square at 1000 queries on both sides keeps the test fast; benchmarks/bench_autoattack.py compares at 5000.
-    report = robustness_report(classifier, x, y, eps=(EPS,), budget="autoattack", square_max_iter=SQUARE,
-                               checklist=False, verbose=False)  # fmt: skip
-    assert report.attacks == list(PRESET_ATTACKS["autoattack"])  # FAB-T included: torchattacks is installed
+    budget = AttackBudget.preset("autoattack").replace(square_max_iter=SQUARE)
+    report = robustness_report(classifier, x, y, eps=(EPS,), budget=budget, checklist=False, verbose=False)
+    assert report.attacks == list(budget.attacks)  # FAB-T included: torchattacks is installed
     ours = np.asarray(report.worst_case_correct[0])
 
-    attack = torchattacks.AutoAttack(classifier.model, norm="Linf", eps=EPS, version="standard", n_classes=CLASSES,
-                                     seed=0)  # fmt: skip
+    attack = torchattacks.AutoAttack(
+        classifier.model, norm="Linf", eps=EPS, version="standard", n_classes=CLASSES, seed=0
+    )
     square = attack._autoattack.attacks[-1]  # torchattacks keeps its four attacks in a MultiAttack, Square last
     assert type(square).__name__ == "Square" and square.n_queries == 5000
     square.n_queries = SQUARE

@@ -13,7 +13,7 @@ import torch
 from art.estimators.classification import PyTorchClassifier
 from scipy.stats import binomtest
 
-from art_sgt.evaluation import BUDGETS, CHECKS, robustness_report
+from art_sgt.evaluation import CHECKS, AttackBudget, robustness_report
 from art_sgt.evaluation.checklist import ADEQUATE, LARGE_EPS_RATE, paired_test
 
 SHAPE = (1, 8, 8)
@@ -164,10 +164,10 @@ def test_binary_linear_worst_case_equals_the_closed_form_robust_accuracy(norm, d
     distance = _closed_form_distance(x, y, w, b, dual)
     assert np.abs(distance[:, None] - np.asarray(eps)[None, :]).min() > 1e-5  # none on a knife edge
     # PGD without a random start walks straight to the optimal point; restarts would shrink its step under L2.
+    budget = AttackBudget.preset("quick").replace(pgd_restarts=0, attacks=("pgd", "apgd-ce"))
     report = robustness_report(
-        _classifier(model, clip=False), x, y, eps=eps, norm=norm, attacks=("pgd", "apgd-ce"), budget="quick",
-        pgd_restarts=0, checklist=False, verbose=False,
-    )  # fmt: skip
+        _classifier(model, clip=False), x, y, eps=eps, norm=norm, budget=budget, checklist=False, verbose=False
+    )
     expected = [float((distance > e).mean()) for e in eps]
     assert report.worst_case == expected
     assert 0 < expected[-1] < expected[0] < 1  # the eps cut through the distribution
@@ -178,10 +178,12 @@ def test_multiclass_linear_worst_case_is_within_one_percent_of_the_closed_form()
     x, y = _inputs(100, w, b)
     distance = _closed_form_distance(x, y, w, b, 1)
     eps = (0.004, 0.007, 0.01)
+    budget = AttackBudget.preset("quick").replace(attacks=("pgd", "apgd-ce", "apgd-dlr"))
+    classifier = _classifier(model, classes=4, clip=False)
+    # mode="independent": each attack on every sample
     report = robustness_report(
-        _classifier(model, classes=4, clip=False), x, y, eps=eps, attacks=("pgd", "apgd-ce", "apgd-dlr"),
-        budget="quick", checklist=False, verbose=False, mode="independent",  # each attack on every sample
-    )  # fmt: skip
+        classifier, x, y, eps=eps, budget=budget, checklist=False, verbose=False, mode="independent"
+    )
     expected = np.array([(distance > e).mean() for e in eps])
     assert np.round(np.abs(np.asarray(report.worst_case) - expected) * len(x)).max() <= 1  # 1% of n
     assert np.all(np.asarray(report.worst_case) >= expected - 1e-12)  # no attack beats the exact optimum
@@ -222,7 +224,7 @@ def test_sound_model_raises_no_flag_and_every_check_runs() -> None:
 
 #: For each check, a model and report arguments on which it must fire.
 FIRING = {
-    "more_iterations": ("bump", {"pgd_restarts": 0}),
+    "more_iterations": ("bump", {"budget": AttackBudget.preset("standard").replace(pgd_restarts=0)}),
     "single_step": ("trap", {}),
     "black_box": ("quantise", {}),
     "large_eps": ("quantise", {}),
@@ -246,7 +248,8 @@ def test_every_check_fires_on_its_known_answer(check) -> None:
 
 def test_more_iterations_fires_when_the_stronger_attack_lowers_the_accuracy() -> None:
     x, y = _first_pixel_data()
-    report = _report(_classifier(FirstPixel("bump")), x, y, eps=(0.3,), pgd_restarts=0)
+    budget = AttackBudget.preset("standard").replace(pgd_restarts=0)
+    report = _report(_classifier(FirstPixel("bump")), x, y, eps=(0.3,), budget=budget)
     check = {c.name: c for c in report.checklist}["more_iterations"]
     assert check.evidence["pgd_strong"] < check.evidence["pgd"] == 1.0  # lower, not higher, is the warning sign
     assert check.budget_adequate is False  # one restart is below ADEQUATE["strong_restarts"]
@@ -285,14 +288,13 @@ def test_large_eps_allows_a_stray_sample_but_not_a_significant_rate() -> None:
 
 
 def test_budget_presets_are_recorded_and_explicit_values_override_them() -> None:
-    assert set(BUDGETS) == {"quick", "standard", "autoattack"}
-    standard = BUDGETS["standard"]
-    assert 50 <= standard["pgd_max_iter"] <= 100 and standard["pgd_restarts"] >= 2
-    assert standard["apgd_max_iter"] >= 100 and standard["square_max_iter"] >= 5000
+    standard = AttackBudget.preset("standard")
+    assert 50 <= standard.pgd_max_iter <= 100 and standard.pgd_restarts >= 2
+    assert standard.apgd_max_iter >= 100 and standard.square_max_iter >= 5000
     x, y = _bayes_data(12)
-    report = _report(_zoo("sound"), x, y, budget="quick", pgd_max_iter=7)
+    report = _report(_zoo("sound"), x, y, budget=AttackBudget.preset("quick").replace(pgd_max_iter=7))
     assert report.params["budget"] == "quick" and report.params["pgd_max_iter"] == 7
-    assert report.params["square_max_iter"] == BUDGETS["quick"]["square_max_iter"]
+    assert report.params["square_max_iter"] == AttackBudget.preset("quick").square_max_iter
     assert report.params["cost"]["pgd"] == 7 * 12
     adequate = {c.name: c.budget_adequate for c in report.checklist}
     assert adequate["more_iterations"] is (4 * 7 >= ADEQUATE["strong_iter"])  # 28 steps: not a real test

@@ -119,8 +119,13 @@ def test_per_feature_clip_values_bound_each_feature_of_fills_and_perturbations()
             return self.linear(x)
 
     high = np.array([0.5, 1.0, 1.0, 1.0], dtype=np.float32)
-    classifier = PyTorchClassifier(Spy(), loss=torch.nn.CrossEntropyLoss(), input_shape=(4,), nb_classes=2,
-                                   clip_values=(np.zeros(4, np.float32), high))  # fmt: skip
+    classifier = PyTorchClassifier(
+        Spy(),
+        loss=torch.nn.CrossEntropyLoss(),
+        input_shape=(4,),
+        nb_classes=2,
+        clip_values=(np.zeros(4, np.float32), high),
+    )
     x, y = np.full((3, 4), 0.25, np.float32), np.zeros(3, np.int64)
     maps = np.array([[5.0, 1.0, 1.0, 1.0]] * 3, np.float32)  # feature 0 is the most salient
     masking_curve(classifier, x, y, maps, fractions=[0.0, 0.25], orders=("morf",), fill=0.9)

@@ -129,5 +129,8 @@ def test_support_of_stability_counts_only_the_predictions_the_attack_kept(traine
     with pytest.warns(RuntimeWarning, match="saliency stability_spearman"):
         assert np.isnan(report.summary()["saliency"]["stability_spearman"])
     assert report.support()["saliency"] == {
-        "stability_accuracy": 1, "stability_flipped": 1, "stability_spearman": 0, "stability_top_k": 0,
-    }  # fmt: skip
+        "stability_accuracy": 1,
+        "stability_flipped": 1,
+        "stability_spearman": 0,
+        "stability_top_k": 0,
+    }

@@ -10,9 +10,10 @@ import torch
 from art.attacks.evasion import AutoProjectedGradientDescent, ProjectedGradientDescent, SquareAttack
 from art.estimators.classification import PyTorchClassifier
 
-from art_sgt.evaluation.robustness import PRESET_ATTACKS, RobustnessReport, plot_robustness, robustness_report
+from art_sgt.evaluation import AttackBudget, RobustnessReport, plot_robustness, robustness_report
 
-ATTACKS = PRESET_ATTACKS["standard"]
+STANDARD = AttackBudget.preset("standard")
+ATTACKS = STANDARD.attacks
 
 SHAPE = (1, 8, 8)
 
@@ -63,9 +64,7 @@ def test_numbers_equal_art_attacks_run_by_hand() -> None:
         x,
         y,
         eps=eps,
-        pgd_max_iter=5,
-        apgd_max_iter=5,
-        square_max_iter=30,
+        budget=STANDARD.replace(pgd_max_iter=5, apgd_max_iter=5, square_max_iter=30),
         checklist=False,
         seed=3,
         verbose=False,
@@ -75,8 +74,8 @@ def test_numbers_equal_art_attacks_run_by_hand() -> None:
     by_hand = {name: [] for name in ATTACKS}
 
     def apgd(e, loss_type, targeted=False):
-        return AutoProjectedGradientDescent(clf, eps=e, eps_step=2 * e, max_iter=5, nb_random_init=1,
-                                            loss_type=loss_type, targeted=targeted, verbose=False)  # fmt: skip
+        options = {"loss_type": loss_type, "targeted": targeted, "verbose": False}
+        return AutoProjectedGradientDescent(clf, eps=e, eps_step=2 * e, max_iter=5, nb_random_init=1, **options)
 
     for e in eps[1:]:
         attacks = {
@@ -181,8 +180,8 @@ def test_cascade_equals_the_independent_conjunction_on_a_known_answer_model() ->
     # no pixel clipped in the direction an attack pushes it (class 0 up, class 2 down, class 1 either way)
     assert (pixels[y != 2] + eps < 1).all() and (pixels[y != 0] - eps > 0).all()
     names = ("pgd", "apgd-ce", "apgd-t", "apgd-dlr")
-    common = {"eps": (0.0, eps), "attacks": names, "pgd_restarts": 0, "pgd_max_iter": 10, "apgd_max_iter": 10,
-              "checklist": False, "verbose": False}  # fmt: skip
+    budget = STANDARD.replace(pgd_restarts=0, pgd_max_iter=10, apgd_max_iter=10)
+    common = {"eps": (0.0, eps), "attacks": names, "budget": budget, "checklist": False, "verbose": False}
     cascade = robustness_report(clf, x, y, **common)
     independent = robustness_report(clf, x, y, mode="independent", **common)
     expected = _closed_form_robust(x, y, eps)
@@ -211,8 +210,11 @@ def test_a_cascade_attacks_only_the_samples_every_attack_before_left_correct(mon
     monkeypatch.setattr(module, "run_attack", spy)
     x, y = _data(n=40, classes=3)
     y[:4] = (y[:4] + 1) % 3  # wrong on clean inputs: never attacked
-    report = robustness_report(_classifier(classes=3), x, y, eps=0.12, attacks=("apgd-ce", "apgd-dlr", "pgd"),
-                               apgd_max_iter=5, pgd_max_iter=5, checklist=False, verbose=False)  # fmt: skip
+    budget = STANDARD.replace(apgd_max_iter=5, pgd_max_iter=5)
+    attacks = ("apgd-ce", "apgd-dlr", "pgd")
+    report = robustness_report(
+        _classifier(classes=3), x, y, eps=0.12, attacks=attacks, budget=budget, checklist=False, verbose=False
+    )
     n = len(x)
     after = [round(report.accuracy[name][0] * n) for name in ("apgd-ce", "apgd-dlr")]
     assert sizes == [round(report.clean_accuracy * n), *after]
@@ -225,8 +227,10 @@ def test_autoattack_preset_without_torchattacks_skips_fab_t_and_says_so(monkeypa
     monkeypatch.setattr(module, "fab_available", lambda: False)
     x, y = _data(n=12, classes=3)
     with pytest.warns(UserWarning, match="fab-t skipped"):
-        report = robustness_report(_classifier(classes=3), x, y, eps=0.05, budget="autoattack", apgd_max_iter=2,
-                                   apgd_targets=2, square_max_iter=5, checklist=False, verbose=False)  # fmt: skip
+        budget = AttackBudget.preset("autoattack").replace(apgd_max_iter=2, apgd_targets=2, square_max_iter=5)
+        report = robustness_report(
+            _classifier(classes=3), x, y, eps=0.05, budget=budget, checklist=False, verbose=False
+        )
     assert report.attacks == ["apgd-ce", "apgd-t", "square"]
     assert any("fab-t skipped" in note and "art-sgt[autoattack]" in note for note in report.notes)
     with pytest.raises(ImportError, match="attacks"):  # named explicitly: an error, before any work
@@ -237,8 +241,9 @@ def test_fab_t_refuses_inputs_outside_the_unit_box() -> None:
     pytest.importorskip("torchattacks")
     x, y = _data(n=8, classes=3)
     clf = _classifier(classes=3)
-    wide = PyTorchClassifier(clf.model, loss=torch.nn.CrossEntropyLoss(), input_shape=SHAPE, nb_classes=3,
-                             clip_values=(0.0, 2.0))  # fmt: skip
+    wide = PyTorchClassifier(
+        clf.model, loss=torch.nn.CrossEntropyLoss(), input_shape=SHAPE, nb_classes=3, clip_values=(0.0, 2.0)
+    )
     with pytest.raises(ValueError, match="clip_values"):
         robustness_report(wide, x, y, eps=0.05, attacks=("fab-t",), verbose=False)
 
@@ -248,8 +253,7 @@ def test_checklist_flags_a_masked_model_and_not_a_normal_one(tmp_path) -> None:
     kwargs = dict(
         eps=(0.1, 0.3),
         attacks=("pgd", "square"),
-        pgd_max_iter=10,
-        square_max_iter=200,
+        budget=STANDARD.replace(pgd_max_iter=10, square_max_iter=200),
         check_eps=0.3,
         seed=0,
         verbose=False,
@@ -284,14 +288,12 @@ def test_checklist_flags_a_masked_model_and_not_a_normal_one(tmp_path) -> None:
         ({"norm": 3.0}, ValueError, "norm"),
         ({"norm": True}, ValueError, "norm"),
         ({"tolerance": 1.0}, ValueError, "tolerance"),
-        ({"pgd_max_iter": 0}, ValueError, "pgd_max_iter"),
-        ({"pgd_restarts": -1}, ValueError, "pgd_restarts"),
+        ({"budget": "fast"}, ValueError, "budget"),
+        ({"budget": {"pgd_max_iter": 5}}, TypeError, "budget"),
         ({"seed": 1.5}, TypeError, "seed"),
         ({"attacks": ("apgd-dlr",)}, ValueError, "attacks"),  # DLR needs 3 classes or more
         ({"attacks": ("apgd-t",)}, ValueError, "attacks"),
-        ({"apgd_targets": 0}, ValueError, "apgd_targets"),
         ({"mode": "parallel"}, ValueError, "mode"),
-        ({"fab_max_iter": 0}, ValueError, "fab_max_iter"),
     ],
 )
 def test_bad_arguments_name_the_parameter(kwargs, error, name) -> None:
@@ -300,12 +302,25 @@ def test_bad_arguments_name_the_parameter(kwargs, error, name) -> None:
         robustness_report(_classifier(), x, y, verbose=False, **{"attacks": ("pgd",), **kwargs})
 
 
-@pytest.mark.parametrize(("norm", "key"), [(2, "2"), (2.0, "2"), (np.float64(2.0), "2"), (1.0, "1"), ("1", "1"),
-                                          (np.inf, "inf"), (float("inf"), "inf"), ("inf", "inf")])  # fmt: skip
+SPELLINGS = [
+    (2, "2"),
+    (2.0, "2"),
+    (np.float64(2.0), "2"),
+    (1.0, "1"),
+    ("1", "1"),
+    (np.inf, "inf"),
+    (float("inf"), "inf"),
+    ("inf", "inf"),
+]
+
+
+@pytest.mark.parametrize(("norm", "key"), SPELLINGS)
 def test_every_spelling_of_a_norm_is_accepted(norm, key) -> None:
     x, y = _data(8)
-    report = robustness_report(_classifier(), x, y, eps=0.1, norm=norm, attacks="pgd", checklist=False,
-                               pgd_max_iter=2, verbose=False)  # fmt: skip
+    budget = STANDARD.replace(pgd_max_iter=2)
+    report = robustness_report(
+        _classifier(), x, y, eps=0.1, norm=norm, attacks="pgd", budget=budget, checklist=False, verbose=False
+    )
     assert report.norm == key
 
 
@@ -316,8 +331,9 @@ def test_the_models_get_their_own_modes_back() -> None:
     classifier.model.train()
     source.model.train()
     source.model[0].eval()  # a submodule in its own mode keeps it too
-    robustness_report(classifier, x, y, eps=0.1, attacks=("pgd", "square"), pgd_max_iter=2, square_max_iter=2,
-                      budget="quick", large_eps_iter=2, transfer_from=source, verbose=False)  # fmt: skip
+    budget = AttackBudget.preset("quick").replace(pgd_max_iter=2, square_max_iter=2, large_eps_iter=2)
+    attacks = ("pgd", "square")
+    robustness_report(classifier, x, y, eps=0.1, attacks=attacks, budget=budget, transfer_from=source, verbose=False)
     assert classifier.model.training and all(m.training for m in classifier.model.modules())
     assert source.model.training and not source.model[0].training and source.model[1].training
 
@@ -340,10 +356,11 @@ def test_bad_models_and_data_name_the_parameter() -> None:
         robustness_report(_classifier(), x, y, attacks="pgd", transfer_from=other)
     with pytest.raises(TypeError, match="reports"):
         plot_robustness({"a": 1})
-    assert isinstance(
-        robustness_report(_classifier(), x, y, eps=0.1, attacks="pgd", checklist=False, pgd_max_iter=2, verbose=False),
-        RobustnessReport,
+    budget = STANDARD.replace(pgd_max_iter=2)
+    report = robustness_report(
+        _classifier(), x, y, eps=0.1, attacks="pgd", budget=budget, checklist=False, verbose=False
     )
+    assert isinstance(report, RobustnessReport)
 
 
 def test_images_too_small_for_square_are_refused_up_front_and_skipped_by_the_checklist() -> None:
@@ -358,7 +375,9 @@ def test_images_too_small_for_square_are_refused_up_front_and_skipped_by_the_che
     )
     with pytest.raises(ValueError, match="attacks must not include 'square'.*5x5"):
         robustness_report(small, x, y, attacks=("pgd", "square"), verbose=False)
-    report = robustness_report(small, x, y, eps=0.1, attacks="pgd", pgd_max_iter=2, verbose=False)
+    report = robustness_report(
+        small, x, y, eps=0.1, attacks="pgd", budget=STANDARD.replace(pgd_max_iter=2), verbose=False
+    )
     checks = {c.name: c for c in report.checklist}
     assert checks["black_box"].flagged is None and checks["black_box"].evidence["square"] is None
     assert checks["single_step"].flagged is not None  # the other checks still ran
@@ -367,9 +386,10 @@ def test_images_too_small_for_square_are_refused_up_front_and_skipped_by_the_che
 def test_reports_per_eps_concatenate_to_the_report_of_one_call() -> None:
     x, y = _data(n=30, seed=2, classes=3)
     clf = _classifier(classes=3)
-    kwargs = dict(budget="quick", pgd_max_iter=5, apgd_max_iter=5, square_max_iter=30, large_eps_iter=5,
-                  strong_factor=2, check_eps=0.12, transfer_from=_classifier(classes=3), seed=3,
-                  verbose=False)  # fmt: skip
+    budget = AttackBudget.preset("quick").replace(
+        pgd_max_iter=5, apgd_max_iter=5, square_max_iter=30, large_eps_iter=5, strong_factor=2
+    )
+    kwargs = dict(budget=budget, check_eps=0.12, transfer_from=_classifier(classes=3), seed=3, verbose=False)
     whole = robustness_report(clf, x, y, eps=(0.05, 0.12, 0.2), **kwargs)
     parts = [robustness_report(clf, x, y, eps=(e,), checklist=e == 0.12, **kwargs) for e in (0.05, 0.12, 0.2)]
     parts = [RobustnessReport.from_dict(json.loads(json.dumps(p.to_dict()))) for p in parts]  # kept as JSON

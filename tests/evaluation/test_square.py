@@ -18,8 +18,12 @@ class _Counting(torch.nn.Module):
 
     def __init__(self, channels: int) -> None:
         super().__init__()
-        self.body = torch.nn.Sequential(torch.nn.Conv2d(channels, 4, 3, padding=1), torch.nn.ReLU(),
-                                        torch.nn.Flatten(), torch.nn.Linear(4 * 144, 10))  # fmt: skip
+        self.body = torch.nn.Sequential(
+            torch.nn.Conv2d(channels, 4, 3, padding=1),
+            torch.nn.ReLU(),
+            torch.nn.Flatten(),
+            torch.nn.Linear(4 * 144, 10),
+        )
         self.samples = 0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -30,8 +34,9 @@ class _Counting(torch.nn.Module):
 def _setup(channels: int, seed: int = 0) -> tuple[PyTorchClassifier, _Counting, np.ndarray, np.ndarray]:
     torch.manual_seed(seed)
     net = _Counting(channels)
-    classifier = PyTorchClassifier(net, loss=torch.nn.CrossEntropyLoss(), input_shape=(channels, 12, 12),
-                                   nb_classes=10, clip_values=(0.0, 1.0))  # fmt: skip
+    classifier = PyTorchClassifier(
+        net, loss=torch.nn.CrossEntropyLoss(), input_shape=(channels, 12, 12), nb_classes=10, clip_values=(0.0, 1.0)
+    )
     x = np.random.default_rng(seed).random((40, channels, 12, 12), dtype=np.float32)
     y = classifier.predict(x).argmax(1)  # every sample starts correct
     return classifier, net, x, y
