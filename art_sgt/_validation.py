@@ -25,6 +25,7 @@ __all__ = [
     "check_fraction",
     "check_non_negative",
     "check_positive_int",
+    "check_non_negative_int",
     "check_choice",
     "check_array",
     "check_finite",
@@ -200,10 +201,26 @@ def check_positive_int(name: str, value: Any, allow_none: bool = False) -> int |
     """
     if value is None and allow_none:
         return None
+    return _check_int(name, value, 1)
+
+
+def check_non_negative_int(name: str, value: Any) -> int:
+    """Check that ``value`` is an integer >= 0 (a count that may be zero, or a seed).
+
+    :param name: The parameter's name, used in the error message.
+    :param value: The value to check.
+    :return: ``value`` as an int.
+    :raises TypeError: If ``value`` is not an integer.
+    :raises ValueError: If ``value`` is negative.
+    """
+    return _check_int(name, value, 0)
+
+
+def _check_int(name: str, value: Any, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer >= 1, got {_describe(value)}.")
-    if value < 1:
-        raise ValueError(f"{name} must be an integer >= 1, got {value!r}.")
+        raise TypeError(f"{name} must be an integer >= {minimum}, got {_describe(value)}.")
+    if value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}.")
     return int(value)
 
 

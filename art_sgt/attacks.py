@@ -28,6 +28,7 @@ from art_sgt._validation import (
     check_choice,
     check_clip_values,
     check_non_negative,
+    check_non_negative_int,
     check_norm,
     check_positive,
     check_positive_int,
@@ -254,10 +255,7 @@ def pgd(
     eps_step = check_positive("eps_step", eps_step)
     max_iter = check_positive_int("max_iter", max_iter)
     norm = check_norm("norm", norm)
-    if isinstance(num_random_init, bool) or not isinstance(num_random_init, numbers.Integral):
-        raise TypeError(f"num_random_init must be an integer >= 0, got {num_random_init!r}.")
-    if num_random_init < 0:
-        raise ValueError(f"num_random_init must be an integer >= 0, got {num_random_init!r}.")
+    num_random_init = check_non_negative_int("num_random_init", num_random_init)
     clip = _clip_bounds(clip_values, x)
     targeted = check_bool("targeted", targeted)
     random_eps = check_bool("random_eps", random_eps)

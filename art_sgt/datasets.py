@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import numbers
 import os
 import pickle
 import zipfile
@@ -38,7 +37,7 @@ import art.config
 import art.utils
 import numpy as np
 
-from art_sgt._validation import check_positive_int
+from art_sgt._validation import check_non_negative_int, check_positive_int
 
 __all__ = ["load_mnist", "load_cifar10", "random_subset", "ENV_VAR", "Dataset", "DataNotFoundError", "DataFileError"]
 
@@ -377,9 +376,6 @@ def random_subset(n_total: int, n: int, seed: int = 0) -> np.ndarray:
     n = check_positive_int("n", n)
     if n > n_total:
         raise ValueError(f"n must be at most n_total={n_total}, got {n}.")
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
-        raise TypeError(f"seed must be a non-negative int, got {type(seed).__name__}.")
-    if seed < 0:
-        raise ValueError(f"seed must be a non-negative int, got {seed!r}.")
+    seed = check_non_negative_int("seed", seed)
     rng = np.random.default_rng([int(seed), n_total])
     return np.sort(rng.choice(n_total, size=n, replace=False)).astype(np.int64)

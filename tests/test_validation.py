@@ -55,3 +55,13 @@ def test_bad_clip_values_are_refused_naming_the_parameter(value, error):
 def test_a_scalar_range_refuses_arrays():
     with pytest.raises(TypeError, match="pair of finite real numbers"):
         check_clip_values("clip_values", (np.zeros(3), np.ones(3)), scalar=True)
+
+
+def test_non_negative_int_accepts_zero_and_refuses_negatives_and_bools():
+    from art_sgt._validation import check_non_negative_int
+
+    assert check_non_negative_int("seed", 0) == 0 and check_non_negative_int("seed", np.int64(3)) == 3
+    with pytest.raises(ValueError, match="^seed must be an integer >= 0, got -1"):
+        check_non_negative_int("seed", -1)
+    with pytest.raises(TypeError, match="^seed must be an integer >= 0, got True"):
+        check_non_negative_int("seed", True)

@@ -26,12 +26,11 @@ TypeError: fields must be names of AttackBudget's fields (pgd_max_iter, ...), go
 from __future__ import annotations
 
 import dataclasses
-import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from art_sgt._validation import check_choice, check_positive_int
+from art_sgt._validation import check_choice, check_non_negative_int, check_positive_int
 
 __all__ = ["ATTACKS", "PRESETS", "AttackBudget"]
 
@@ -108,7 +107,7 @@ class AttackBudget:
 
     def __post_init__(self) -> None:
         checked: dict[str, Any] = {
-            name: _check_count(name, value) if name == "pgd_restarts" else check_positive_int(name, value)
+            name: check_non_negative_int(name, value) if name == "pgd_restarts" else check_positive_int(name, value)
             for name, value in self.to_dict().items()
         }
         if checked["strong_factor"] < 2:
@@ -183,15 +182,6 @@ class AttackBudget:
             cost["check_large_eps"] = self.large_eps_iter * n_samples
             cost["check_square"] = runs["square"] * n_samples
         return cost
-
-
-def _check_count(name: str, value: Any) -> int:
-    """Check that ``value`` is an integer >= 0 (a count that may be zero, or a seed)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer >= 0, got {value!r}.")
-    if value < 0:
-        raise ValueError(f"{name} must be an integer >= 0, got {value!r}.")
-    return int(value)
 
 
 def _check_attack_names(attacks: Any) -> tuple[str, ...]:

@@ -54,6 +54,8 @@ from art_sgt._validation import (
     check_fraction,
     check_labels,
     check_non_negative,
+    check_non_negative_int,
+    check_norm,
     check_positive_int,
     preserved_modes,
 )
@@ -67,7 +69,7 @@ from art_sgt.evaluation._art_attacks import (
     run_attack,
     square_supported,
 )
-from art_sgt.evaluation.budget import PRESETS, AttackBudget, _check_count
+from art_sgt.evaluation.budget import PRESETS, AttackBudget
 from art_sgt.evaluation.checklist import GradientMaskingCheck, run_checklist
 from art_sgt.evaluation.report import RobustnessReport
 
@@ -173,7 +175,7 @@ def robustness_report(
     ('quick', 20)
     """
     require_pytorch_classifier("classifier", classifier)
-    norm = _check_norm(norm)
+    norm = check_norm("norm", norm, allowed=("inf", "2", "1"))
     eps_list = _check_eps(eps, norm, classifier.clip_values)
     mode = check_choice("mode", mode, MODES)
     budget = _as_budget(budget)
@@ -187,7 +189,7 @@ def robustness_report(
         "budget": budget.name,
         "mode": mode,
         "batch_size": check_positive_int("batch_size", batch_size),
-        "seed": _check_count("seed", seed),
+        "seed": check_non_negative_int("seed", seed),
         "alpha": check_fraction("alpha", alpha),
         "tolerance": check_fraction("tolerance", tolerance, low_inclusive=True),
     }
@@ -338,18 +340,6 @@ def _check_eps(eps: Any, norm: str, clip_values: Any) -> list[float]:
                 f"eps must not exceed the classifier's clip range {span:g} under the L-inf norm, got {too_big[0]!r}."
             )
     return out
-
-
-def _check_norm(norm: Any) -> str:
-    if isinstance(norm, str):
-        key = {"inf": "inf", "np.inf": "inf", "1": "1", "2": "2"}.get(norm)
-    elif isinstance(norm, numbers.Real) and not isinstance(norm, bool):
-        key = {math.inf: "inf", 1.0: "1", 2.0: "2"}.get(float(norm))
-    else:
-        key = None
-    if key is None:
-        raise ValueError(f"norm must be one of 'inf', 2 or 1, got {norm!r}.")
-    return key
 
 
 def _runnable_attacks(
