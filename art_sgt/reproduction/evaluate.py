@@ -4,7 +4,7 @@ Every number comes from ART's attacks and the evaluators of :mod:`art_sgt.evalua
 trainers' fast-path PGD. The per-sample outcomes (one character ``0`` / ``1`` per test image) are kept so
 that two models can be compared on the same images (:func:`~art_sgt.reproduction.statistics.mcnemar_exact`).
 The worst case is kept per sample too (from :attr:`RobustnessReport.worst_case_correct
-<art_sgt.evaluation.robustness.RobustnessReport.worst_case_correct>`), so it is compared between models the same way.
+<art_sgt.evaluation.report.RobustnessReport.worst_case_correct>`), so it is compared between models the same way.
 """
 
 from __future__ import annotations
@@ -235,7 +235,7 @@ def evaluate_run(spec: RunSpec, classifier: Any, x: np.ndarray, y: np.ndarray, t
     ``eps``; saliency), each kept in ``partial`` as soon as it ends, so an evaluation interrupted (a session's end,
     Ctrl-C) resumes after its last finished stage. Every attack is seeded alike per stage, so the numbers equal
     those of one uninterrupted pass (:meth:`RobustnessReport.concatenate
-    <art_sgt.evaluation.robustness.RobustnessReport.concatenate>`).
+    <art_sgt.evaluation.report.RobustnessReport.concatenate>`).
 
     :param spec: The run (its evaluation recipe and seed).
     :param classifier: The trained classifier.
@@ -249,7 +249,7 @@ def evaluate_run(spec: RunSpec, classifier: Any, x: np.ndarray, y: np.ndarray, t
         group ``pgd`` / ``report`` / ``saliency``, summed over the sessions that ran them; ``stage_git``: the code
         each stage ran, as :func:`art_sgt.provenance.git_state`).
     """
-    from art_sgt.evaluation.robustness import RobustnessReport
+    from art_sgt.evaluation import RobustnessReport
 
     ev, eps = spec.evaluation, PAPER[spec.dataset]
     stages = _Stages(partial, spec.evaluation_hash())
