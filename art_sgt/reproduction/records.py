@@ -1,0 +1,503 @@
+"""Typed records of a study: a trained run, its evaluation, a gradient-masking check and a comparison.
+
+Each is a frozen dataclass built by ``from_payload`` from the JSON the run cache keeps (``evaluation.json`` and
+``train_log.json``, see :mod:`art_sgt.reproduction.cache`) or the report writes (its ``comparisons``); the
+on-disk format is theirs, these classes only read it. A record that is written back into the report
+(:func:`~art_sgt.reproduction.aggregate.assemble`'s ``runs``) keeps its payload as read, so the report repeats
+the stored fields exactly.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+import numpy as np
+
+from art_sgt.reproduction.evaluate import from_bits
+from art_sgt.reproduction.recipe import EvaluationRecipe, TrainingRecipe
+from art_sgt.reproduction.statistics import Interval, McNemar
+
+__all__ = [
+    "CHALLENGERS",
+    "TrainLog",
+    "SaliencyMetrics",
+    "GradientCheck",
+    "Evaluation",
+    "TrainedRun",
+    "SeedComparison",
+    "Comparison",
+]
+
+#: The attack each paired gradient-masking check pits against the report's PGD, by check name: the key of the
+#: challenger's accuracy in the check's evidence (:func:`art_sgt.evaluation.checklist.run_checklist`). The
+#: ``large_eps`` check has no challenger: it tests PGD alone at a large eps.
+CHALLENGERS = {"more_iterations": "pgd_strong", "single_step": "fgsm", "black_box": "square", "transfer": "transfer"}
+
+#: The code state of a piece of work whose code was not recorded.
+_UNKNOWN_CODE: Mapping[str, Any] = {"commit": None, "clean": None}
+
+
+def _nan_for_none(value: Any) -> float:
+    return math.nan if value is None else float(value)
+
+
+def _interval(payload: Mapping[str, Any]) -> Interval:
+    """An :class:`Interval` from its ``to_dict`` form (``None`` ends read as NaN)."""
+    return Interval(
+        estimate=_nan_for_none(payload["estimate"]),
+        low=_nan_for_none(payload["low"]),
+        high=_nan_for_none(payload["high"]),
+        confidence=float(payload["confidence"]),
+        n=int(payload["n"]),
+        method=str(payload["method"]),
+    )
+
+
+def _recipe(cls: type, payload: Mapping[str, Any]) -> Any:
+    """A recipe dataclass from its ``asdict`` form: known fields only (others keep their defaults), lists as
+    tuples."""
+    known = {f.name for f in fields(cls)}
+    values = {k: v for k, v in payload.items() if k in known}
+    for key, value in values.items():
+        if isinstance(value, list):
+            values[key] = tuple(tuple(v) if isinstance(v, list) else v for v in value)
+    return cls(**values)
+
+
+@dataclass(frozen=True)
+class TrainLog:
+    """What training a run cost and which code did it (``train_log.json``).
+
+    :param cpu_seconds: CPU seconds over every session.
+    :param cpu_seconds_per_epoch: CPU seconds per epoch.
+    :param wall_seconds: Wall seconds over every counted session (``None`` when not recorded).
+    :param epoch_seconds: Wall seconds of each epoch, from the log's ``history``.
+    :param sessions: Training sessions (``None`` when not recorded).
+    :param sessions_git: The code of each session (``None`` when not recorded).
+    :param git: The code that wrote the log (its provenance).
+    :param reused_from: The cache folder whose weights the run took instead of training (``None``: trained).
+    :param payload: The log as read, for the report's copy of it.
+    """
+
+    cpu_seconds: float
+    cpu_seconds_per_epoch: float
+    wall_seconds: float | None = None
+    epoch_seconds: tuple[float, ...] = ()
+    sessions: int | None = None
+    sessions_git: tuple[Mapping[str, Any], ...] | None = None
+    git: Mapping[str, Any] | None = None
+    reused_from: str | None = None
+    payload: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_payload(cls, payload: Mapping[str, Any]) -> TrainLog:
+        """Read a training log.
+
+        :param payload: The content of ``train_log.json``.
+        :return: The log.
+
+        >>> log = TrainLog.from_payload({"cpu_seconds": 30.0, "cpu_seconds_per_epoch": 15.0, "wall_seconds": 20.5,
+        ...                              "history": [{"epoch": 1, "seconds": 10.0}, {"epoch": 2, "seconds": 20.0}]})
+        >>> log.epoch_seconds, log.cost_complete
+        ((10.0, 20.0), False)
+        """
+        wall, sessions = payload.get("wall_seconds"), payload.get("sessions")
+        sessions_git = payload.get("sessions_git")
+        return cls(
+            cpu_seconds=float(payload["cpu_seconds"]),
+            cpu_seconds_per_epoch=float(payload["cpu_seconds_per_epoch"]),
+            wall_seconds=None if wall is None else float(wall),
+            epoch_seconds=tuple(float(e.get("seconds", 0.0)) for e in payload.get("history", [])),
+            sessions=None if sessions is None else int(sessions),
+            sessions_git=None if sessions_git is None else tuple(sessions_git),
+            git=payload.get("provenance", {}).get("git"),
+            reused_from=payload.get("reused_from"),
+            payload=payload,
+        )
+
+    @property
+    def cost_complete(self) -> bool:
+        """Whether :attr:`cpu_seconds` counts every epoch trained.
+
+        A session killed before it recorded its cost leaves its epochs out of the count while the next session
+        resumes from their checkpoint; its epochs then add up to more wall seconds than the counted sessions took.
+        ``False`` when they exceed :attr:`wall_seconds` by more than one second; ``True`` without wall seconds.
+        """
+        return self.wall_seconds is None or sum(self.epoch_seconds) <= self.wall_seconds + 1.0
+
+    def code_states(self) -> list[Mapping[str, Any]]:
+        """The code of each training session; a session whose code was not recorded counts as unknown, unless
+        one session did the whole training (the log's own provenance is then its code).
+
+        :return: One ``{"commit", "clean"}`` per session.
+        """
+        states = self.sessions_git
+        if states is None:
+            one_session = self.sessions is None or self.sessions <= 1
+            states = (self.git,) if one_session else (_UNKNOWN_CODE,)
+        return [*states, *[_UNKNOWN_CODE] * max(0, (self.sessions or 0) - len(states))]
+
+
+@dataclass(frozen=True)
+class SaliencyMetrics:
+    """The quality of a run's saliency maps (``evaluation["saliency"]``; all: higher is better but ``flipped``).
+
+    :param morf_gain: Area between the random-order and the MoRF masking curve over the clean accuracy.
+    :param lerf_gain: The same for the LeRF curve.
+    :param sparseness: Mean Gini index of the maps.
+    :param stability: The map stability under PGD (``spearman``, ``flipped``, ...; ``None`` where undefined,
+        e.g. a similarity when every prediction flipped).
+    """
+
+    morf_gain: float
+    lerf_gain: float
+    sparseness: float
+    stability: Mapping[str, float | None]
+
+    @classmethod
+    def from_payload(cls, payload: Mapping[str, Any]) -> SaliencyMetrics:
+        """Read the saliency part of an evaluation.
+
+        :param payload: ``evaluation["saliency"]``.
+        :return: The metrics.
+
+        >>> SaliencyMetrics.from_payload({"masking": {"morf_gain_accuracy": 0.5, "lerf_gain_accuracy": 0.1},
+        ...                               "sparseness": 0.7, "stability": {"spearman": None, "flipped": 1.0}})
+        SaliencyMetrics(morf_gain=0.5, lerf_gain=0.1, sparseness=0.7, stability={'spearman': None, 'flipped': 1.0})
+        """
+        masking = payload["masking"]
+        return cls(
+            morf_gain=float(masking["morf_gain_accuracy"]),
+            lerf_gain=float(masking["lerf_gain_accuracy"]),
+            sparseness=float(payload["sparseness"]),
+            stability=dict(payload["stability"]),
+        )
+
+    def stability_value(self, key: str) -> float:
+        """A field of the map stability, NaN when undefined or not recorded.
+
+        :param key: E.g. ``"spearman"``.
+        :return: The value.
+        """
+        return _nan_for_none(self.stability.get(key))
+
+
+@dataclass(frozen=True)
+class GradientCheck:
+    """One check of the gradient-masking checklist, as a run's evaluation keeps it.
+
+    :param name: The check (:data:`art_sgt.evaluation.checklist.CHECKS`).
+    :param flagged: Whether it fired (``None``: not run).
+    :param evidence: The accuracies and counts it rests on.
+    :param n: Images tested.
+    :param p_value: The one-sided exact p-value (``None``: not run).
+    """
+
+    name: str
+    flagged: bool | None
+    evidence: Mapping[str, Any]
+    n: int = 0
+    p_value: float | None = None
+
+    @classmethod
+    def from_payload(cls, payload: Mapping[str, Any]) -> GradientCheck:
+        """Read a check.
+
+        :param payload: One entry of ``robustness["checklist"]``.
+        :return: The check.
+
+        >>> check = GradientCheck.from_payload({"name": "black_box", "flagged": True, "n": 500, "p_value": 0.01,
+        ...                                     "evidence": {"eps": 0.2, "pgd": 0.86, "square": 0.84, "b": 9}})
+        >>> check.challenger, check.challenger_accuracy
+        ('square', 0.84)
+        """
+        return cls(
+            name=str(payload["name"]),
+            flagged=payload["flagged"],
+            evidence=dict(payload["evidence"]),
+            n=int(payload.get("n", 0)),
+            p_value=payload.get("p_value"),
+        )
+
+    @property
+    def challenger(self) -> str | None:
+        """The attack the check pits against PGD (:data:`CHALLENGERS`); ``None`` for ``large_eps``."""
+        return CHALLENGERS.get(self.name)
+
+    @property
+    def challenger_accuracy(self) -> float | None:
+        """The accuracy under the challenger, from the evidence (``None`` without a challenger or a result)."""
+        return None if self.challenger is None else self.evidence.get(self.challenger)
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """A trained run's evaluation (``evaluation.json``'s ``evaluation``).
+
+    :param accuracy: The clean, PGD and worst-case accuracies, by key of
+        :data:`~art_sgt.reproduction.evaluate.PER_SAMPLE` (``clean``, ``pgd_paper_eps``, ...).
+    :param per_sample: The per-image outcomes behind them, as ``0`` / ``1`` strings.
+    :param worst_case_eps: The eps grid of the worst case over attacks.
+    :param worst_case_accuracy: The worst-case accuracy at each eps of the grid.
+    :param report_clean_accuracy: The clean accuracy on the worst case's images.
+    :param attack_accuracy: Each attack's accuracy on the grid of :attr:`attack_eps`.
+    :param attack_eps: The eps of each entry of :attr:`attack_accuracy`.
+    :param flags: The gradient-masking checks that fired.
+    :param checklist: Every check of the checklist (empty when none ran).
+    :param saliency: The saliency-map qualities (``None`` when not measured).
+    :param cpu_seconds: CPU seconds per stage group (``pgd``, ``report``, ``saliency``; ``None`` when not recorded).
+    :param stage_git: The code of each stage (``None`` for a stage whose code was not recorded).
+    :param payload: The evaluation as read, for the report's copy of it.
+    """
+
+    accuracy: Mapping[str, float]
+    per_sample: Mapping[str, str]
+    worst_case_eps: tuple[float, ...]
+    worst_case_accuracy: tuple[float, ...]
+    report_clean_accuracy: float
+    attack_accuracy: Mapping[str, tuple[float, ...]]
+    attack_eps: tuple[float, ...]
+    flags: tuple[str, ...]
+    checklist: tuple[GradientCheck, ...] = ()
+    saliency: SaliencyMetrics | None = None
+    cpu_seconds: Mapping[str, float] | None = None
+    stage_git: Mapping[str, Mapping[str, Any] | None] = field(default_factory=dict)
+    payload: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_payload(cls, payload: Mapping[str, Any]) -> Evaluation:
+        """Read an evaluation.
+
+        :param payload: ``evaluation.json``'s ``evaluation``.
+        :return: The evaluation.
+        """
+        from art_sgt.reproduction.evaluate import PER_SAMPLE
+
+        robustness = payload["robustness"]
+        attacks = robustness.get("accuracy", {})
+        saliency = payload.get("saliency")
+        return cls(
+            accuracy={k: float(payload[k]) for k in PER_SAMPLE if k in payload},
+            per_sample=dict(payload.get("per_sample", {})),
+            worst_case_eps=tuple(payload["worst_case"]["eps"]),
+            worst_case_accuracy=tuple(payload["worst_case"]["accuracy"]),
+            report_clean_accuracy=float(robustness["clean_accuracy"]),
+            attack_accuracy={k: tuple(v) for k, v in attacks.items()},
+            attack_eps=tuple(robustness.get("eps", ())),
+            flags=tuple(payload["flags"]),
+            checklist=tuple(map(GradientCheck.from_payload, robustness.get("checklist") or ())),
+            saliency=None if saliency is None else SaliencyMetrics.from_payload(saliency),
+            cpu_seconds=payload.get("cpu_seconds"),
+            stage_git=dict(payload.get("stage_git", {})),
+            payload=payload,
+        )
+
+    def value(self, key: str) -> float:
+        """The number a report summarises under ``key``: an accuracy (:attr:`accuracy`), ``morf_gain``,
+        ``lerf_gain``, ``sparseness`` or ``stability_<field>`` (NaN where undefined).
+
+        :param key: The quantity.
+        :return: Its value.
+        :raises KeyError: For an accuracy not recorded, or a saliency quantity of an evaluation without saliency.
+        """
+        if key in self.accuracy:
+            return self.accuracy[key]
+        if key in ("morf_gain", "lerf_gain", "sparseness") or key.startswith("stability_"):
+            if self.saliency is None:
+                raise KeyError(f"{key}: the evaluation measured no saliency")
+            if key.startswith("stability_"):
+                return self.saliency.stability_value(key.removeprefix("stability_"))
+            return float(getattr(self.saliency, key))
+        raise KeyError(key)
+
+    def outcomes(self, key: str) -> np.ndarray | None:
+        """The per-image outcomes of an accuracy, or ``None`` when they are not kept.
+
+        :param key: A key of :data:`~art_sgt.reproduction.evaluate.PER_SAMPLE`.
+        :return: A boolean vector.
+        """
+        bits = self.per_sample.get(key)
+        return None if bits is None else from_bits(bits)
+
+    @property
+    def worst_case_curve(self) -> list[float]:
+        """The worst-case accuracy at eps 0 (the clean accuracy on the same images), then on the grid."""
+        return [self.report_clean_accuracy, *self.worst_case_accuracy]
+
+
+@dataclass(frozen=True)
+class TrainedRun:
+    """One run of a study: what was trained, how, what it cost, which code did it, and its evaluation.
+
+    :param name: The run's name (``model`` or ``model[variant]``).
+    :param model: The control (:data:`~art_sgt.reproduction.recipe.MODELS`).
+    :param variant: ``""`` for the main comparison, else the setting's name.
+    :param seed: The training seed.
+    :param dataset: ``"mnist"`` or ``"cifar10"``.
+    :param profile: The profile it was run under (``None`` for a run read from its training log only).
+    :param training: The training recipe it was trained with.
+    :param evaluation_recipe: The evaluation recipe it was evaluated with (``None``: not evaluated).
+    :param train: Its training log.
+    :param evaluation: Its evaluation (``None``: trained, not evaluated).
+    :param git: The code that wrote the record (``None`` for a run not evaluated).
+    :param reused_from: The folder whose record it took (a run with a twin's training and evaluation).
+    :param kept_evaluation_cpu_seconds: CPU seconds of the evaluation stages an interrupted evaluation kept.
+    """
+
+    name: str
+    model: str
+    variant: str
+    seed: int
+    dataset: str
+    profile: str | None
+    training: TrainingRecipe
+    evaluation_recipe: EvaluationRecipe | None
+    train: TrainLog
+    evaluation: Evaluation | None = None
+    git: Mapping[str, Any] | None = None
+    reused_from: str | None = None
+    kept_evaluation_cpu_seconds: float = 0.0
+
+    @classmethod
+    def from_payload(cls, payload: Mapping[str, Any]) -> TrainedRun:
+        """Read a run: an ``evaluation.json`` (:meth:`RunCache.records <art_sgt.reproduction.cache.RunCache.records>`)
+        or the training side of one not evaluated yet (:meth:`RunCache.train_record
+        <art_sgt.reproduction.cache.RunCache.train_record>`).
+
+        :param payload: The record.
+        :return: The run.
+        """
+        evaluation = payload.get("evaluation")
+        evaluation_config = payload.get("evaluation_config")
+        return cls(
+            name=str(payload["name"]),
+            model=str(payload["model"]),
+            variant=str(payload.get("variant", "")),
+            seed=int(payload["seed"]),
+            dataset=str(payload["dataset"]),
+            profile=payload.get("profile"),
+            training=_recipe(TrainingRecipe, payload["training_config"]["training"]),
+            evaluation_recipe=None
+            if evaluation_config is None
+            else _recipe(EvaluationRecipe, evaluation_config["evaluation"]),
+            train=TrainLog.from_payload(payload["train"]),
+            evaluation=None if evaluation is None else Evaluation.from_payload(evaluation),
+            git=payload.get("provenance", {}).get("git"),
+            reused_from=payload.get("reused_from"),
+            kept_evaluation_cpu_seconds=float(payload.get("evaluation_kept_cpu_seconds", 0.0)),
+        )
+
+    @property
+    def key(self) -> str:
+        """``"name,seed"``, how the cost model and the command line name a run."""
+        return f"{self.name},{self.seed}"
+
+    def code_states(self) -> list[Mapping[str, Any]]:
+        """The code of every piece of work behind the run: each training session, each evaluation stage, the
+        writing of the record (unknown where not recorded).
+
+        :return: One ``{"commit", "clean"}`` per piece.
+        """
+        stages = [] if self.evaluation is None else [g or _UNKNOWN_CODE for g in self.evaluation.stage_git.values()]
+        return [*self.train.code_states(), *stages, self.git or _UNKNOWN_CODE]
+
+
+@dataclass(frozen=True)
+class SeedComparison:
+    """Two models compared on one training seed's test images.
+
+    :param seed: The seed.
+    :param mcnemar: The exact McNemar test of their per-image outcomes.
+    :param bootstrap: The paired bootstrap interval of their accuracy difference.
+    """
+
+    seed: int
+    mcnemar: McNemar
+    bootstrap: Interval
+
+    def to_payload(self) -> dict[str, Any]:
+        """:return: The JSON form the report writes."""
+        return {"seed": self.seed, "mcnemar": self.mcnemar.to_dict(), "bootstrap": self.bootstrap.to_dict()}
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Model ``a`` against model ``b`` on one quantity: the paired statistics and the verdict they support.
+
+    :param a: The first model.
+    :param b: The second model.
+    :param variant: The setting both were trained in (``""``: the main comparison).
+    :param quantity: The quantity compared (a key of the report's ``QUANTITIES`` or ``SALIENCY_QUANTITIES``).
+    :param meaning: What the difference measures.
+    :param verdict: The sentence the interval supports.
+    :param across_seeds: The t interval of the difference over the seeds done for both.
+    :param per_seed: Per seed, the tests over its test images (where per-image outcomes are kept).
+    """
+
+    a: str
+    b: str
+    variant: str
+    quantity: str
+    meaning: str
+    verdict: str
+    across_seeds: Interval
+    per_seed: tuple[SeedComparison, ...] = ()
+
+    @classmethod
+    def from_payload(cls, payload: Mapping[str, Any]) -> Comparison:
+        """Read a comparison.
+
+        :param payload: One entry of a report's ``comparisons``.
+        :return: The comparison.
+
+        >>> interval = {"estimate": 0.1, "low": None, "high": None, "confidence": 0.95, "n": 1, "method": "t"}
+        >>> c = Comparison.from_payload({"a": "asgt", "b": "standard", "variant": "", "quantity": "clean",
+        ...                              "meaning": "m", "verdict": "v", "across_seeds": interval, "per_seed": []})
+        >>> c.across_seeds.low, c.to_payload()["across_seeds"] == interval
+        (nan, True)
+        """
+        per_seed = tuple(
+            SeedComparison(int(e["seed"]), McNemar(**e["mcnemar"]), _interval(e["bootstrap"]))
+            for e in payload["per_seed"]
+        )
+        return cls(
+            a=str(payload["a"]),
+            b=str(payload["b"]),
+            variant=str(payload["variant"]),
+            quantity=str(payload["quantity"]),
+            meaning=str(payload.get("meaning", "")),
+            verdict=str(payload.get("verdict", "")),
+            across_seeds=_interval(payload["across_seeds"]),
+            per_seed=per_seed,
+        )
+
+    def to_payload(self) -> dict[str, Any]:
+        """:return: The JSON form the report writes."""
+        return {
+            "across_seeds": self.across_seeds.to_dict(),
+            "per_seed": [entry.to_payload() for entry in self.per_seed],
+            "a": self.a,
+            "b": self.b,
+            "variant": self.variant,
+            "quantity": self.quantity,
+            "meaning": self.meaning,
+            "verdict": self.verdict,
+        }
+
+    def verdict_interval(self) -> tuple[Interval, float | None]:
+        """The interval the verdict rests on, and with one seed the exact McNemar p-value that must agree with it.
+
+        With two or more seeds (or no per-image outcomes) it is the t interval over seeds; with one, the paired
+        bootstrap over that seed's test images, whose percentile interval alone is liberal when few images
+        disagree.
+
+        :return: ``(interval, p_value or None)``.
+        """
+        if self.across_seeds.n >= 2 or not self.per_seed:
+            return self.across_seeds, None
+        one = self.per_seed[0]
+        method = "one seed: paired bootstrap over test images, seed spread not measured"
+        return replace(one.bootstrap, method=method), float(one.mcnemar.p_value)
