@@ -1,6 +1,6 @@
 """The paper reproduction: controls x seeds through a resumable run cache, then the report from what is cached.
 
-A study in three calls (``art-sgt reproduce`` runs them, see :mod:`art_sgt.reproduction.cli`):
+A study in three calls (``art-sgt reproduce`` runs them, through ``art_sgt.reproduction.cli``):
 
 - **run**: :func:`run_pieces` brings every :class:`RunSpec` of a :class:`Profile` (:func:`profile_runs`,
   :func:`ablations`, :func:`select`) to done in a :class:`RunCache`, skipping what is done and resuming what was

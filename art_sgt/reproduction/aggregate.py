@@ -23,7 +23,7 @@ from art_sgt.reproduction.statistics import (
     verdict,
 )
 
-__all__ = ["QUANTITIES", "SALIENCY_QUANTITIES", "COMPARISONS", "as_runs", "eps_labels", "assemble"]
+__all__ = ["QUANTITIES", "SALIENCY_QUANTITIES", "COMPARISONS", "eps_labels", "assemble"]
 
 #: The accuracies summarised per model, with their label (``{paper}`` / ``{standard}``: the eps).
 QUANTITIES = {
@@ -52,7 +52,7 @@ COMPARISONS = [
 ]
 
 
-def as_runs(records: Iterable[Mapping[str, Any] | TrainedRun]) -> list[TrainedRun]:
+def _runs(records: Iterable[Mapping[str, Any] | TrainedRun]) -> list[TrainedRun]:
     """Runs from cached records, read with :meth:`TrainedRun.from_payload` where they are still payloads.
 
     :param records: Records (``evaluation.json`` contents, training records) or runs.
@@ -177,13 +177,13 @@ def assemble(
     """The report's JSON payload, from the cached records of a profile's runs.
 
     :param profile: The profile.
-    :param records: The cached records of its runs that are done (:meth:`RunCache.records`), in recipe order, as
-        read from the cache or as :class:`~art_sgt.reproduction.records.TrainedRun`.
+    :param records: The cached records of its runs that are done, in recipe order, as read from the cache
+        (:meth:`~art_sgt.reproduction.RunCache.records`) or as :class:`~art_sgt.reproduction.records.TrainedRun`.
     :param manifest: The cache manifest of ``runs``.
     :param run: Provenance of the assembly (:func:`art_sgt.provenance.run_info`).
     :return: The payload.
     """
-    runs = as_runs(records)
+    runs = _runs(records)
     groups: dict[str, list[TrainedRun]] = {}
     for r in runs:
         groups.setdefault(r.name, []).append(r)

@@ -14,11 +14,19 @@ from typing import Any
 
 import numpy as np
 
-from art_sgt.reproduction.aggregate import as_runs
 from art_sgt.reproduction.recipe import ADVERSARIAL, PAPER, RunSpec
-from art_sgt.reproduction.records import TrainedRun, TrainLog
+from art_sgt.reproduction.records import RunCost, TrainedRun, TrainLog
 
 __all__ = ["attack_budget", "attack_units", "training_cost_complete", "estimate_cost", "cost_summary"]
+
+
+def _costs(records: Sequence[Mapping[str, Any] | TrainedRun | RunCost]) -> list[RunCost]:
+    """The cost side of each record (:meth:`RunCost.from_payload <art_sgt.reproduction.records.RunCost.from_payload>`
+    for a record still a payload)."""
+    return [
+        r.cost if isinstance(r, TrainedRun) else r if isinstance(r, RunCost) else RunCost.from_payload(r)
+        for r in records
+    ]
 
 
 def attack_budget(name: str, overrides: Mapping[str, Any]) -> Any:
@@ -72,10 +80,10 @@ def training_cost_complete(train: Mapping[str, Any] | TrainLog) -> bool:
 
 
 def cost_summary(
-    records: Sequence[Mapping[str, Any] | TrainedRun],
+    records: Sequence[Mapping[str, Any] | TrainedRun | RunCost],
     missing: Sequence[RunSpec],
     cores: int = 2,
-    trained: Sequence[Mapping[str, Any] | TrainedRun] = (),
+    trained: Sequence[Mapping[str, Any] | TrainedRun | RunCost] = (),
 ) -> dict[str, Any]:
     """The CPU time spent so far (what a run reused from a twin is not counted again), and an estimate for the
     runs not done.
@@ -84,20 +92,21 @@ def cost_summary(
     :param missing: The runs not done yet; those whose model has no measured run are left out of the estimate
         and named (see :func:`estimate_cost` with ``partial=True``).
     :param cores: Cores available, one run per core.
-    :param trained: Training records of runs trained but not evaluated yet (:meth:`RunCache.train_record`): their
-        training counts as spent, their training rate as measured, and only their evaluation is estimated, less
-        the CPU seconds of the evaluation stages they kept (counted as spent).
+    :param trained: Training records of runs trained but not evaluated yet
+        (:meth:`~art_sgt.reproduction.RunCache.train_record`): their training counts as spent, their
+        training rate as measured, and only their evaluation is estimated, less the CPU seconds of the evaluation
+        stages they kept (counted as spent).
     :return: ``{"done_runs", "trained_runs", "measured_training_cpu_hours", "measured_evaluation_cpu_hours",
         "measured_cpu_hours", "missing_runs", "cost_incomplete", "remaining"}``; ``cost_incomplete`` names the
         runs whose training cost is counted only in part (:func:`training_cost_complete`); ``remaining`` is absent
         when nothing is missing.
     """
-    done, pending = as_runs(records), as_runs(trained)
+    done, pending = _costs(records), _costs(trained)
     own = [r for r in [*done, *pending] if not r.train.reused_from]  # a twin's weights cost nothing
     training = sum(r.train.cpu_seconds for r in own) / 3600
     spent = {t.key: t.kept_evaluation_cpu_seconds for t in pending}
-    evaluated = [r.evaluation for r in done if not r.reused_from and r.evaluation is not None]
-    evaluation = (sum(sum((e.cpu_seconds or {}).values()) for e in evaluated) + sum(spent.values())) / 3600
+    stages = [r.evaluation_cpu_seconds or {} for r in done if not r.reused_from]
+    evaluation = (sum(sum(seconds.values()) for seconds in stages) + sum(spent.values())) / 3600
     out: dict[str, Any] = {
         "done_runs": len(done),
         "trained_runs": len(pending),
@@ -113,7 +122,9 @@ def cost_summary(
     return out
 
 
-def _rates(measured: Sequence[TrainedRun]) -> tuple[dict[tuple[str, str], list[float]], dict[tuple[str, str], list]]:
+def _rates(
+    measured: Sequence[RunCost],
+) -> tuple[dict[tuple[str, str], list[float]], dict[tuple[str, str], list[dict[str, float]]]]:
     """Per ``(model, arch)``: the measured training CPU seconds per image-epoch, and the measured evaluation CPU
     seconds per attack unit of each stage."""
     train_rate: dict[tuple[str, str], list[float]] = {}
@@ -122,7 +133,7 @@ def _rates(measured: Sequence[TrainedRun]) -> tuple[dict[tuple[str, str], list[f
         t, key = r.training, (r.model, r.training.arch)
         if r.train.cost_complete:
             train_rate.setdefault(key, []).append(r.train.cpu_seconds / (t.n_train * t.epochs))
-        seconds = None if r.evaluation is None else r.evaluation.cpu_seconds
+        seconds = r.evaluation_cpu_seconds
         if seconds is not None and r.evaluation_recipe is not None:
             units = attack_units(r.dataset, asdict(r.evaluation_recipe))
             eval_rate.setdefault(key, []).append({k: seconds[k] / units[k] for k in units})
@@ -130,7 +141,7 @@ def _rates(measured: Sequence[TrainedRun]) -> tuple[dict[tuple[str, str], list[f
 
 
 def estimate_cost(
-    measured: Sequence[Mapping[str, Any] | TrainedRun],
+    measured: Sequence[Mapping[str, Any] | TrainedRun | RunCost],
     runs: Sequence[RunSpec],
     cores: int = 2,
     trained: Sequence[str] = (),
@@ -162,7 +173,7 @@ def estimate_cost(
         "not_estimated", ...}``.
     :raises ValueError: If a model of ``runs`` has no measured run of the same architecture (unless ``partial``).
     """
-    train_rate, eval_rate = _rates(as_runs(measured))
+    train_rate, eval_rate = _rates(_costs(measured))
     by_arch: dict[str, list[dict[str, float]]] = {}
     by_kind: dict[tuple[bool, str], list[dict[str, float]]] = {}
     for (model, arch), rates in eval_rate.items():

@@ -1,7 +1,7 @@
 """Typed records of a study: a trained run, its evaluation, a gradient-masking check and a comparison.
 
 Each is a frozen dataclass built by ``from_payload`` from the JSON the run cache keeps (``evaluation.json`` and
-``train_log.json``, see :mod:`art_sgt.reproduction.cache`) or the report writes (its ``comparisons``); the
+``train_log.json``, see :class:`~art_sgt.reproduction.RunCache`) or the report writes (its ``comparisons``); the
 on-disk format is theirs, these classes only read it. A record that is written back into the report
 (:func:`~art_sgt.reproduction.aggregate.assemble`'s ``runs``) keeps its payload as read, so the report repeats
 the stored fields exactly.
@@ -26,6 +26,7 @@ __all__ = [
     "SaliencyMetrics",
     "GradientCheck",
     "Evaluation",
+    "RunCost",
     "TrainedRun",
     "SeedComparison",
     "Comparison",
@@ -38,6 +39,10 @@ CHALLENGERS = {"more_iterations": "pgd_strong", "single_step": "fgsm", "black_bo
 
 #: The code state of a piece of work whose code was not recorded.
 _UNKNOWN_CODE: Mapping[str, Any] = {"commit": None, "clean": None}
+
+
+def _float_or_none(value: Any) -> float | None:
+    return None if value is None else float(value)
 
 
 def _nan_for_none(value: Any) -> float:
@@ -72,7 +77,7 @@ class TrainLog:
     """What training a run cost and which code did it (``train_log.json``).
 
     :param cpu_seconds: CPU seconds over every session.
-    :param cpu_seconds_per_epoch: CPU seconds per epoch.
+    :param cpu_seconds_per_epoch: CPU seconds per epoch (``None`` when not recorded).
     :param wall_seconds: Wall seconds over every counted session (``None`` when not recorded).
     :param epoch_seconds: Wall seconds of each epoch, from the log's ``history``.
     :param sessions: Training sessions (``None`` when not recorded).
@@ -83,7 +88,7 @@ class TrainLog:
     """
 
     cpu_seconds: float
-    cpu_seconds_per_epoch: float
+    cpu_seconds_per_epoch: float | None = None
     wall_seconds: float | None = None
     epoch_seconds: tuple[float, ...] = ()
     sessions: int | None = None
@@ -99,17 +104,17 @@ class TrainLog:
         :param payload: The content of ``train_log.json``.
         :return: The log.
 
-        >>> log = TrainLog.from_payload({"cpu_seconds": 30.0, "cpu_seconds_per_epoch": 15.0, "wall_seconds": 20.5,
+        >>> log = TrainLog.from_payload({"cpu_seconds": 30.0, "wall_seconds": 20.5,
         ...                              "history": [{"epoch": 1, "seconds": 10.0}, {"epoch": 2, "seconds": 20.0}]})
         >>> log.epoch_seconds, log.cost_complete
         ((10.0, 20.0), False)
         """
-        wall, sessions = payload.get("wall_seconds"), payload.get("sessions")
+        sessions = payload.get("sessions")
         sessions_git = payload.get("sessions_git")
         return cls(
             cpu_seconds=float(payload["cpu_seconds"]),
-            cpu_seconds_per_epoch=float(payload["cpu_seconds_per_epoch"]),
-            wall_seconds=None if wall is None else float(wall),
+            cpu_seconds_per_epoch=_float_or_none(payload.get("cpu_seconds_per_epoch")),
+            wall_seconds=_float_or_none(payload.get("wall_seconds")),
             epoch_seconds=tuple(float(e.get("seconds", 0.0)) for e in payload.get("history", [])),
             sessions=None if sessions is None else int(sessions),
             sessions_git=None if sessions_git is None else tuple(sessions_git),
@@ -329,66 +334,121 @@ class Evaluation:
 
 
 @dataclass(frozen=True)
+class RunCost:
+    """What a run's training and evaluation cost, and the recipes the cost model scales it by.
+
+    :param model: The control (:data:`~art_sgt.reproduction.recipe.MODELS`).
+    :param dataset: ``"mnist"`` or ``"cifar10"``.
+    :param training: The training recipe it was trained with.
+    :param evaluation_recipe: The evaluation recipe it was evaluated with (``None``: not recorded).
+    :param train: Its training log.
+    :param evaluation_cpu_seconds: CPU seconds per evaluation stage group (``None``: not evaluated, or not
+        recorded).
+    :param kept_evaluation_cpu_seconds: CPU seconds of the evaluation stages an interrupted evaluation kept.
+    :param reused_from: The folder whose evaluation the run took (a twin's), so it cost nothing here.
+    :param key: ``"name,seed"`` (``None`` when the record names neither).
+    """
+
+    model: str
+    dataset: str
+    training: TrainingRecipe
+    train: TrainLog
+    evaluation_recipe: EvaluationRecipe | None = None
+    evaluation_cpu_seconds: Mapping[str, float] | None = None
+    kept_evaluation_cpu_seconds: float = 0.0
+    reused_from: str | None = None
+    key: str | None = None
+
+    @classmethod
+    def from_payload(cls, payload: Mapping[str, Any]) -> RunCost:
+        """Read the cost side of a run record (an ``evaluation.json`` or :meth:`RunCache.train_record
+        <art_sgt.reproduction.RunCache.train_record>`).
+
+        :param payload: The record (``model``, ``dataset``, ``training_config``, ``train``; optionally
+            ``evaluation_config``, ``evaluation`` with its ``cpu_seconds``, ``evaluation_kept_cpu_seconds``).
+        :return: The cost.
+
+        >>> from dataclasses import asdict
+        >>> from art_sgt.reproduction.recipe import TrainingRecipe
+        >>> training = asdict(TrainingRecipe("mnist_cnn", 1000, 2, 64, 1e-3, 0.3, 10))
+        >>> cost = RunCost.from_payload({"name": "sgt", "seed": 1, "model": "sgt", "dataset": "mnist",
+        ...                              "training_config": {"training": training}, "train": {"cpu_seconds": 90.0}})
+        >>> cost.key, cost.training.n_train, cost.train.cpu_seconds, cost.evaluation_cpu_seconds
+        ('sgt,1', 1000, 90.0, None)
+        """
+        evaluation_config = payload.get("evaluation_config")
+        named = "name" in payload and "seed" in payload
+        return cls(
+            model=str(payload["model"]),
+            dataset=str(payload["dataset"]),
+            training=_recipe(TrainingRecipe, payload["training_config"]["training"]),
+            train=TrainLog.from_payload(payload["train"]),
+            evaluation_recipe=None
+            if evaluation_config is None
+            else _recipe(EvaluationRecipe, evaluation_config["evaluation"]),
+            evaluation_cpu_seconds=payload.get("evaluation", {}).get("cpu_seconds"),
+            kept_evaluation_cpu_seconds=float(payload.get("evaluation_kept_cpu_seconds", 0.0)),
+            reused_from=payload.get("reused_from"),
+            key=f"{payload['name']},{payload['seed']}" if named else None,
+        )
+
+
+@dataclass(frozen=True)
 class TrainedRun:
-    """One run of a study: what was trained, how, what it cost, which code did it, and its evaluation.
+    """One run of a study: which run it is, what it cost (with its training log and recipes), its evaluation and
+    the code that wrote its record.
 
     :param name: The run's name (``model`` or ``model[variant]``).
-    :param model: The control (:data:`~art_sgt.reproduction.recipe.MODELS`).
     :param variant: ``""`` for the main comparison, else the setting's name.
     :param seed: The training seed.
-    :param dataset: ``"mnist"`` or ``"cifar10"``.
-    :param profile: The profile it was run under (``None`` for a run read from its training log only).
-    :param training: The training recipe it was trained with.
-    :param evaluation_recipe: The evaluation recipe it was evaluated with (``None``: not evaluated).
-    :param train: Its training log.
+    :param profile: The profile it was run under (``None`` when the record does not say).
+    :param cost: Its model, dataset, recipes, training log and CPU seconds.
     :param evaluation: Its evaluation (``None``: trained, not evaluated).
-    :param git: The code that wrote the record (``None`` for a run not evaluated).
-    :param reused_from: The folder whose record it took (a run with a twin's training and evaluation).
-    :param kept_evaluation_cpu_seconds: CPU seconds of the evaluation stages an interrupted evaluation kept.
+    :param git: The code that wrote the record (``None``: not recorded).
     """
 
     name: str
-    model: str
     variant: str
     seed: int
-    dataset: str
     profile: str | None
-    training: TrainingRecipe
-    evaluation_recipe: EvaluationRecipe | None
-    train: TrainLog
+    cost: RunCost
     evaluation: Evaluation | None = None
     git: Mapping[str, Any] | None = None
-    reused_from: str | None = None
-    kept_evaluation_cpu_seconds: float = 0.0
 
     @classmethod
     def from_payload(cls, payload: Mapping[str, Any]) -> TrainedRun:
-        """Read a run: an ``evaluation.json`` (:meth:`RunCache.records <art_sgt.reproduction.cache.RunCache.records>`)
+        """Read a run: an ``evaluation.json`` (:meth:`RunCache.records <art_sgt.reproduction.RunCache.records>`)
         or the training side of one not evaluated yet (:meth:`RunCache.train_record
-        <art_sgt.reproduction.cache.RunCache.train_record>`).
+        <art_sgt.reproduction.RunCache.train_record>`).
 
         :param payload: The record.
         :return: The run.
         """
         evaluation = payload.get("evaluation")
-        evaluation_config = payload.get("evaluation_config")
         return cls(
             name=str(payload["name"]),
-            model=str(payload["model"]),
             variant=str(payload.get("variant", "")),
             seed=int(payload["seed"]),
-            dataset=str(payload["dataset"]),
             profile=payload.get("profile"),
-            training=_recipe(TrainingRecipe, payload["training_config"]["training"]),
-            evaluation_recipe=None
-            if evaluation_config is None
-            else _recipe(EvaluationRecipe, evaluation_config["evaluation"]),
-            train=TrainLog.from_payload(payload["train"]),
+            cost=RunCost.from_payload(payload),
             evaluation=None if evaluation is None else Evaluation.from_payload(evaluation),
             git=payload.get("provenance", {}).get("git"),
-            reused_from=payload.get("reused_from"),
-            kept_evaluation_cpu_seconds=float(payload.get("evaluation_kept_cpu_seconds", 0.0)),
         )
+
+    @property
+    def model(self) -> str:
+        """The control."""
+        return self.cost.model
+
+    @property
+    def dataset(self) -> str:
+        """The dataset."""
+        return self.cost.dataset
+
+    @property
+    def train(self) -> TrainLog:
+        """The training log."""
+        return self.cost.train
 
     @property
     def key(self) -> str:

@@ -57,7 +57,7 @@ def per_seed_detail(comparison: Mapping[str, Any] | Comparison, scale: float = 1
     :param scale: Factor to percentage points.
     :return: A sentence starting with a space, or ``""``.
 
-    >>> from art_sgt.reproduction.records import SeedComparison
+    >>> from art_sgt.reproduction.records import Comparison, SeedComparison
     >>> from art_sgt.reproduction.statistics import Interval, McNemar
     >>> boot = Interval(-0.074, -0.1, -0.05, 0.95, 500, "percentile bootstrap")
     >>> seeds = tuple(SeedComparison(s, McNemar(500, 3, 40, -0.074, 2.46e-8), boot) for s in (0, 1))
@@ -229,7 +229,7 @@ def claim_lines(payload: Mapping[str, Any]) -> list[str]:
     the interval its verdict rests on and where the claim stands against it (:func:`claim_standing`), reading the
     claim as absolute percentage points.
 
-    :param payload: From :func:`assemble`.
+    :param payload: From :func:`~art_sgt.reproduction.aggregate.assemble`.
     :return: Markdown lines (none when no comparison of ASGT is done, or the profile makes no claims).
     """
     if not payload["claims"]:
@@ -406,7 +406,7 @@ def _comparison_sections(payload: dict[str, Any]) -> list[str]:
 def write_markdown(payload: dict[str, Any], path: str | Path | None = None) -> str:
     """Render the report: scope, provenance, the per-model table, the comparisons with their intervals.
 
-    :param payload: From :func:`assemble`.
+    :param payload: From :func:`~art_sgt.reproduction.aggregate.assemble`.
     :param path: Write the markdown here when given.
     :return: The markdown.
     """
@@ -475,7 +475,8 @@ def readme_section(payloads: Sequence[dict[str, Any]]) -> str:
     saliency qualities, each with its interval (a profile that makes no claims is said to make none), then the
     CPU time measured and estimated.
 
-    :param payloads: From :func:`assemble` (or the JSON files ``art-sgt reproduce`` writes).
+    :param payloads: From :func:`~art_sgt.reproduction.aggregate.assemble` (or the JSON files ``art-sgt reproduce``
+        writes).
     :return: Markdown, starting with the section heading.
     """
     lines = ["## Does the paper's claim hold?", ""]
