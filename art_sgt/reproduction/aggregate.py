@@ -13,7 +13,7 @@ from dataclasses import asdict, replace
 from typing import Any
 
 from art_sgt.reproduction.recipe import LABELS, PAPER, Profile
-from art_sgt.reproduction.records import Comparison, Evaluation, SeedComparison, TrainedRun
+from art_sgt.reproduction.records import Comparison, Evaluation, ModelSummary, SeedComparison, TrainedRun
 from art_sgt.reproduction.statistics import (
     Interval,
     difference_interval,
@@ -83,22 +83,24 @@ def _evaluation(run: TrainedRun) -> Evaluation:
     return run.evaluation
 
 
-def _summaries(runs: Sequence[TrainedRun]) -> dict[str, Any]:
+def _summaries(runs: Sequence[TrainedRun]) -> ModelSummary:
     """One model's summary over its seeds: each quantity's mean and spread, training cost, curve and flags."""
     keys = (*QUANTITIES, *SALIENCY_QUANTITIES, "stability_flipped")
-    out: dict[str, Any] = {k: seed_summary([_value(r, k) for r in runs]) for k in keys}
     costed = [r for r in runs if r.train.cost_complete]  # the others' cost is only in part
-    out["cost_incomplete_seeds"] = [r.seed for r in runs if not r.train.cost_complete]
     minutes = [r.train.cpu_seconds / 60 for r in costed]
     per_epoch = [r.train.cpu_seconds_per_epoch / 60 for r in costed]
-    out["train_cpu_minutes"] = seed_summary(minutes) if costed else None
-    out["train_cpu_minutes_per_epoch"] = seed_summary(per_epoch) if costed else None
-    grid = [0.0, *_evaluation(runs[0]).worst_case_eps]  # eps 0: clean accuracy on the same images
-    out["worst_case_curve"] = {"eps": grid, "per_seed": [_evaluation(r).worst_case_curve for r in runs]}
-    out["flags"] = sorted({f for r in runs for f in _evaluation(r).flags})
-    out["flag_seeds"] = {f: [r.seed for r in runs if f in _evaluation(r).flags] for f in out["flags"]}
-    out["seeds"] = [r.seed for r in runs]
-    return out
+    flags = sorted({f for r in runs for f in _evaluation(r).flags})
+    return ModelSummary(
+        seeds=tuple(r.seed for r in runs),
+        quantities={k: seed_summary([_value(r, k) for r in runs]) for k in keys},
+        flags=tuple(flags),
+        flag_seeds={f: tuple(r.seed for r in runs if f in _evaluation(r).flags) for f in flags},
+        cost_incomplete_seeds=tuple(r.seed for r in runs if not r.train.cost_complete),
+        train_cpu_minutes=seed_summary(minutes) if costed else None,
+        train_cpu_minutes_per_epoch=seed_summary(per_epoch) if costed else None,
+        worst_case_eps=(0.0, *_evaluation(runs[0]).worst_case_eps),  # eps 0: clean accuracy on the same images
+        worst_case_per_seed=tuple(tuple(_evaluation(r).worst_case_curve) for r in runs),
+    )
 
 
 def _compare(
@@ -202,7 +204,7 @@ def assemble(
         },
         "manifest": manifest,
         "pieces": _provenance(runs),
-        "results": {name: _summaries(group) for name, group in groups.items()},
+        "results": {name: _summaries(group).to_payload() for name, group in groups.items()},
         "comparisons": [c.to_payload() for c in _comparisons(profile, runs, groups)],
         "runs": [_compact(r) for r in runs],
     }

@@ -11,12 +11,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from art_sgt.reproduction.recipe import LABELS
+from art_sgt.reproduction.records import ModelSummary
 
 __all__ = ["write_figures"]
 
@@ -36,7 +38,11 @@ def _colors(plt: Any, n: int) -> list[Any]:
     return [cmap(k % cmap.N) for k in range(n)]
 
 
-def _spread(summary: dict[str, float]) -> tuple[float, float]:
+def _summaries(payload: Mapping[str, Any]) -> dict[str, ModelSummary]:
+    return {name: ModelSummary.from_payload(s) for name, s in payload["results"].items()}
+
+
+def _spread(summary: Mapping[str, float]) -> tuple[float, float]:
     """Distance from the mean to the seed minimum and maximum (zero for one seed)."""
     return summary["mean"] - summary["min"], summary["max"] - summary["mean"]
 
@@ -44,9 +50,9 @@ def _spread(summary: dict[str, float]) -> tuple[float, float]:
 def _accuracy_vs_eps(plt: Any, payload: dict[str, Any], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(7.2, 3.8))
     colors = _colors(plt, len(payload["results"]))
-    for k, (name, s) in enumerate(payload["results"].items()):
-        curve = np.asarray(s["worst_case_curve"]["per_seed"], dtype=float)
-        eps = s["worst_case_curve"]["eps"]
+    for k, (name, s) in enumerate(_summaries(payload).items()):
+        curve = np.asarray(s.worst_case_per_seed, dtype=float)
+        eps = s.worst_case_eps
         style = "-" if "[" not in name else ":"
         ax.plot(
             eps,
@@ -72,25 +78,24 @@ def _accuracy_vs_eps(plt: Any, payload: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
-def _cost_label(name: str, summary: dict[str, Any]) -> str:
+def _cost_label(name: str, summary: Mapping[str, Any] | ModelSummary) -> str:
     """A model's legend entry on the cost figure, naming the seeds its cost rests on when not all of them.
 
-    >>> s = {"train_cpu_minutes_per_epoch": {"mean": 16.3}, "seeds": [0, 1], "cost_incomplete_seeds": [1]}
-    >>> _cost_label("pgd_at", s)
-    'PGD-AT (ART Madry): 16.3 CPU-min/epoch (cost of 1 of 2 seeds)'
-    >>> _cost_label("pgd_at", {**s, "cost_incomplete_seeds": []})
-    'PGD-AT (ART Madry): 16.3 CPU-min/epoch'
+    :param name: The model's name.
+    :param summary: Its entry of the payload's ``results``, or that entry read.
+    :return: The label.
     """
-    text = f"{LABELS.get(name, name)}: {summary['train_cpu_minutes_per_epoch']['mean']:.1f} CPU-min/epoch"
-    left_out, seeds = summary.get("cost_incomplete_seeds", []), summary["seeds"]
-    return f"{text} (cost of {len(seeds) - len(left_out)} of {len(seeds)} seeds)" if left_out else text
+    s = summary if isinstance(summary, ModelSummary) else ModelSummary.from_payload(summary)
+    text = f"{LABELS.get(name, name)}: {s.train_cpu_minutes_per_epoch['mean']:.1f} CPU-min/epoch"
+    left_out = len(s.cost_incomplete_seeds)
+    return f"{text} (cost of {len(s.seeds) - left_out} of {len(s.seeds)} seeds)" if left_out else text
 
 
 def _robust_vs_cpu(plt: Any, payload: dict[str, Any], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(7.2, 3.8))
     colors = _colors(plt, len(payload["results"]))
-    for k, (name, s) in enumerate(payload["results"].items()):
-        x, y = s["train_cpu_minutes"], s["worst_case_paper_eps"]
+    for k, (name, s) in enumerate(_summaries(payload).items()):
+        x, y = s.train_cpu_minutes, s.quantities["worst_case_paper_eps"]
         if x is None:  # no seed of this model has a complete training cost
             continue
         ax.errorbar(
@@ -129,10 +134,11 @@ _QUALITY = {
 
 
 def _saliency_quality(plt: Any, payload: dict[str, Any], path: Path) -> None:
-    names = list(payload["results"])
+    summaries = _summaries(payload)
+    names = list(summaries)
     fig, axes = plt.subplots(1, len(_QUALITY), figsize=(3.0 * len(_QUALITY), 3.6))
     for ax, (key, title) in zip(axes, _QUALITY.items()):
-        stats = [payload["results"][n][key] for n in names]
+        stats = [summaries[n].quantities[key] for n in names]
         ax.bar(
             range(len(names)),
             [s["mean"] for s in stats],

@@ -28,6 +28,7 @@ __all__ = [
     "Evaluation",
     "RunCost",
     "TrainedRun",
+    "ModelSummary",
     "SeedComparison",
     "Comparison",
 ]
@@ -463,6 +464,91 @@ class TrainedRun:
         """
         stages = [] if self.evaluation is None else [g or _UNKNOWN_CODE for g in self.evaluation.stage_git.values()]
         return [*self.train.code_states(), *stages, self.git or _UNKNOWN_CODE]
+
+
+@dataclass(frozen=True)
+class ModelSummary:
+    """One model of a report over its seeds (an entry of the report's ``results``).
+
+    :param seeds: The seeds done.
+    :param quantities: Each summarised quantity's :func:`~art_sgt.reproduction.statistics.seed_summary` (``mean``,
+        ``std``, ``min``, ``max``, ``n``), by key (the report's ``QUANTITIES``, ``SALIENCY_QUANTITIES`` and
+        ``stability_flipped``).
+    :param flags: The gradient-masking checks that fired on any seed.
+    :param flag_seeds: The seeds each of them fired on.
+    :param cost_incomplete_seeds: The seeds whose training cost is counted only in part (left out of the cost).
+    :param train_cpu_minutes: Training CPU minutes over the other seeds (``None`` when there is none).
+    :param train_cpu_minutes_per_epoch: The same per epoch.
+    :param worst_case_eps: The eps of the worst-case curve, 0 (the clean accuracy) first.
+    :param worst_case_per_seed: Each seed's worst-case accuracy at those eps.
+    """
+
+    seeds: tuple[int, ...]
+    quantities: Mapping[str, Mapping[str, float]]
+    flags: tuple[str, ...]
+    flag_seeds: Mapping[str, tuple[int, ...]]
+    cost_incomplete_seeds: tuple[int, ...]
+    train_cpu_minutes: Mapping[str, float] | None
+    train_cpu_minutes_per_epoch: Mapping[str, float] | None
+    worst_case_eps: tuple[float, ...]
+    worst_case_per_seed: tuple[tuple[float, ...], ...]
+
+    @classmethod
+    def from_payload(cls, payload: Mapping[str, Any]) -> ModelSummary:
+        """Read a model's summary.
+
+        :param payload: One value of a report's ``results``.
+        :return: The summary.
+
+        >>> one = {"mean": 0.9, "std": None, "min": 0.9, "max": 0.9, "n": 1}
+        >>> s = ModelSummary.from_payload({"clean": one, "cost_incomplete_seeds": [], "train_cpu_minutes": None,
+        ...     "train_cpu_minutes_per_epoch": None, "worst_case_curve": {"eps": [0.0, 0.2], "per_seed": [[0.9, 0.5]]},
+        ...     "flags": ["black_box"], "flag_seeds": {"black_box": [0]}, "seeds": [0]})
+        >>> s.quantities["clean"]["mean"], s.flag_seeds, s.worst_case_per_seed
+        (0.9, {'black_box': (0,)}, ((0.9, 0.5),))
+        """
+        curve = payload["worst_case_curve"]
+        return cls(
+            seeds=tuple(payload["seeds"]),
+            quantities={k: v for k, v in payload.items() if k not in _SUMMARY_FIELDS},
+            flags=tuple(payload["flags"]),
+            flag_seeds={k: tuple(v) for k, v in payload["flag_seeds"].items()},
+            cost_incomplete_seeds=tuple(payload["cost_incomplete_seeds"]),
+            train_cpu_minutes=payload["train_cpu_minutes"],
+            train_cpu_minutes_per_epoch=payload["train_cpu_minutes_per_epoch"],
+            worst_case_eps=tuple(curve["eps"]),
+            worst_case_per_seed=tuple(tuple(c) for c in curve["per_seed"]),
+        )
+
+    def to_payload(self) -> dict[str, Any]:
+        """:return: The JSON form the report writes."""
+        return {
+            **self.quantities,
+            "cost_incomplete_seeds": list(self.cost_incomplete_seeds),
+            "train_cpu_minutes": self.train_cpu_minutes,
+            "train_cpu_minutes_per_epoch": self.train_cpu_minutes_per_epoch,
+            "worst_case_curve": {
+                "eps": list(self.worst_case_eps),
+                "per_seed": [list(c) for c in self.worst_case_per_seed],
+            },
+            "flags": list(self.flags),
+            "flag_seeds": {k: list(v) for k, v in self.flag_seeds.items()},
+            "seeds": list(self.seeds),
+        }
+
+
+#: The fields of a model's summary that are not a summarised quantity.
+_SUMMARY_FIELDS = frozenset(
+    {
+        "seeds",
+        "flags",
+        "flag_seeds",
+        "cost_incomplete_seeds",
+        "train_cpu_minutes",
+        "train_cpu_minutes_per_epoch",
+        "worst_case_curve",
+    }
+)
 
 
 @dataclass(frozen=True)

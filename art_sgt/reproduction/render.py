@@ -15,27 +15,24 @@ from typing import Any
 
 from art_sgt.reproduction.aggregate import COMPARISONS, SALIENCY_QUANTITIES, eps_labels
 from art_sgt.reproduction.recipe import LABELS
-from art_sgt.reproduction.records import Comparison, GradientCheck
+from art_sgt.reproduction.records import Comparison, GradientCheck, ModelSummary
 from art_sgt.reproduction.statistics import claim_standing
 
 __all__ = ["write_markdown", "readme_section", "claim_lines", "flag_evidence", "per_seed_detail"]
 
 
-def _flags_cell(summary: Mapping[str, Any]) -> str:
-    """The flags that fired on a model, each with the seeds it fired on when that is not every seed.
+def _summaries(payload: Mapping[str, Any]) -> dict[str, ModelSummary]:
+    """The payload's per-model summaries, read."""
+    return {name: ModelSummary.from_payload(s) for name, s in payload["results"].items()}
 
-    >>> _flags_cell({"flags": ["black_box"], "flag_seeds": {"black_box": [0, 1]}, "seeds": [0, 1, 2]})
-    'black_box (seeds 0, 1 of 3)'
-    >>> _flags_cell({"flags": ["black_box"], "flag_seeds": {"black_box": [0, 1, 2]}, "seeds": [0, 1, 2]})
-    'black_box'
-    >>> _flags_cell({"flags": [], "seeds": [0]})
-    'none'
-    """
+
+def _flags_cell(summary: ModelSummary) -> str:
+    """The flags that fired on a model, each with the seeds it fired on when that is not every seed."""
     cells = []
-    for flag in summary["flags"]:
-        fired = summary.get("flag_seeds", {}).get(flag)  # absent in payloads written before it was kept
-        if fired is not None and len(fired) < len(summary["seeds"]):
-            flag += f" (seed{'s' * (len(fired) > 1)} {', '.join(map(str, fired))} of {len(summary['seeds'])})"
+    for flag in summary.flags:
+        fired = summary.flag_seeds[flag]
+        if len(fired) < len(summary.seeds):
+            flag += f" (seed{'s' * (len(fired) > 1)} {', '.join(map(str, fired))} of {len(summary.seeds)})"
         cells.append(flag)
     return ", ".join(cells) or "none"
 
@@ -150,7 +147,7 @@ def _flags_section(payload: dict[str, Any]) -> list[str]:
     return ["## Gradient-masking flags", "", *body, ""]
 
 
-def _cell(summary: dict[str, float], digits: int = 3) -> str:
+def _cell(summary: Mapping[str, float], digits: int = 3) -> str:
     if summary["n"] < 2:
         return f"{summary['mean']:.{digits}f}"
     return f"{summary['mean']:.{digits}f} ± {summary['std']:.{digits}f}"
@@ -164,9 +161,9 @@ def _table(payload: dict[str, Any]) -> list[str]:
         "| stability (Spearman, unflipped) | flipped by PGD | masking flags | training CPU min |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for name, s in payload["results"].items():
+    for name, s in _summaries(payload).items():
         cells = [
-            _cell(s[k])
+            _cell(s.quantities[k])
             for k in (
                 "clean",
                 "pgd_paper_eps",
@@ -181,7 +178,7 @@ def _table(payload: dict[str, Any]) -> list[str]:
             )
         ]
         label = LABELS.get(name, name)
-        lines.append(f"| {label} | {len(s['seeds'])} | {' | '.join(cells)} | {_flags_cell(s)} | {_cost_cell(s)} |")
+        lines.append(f"| {label} | {len(s.seeds)} | {' | '.join(cells)} | {_flags_cell(s)} | {_cost_cell(s)} |")
     return lines
 
 
@@ -192,24 +189,22 @@ def _readme_table(payload: dict[str, Any]) -> list[str]:
         f"| model | seeds | clean | PGD eps {eps} | worst case eps {eps} | gradient-masking flags | training CPU min |",
         "|---|---|---|---|---|---|---|",
     ]
-    for name, s in payload["results"].items():
+    for name, s in _summaries(payload).items():
         if "[" in name:  # a second setting or an ablation: in the full report
             continue
-        cells = " | ".join(_cell(s[k]) for k in ("clean", "pgd_paper_eps", "worst_case_paper_eps"))
-        lines.append(f"| {LABELS.get(name, name)} | {len(s['seeds'])} | {cells} | {_flags_cell(s)} | {_cost_cell(s)} |")
+        cells = " | ".join(_cell(s.quantities[k]) for k in ("clean", "pgd_paper_eps", "worst_case_paper_eps"))
+        lines.append(f"| {LABELS.get(name, name)} | {len(s.seeds)} | {cells} | {_flags_cell(s)} | {_cost_cell(s)} |")
     return lines
 
 
-def _cost_cell(summary: dict[str, Any]) -> str:
+def _cost_cell(summary: ModelSummary) -> str:
     """Training CPU minutes over the seeds whose cost is complete, naming the seeds left out."""
-    left_out = summary.get("cost_incomplete_seeds", [])
-    if not left_out:
-        return _cell(summary["train_cpu_minutes"], 1)
+    left_out, minutes = summary.cost_incomplete_seeds, summary.train_cpu_minutes
     seeds = ", ".join(map(str, left_out))
     note = f"seed {seeds} not counted: its cost is incomplete" if len(left_out) == 1 else f"seeds {seeds} not counted"
-    if summary["train_cpu_minutes"] is None:
+    if minutes is None:  # no seed's cost is complete
         return f"unknown ({note})"
-    return f"{_cell(summary['train_cpu_minutes'], 1)} ({note})"
+    return f"{_cell(minutes, 1)} ({note})" if left_out else _cell(minutes, 1)
 
 
 def _conclusions(payload: dict[str, Any], keys: Sequence[str]) -> list[str]:

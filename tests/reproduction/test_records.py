@@ -244,3 +244,26 @@ def test_records_the_cache_wrote_load_and_report_as_their_payloads(tmp_path, dat
     manifest, info = cache.manifest(runs), {"command": "test", "git": GIT_A}
     as_json = [json.dumps(assemble(profile, r, manifest, info)) for r in (loaded, records)]  # NaN spreads: as text
     assert as_json[0] == as_json[1]
+
+
+def test_a_model_summary_reads_back_what_the_report_wrote():
+    from art_sgt.reproduction.aggregate import _summaries
+    from art_sgt.reproduction.records import ModelSummary
+
+    runs = [TrainedRun.from_payload(run_payload(seed)) for seed in (0, 1)]
+    summary = _summaries(runs)
+    assert summary.seeds == (0, 1) and summary.flags == ("black_box",) and summary.flag_seeds == {"black_box": (0, 1)}
+    assert summary.quantities["pgd_paper_eps"] == {"mean": 0.5, "std": 0.0, "min": 0.5, "max": 0.5, "n": 2}
+    assert summary.train_cpu_minutes == {"mean": 2.0, "std": 0.0, "min": 2.0, "max": 2.0, "n": 2}
+    assert summary.worst_case_eps == (0.0, 0.1, 0.2, 0.3) and summary.worst_case_per_seed[0] == (0.75, 0.5, 0.25, 0.0)
+    payload = json.loads(json.dumps(summary.to_payload()))
+    assert ModelSummary.from_payload(payload) == summary
+    assert list(payload)[-7:] == [
+        "cost_incomplete_seeds",
+        "train_cpu_minutes",
+        "train_cpu_minutes_per_epoch",
+        "worst_case_curve",
+        "flags",
+        "flag_seeds",
+        "seeds",
+    ]

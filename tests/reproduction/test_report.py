@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from art_sgt.reproduction import TrainedRun, claim_lines
+from art_sgt.reproduction.records import ModelSummary
 
 
 def _comparison(b: str, quantity: str, low: float, high: float, n: int = 3, variant: str = "") -> dict:
@@ -113,9 +114,26 @@ def test_a_flag_names_its_seeds_when_it_did_not_fire_on_every_seed():
         return TrainedRun.from_payload(payload)
 
     summary = _summaries([record(0, ["black_box"]), record(1, ["black_box", "single_step"]), record(2, [])])
-    assert summary["flag_seeds"] == {"black_box": [0, 1], "single_step": [1]}
+    assert summary.flag_seeds == {"black_box": (0, 1), "single_step": (1,)}
     assert _flags_cell(summary) == "black_box (seeds 0, 1 of 3), single_step (seed 1 of 3)"
     every = _summaries([record(0, ["black_box"]), record(1, ["black_box"])])
     assert _flags_cell(every) == "black_box"  # fired on every seed: no seeds named
     assert _flags_cell(_summaries([record(0, [])])) == "none"
-    assert _flags_cell({"flags": ["black_box"], "seeds": [0, 1]}) == "black_box"  # a payload written before
+    assert _flags_cell(ModelSummary.from_payload(summary.to_payload())) == _flags_cell(summary)  # as the JSON reads
+
+
+def test_a_model_whose_cost_is_incomplete_on_some_seeds_names_them():
+    from art_sgt.reproduction.aggregate import _summaries
+    from art_sgt.reproduction.render import _cost_cell
+    from tests.reproduction.test_records import run_payload
+
+    def record(seed: int, wall_seconds: float) -> TrainedRun:
+        payload = run_payload(seed)
+        payload["train"]["wall_seconds"] = wall_seconds  # its epochs took 61 s
+        return TrainedRun.from_payload(payload)
+
+    assert _cost_cell(_summaries([record(0, 61.0), record(1, 70.0)])) == "2.0 ± 0.0"  # 120 CPU s each
+    assert _cost_cell(_summaries([record(0, 61.0), record(1, 30.0)])) == (
+        "2.0 (seed 1 not counted: its cost is incomplete)"
+    )
+    assert _cost_cell(_summaries([record(0, 30.0), record(1, 30.0)])) == "unknown (seeds 0, 1 not counted)"
