@@ -1,10 +1,13 @@
-"""Typed records of a study: a trained run, its evaluation, a gradient-masking check and a comparison.
+"""Typed records of a study: a trained run (:class:`TrainedRun`: which run, its :class:`RunCost` with the recipes
+and :class:`TrainLog`, its provenance), its :class:`Evaluation` (with its :class:`GradientCheck` list and
+:class:`SaliencyMetrics`), and what the report makes of them: a model's :class:`ModelSummary` over seeds and a
+:class:`Comparison` of two models.
 
 Each is a frozen dataclass built by ``from_payload`` from the JSON the run cache keeps (``evaluation.json`` and
-``train_log.json``, see :class:`~art_sgt.reproduction.RunCache`) or the report writes (its ``comparisons``); the
-on-disk format is theirs, these classes only read it. A record that is written back into the report
-(:func:`~art_sgt.reproduction.aggregate.assemble`'s ``runs``) keeps its payload as read, so the report repeats
-the stored fields exactly.
+``train_log.json``, see :class:`~art_sgt.reproduction.RunCache`) or the report writes (its ``results`` and
+``comparisons``); the on-disk format is theirs, these classes only read it. A record that is written back into the
+report (:func:`~art_sgt.reproduction.aggregate.assemble`'s ``runs``) keeps its payload as read, so the report
+repeats the stored fields exactly.
 """
 
 from __future__ import annotations

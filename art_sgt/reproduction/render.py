@@ -1,8 +1,9 @@
 """The study report rendered: markdown of the full report and the README's section, from the report payload.
 
 Every function here reads a payload of :func:`~art_sgt.reproduction.aggregate.assemble` (or the JSON file that
-``art-sgt reproduce`` writes from it); its comparisons and gradient-masking checks are read as
-:class:`~art_sgt.reproduction.records.Comparison` and :class:`~art_sgt.reproduction.records.GradientCheck`.
+``art-sgt reproduce`` writes from it); its model summaries, comparisons and gradient-masking checks are read as
+:class:`~art_sgt.reproduction.records.ModelSummary`, :class:`~art_sgt.reproduction.records.Comparison` and
+:class:`~art_sgt.reproduction.records.GradientCheck`.
 Every conclusion names the interval it rests on.
 """
 
