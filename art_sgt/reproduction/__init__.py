@@ -1,26 +1,26 @@
-"""The paper reproduction: controls x seeds through a resumable run cache, statistics, report and figures.
+"""The paper reproduction: controls x seeds through a resumable run cache, then the report from what is cached.
 
-- ``recipe``: the controls (standard, SGT, Madry PGD-AT, mixed AT, ASGT), the profiles
-  (``quick``, ``standard``, ``gpu``), one ``RunSpec`` per piece, and the MNIST ablations.
-- ``training``: trains one piece, resumable, counting its CPU seconds.
-- ``evaluate``: per-sample clean/PGD outcomes, the worst case over ART's attacks,
-  saliency quality.
-- ``cache``: the run cache keyed by a configuration hash, its manifest, and
-  ``run_pieces`` (skip / resume / run).
-- ``statistics``: exact McNemar, paired bootstrap, across-seed t intervals, verdicts.
-- ``report`` and ``figures``: the report from the cache.
-- ``saliency_methods``: the report's saliency columns checked with other attribution methods.
-- ``cli``: the ``art-sgt reproduce`` driver.
+A study in three calls (``art-sgt reproduce`` runs them, through ``art_sgt.reproduction.cli``):
+
+- **run**: :func:`run_pieces` brings every :class:`RunSpec` of a :class:`Profile` (:func:`profile_runs`,
+  :func:`ablations`, :func:`select`) to done in a :class:`RunCache`, skipping what is done and resuming what was
+  interrupted;
+- **manifest**: :meth:`RunCache.manifest` lists what is done and what is missing;
+- **report**: :func:`assemble` turns the cached records into the report's payload (read as :class:`TrainedRun`,
+  compared as :class:`Comparison`), :func:`write_markdown` and :func:`readme_section` render it,
+  :func:`claim_lines` and :func:`claim_standing` set the paper's claim against it, :func:`cost_summary` and
+  :func:`estimate_cost` say what it cost and what the rest will.
+
+The modules behind it: ``recipe`` (controls, profiles, ablations), ``training`` and ``evaluate`` (one run),
+``cache`` (the run cache), ``records`` (typed runs, evaluations, comparisons), ``statistics`` (exact McNemar,
+paired bootstrap, across-seed t intervals, verdicts), ``aggregate``, ``render``, ``cost`` and ``figures`` (the
+report), ``saliency_methods`` (the saliency columns checked with other attribution methods).
 """
 
-from art_sgt.reproduction.cache import STATES, RunCache, run_pieces
-from art_sgt.reproduction.evaluate import map_quality
+from art_sgt.reproduction.cache import RunCache, run_pieces
+from art_sgt.reproduction.cost import cost_summary, estimate_cost, training_cost_complete
 from art_sgt.reproduction.recipe import (
-    ABLATIONS,
-    LABELS,
     MODELS,
-    PAPER,
-    PROFILES,
     EvaluationRecipe,
     Profile,
     RunSpec,
@@ -29,37 +29,32 @@ from art_sgt.reproduction.recipe import (
     get_profile,
     profile_runs,
     select,
-    transfer_source,
 )
-from art_sgt.reproduction.report import (
-    assemble,
-    attack_units,
-    claim_lines,
-    cost_summary,
-    estimate_cost,
-    flag_evidence,
-    per_seed_detail,
-    readme_section,
-    training_cost_complete,
-    write_markdown,
-)
-from art_sgt.reproduction.saliency_methods import compare_methods, methods_markdown
-from art_sgt.reproduction.statistics import (
-    Interval,
-    McNemar,
-    claim_standing,
-    difference_interval,
-    mcnemar_exact,
-    paired_bootstrap,
-    seed_summary,
-    verdict,
-)
+from art_sgt.reproduction.records import Comparison, Evaluation, TrainedRun
+from art_sgt.reproduction.report import assemble, claim_lines, readme_section, write_markdown
+from art_sgt.reproduction.statistics import claim_standing
 
 __all__ = [
-    "ABLATIONS", "LABELS", "MODELS", "PAPER", "PROFILES", "STATES", "EvaluationRecipe", "Interval", "McNemar",
-    "Profile", "RunCache", "RunSpec", "TrainingRecipe", "ablations", "assemble", "attack_units", "claim_lines",
-    "claim_standing", "compare_methods", "cost_summary", "difference_interval", "estimate_cost", "flag_evidence",
-    "get_profile", "map_quality", "mcnemar_exact", "methods_markdown", "paired_bootstrap", "per_seed_detail",
-    "profile_runs", "readme_section", "run_pieces", "seed_summary", "select", "training_cost_complete",
-    "transfer_source", "verdict", "write_markdown",
-]  # fmt: skip
+    "MODELS",
+    "Profile",
+    "RunSpec",
+    "TrainingRecipe",
+    "EvaluationRecipe",
+    "get_profile",
+    "profile_runs",
+    "ablations",
+    "select",
+    "RunCache",
+    "run_pieces",
+    "TrainedRun",
+    "Evaluation",
+    "Comparison",
+    "assemble",
+    "write_markdown",
+    "readme_section",
+    "claim_lines",
+    "claim_standing",
+    "cost_summary",
+    "estimate_cost",
+    "training_cost_complete",
+]

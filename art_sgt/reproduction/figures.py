@@ -11,12 +11,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from art_sgt.reproduction.recipe import LABELS
+from art_sgt.reproduction.records import ModelSummary
 
 __all__ = ["write_figures"]
 
@@ -36,7 +38,11 @@ def _colors(plt: Any, n: int) -> list[Any]:
     return [cmap(k % cmap.N) for k in range(n)]
 
 
-def _spread(summary: dict[str, float]) -> tuple[float, float]:
+def _summaries(payload: Mapping[str, Any]) -> dict[str, ModelSummary]:
+    return {name: ModelSummary.from_payload(s) for name, s in payload["results"].items()}
+
+
+def _spread(summary: Mapping[str, float]) -> tuple[float, float]:
     """Distance from the mean to the seed minimum and maximum (zero for one seed)."""
     return summary["mean"] - summary["min"], summary["max"] - summary["mean"]
 
@@ -44,20 +50,27 @@ def _spread(summary: dict[str, float]) -> tuple[float, float]:
 def _accuracy_vs_eps(plt: Any, payload: dict[str, Any], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(7.2, 3.8))
     colors = _colors(plt, len(payload["results"]))
-    for k, (name, s) in enumerate(payload["results"].items()):
-        curve = np.asarray(s["worst_case_curve"]["per_seed"], dtype=float)
-        eps = s["worst_case_curve"]["eps"]
+    for k, (name, s) in enumerate(_summaries(payload).items()):
+        curve = np.asarray(s.worst_case_per_seed, dtype=float)
+        eps = s.worst_case_eps
         style = "-" if "[" not in name else ":"
-        ax.plot(eps, curve.mean(0), style, marker="o", color=colors[k],
-                label=f"{LABELS.get(name, name)} ({len(curve)} seed{'s' if len(curve) > 1 else ''})")  # fmt: skip
+        ax.plot(
+            eps,
+            curve.mean(0),
+            style,
+            marker="o",
+            color=colors[k],
+            label=f"{LABELS.get(name, name)} ({len(curve)} seed{'s' if len(curve) > 1 else ''})",
+        )
         if len(curve) > 1:
             ax.fill_between(eps, curve.min(0), curve.max(0), color=colors[k], alpha=0.2)
     paper = payload["paper"]["paper_eps"]
     ax.axvline(paper, color="grey", lw=0.8, ls="--")
     ax.text(paper, 1.0, " paper eps\n (+ checklist attacks)", fontsize=7, color="grey", va="top")
     ax.set(xlabel="eps (L-inf)", ylabel="worst-case robust accuracy", ylim=(-0.02, 1.02))
-    ax.set_title(f"{payload['dataset']} / {payload['profile']}: worst case over attacks (mean, seed range shaded)",
-                 fontsize=8)  # fmt: skip
+    ax.set_title(
+        f"{payload['dataset']} / {payload['profile']}: worst case over attacks (mean, seed range shaded)", fontsize=8
+    )
     ax.grid(alpha=0.3)
     ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
@@ -65,25 +78,24 @@ def _accuracy_vs_eps(plt: Any, payload: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
-def _cost_label(name: str, summary: dict[str, Any]) -> str:
+def _cost_label(name: str, summary: Mapping[str, Any] | ModelSummary) -> str:
     """A model's legend entry on the cost figure, naming the seeds its cost rests on when not all of them.
 
-    >>> s = {"train_cpu_minutes_per_epoch": {"mean": 16.3}, "seeds": [0, 1], "cost_incomplete_seeds": [1]}
-    >>> _cost_label("pgd_at", s)
-    'PGD-AT (ART Madry): 16.3 CPU-min/epoch (cost of 1 of 2 seeds)'
-    >>> _cost_label("pgd_at", {**s, "cost_incomplete_seeds": []})
-    'PGD-AT (ART Madry): 16.3 CPU-min/epoch'
+    :param name: The model's name.
+    :param summary: Its entry of the payload's ``results``, or that entry read.
+    :return: The label.
     """
-    text = f"{LABELS.get(name, name)}: {summary['train_cpu_minutes_per_epoch']['mean']:.1f} CPU-min/epoch"
-    left_out, seeds = summary.get("cost_incomplete_seeds", []), summary["seeds"]
-    return f"{text} (cost of {len(seeds) - len(left_out)} of {len(seeds)} seeds)" if left_out else text
+    s = summary if isinstance(summary, ModelSummary) else ModelSummary.from_payload(summary)
+    text = f"{LABELS.get(name, name)}: {s.train_cpu_minutes_per_epoch['mean']:.1f} CPU-min/epoch"
+    left_out = len(s.cost_incomplete_seeds)
+    return f"{text} (cost of {len(s.seeds) - left_out} of {len(s.seeds)} seeds)" if left_out else text
 
 
 def _robust_vs_cpu(plt: Any, payload: dict[str, Any], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(7.2, 3.8))
     colors = _colors(plt, len(payload["results"]))
-    for k, (name, s) in enumerate(payload["results"].items()):
-        x, y = s["train_cpu_minutes"], s["worst_case_paper_eps"]
+    for k, (name, s) in enumerate(_summaries(payload).items()):
+        x, y = s.train_cpu_minutes, s.quantities["worst_case_paper_eps"]
         if x is None:  # no seed of this model has a complete training cost
             continue
         ax.errorbar(
@@ -102,8 +114,10 @@ def _robust_vs_cpu(plt: Any, payload: dict[str, Any], path: Path) -> None:
         ylim=(-0.02, 1.02),
     )
     ax.set_xlim(left=0)  # costs compared from zero, not from the cheapest model
-    ax.set_title(f"{payload['dataset']} / {payload['profile']}: robustness against training cost "
-                 "(mean, bars: seed range)", fontsize=8)  # fmt: skip
+    ax.set_title(
+        f"{payload['dataset']} / {payload['profile']}: robustness against training cost (mean, bars: seed range)",
+        fontsize=8,
+    )
     ax.grid(alpha=0.3)
     ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
@@ -120,18 +134,27 @@ _QUALITY = {
 
 
 def _saliency_quality(plt: Any, payload: dict[str, Any], path: Path) -> None:
-    names = list(payload["results"])
+    summaries = _summaries(payload)
+    names = list(summaries)
     fig, axes = plt.subplots(1, len(_QUALITY), figsize=(3.0 * len(_QUALITY), 3.6))
     for ax, (key, title) in zip(axes, _QUALITY.items()):
-        stats = [payload["results"][n][key] for n in names]
-        ax.bar(range(len(names)), [s["mean"] for s in stats], color=_colors(plt, len(names)),
-               yerr=np.array([_spread(s) for s in stats]).T, capsize=3)  # fmt: skip
+        stats = [summaries[n].quantities[key] for n in names]
+        ax.bar(
+            range(len(names)),
+            [s["mean"] for s in stats],
+            color=_colors(plt, len(names)),
+            yerr=np.array([_spread(s) for s in stats]).T,
+            capsize=3,
+        )
         ax.set_xticks(range(len(names)), [n.replace("[", "\n[") for n in names], rotation=90, fontsize=6)
         ax.set_title(title, fontsize=8)
         ax.axhline(0, color="black", lw=0.6)
         ax.grid(alpha=0.3, axis="y")
-    fig.suptitle(f"{payload['dataset']} / {payload['profile']}: saliency quality per model (mean, bars: seed range; "
-                 f"masking fill '{payload['recipe']['evaluation']['masking_fill']}')", fontsize=8)  # fmt: skip
+    fig.suptitle(
+        f"{payload['dataset']} / {payload['profile']}: saliency quality per model (mean, bars: seed range; "
+        f"masking fill '{payload['recipe']['evaluation']['masking_fill']}')",
+        fontsize=8,
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -150,15 +173,23 @@ def _masking_curves(plt: Any, payload: dict[str, Any], path: Path) -> None:
     for ax, (name, curves) in zip(axes.flat, runs.items()):
         fractions = curves[0]["fractions"]
         for k, order in enumerate(curves[0]["accuracy"]):
-            ax.plot(fractions, np.mean([c["accuracy"][order] for c in curves], axis=0), marker=".", color=f"C{k}",
-                    label=order)  # fmt: skip
+            ax.plot(
+                fractions,
+                np.mean([c["accuracy"][order] for c in curves], axis=0),
+                marker=".",
+                color=f"C{k}",
+                label=order,
+            )
         ax.set_title(LABELS.get(name, name), fontsize=7)
         ax.set_xlabel("fraction replaced")
         ax.grid(alpha=0.3)
     axes[0, 0].set_ylabel("accuracy")
     axes[0, 0].legend(fontsize=7)
-    fig.suptitle(f"{payload['dataset']} / {payload['profile']}: masking curves, fill "
-                 f"'{payload['recipe']['evaluation']['masking_fill']}' (mean over seeds)", fontsize=8)  # fmt: skip
+    fig.suptitle(
+        f"{payload['dataset']} / {payload['profile']}: masking curves, fill "
+        f"'{payload['recipe']['evaluation']['masking_fill']}' (mean over seeds)",
+        fontsize=8,
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -177,8 +208,12 @@ def write_figures(payload: dict[str, Any], folder: str | Path) -> dict[str, str]
     plt = _pyplot()
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    drawers = {"accuracy_vs_eps": _accuracy_vs_eps, "robust_vs_cpu": _robust_vs_cpu,
-               "saliency_quality": _saliency_quality, "masking_curves": _masking_curves}  # fmt: skip
+    drawers = {
+        "accuracy_vs_eps": _accuracy_vs_eps,
+        "robust_vs_cpu": _robust_vs_cpu,
+        "saliency_quality": _saliency_quality,
+        "masking_curves": _masking_curves,
+    }
     paths = {}
     for name, draw in drawers.items():
         paths[name] = str(folder / f"{name}.png")

@@ -19,8 +19,16 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["McNemar", "Interval", "mcnemar_exact", "paired_bootstrap", "seed_summary", "difference_interval",
-           "verdict", "claim_standing"]  # fmt: skip
+__all__ = [
+    "McNemar",
+    "Interval",
+    "mcnemar_exact",
+    "paired_bootstrap",
+    "seed_summary",
+    "difference_interval",
+    "verdict",
+    "claim_standing",
+]
 
 
 def _outcomes(name: str, values: Any) -> np.ndarray:
@@ -107,8 +115,13 @@ def mcnemar_exact(correct_a: Sequence[bool], correct_b: Sequence[bool]) -> McNem
     return McNemar(len(a), a_only, b_only, (a_only - b_only) / len(a), p)
 
 
-def paired_bootstrap(correct_a: Sequence[bool], correct_b: Sequence[bool], n_resamples: int = 9999,
-                     confidence: float = 0.95, seed: int = 0) -> Interval:  # fmt: skip
+def paired_bootstrap(
+    correct_a: Sequence[bool],
+    correct_b: Sequence[bool],
+    n_resamples: int = 9999,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> Interval:
     """Percentile bootstrap interval of ``accuracy(a) - accuracy(b)``, resampling samples (pairs kept together).
 
     :param correct_a: Per-sample correctness of ``a``.
@@ -125,9 +138,16 @@ def paired_bootstrap(correct_a: Sequence[bool], correct_b: Sequence[bool], n_res
     estimate = float(a.mean() - b.mean())
     if np.all(a.astype(int) - b.astype(int) == int(a[0]) - int(b[0])):  # no spread: scipy would warn on it
         return Interval(estimate, estimate, estimate, confidence, len(a), "paired bootstrap (percentile)")
-    result = bootstrap((a.astype(float), b.astype(float)), lambda u, v, axis: u.mean(axis) - v.mean(axis),
-                       paired=True, vectorized=True, n_resamples=n_resamples, confidence_level=confidence,
-                       method="percentile", rng=np.random.default_rng(seed))  # fmt: skip
+    result = bootstrap(
+        (a.astype(float), b.astype(float)),
+        lambda u, v, axis: u.mean(axis) - v.mean(axis),
+        paired=True,
+        vectorized=True,
+        n_resamples=n_resamples,
+        confidence_level=confidence,
+        method="percentile",
+        rng=np.random.default_rng(seed),
+    )
     ci = result.confidence_interval
     return Interval(estimate, float(ci.low), float(ci.high), confidence, len(a), "paired bootstrap (percentile)")
 
@@ -149,8 +169,13 @@ def seed_summary(values: Sequence[float]) -> dict[str, float]:
     if v.ndim != 1 or v.size == 0:
         raise ValueError(f"values must be a non-empty 1-D sequence of numbers, got {values!r:.60}.")
     std = float(np.std(v, ddof=1)) if v.size > 1 else math.nan
-    return {"mean": float(v.mean()), "std": round(std, 12), "min": float(v.min()), "max": float(v.max()),
-            "n": int(v.size)}  # fmt: skip
+    return {
+        "mean": float(v.mean()),
+        "std": round(std, 12),
+        "min": float(v.min()),
+        "max": float(v.max()),
+        "n": int(v.size),
+    }
 
 
 def difference_interval(a: Sequence[float], b: Sequence[float], confidence: float = 0.95) -> Interval:
@@ -186,9 +211,18 @@ def difference_interval(a: Sequence[float], b: Sequence[float], confidence: floa
     return Interval(estimate, low, high, confidence, int(d.size), method)
 
 
-def verdict(interval: Interval, a: str, b: str, what: str, scale: float = 100.0, unit: str = "points",
-            claims: bool = True, p_value: float | None = None, alpha: float = 0.05,
-            digits: int = 1) -> str:  # fmt: skip
+def verdict(
+    interval: Interval,
+    a: str,
+    b: str,
+    what: str,
+    scale: float = 100.0,
+    unit: str = "points",
+    claims: bool = True,
+    p_value: float | None = None,
+    alpha: float = 0.05,
+    digits: int = 1,
+) -> str:
     """One sentence stating what the difference ``a - b`` and its interval support.
 
     With ``p_value`` (e.g. the exact McNemar test on the same images, :func:`mcnemar_exact`), the difference is
@@ -231,8 +265,9 @@ def verdict(interval: Interval, a: str, b: str, what: str, scale: float = 100.0,
     return f"{head}, {span}: {a} is {'higher' if lo > 0 else 'lower'}."
 
 
-def claim_standing(interval: Interval, claimed: float, scale: float = 100.0, p_value: float | None = None,
-                   alpha: float = 0.05) -> str:  # fmt: skip
+def claim_standing(
+    interval: Interval, claimed: float, scale: float = 100.0, p_value: float | None = None, alpha: float = 0.05
+) -> str:
     """Where a claimed gain stands against a measured difference ``a - b`` and its interval.
 
     The difference is called as in :func:`verdict` (the interval excludes zero and, when given, ``p_value <

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
-from art_sgt.reproduction import claim_lines
+from art_sgt.reproduction import TrainedRun, claim_lines
+from art_sgt.reproduction.records import ModelSummary
 
 
 def _comparison(b: str, quantity: str, low: float, high: float, n: int = 3, variant: str = "") -> dict:
-    across = {"estimate": (low + high) / 2, "low": low, "high": high, "confidence": 0.95, "n": n,
-              "method": "paired t interval over seeds"}  # fmt: skip
+    across = {
+        "estimate": (low + high) / 2,
+        "low": low,
+        "high": high,
+        "confidence": 0.95,
+        "n": n,
+        "method": "paired t interval over seeds",
+    }
     return {"a": "asgt", "b": b, "quantity": quantity, "variant": variant, "across_seeds": across, "per_seed": []}
 
 
@@ -51,8 +58,11 @@ def test_nothing_is_set_against_the_claim_without_asgt_or_in_a_smoke_test():
 
 def test_one_seed_rests_on_the_test_images_and_the_exact_test():
     boot = {"estimate": 0.02, "low": 0.005, "high": 0.035, "confidence": 0.95, "n": 1000, "method": "bootstrap"}
-    one = {**_comparison("pgd_at", "pgd_paper_eps", 0.0, 0.0, n=1),
-           "per_seed": [{"seed": 0, "bootstrap": boot, "mcnemar": {"p_value": 0.2}}]}  # fmt: skip
+    mcnemar = {"n": 1000, "a_only": 25, "b_only": 5, "difference": 0.02, "p_value": 0.2}
+    one = {
+        **_comparison("pgd_at", "pgd_paper_eps", 0.0, 0.0, n=1),
+        "per_seed": [{"seed": 0, "bootstrap": boot, "mcnemar": mcnemar}],
+    }
     (line,) = claim_lines(_payload(one))[2:]
     assert "one seed: paired bootstrap over test images, seed spread not measured, n=1000" in line
     # the interval excludes zero but the exact test does not reject: not a gain
@@ -60,19 +70,20 @@ def test_one_seed_rests_on_the_test_images_and_the_exact_test():
         "PGD +2.0 [+0.5, +3.5]: inconclusive at this budget, but the claimed +35 lies above the interval: not "
         "reproduced." in line
     )
-    worst = {**_comparison("pgd_at", "worst_case_paper_eps", 0.0, 0.0, n=1),
-             "per_seed": [{"seed": 0, "bootstrap": {**boot, "n": 500}, "mcnemar": {"p_value": 0.2}}]}  # fmt: skip
+    worst = {
+        **_comparison("pgd_at", "worst_case_paper_eps", 0.0, 0.0, n=1),
+        "per_seed": [{"seed": 0, "bootstrap": {**boot, "n": 500}, "mcnemar": {**mcnemar, "n": 500}}],
+    }
     (line,) = claim_lines(_payload(one, worst))[2:]
     assert line.endswith("seed spread not measured, n=1000 (PGD), n=500 (worst case).)")  # each its own test set
 
 
 def _manifest(*rows: tuple[str, str]) -> dict:
-    return {"manifest": {"runs": [{"variant": v, "status": s} for v, s in rows]}, "claims": True,
-            "runs": [{"seed": 0}]}  # fmt: skip
+    return {"manifest": {"runs": [{"variant": v, "status": s} for v, s in rows]}, "claims": True, "runs": [{"seed": 0}]}
 
 
 def test_the_interim_note_names_what_is_missing():
-    from art_sgt.reproduction.report import _progress
+    from art_sgt.reproduction.render import _progress
 
     main_missing = _manifest(("", "done"), ("", "missing"), ("train eps 0.2", "missing"), ("train eps 0.2", "done"))
     assert _progress(main_missing) == (
@@ -93,31 +104,36 @@ def test_the_interim_note_names_what_is_missing():
 
 
 def test_a_flag_names_its_seeds_when_it_did_not_fire_on_every_seed():
-    from art_sgt.reproduction.report import _flags_cell, _summaries
+    from art_sgt.reproduction.aggregate import _summaries
+    from art_sgt.reproduction.render import _flags_cell
+    from tests.reproduction.test_records import run_payload
 
-    def record(seed: int, flags: list[str]) -> dict:
-        evaluation = {
-            "clean": 0.9,
-            "pgd_paper_eps": 0.5,
-            "worst_case_paper_eps": 0.4,
-            "pgd_standard_eps": 0.3,
-            "worst_case_standard_eps": 0.2,
-            "flags": flags,
-            "saliency": {
-                "masking": {"morf_gain_accuracy": 0.5, "lerf_gain_accuracy": 0.1},
-                "sparseness": 0.7,
-                "stability": {"spearman": 0.6, "flipped": 0.1},
-            },
-            "worst_case": {"eps": [0.2], "accuracy": [0.4]},
-            "robustness": {"clean_accuracy": 0.9},
-        }
-        return {"seed": seed, "evaluation": evaluation, "train": {"cpu_seconds": 60.0, "cpu_seconds_per_epoch": 20.0,
-                                                                  "epochs": 3}}  # fmt: skip
+    def record(seed: int, flags: list[str]) -> TrainedRun:
+        payload = run_payload(seed)
+        payload["evaluation"]["flags"] = flags
+        return TrainedRun.from_payload(payload)
 
     summary = _summaries([record(0, ["black_box"]), record(1, ["black_box", "single_step"]), record(2, [])])
-    assert summary["flag_seeds"] == {"black_box": [0, 1], "single_step": [1]}
+    assert summary.flag_seeds == {"black_box": (0, 1), "single_step": (1,)}
     assert _flags_cell(summary) == "black_box (seeds 0, 1 of 3), single_step (seed 1 of 3)"
     every = _summaries([record(0, ["black_box"]), record(1, ["black_box"])])
     assert _flags_cell(every) == "black_box"  # fired on every seed: no seeds named
     assert _flags_cell(_summaries([record(0, [])])) == "none"
-    assert _flags_cell({"flags": ["black_box"], "seeds": [0, 1]}) == "black_box"  # a payload written before
+    assert _flags_cell(ModelSummary.from_payload(summary.to_payload())) == _flags_cell(summary)  # as the JSON reads
+
+
+def test_a_model_whose_cost_is_incomplete_on_some_seeds_names_them():
+    from art_sgt.reproduction.aggregate import _summaries
+    from art_sgt.reproduction.render import _cost_cell
+    from tests.reproduction.test_records import run_payload
+
+    def record(seed: int, wall_seconds: float) -> TrainedRun:
+        payload = run_payload(seed)
+        payload["train"]["wall_seconds"] = wall_seconds  # its epochs took 61 s
+        return TrainedRun.from_payload(payload)
+
+    assert _cost_cell(_summaries([record(0, 61.0), record(1, 70.0)])) == "2.0 ± 0.0"  # 120 CPU s each
+    assert _cost_cell(_summaries([record(0, 61.0), record(1, 30.0)])) == (
+        "2.0 (seed 1 not counted: its cost is incomplete)"
+    )
+    assert _cost_cell(_summaries([record(0, 30.0), record(1, 30.0)])) == "unknown (seeds 0, 1 not counted)"

@@ -97,23 +97,6 @@ def test_bad_inputs_are_refused(call, match):
         call()
 
 
-def test_code_states_of_a_record_cover_every_session_and_stage():
-    from art_sgt.reproduction.report import _code_states, _provenance
-
-    a, b = {"commit": "a", "clean": True}, {"commit": "b", "clean": True}
-    record = {"train": {"sessions": 2, "sessions_git": [a, b], "provenance": {"git": b}},
-              "evaluation": {"stage_git": {"pgd": a, "report eps 0.1": None}}, "provenance": {"git": b}}  # fmt: skip
-    unknown = {"commit": None, "clean": None}
-    assert _code_states(record) == [a, b, a, unknown, b]  # a stage without its code recorded is unknown
-    assert _provenance([record]) == {"commits": ["None", "a", "b"], "all_clean": False}
-    old = {"train": {"sessions": 1, "provenance": {"git": a}}, "evaluation": {}, "provenance": {"git": a}}
-    assert _provenance([old]) == {"commits": ["a"], "all_clean": True}  # one session: its record names its code
-    resumed = {**old, "train": {"sessions": 2, "provenance": {"git": a}}}  # the first session's code is unknown
-    assert _provenance([resumed]) == {"commits": ["None", "a"], "all_clean": False}
-    partly = {**old, "train": {"sessions": 3, "sessions_git": [a], "provenance": {"git": a}}}
-    assert _code_states(partly)[:3] == [a, unknown, unknown]
-
-
 def test_one_seed_verdict_needs_the_exact_test_too():
     # 4 images only A gets right, none only B: the bootstrap interval excludes zero, exact McNemar p = 0.125
     a, b = [1] * 4 + [1] * 996, [0] * 4 + [1] * 996
