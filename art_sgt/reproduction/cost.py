@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict
-from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -32,13 +31,13 @@ def _costs(records: Sequence[Mapping[str, Any] | TrainedRun | RunCost]) -> list[
 def attack_budget(name: str, overrides: Mapping[str, Any]) -> Any:
     """The robustness report's budget preset ``name`` with ``overrides`` applied over it, fields as attributes.
 
-    :param name: A preset of :data:`art_sgt.evaluation.robustness.BUDGETS`.
-    :param overrides: Explicit ``robustness_report`` arguments (an evaluation recipe's ``report_kwargs``).
+    :param name: A preset of :meth:`art_sgt.evaluation.AttackBudget.preset`.
+    :param overrides: Budget fields (an evaluation recipe's ``report_kwargs``).
     :return: The budget (``pgd_max_iter``, ``apgd_restarts``, ...).
     """
-    from art_sgt.evaluation.robustness import BUDGETS
+    from art_sgt.evaluation import AttackBudget
 
-    return SimpleNamespace(**{**BUDGETS[name], **overrides})
+    return AttackBudget.preset(name).replace(**overrides)
 
 
 def attack_units(dataset: str, evaluation: Mapping[str, Any]) -> dict[str, float]:
@@ -49,7 +48,8 @@ def attack_units(dataset: str, evaluation: Mapping[str, Any]) -> dict[str, float
     :return: ``{"pgd": ..., "report": ..., "saliency": ...}``.
     """
     b = attack_budget(evaluation["budget"], dict(map(tuple, evaluation["report_kwargs"])))
-    eps = {*evaluation["report_eps"], PAPER[dataset]["paper_eps"], PAPER[dataset]["standard_eps"]}
+    radii = evaluation.get("eps_keys", ("paper_eps", "standard_eps"))  # absent: the recipe's default, both
+    eps = {*evaluation["report_eps"], *(PAPER[dataset][key] for key in radii)}
     pgd = b.pgd_max_iter * max(1, b.pgd_restarts)
     apgd = b.apgd_max_iter * b.apgd_restarts * (2 + b.apgd_targets)  # APGD-CE, APGD-DLR, APGD-T per target
     per_eps = pgd + apgd + b.square_max_iter * b.square_restarts / 3

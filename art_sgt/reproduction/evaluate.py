@@ -174,7 +174,7 @@ def kept_stages(path: str | Path, key: str) -> dict[str, dict[str, Any]]:
     """The finished stages an interrupted evaluation kept in ``path``, when made with the configuration ``key``.
 
     :param path: The JSON file (it may not exist).
-    :param key: The evaluation's hash (:meth:`RunSpec.evaluation_hash`).
+    :param key: The evaluation's hash (:meth:`~art_sgt.reproduction.RunSpec.evaluation_hash`).
     :return: ``{stage name: {"value", "cpu", "wall", "git"}}`` (``git``: the commit and clean state of the code
         that ran the stage), empty when there is no such file or it is stale.
     """
