@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from art_sgt.reproduction.recipe import LABELS, SCREENING_CONTROLS, SCREENING_RULE
+from art_sgt.reproduction.records import TrainedRun
 
 __all__ = ["MAP_METRICS", "run_numbers", "summarise", "choose", "screening_payload", "write_markdown"]
 
@@ -27,41 +28,41 @@ MAP_METRICS = ("morf_gain", "sparseness", "stability")
 ELIGIBLE_MARGIN = 0.03
 
 
-def run_numbers(record: Mapping[str, Any]) -> dict[str, Any]:
+def run_numbers(run: TrainedRun) -> dict[str, Any]:
     """The numbers of one evaluated run that the screening compares.
 
-    :param record: A run's ``evaluation.json`` content (:func:`~art_sgt.reproduction.cache.run_pieces`).
+    :param run: An evaluated run (:meth:`TrainedRun.from_payload <art_sgt.reproduction.records.TrainedRun.from_payload>`
+        of a record of :func:`~art_sgt.reproduction.cache.run_pieces`).
     :return: ``{"name", "seed", "clean", "pgd", "worst_case", "morf_gain", "lerf_gain", "sparseness",
         "stability", "flags", "train_cpu_seconds", "eval_cpu_seconds"}`` (accuracies and gains as fractions).
+    :raises ValueError: If the run is not evaluated.
     """
-    ev = record["evaluation"]
-    saliency = ev["saliency"]
-    stability = saliency["stability"].get("spearman")
+    ev = run.evaluation
+    if ev is None:
+        raise ValueError(f"run must be evaluated, got {run.key} trained only.")
     return {
-        "name": record["name"],
-        "seed": int(record["seed"]),
-        "clean": float(ev["clean"]),
-        "pgd": float(ev["pgd_standard_eps"]),
-        "worst_case": float(ev["worst_case_standard_eps"]),
-        "morf_gain": float(saliency["masking"]["morf_gain_accuracy"]),
-        "lerf_gain": float(saliency["masking"]["lerf_gain_accuracy"]),
-        "sparseness": float(saliency["sparseness"]),
-        "stability": float("nan") if stability is None else float(stability),
-        "flags": list(ev["flags"]),
-        "train_cpu_seconds": float(record["train"]["cpu_seconds"]),
-        "eval_cpu_seconds": round(float(sum(ev["cpu_seconds"].values())), 2),
+        "name": run.name,
+        "seed": run.seed,
+        "clean": ev.value("clean"),
+        "pgd": ev.value("pgd_standard_eps"),
+        "worst_case": ev.value("worst_case_standard_eps"),
+        **{key: ev.value(key) for key in ("morf_gain", "lerf_gain", "sparseness")},
+        "stability": ev.value("stability_spearman"),
+        "flags": list(ev.flags),
+        "train_cpu_seconds": run.train.cpu_seconds,
+        "eval_cpu_seconds": round(sum((ev.cpu_seconds or {}).values()), 2),
     }
 
 
-def summarise(records: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+def summarise(records: Sequence[Mapping[str, Any] | TrainedRun]) -> dict[str, dict[str, Any]]:
     """Per variant: its runs' numbers and their means over seeds.
 
-    :param records: Evaluated runs' records.
+    :param records: Evaluated runs, or their records as the run cache holds them.
     :return: ``{variant name: {"seeds", "mean": {quantity: mean}, "flags": {seed: flags}, "runs": [...]}}``.
     """
     by_name: dict[str, list[dict[str, Any]]] = {}
     for record in records:
-        numbers = run_numbers(record)
+        numbers = run_numbers(record if isinstance(record, TrainedRun) else TrainedRun.from_payload(record))
         by_name.setdefault(numbers["name"], []).append(numbers)
     out = {}
     for name, runs in by_name.items():
@@ -123,7 +124,7 @@ def choose(
     return {"best_control": best, "candidates": table, "chosen": chosen, "passed": bool(eligible)}
 
 
-def screening_payload(records: Sequence[Mapping[str, Any]], label: str) -> dict[str, Any]:
+def screening_payload(records: Sequence[Mapping[str, Any] | TrainedRun], label: str) -> dict[str, Any]:
     """The screening's JSON payload: the rule, the per-variant summaries and what the rule chose.
 
     :param records: The evaluated runs' records (any subset: the rule is applied only once every variant has

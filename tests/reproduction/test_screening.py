@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import replace
+from dataclasses import asdict, replace
 
 import numpy as np
 import pytest
@@ -11,7 +11,7 @@ import pytest
 from art_sgt.reproduction import recipe, screening
 from art_sgt.reproduction.cache import RunCache, run_pieces
 from art_sgt.reproduction.training import MODEL_OPTIONS, load_run, supported, train_run, weights_sha256
-from tests.reproduction.conftest import EVALUATION, TinyNet, spec
+from tests.reproduction.conftest import EVALUATION, TRAINING, TinyNet, spec
 
 
 def test_the_screening_runs_every_candidate_and_control_with_both_seeds_and_every_one_is_trainable():
@@ -88,11 +88,32 @@ def test_an_evaluation_at_the_standard_radius_only_keeps_its_outcomes_and_counts
 
 
 def _record(name, seed, worst_case, morf=0.4, sparse=0.5, stab=0.7, flags=()):
-    saliency = {"masking": {"morf_gain_accuracy": morf, "lerf_gain_accuracy": 0.1}, "sparseness": sparse,
-                "stability": {"spearman": stab}}  # fmt: skip
-    evaluation = {"clean": 0.99, "pgd_standard_eps": worst_case + 0.05, "worst_case_standard_eps": worst_case,
-                  "saliency": saliency, "flags": list(flags), "cpu_seconds": {"pgd": 1.0, "report": 2.0}}  # fmt: skip
-    return {"name": name, "seed": seed, "evaluation": evaluation, "train": {"cpu_seconds": 60.0}}
+    """A run record as the run cache holds it, with the numbers the screening reads."""
+    saliency = {
+        "masking": {"morf_gain_accuracy": morf, "lerf_gain_accuracy": 0.1},
+        "sparseness": sparse,
+        "stability": {"spearman": stab},
+    }
+    evaluation = {
+        "clean": 0.99,
+        "pgd_standard_eps": worst_case + 0.05,
+        "worst_case_standard_eps": worst_case,
+        "robustness": {"clean_accuracy": 0.99, "accuracy": {}, "eps": [0.3]},
+        "worst_case": {"eps": [0.3], "accuracy": [worst_case]},
+        "saliency": saliency,
+        "flags": list(flags),
+        "cpu_seconds": {"pgd": 1.0, "report": 2.0},
+    }
+    training = {"training": asdict(TRAINING)}
+    return {
+        "name": name,
+        "seed": seed,
+        "model": name.split("[")[0],
+        "dataset": "mnist",
+        "training_config": training,
+        "train": {"cpu_seconds": 60.0},
+        "evaluation": evaluation,
+    }
 
 
 def test_the_rule_picks_eligible_candidates_by_map_wins_and_drops_flagged_or_far_ones():
