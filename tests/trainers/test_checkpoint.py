@@ -8,15 +8,15 @@ import pytest
 import torch
 
 from art_sgt import SaliencyGuidedTrainer
-from art_sgt.trainers._run_state import DeferredInterrupt
+from art_sgt.trainers._interrupt import DeferredInterrupt
 from tests.conftest import make_classifier, make_task, small_model
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _child(*args):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-m", "tests._train_child", *map(str, args)], cwd=ROOT, env=env)
+    return subprocess.run([sys.executable, "-m", "tests.trainers._train_child", *map(str, args)], cwd=ROOT, env=env)
 
 
 def _weights(path):
