@@ -222,8 +222,7 @@ def check_resumable(
     if differences and (structural or not allow_config_change):
         hint = "" if structural else " Pass allow_config_change=True to resume with the new values on purpose."
         raise ValueError(
-            f"checkpoint_dir holds a checkpoint of a different run; differing fields: {'; '.join(differences)}."
-            + hint
+            f"checkpoint_dir holds a checkpoint of a different run; differing fields: {'; '.join(differences)}." + hint
         )
     if differences:
         logger.warning("Resuming with a changed configuration: %s.", "; ".join(differences))

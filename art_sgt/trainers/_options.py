@@ -20,8 +20,8 @@ from art_sgt._validation import (
 )
 from art_sgt.masking import FILL_MODES
 from art_sgt.trainers import _checkpoint as ckpt
-from art_sgt.trainers._robust_validation import RobustValidation, check_robust_validation
 from art_sgt.trainers._ranks import Ranks
+from art_sgt.trainers._robust_validation import RobustValidation, check_robust_validation
 from art_sgt.trainers._selection import KEEP_BEST
 
 __all__ = ["check_fill", "inputs_to_device", "FitOptions", "PER_BATCH_SCHEDULERS"]
@@ -161,7 +161,11 @@ class FitOptions:
             )
         if scheduler is not None and getattr(scheduler, "optimizer", None) is not classifier.optimizer:
             raise ValueError("scheduler must be a torch learning-rate scheduler built on the classifier's optimizer.")
-        if checkpoint_dir is not None and not isinstance(checkpoint_dir, str) and not hasattr(checkpoint_dir, "__fspath__"):
+        if (
+            checkpoint_dir is not None
+            and not isinstance(checkpoint_dir, str)
+            and not hasattr(checkpoint_dir, "__fspath__")
+        ):
             raise TypeError(f"checkpoint_dir must be a path or None, got {type(checkpoint_dir).__name__}.")
         resume = check_bool("resume", resume)
         allow_config_change = check_bool("allow_config_change", allow_config_change)
@@ -176,9 +180,7 @@ class FitOptions:
         if keep_best == "robust" and robust is None:
             raise ValueError("keep_best='robust' needs robust_validation=(x_val, y_val), the set it is measured on.")
         if keep_best == "clean" and validation is None and robust is None:
-            raise ValueError(
-                "keep_best='clean' needs validation_data or robust_validation, the set it is measured on."
-            )
+            raise ValueError("keep_best='clean' needs validation_data or robust_validation, the set it is measured on.")
         payload = ckpt.load_checkpoint(checkpoint_dir, classifier.device) if resume else None
         if checkpoint_dir is not None and Ranks.current().rank == 0:
             ckpt.prepare_folder(checkpoint_dir)

@@ -23,7 +23,14 @@ from art_sgt.trainers import _checkpoint as ckpt
 from art_sgt.trainers._interrupt import DeferredInterrupt
 from art_sgt.trainers._options import FitOptions
 from art_sgt.trainers._ranks import Ranks
-from art_sgt.trainers._rng import capture_rng, noise_seed, reseed_noise_seed, resolve_seed, restore_rng, seeded_global_rng
+from art_sgt.trainers._rng import (
+    capture_rng,
+    noise_seed,
+    reseed_noise_seed,
+    resolve_seed,
+    restore_rng,
+    seeded_global_rng,
+)
 from art_sgt.trainers._selection import EpochSelection
 
 __all__ = ["RunState"]

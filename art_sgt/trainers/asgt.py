@@ -119,8 +119,8 @@ class SaliencyGuidedAdversarialTrainer(SaliencyTrainerBase):
         1 trains on adversarial inputs only (see :func:`art_sgt.losses.asgt_loss`).
     :param saliency_of: ``"log_prob"`` (default) or ``"logit"``: what the saliency differentiates.
     :param attack: One attack, the single-attack spelling of ``attacks``.
-    :param amp: ``None`` (default, float32) or ``"bf16"`` autocast (see :class:`~art_sgt.trainers.base.SaliencyTrainerBase`
-        and :doc:`/performance`).
+    :param amp: ``None`` (default, float32) or ``"bf16"`` autocast (see
+        :class:`~art_sgt.trainers.base.SaliencyTrainerBase` and :doc:`/performance`).
     :param channels_last: Channels-last inputs and weights (converted in place).
     :param compile: ``torch.compile`` the model's forwards.
     :param objective: ``"asgt"`` (default, the paper's), ``"madry"`` or ``"trades"`` (see above and

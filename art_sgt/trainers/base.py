@@ -43,6 +43,7 @@ __all__ = ["SaliencyTrainerBase", "BatchLoss"]
 
 logger = logging.getLogger(__name__)
 
+
 class BatchLoss(NamedTuple):
     """What a trainer's :meth:`~SaliencyTrainerBase._batch_loss` returns for one batch."""
 

@@ -48,8 +48,8 @@ class SaliencyGuidedTrainer(SaliencyTrainerBase):
     :param fill: ``"uniform"`` (default), ``"uniform_channel"``, ``"mean"``, ``"zero"``, a float or a callable
         ``(x, mask) -> values``.
     :param saliency_of: ``"log_prob"`` (default) or ``"logit"``: what the saliency differentiates.
-    :param amp: ``None`` (default, float32) or ``"bf16"`` autocast (see :class:`~art_sgt.trainers.base.SaliencyTrainerBase`
-        and :doc:`/performance`).
+    :param amp: ``None`` (default, float32) or ``"bf16"`` autocast (see
+        :class:`~art_sgt.trainers.base.SaliencyTrainerBase` and :doc:`/performance`).
     :param channels_last: Channels-last inputs and weights (converted in place).
     :param compile: ``torch.compile`` the model's forwards.
     :raises TypeError: If ``classifier`` is not a ``PyTorchClassifier`` or an argument has the wrong type.
