@@ -299,7 +299,7 @@ class RunState:
             else:  # a checkpoint of another number of ranks
                 self.noise.manual_seed(reseed_noise_seed(int(payload["seed"]), self.ranks.rank, int(payload["batch"])))
                 logger.warning("The checkpoint has no random state for rank %d: it draws a new one.", self.ranks.rank)
-        self.selection.load_state_dict(payload.get("selection"))
+        self.selection.load_state_dict(payload["selection"])
         if payload.get("totals") is not None:
             self._resumed_totals = (payload["totals"], payload.get("loss_term_totals") or {})
         self.epoch, self.batch = int(payload["epoch"]), int(payload["batch"])

@@ -157,19 +157,18 @@ class EpochSelection:
         """
         return {**self.file_payload(), "best_robust": self.best_robust}
 
-    def load_state_dict(self, state: dict[str, Any] | None) -> None:
-        """Continue from a checkpoint's selection. A checkpoint without one (written before ``keep_best`` existed)
-        or with a choice by another measure (resumed with ``allow_config_change=True``) leaves the choice to the
-        epochs trained from now on, with a warning.
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from a checkpoint's selection. A choice by another measure (resumed with
+        ``allow_config_change=True`` and another ``keep_best``) leaves the choice to the epochs trained from now
+        on, with a warning.
 
-        :param state: What :meth:`state_dict` returned, or ``None``.
+        :param state: What :meth:`state_dict` returned.
         """
-        if state is not None:
-            self.best_robust = state.get("best_robust")
-            if state.get("measure") == self.measure and state.get("model") is not None:
-                self.epoch, self.score = int(state["epoch"]), float(state["score"])
-                self.weights = {name: t.to("cpu") for name, t in state["model"].items()}
-                return
+        self.best_robust = state.get("best_robust")
+        if state.get("measure") == self.measure and state.get("model") is not None:
+            self.epoch, self.score = int(state["epoch"]), float(state["score"])
+            self.weights = {name: t.to("cpu") for name, t in state["model"].items()}
+            return
         if self.measure is not None:
             logger.warning(
                 "The checkpoint records no best epoch by %s: keep_best=%r chooses among the epochs trained from now "

@@ -268,8 +268,9 @@ def test_resuming_a_trades_run_checks_its_objective(tmp_path):
         classifier = make_classifier(model=small_model(seed=3))
         return SaliencyGuidedAdversarialTrainer(classifier, _pgd(classifier), **kwargs)
 
-    trainer(objective="trades", beta=2.0).fit(x, y, nb_epochs=1, batch_size=16, seed=0, verbose=False,
-                                               checkpoint_dir=str(tmp_path))  # fmt: skip
+    trainer(objective="trades", beta=2.0).fit(
+        x, y, nb_epochs=1, batch_size=16, seed=0, verbose=False, checkpoint_dir=str(tmp_path)
+    )
     resumed = trainer(objective="trades", beta=2.0)
     resumed.fit(x, y, nb_epochs=2, batch_size=16, seed=0, verbose=False, checkpoint_dir=str(tmp_path), resume=True)
     assert [record["epoch"] for record in resumed.history] == [1, 2]

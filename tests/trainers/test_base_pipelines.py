@@ -46,9 +46,14 @@ def test_fast_path_attacks_through_the_predict_chain_as_art_does():  # bug 2
     cutout = CutoutPyTorch(length=4, apply_fit=True, apply_predict=False)
     model = small_model()
     classifier = PyTorchClassifier(
-        model, torch.nn.CrossEntropyLoss(), input_shape=(1, 8, 8), nb_classes=4, clip_values=(0.0, 1.0),
-        optimizer=torch.optim.SGD(model.parameters(), lr=0.1), preprocessing_defences=[cutout],
-    )  # fmt: skip
+        model,
+        torch.nn.CrossEntropyLoss(),
+        input_shape=(1, 8, 8),
+        nb_classes=4,
+        clip_values=(0.0, 1.0),
+        optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
+        preprocessing_defences=[cutout],
+    )
     trainer = SaliencyGuidedAdversarialTrainer(classifier, _pgd(classifier))
     assert trainer.uses_fast_path
     ours = trainer._craft(torch.from_numpy(x), torch.from_numpy(y)).numpy()
@@ -73,9 +78,13 @@ def test_per_feature_clip_values_train_both_trainers():  # bug 5
     x = np.minimum(x, high)
     model = small_model()
     classifier = PyTorchClassifier(
-        model, torch.nn.CrossEntropyLoss(), input_shape=(1, 8, 8), nb_classes=4,
-        optimizer=torch.optim.SGD(model.parameters(), lr=0.1), clip_values=(np.zeros_like(high), high),
-    )  # fmt: skip
+        model,
+        torch.nn.CrossEntropyLoss(),
+        input_shape=(1, 8, 8),
+        nb_classes=4,
+        optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
+        clip_values=(np.zeros_like(high), high),
+    )
     trainer = SaliencyGuidedTrainer(classifier, fill=5.0)
     trainer.fit(x, y, nb_epochs=1, batch_size=8, verbose=False, seed=0)
     _, masked = trainer._saliency_mask(torch.from_numpy(x), torch.from_numpy(y))
@@ -107,9 +116,16 @@ def test_arts_drop_last_and_training_mode_keywords(drop_last, batches):  # bug 9
     scheduler = torch.optim.lr_scheduler.OneCycleLR(classifier.optimizer, max_lr=0.01, total_steps=10)
     trainer = SaliencyGuidedTrainer(classifier)
     trainer.fit(
-        x, y, nb_epochs=1, batch_size=8, verbose=False, seed=0, scheduler=scheduler, drop_last=drop_last,
+        x,
+        y,
+        nb_epochs=1,
+        batch_size=8,
+        verbose=False,
+        seed=0,
+        scheduler=scheduler,
+        drop_last=drop_last,
         training_mode=True,
-    )  # fmt: skip
+    )
     assert scheduler.last_epoch == batches  # OneCycleLR is stepped after every batch (bug 10)
 
 

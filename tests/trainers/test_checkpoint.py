@@ -79,8 +79,11 @@ def default_handlers(monkeypatch):
         signal.signal(signal.SIGINT, signal.default_int_handler),
         signal.signal(signal.SIGTERM, _sigterm_not_deferred),
     )
-    monkeypatch.setattr(DeferredInterrupt, "DEFAULTS", ((signal.SIGINT, signal.default_int_handler),
-                                                        (signal.SIGTERM, _sigterm_not_deferred)))  # fmt: skip
+    monkeypatch.setattr(
+        DeferredInterrupt,
+        "DEFAULTS",
+        ((signal.SIGINT, signal.default_int_handler), (signal.SIGTERM, _sigterm_not_deferred)),
+    )
     yield
     signal.signal(signal.SIGINT, previous[0])
     signal.signal(signal.SIGTERM, previous[1])
@@ -162,8 +165,18 @@ def test_a_stop_during_the_epochs_end_resumes_without_doing_that_end_twice(tmp_p
         classifier = make_classifier(model=_StopDuringValidation(), lr=0.05, optimizer="sgd")
         scheduler = torch.optim.lr_scheduler.StepLR(classifier.optimizer, step_size=1, gamma=0.5)
         trainer = _ArmAt(classifier, at=at)
-        trainer.fit(x, y, nb_epochs=3, batch_size=32, seed=5, verbose=False, scheduler=scheduler,
-                    validation_data=(x, y), checkpoint_dir=checkpoint_dir, resume=resume)  # fmt: skip
+        trainer.fit(
+            x,
+            y,
+            nb_epochs=3,
+            batch_size=32,
+            seed=5,
+            verbose=False,
+            scheduler=scheduler,
+            validation_data=(x, y),
+            checkpoint_dir=checkpoint_dir,
+            resume=resume,
+        )
         return classifier, trainer
 
     reference, reference_trainer = run(-1, None)

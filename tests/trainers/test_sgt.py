@@ -90,9 +90,12 @@ def test_same_seed_same_weights_and_global_rng_untouched(task):
 def test_preprocessing_and_dropout_model_trains(task):
     x, y = task
     model = torch.nn.Sequential(
-        torch.nn.Conv2d(1, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.Dropout(0.2),
-        torch.nn.Flatten(), torch.nn.Linear(8 * 64, 4),
-    )  # fmt: skip
+        torch.nn.Conv2d(1, 8, 3, padding=1),
+        torch.nn.ReLU(),
+        torch.nn.Dropout(0.2),
+        torch.nn.Flatten(),
+        torch.nn.Linear(8 * 64, 4),
+    )
     classifier = make_classifier(model=model, preprocessing=(0.5, 0.25))
     trainer = SaliencyGuidedTrainer(classifier)
     trainer.fit(x, y, nb_epochs=4, batch_size=32, verbose=False, seed=0, validation_data=(x[:64], y[:64]))
