@@ -44,7 +44,7 @@ class CatastrophicOverfittingWarning(UserWarning):
     """Robust validation accuracy collapsed while single-step accuracy stayed high (Wong, Rice and Kolter 2020).
 
     Issued by ``fit`` and ``fit_generator`` with ``robust_validation``, at the end of the epoch where the guard
-    (:func:`~art_sgt.trainers._selection.catastrophic_overfitting`) fires; that epoch's history record holds
+    (see ``fit``'s ``robust_validation``) fires; that epoch's history record holds
     ``"catastrophic_overfitting": True``.
     """
 
