@@ -29,6 +29,22 @@ __all__ = ["check_fill", "inputs_to_device", "FitOptions", "PER_BATCH_SCHEDULERS
 PER_BATCH_SCHEDULERS = (torch.optim.lr_scheduler.OneCycleLR, torch.optim.lr_scheduler.CyclicLR)
 """Schedulers that torch documents as stepped after every batch; every other scheduler is stepped per epoch."""
 
+#: The options ``fit`` and ``fit_generator`` both take, by name (besides ART's ``fit`` keywords).
+_CALL_OPTIONS = (
+    "validation_data",
+    "nb_epochs",
+    "scheduler",
+    "seed",
+    "verbose",
+    "checkpoint_dir",
+    "checkpoint_every",
+    "resume",
+    "allow_config_change",
+    "robust_validation",
+    "robust_eval",
+    "keep_best",
+)
+
 #: Keyword arguments of ART's ``PyTorchClassifier.fit`` that ART's trainers forward and these trainers honour,
 #: with their defaults.
 _FIT_DEFAULTS = {"drop_last": False, "training_mode": True}
@@ -111,6 +127,16 @@ class FitOptions:
     allow_config_change: bool = False
     robust: RobustValidation | None = None
     keep_best: str | None = None
+
+    @classmethod
+    def of_call(cls, trainer: Any, arguments: dict[str, Any]) -> FitOptions:
+        """The checked options of one ``fit`` or ``fit_generator`` call (see :meth:`check`).
+
+        :param trainer: The trainer.
+        :param arguments: The call's arguments by name (its ``locals()`` on entry), ``kwargs`` included.
+        :return: The options.
+        """
+        return cls.check(trainer, fit_kwargs=arguments["kwargs"], **{name: arguments[name] for name in _CALL_OPTIONS})
 
     @classmethod
     def check(

@@ -276,26 +276,12 @@ class SaliencyTrainerBase(Trainer, abc.ABC):
         :raises FloatingPointError: If the loss or a saliency map becomes non-finite (the message names epoch and
             batch).
         """
+        arguments = locals()  # the call's arguments by name, before any other name is bound
         self._check_ready()
         x_t, y_t = inputs_to_device(self._classifier, self._device, "x", x, "y", y)
         self._check_fit_inputs(x_t)
         batch_size = check_positive_int("batch_size", batch_size)
-        options = FitOptions.check(
-            self,
-            validation_data=validation_data,
-            nb_epochs=nb_epochs,
-            scheduler=scheduler,
-            seed=seed,
-            verbose=verbose,
-            checkpoint_dir=checkpoint_dir,
-            checkpoint_every=checkpoint_every,
-            resume=resume,
-            allow_config_change=allow_config_change,
-            robust_validation=robust_validation,
-            robust_eval=robust_eval,
-            keep_best=keep_best,
-            fit_kwargs=kwargs,
-        )
+        options = FitOptions.of_call(self, arguments)
         state = self._start_run(options, batch_size=batch_size, n_samples=len(x_t), seed=seed)
         world = state.ranks.world
         bounds = batch_bounds(len(x_t), batch_size, options.drop_last, self._min_batch(world), world)
@@ -330,6 +316,7 @@ class SaliencyTrainerBase(Trainer, abc.ABC):
         :raises TypeError: If ``generator`` is not an ART ``DataGenerator``.
         :raises ValueError: If the generator's ``size`` is ``None``.
         """
+        arguments = locals()  # the call's arguments by name, before any other name is bound
         from art.data_generators import DataGenerator
 
         if not isinstance(generator, DataGenerator):
@@ -343,22 +330,7 @@ class SaliencyTrainerBase(Trainer, abc.ABC):
             self._check_fit_inputs(batch[0])
             return batch
 
-        options = FitOptions.check(
-            self,
-            validation_data=validation_data,
-            nb_epochs=nb_epochs,
-            scheduler=scheduler,
-            seed=seed,
-            verbose=verbose,
-            checkpoint_dir=checkpoint_dir,
-            checkpoint_every=checkpoint_every,
-            resume=resume,
-            allow_config_change=allow_config_change,
-            robust_validation=robust_validation,
-            robust_eval=robust_eval,
-            keep_best=keep_best,
-            fit_kwargs=kwargs,
-        )
+        options = FitOptions.of_call(self, arguments)
         source = GeneratorBatches(generator, convert, self._min_batch(1), drop_last=options.drop_last)
         state = self._start_run(options, batch_size=generator.batch_size, n_samples=generator.size, seed=seed)
         with self._training_forwards(None, state), state.running():

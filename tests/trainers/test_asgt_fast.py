@@ -38,15 +38,8 @@ def test_n_fgsm_recipe_crafts_with_n_fgsm_from_the_trainers_generator():
     classifier = make_classifier()
     trainer = SaliencyGuidedAdversarialTrainer.fast(classifier, eps=0.1, step=1.0, noise=2.0)
     ours = _craft_with_seed(trainer, x, y, seed=5)
-    expected = n_fgsm(
-        trainer._attack_net,
-        torch.from_numpy(x),
-        torch.from_numpy(y),
-        eps_step=0.1,
-        noise=0.2,
-        clip_values=(0.0, 1.0),
-        generator=torch.Generator().manual_seed(5),
-    )
+    xt, yt, generator = torch.from_numpy(x), torch.from_numpy(y), torch.Generator().manual_seed(5)
+    expected = n_fgsm(trainer._attack_net, xt, yt, eps_step=0.1, noise=0.2, clip_values=(0, 1), generator=generator)
     torch.testing.assert_close(ours, expected, rtol=0, atol=0)
     assert float((ours - torch.from_numpy(x)).abs().max()) > 0.1 + 1e-3  # not projected onto the eps ball
 
@@ -58,17 +51,9 @@ def test_fgsm_rs_recipe_is_one_projected_step_from_a_random_start():
     assert trainer.single_step is None and trainer.uses_fast_path
     assert trainer.attack.eps_step == pytest.approx(0.125)
     ours = _craft_with_seed(trainer, x, y, seed=5)
-    expected = pgd(
-        trainer._attack_net,
-        torch.from_numpy(x),
-        torch.from_numpy(y),
-        eps=0.1,
-        eps_step=0.125,
-        max_iter=1,
-        num_random_init=1,
-        clip_values=(0.0, 1.0),
-        generator=torch.Generator().manual_seed(5),
-    )
+    xt, yt, generator = torch.from_numpy(x), torch.from_numpy(y), torch.Generator().manual_seed(5)
+    single_step = {"eps": 0.1, "eps_step": 0.125, "max_iter": 1, "num_random_init": 1, "clip_values": (0.0, 1.0)}
+    expected = pgd(trainer._attack_net, xt, yt, **single_step, generator=generator)
     torch.testing.assert_close(ours, expected, rtol=0, atol=0)
     assert float((ours - torch.from_numpy(x)).abs().max()) <= 0.1 + 1e-6
 

@@ -96,35 +96,3 @@ def test_with_fixed_weights_the_cross_entropies_are_those_of_the_whole_set():
     assert record["ce_clean"] == pytest.approx(float(ce_clean), rel=1e-5)
     assert record["ce_adv"] == pytest.approx(float(ce_adv), rel=1e-5)
     assert record["ce_adv"] > record["ce_clean"]  # the attack raised the loss
-
-
-class _StopAt(SaliencyGuidedTrainer):
-    """Raises KeyboardInterrupt when its ``at``-th batch starts (``-1``: never)."""
-
-    def __init__(self, *args, at=-1, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.at, self.calls = at, 0
-
-    def _batch_loss(self, x, y):
-        self.calls += 1
-        if self.calls == self.at:
-            raise KeyboardInterrupt
-        return super()._batch_loss(x, y)
-
-
-def test_terms_of_an_interrupted_epoch_count_every_batch_after_resume(tmp_path):
-    x, y = make_task(n=64, seed=8)
-    options = dict(nb_epochs=2, batch_size=16, seed=0, verbose=False)
-    reference = _StopAt(make_classifier(model=small_model(seed=3)))
-    reference.fit(x, y, **options)
-    with pytest.raises(KeyboardInterrupt):  # 4 batches an epoch: the 6th is epoch 2's second
-        _StopAt(make_classifier(model=small_model(seed=3)), at=6).fit(x, y, checkpoint_dir=tmp_path, **options)
-    payload = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
-    assert (payload["epoch"], payload["batch"]) == (1, 1)
-    assert set(payload["loss_term_totals"]) == {"ce_clean", "kl_saliency"}
-    resumed = _StopAt(make_classifier(model=small_model(seed=3)))
-    resumed.fit(x, y, checkpoint_dir=tmp_path, resume=True, **options)
-    assert len(resumed.history) == 2
-    for ours, theirs in zip(resumed.history, reference.history):
-        for name in ("loss", "ce_clean", "kl_saliency"):
-            assert ours[name] == theirs[name]

@@ -124,6 +124,22 @@ def test_ctrl_c_writes_a_consistent_checkpoint_and_resume_matches(tmp_path, mode
     assert _records(trainer.history) == _records(reference_history)  # the interrupted epoch's loss counts every batch
 
 
+def test_the_loss_terms_of_an_interrupted_epoch_count_every_batch_after_resume(tmp_path):
+    x, y = make_task(n=128, seed=6)
+    reference = _InterruptAt(make_classifier(model=small_model(seed=2)))
+    _fit(reference, x, y)
+    with pytest.raises(KeyboardInterrupt):  # 4 batches an epoch: the 6th is the second of epoch 2
+        _fit(_InterruptAt(make_classifier(model=small_model(seed=2)), at=6), x, y, checkpoint_dir=tmp_path)
+    payload = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    assert (payload["epoch"], payload["batch"]) == (1, 1)
+    assert set(payload["loss_term_totals"]) == {"ce_clean", "kl_saliency"}
+    resumed = _InterruptAt(make_classifier(model=small_model(seed=2)))
+    _fit(resumed, x, y, checkpoint_dir=tmp_path, resume=True)
+    assert [[r[name] for name in ("loss", "ce_clean", "kl_saliency")] for r in resumed.history] == [
+        [r[name] for name in ("loss", "ce_clean", "kl_saliency")] for r in reference.history
+    ]
+
+
 def _records(history):
     return [{k: v for k, v in record.items() if k != "seconds"} for record in history]
 

@@ -40,6 +40,10 @@ def _same(a, b):
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
+#: The keywords most fits of this file share: the batch, the seed, quiet, and the robust-validation set.
+_ROBUST_FIT = {"batch_size": 16, "seed": 0, "verbose": False, "robust_validation": (X_VAL, Y_VAL)}
+
+
 def _collapsing_schedule(classifier):
     """Ordinary training for two epochs, then gradient *ascent*: the later epochs are clearly worse."""
     return torch.optim.lr_scheduler.LambdaLR(classifier.optimizer, lambda epoch: 1.0 if epoch < 2 else -1.0)
@@ -68,16 +72,7 @@ def _fit_sgt(nb_epochs=4, keep_best="robust", classifier=None, **kwargs):
 def test_robust_accuracy_equals_arts_pgd_on_the_last_epochs_weights():
     classifier = make_classifier()
     trainer = SaliencyGuidedTrainer(classifier)
-    trainer.fit(
-        X,
-        Y,
-        nb_epochs=2,
-        batch_size=16,
-        seed=0,
-        verbose=False,
-        robust_validation=(X_VAL, Y_VAL),
-        robust_eval=_pgd(classifier),
-    )
+    trainer.fit(X, Y, nb_epochs=2, robust_eval=_pgd(classifier), **_ROBUST_FIT)
     last = trainer.history[-1]
     assert ROBUST_KEYS | {"catastrophic_overfitting"} <= set(last) and "val_accuracy" not in last
     assert 0.0 < last["robust_val_accuracy"] < 1.0  # a real value, not a saturated one
@@ -107,9 +102,7 @@ def test_an_attack_off_the_fast_path_runs_its_generate():
     classifier = make_classifier()
     trainer = SaliencyGuidedTrainer(classifier)
     deepfool = DeepFool(classifier, max_iter=5, verbose=False)
-    trainer.fit(
-        X, Y, nb_epochs=1, batch_size=16, seed=0, verbose=False, robust_validation=(X_VAL, Y_VAL), robust_eval=deepfool
-    )
+    trainer.fit(X, Y, nb_epochs=1, robust_eval=deepfool, **_ROBUST_FIT)
     record = trainer.history[-1]
     assert record["robust_val_accuracy"] == _art_accuracy(classifier, DeepFool(classifier, max_iter=5, verbose=False))
     # DeepFool has no eps: no single-step accuracy, so no guard
@@ -147,14 +140,7 @@ def test_every_epoch_is_measured_with_the_same_random_start_and_training_is_unto
     classifier = make_classifier(lr=0.0)
     trainer = SaliencyGuidedTrainer(classifier)
     trainer.fit(
-        X,
-        Y,
-        nb_epochs=3,
-        batch_size=16,
-        seed=0,
-        verbose=False,
-        robust_validation=(X_VAL, Y_VAL),
-        robust_eval=ProjectedGradientDescent(classifier, verbose=False, **noisy),
+        X, Y, nb_epochs=3, robust_eval=ProjectedGradientDescent(classifier, verbose=False, **noisy), **_ROBUST_FIT
     )
     assert len({r["robust_val_accuracy"] for r in trainer.history}) == 1
     # ... while two random starts differ (so that the check above could fail)
@@ -210,17 +196,7 @@ def test_keep_best_clean_uses_validation_data():
 def test_ties_keep_the_earliest_epoch():
     classifier = make_classifier(lr=0.0)  # every epoch scores the same
     trainer = SaliencyGuidedTrainer(classifier)
-    trainer.fit(
-        X,
-        Y,
-        nb_epochs=3,
-        batch_size=16,
-        seed=0,
-        verbose=False,
-        robust_validation=(X_VAL, Y_VAL),
-        robust_eval=_pgd(classifier),
-        keep_best="clean",
-    )
+    trainer.fit(X, Y, nb_epochs=3, robust_eval=_pgd(classifier), keep_best="clean", **_ROBUST_FIT)
     assert trainer.best_epoch == 1 and trainer.best_measure == "robust_val_clean_accuracy"
 
 
@@ -279,17 +255,7 @@ class _CollapseAfter(EvasionAttack):
 def _fit_collapse(keep_best, good):
     classifier = make_classifier()
     trainer = SaliencyGuidedTrainer(classifier)
-    trainer.fit(
-        X,
-        Y,
-        nb_epochs=3,
-        batch_size=16,
-        seed=0,
-        verbose=False,
-        robust_validation=(X_VAL, Y_VAL),
-        robust_eval=_CollapseAfter(classifier, good),
-        keep_best=keep_best,
-    )
+    trainer.fit(X, Y, nb_epochs=3, robust_eval=_CollapseAfter(classifier, good), keep_best=keep_best, **_ROBUST_FIT)
     return trainer, classifier
 
 
