@@ -3,9 +3,9 @@
 The loop tells :class:`RunState` where it is (``begin_batch``, ``before_step``, ``after_batch``, ``epoch_ends``,
 ``after_epoch``); every checkpoint it writes is a snapshot taken at a batch boundary, so a checkpoint never holds
 the weights of one position with the random states or the position of another. The concepts it coordinates live
-apart: checkpoint files in :mod:`._checkpoint`, random states in :mod:`._rng`, the deferred Ctrl-C in
-:mod:`._interrupt`, the choice of the epoch kept in :mod:`._selection`. It holds the trainer's generator and
-history but never writes the trainer's attributes: the trainer reads ``history`` and ``selection`` back.
+apart: checkpoint files in ``_checkpoint``, random states in ``_rng``, the deferred Ctrl-C in ``_interrupt``, the
+choice of the epoch kept in ``_selection``. It holds the trainer's generator and history but never writes the
+trainer's attributes: the trainer reads ``history`` and ``selection`` back.
 """
 
 from __future__ import annotations
