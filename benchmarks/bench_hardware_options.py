@@ -182,8 +182,13 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where every contender runs")
-    parser.add_argument("--options", nargs="+", choices=list(OPTIONS), default=None,
-                        help="options to measure against fp32 (default: all)")  # fmt: skip
+    parser.add_argument(
+        "--options",
+        nargs="+",
+        choices=list(OPTIONS),
+        default=None,
+        help="options to measure against fp32 (default: all)",
+    )
     parser.add_argument("--out", default="results/bench_hardware_options.json")
     args = parser.parse_args()
 

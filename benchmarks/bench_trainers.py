@@ -276,8 +276,10 @@ def measure_checkpointing(name: str, x: np.ndarray, y: np.ndarray, args: argpars
 def footprint(x: np.ndarray, y: np.ndarray, args: argparse.Namespace) -> dict:
     """Memory and checkpointing measurements of both trainers, printed as a table."""
     result = {}
-    print(f"\n{'trainer':<8}{'RSS ep1 MB':>12}{'RSS ep' + str(args.memory_epochs) + ' MB':>12}{'growth':>9}"
-          f"{'epoch s':>9}{'+ckpt':>8}{'write s':>9}{'write/ep':>10}")  # fmt: skip
+    print(
+        f"\n{'trainer':<8}{'RSS ep1 MB':>12}{'RSS ep' + str(args.memory_epochs) + ' MB':>12}{'growth':>9}"
+        f"{'epoch s':>9}{'+ckpt':>8}{'write s':>9}{'write/ep':>10}"
+    )
     for name in ("sgt", "asgt"):
         memory = measure_memory(name, args)
         checkpoint = measure_checkpointing(name, x, y, args)

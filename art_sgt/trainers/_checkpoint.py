@@ -1,7 +1,9 @@
-"""Checkpoint files: written atomically, read without executing code, never overwritten by surprise."""
+"""Checkpoint files: written atomically, read without executing code, never overwritten by surprise, and refused
+when they hold another run (the recorded configuration is compared before anything is loaded)."""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import tempfile
@@ -10,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 __all__ = [
     "CHECKPOINT_NAME",
@@ -20,6 +23,9 @@ __all__ = [
     "prepare_folder",
     "keep_previous",
     "rescue",
+    "architecture_fingerprint",
+    "config_differences",
+    "check_resumable",
 ]
 
 logger = logging.getLogger(__name__)
@@ -28,6 +34,9 @@ CHECKPOINT_NAME = "checkpoint.pt"
 BEST_NAME = "best.pt"
 _FORMAT = 2
 _TEMPORARY = ".checkpoint-*.tmp"
+
+# Configuration fields that no override can change: the checkpoint could not be loaded at all.
+_STRUCTURAL = ("trainer", "architecture", "optimizer")
 
 
 def save_checkpoint(directory: str | os.PathLike, payload: dict[str, Any]) -> Path:
@@ -101,8 +110,8 @@ def load_checkpoint(directory: str | os.PathLike, map_location: torch.device | s
         raise ValueError(f"checkpoint_dir: {path} is unreadable or corrupted ({type(err).__name__}: {err}).") from err
     if not isinstance(payload, dict) or payload.get("format") != _FORMAT:
         raise ValueError(
-            f"checkpoint_dir: {path} is not an art-sgt checkpoint of format {_FORMAT} (older checkpoints do not "
-            "record the run's configuration and cannot be checked before resuming)."
+            f"checkpoint_dir: {path} is not an art-sgt checkpoint of format {_FORMAT}, whose recorded configuration "
+            "is checked before resuming."
         )
     return payload
 
@@ -169,3 +178,51 @@ def rescue(model_state: dict[str, Any], error: OSError) -> OSError:
         f"writing the checkpoint failed ({error}); the trained weights are saved in {path} "
         "(load them with model.load_state_dict(torch.load(path))) and remain in the classifier's model."
     )
+
+
+def architecture_fingerprint(model: nn.Module) -> str:
+    """A short hash of the names, shapes and dtypes of a model's parameters and buffers.
+
+    :param model: The model.
+    :return: A hex digest; equal for models whose state dicts load into each other.
+    """
+    layout = [(name, tuple(t.shape), str(t.dtype)) for name, t in model.state_dict().items()]
+    return hashlib.sha256(repr(layout).encode()).hexdigest()[:16]
+
+
+def config_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """The fields whose values differ between two run configurations, each as ``"name: saved -> current"``.
+
+    :param saved: The configuration recorded in a checkpoint.
+    :param current: The configuration of the run that resumes.
+    :return: The differences, sorted by name.
+    """
+    names = sorted(set(saved) | set(current))
+    return [f"{n}: {saved.get(n)!r} -> {current.get(n)!r}" for n in names if saved.get(n) != current.get(n)]
+
+
+def check_resumable(
+    payload: dict[str, Any], config: dict[str, Any], seed_given: bool, allow_config_change: bool
+) -> None:
+    """Refuse a checkpoint of another run before anything is loaded into the user's model.
+
+    :param payload: The checkpoint read by :func:`load_checkpoint`.
+    :param config: The configuration of the run that resumes.
+    :param seed_given: Whether the resuming call passed a seed (without one, the checkpoint's seed is taken).
+    :param allow_config_change: Accept differences in fields other than the trainer, architecture and optimizer
+        type, with a warning naming them.
+    :raises ValueError: If the configurations differ in a way that is not accepted.
+    """
+    saved = dict(payload.get("config") or {})
+    current = dict(config)
+    if not seed_given:
+        current["seed"] = saved.get("seed")
+    differences = config_differences(saved, current)
+    structural = [d for d in differences if d.split(":")[0] in _STRUCTURAL]
+    if differences and (structural or not allow_config_change):
+        hint = "" if structural else " Pass allow_config_change=True to resume with the new values on purpose."
+        raise ValueError(
+            f"checkpoint_dir holds a checkpoint of a different run; differing fields: {'; '.join(differences)}." + hint
+        )
+    if differences:
+        logger.warning("Resuming with a changed configuration: %s.", "; ".join(differences))

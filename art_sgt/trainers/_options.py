@@ -20,14 +20,30 @@ from art_sgt._validation import (
 )
 from art_sgt.masking import FILL_MODES
 from art_sgt.trainers import _checkpoint as ckpt
+from art_sgt.trainers._ranks import Ranks
 from art_sgt.trainers._robust_validation import RobustValidation, check_robust_validation
-from art_sgt.trainers._run_state import Ranks
 from art_sgt.trainers._selection import KEEP_BEST
 
-__all__ = ["check_fill", "inputs_to_device", "RunOptions", "check_run_options", "PER_BATCH_SCHEDULERS"]
+__all__ = ["check_fill", "inputs_to_device", "FitOptions", "PER_BATCH_SCHEDULERS"]
 
 PER_BATCH_SCHEDULERS = (torch.optim.lr_scheduler.OneCycleLR, torch.optim.lr_scheduler.CyclicLR)
 """Schedulers that torch documents as stepped after every batch; every other scheduler is stepped per epoch."""
+
+#: The options ``fit`` and ``fit_generator`` both take, by name (besides ART's ``fit`` keywords).
+_CALL_OPTIONS = (
+    "validation_data",
+    "nb_epochs",
+    "scheduler",
+    "seed",
+    "verbose",
+    "checkpoint_dir",
+    "checkpoint_every",
+    "resume",
+    "allow_config_change",
+    "robust_validation",
+    "robust_eval",
+    "keep_best",
+)
 
 #: Keyword arguments of ART's ``PyTorchClassifier.fit`` that ART's trainers forward and these trainers honour,
 #: with their defaults.
@@ -92,9 +108,10 @@ def inputs_to_device(
     return torch.as_tensor(x, dtype=torch.float32, device=device), torch.as_tensor(labels, device=device)
 
 
-@dataclass
-class RunOptions:
-    """The checked options of one ``fit`` call."""
+@dataclass(frozen=True, kw_only=True)
+class FitOptions:
+    """The checked options of one ``fit`` or ``fit_generator`` call (see their docstrings), built once by
+    :meth:`check` before any work starts."""
 
     nb_epochs: int
     scheduler: Any
@@ -102,6 +119,7 @@ class RunOptions:
     validation: tuple[torch.Tensor, torch.Tensor] | None
     checkpoint_dir: Any
     checkpoint_every: int
+    #: The checkpoint read when resuming, else ``None``.
     resume_payload: dict[str, Any] | None
     verbose: bool
     drop_last: bool = False
@@ -109,6 +127,104 @@ class RunOptions:
     allow_config_change: bool = False
     robust: RobustValidation | None = None
     keep_best: str | None = None
+
+    @classmethod
+    def of_call(cls, trainer: Any, arguments: dict[str, Any]) -> FitOptions:
+        """The checked options of one ``fit`` or ``fit_generator`` call (see :meth:`check`).
+
+        :param trainer: The trainer.
+        :param arguments: The call's arguments by name (its ``locals()`` on entry), ``kwargs`` included.
+        :return: The options.
+        """
+        return cls.check(trainer, fit_kwargs=arguments["kwargs"], **{name: arguments[name] for name in _CALL_OPTIONS})
+
+    @classmethod
+    def check(
+        cls,
+        trainer: Any,
+        *,
+        validation_data: Any,
+        nb_epochs: Any,
+        scheduler: Any,
+        seed: Any,
+        verbose: Any,
+        checkpoint_dir: Any,
+        checkpoint_every: Any,
+        resume: Any,
+        allow_config_change: Any,
+        robust_validation: Any,
+        robust_eval: Any,
+        keep_best: Any,
+        fit_kwargs: dict[str, Any],
+    ) -> FitOptions:
+        """Check the options shared by ``fit`` and ``fit_generator``.
+
+        Of the keyword arguments ART's trainers forward to ``PyTorchClassifier.fit`` (``fit_kwargs``),
+        ``drop_last`` and ``training_mode`` are accepted and honoured; any other is refused.
+
+        :return: The checked options; the checkpoint is already read when resuming, and the checkpoint folder is
+            checked writable (and cleaned of temporary files left by a killed write).
+        :raises TypeError: For an unknown keyword or a value of the wrong type (a scheduler without ``step()``, a
+            ``robust_eval`` that is not an ART evasion attack).
+        :raises ValueError: For an out-of-range value, a scheduler on another optimizer, ``resume`` without a
+            folder, a checkpoint folder that cannot be written, or a ``keep_best`` without the validation it needs.
+        :raises FileNotFoundError: If ``resume`` is set and the folder holds no checkpoint.
+        """
+        classifier = trainer.get_classifier()
+        unknown = sorted(set(fit_kwargs) - set(_FIT_DEFAULTS))
+        if unknown:
+            raise TypeError(f"unexpected keyword argument(s) for fit: {', '.join(unknown)}.")
+        drop_last = check_bool("drop_last", fit_kwargs.get("drop_last", _FIT_DEFAULTS["drop_last"]))
+        training_mode = check_bool("training_mode", fit_kwargs.get("training_mode", _FIT_DEFAULTS["training_mode"]))
+        nb_epochs = check_positive_int("nb_epochs", nb_epochs)
+        checkpoint_every = check_positive_int("checkpoint_every", checkpoint_every)
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0):
+            raise TypeError(f"seed must be a non-negative int or None, got {seed!r}.")
+        verbose = check_bool("verbose", verbose)
+        if scheduler is not None and not callable(getattr(scheduler, "step", None)):
+            raise TypeError(
+                f"scheduler must be a torch learning-rate scheduler with a step() method, got {scheduler!r}."
+            )
+        if scheduler is not None and getattr(scheduler, "optimizer", None) is not classifier.optimizer:
+            raise ValueError("scheduler must be a torch learning-rate scheduler built on the classifier's optimizer.")
+        if (
+            checkpoint_dir is not None
+            and not isinstance(checkpoint_dir, str)
+            and not hasattr(checkpoint_dir, "__fspath__")
+        ):
+            raise TypeError(f"checkpoint_dir must be a path or None, got {type(checkpoint_dir).__name__}.")
+        resume = check_bool("resume", resume)
+        allow_config_change = check_bool("allow_config_change", allow_config_change)
+        if resume and checkpoint_dir is None:
+            raise ValueError("resume=True needs checkpoint_dir, the folder holding the checkpoint to resume from.")
+        validation = _pair_to_device(classifier, "validation_data", validation_data)
+        robust = check_robust_validation(
+            trainer, _pair_to_device(classifier, "robust_validation", robust_validation), robust_eval
+        )
+        if keep_best is not None:
+            keep_best = check_choice("keep_best", keep_best, KEEP_BEST)
+        if keep_best == "robust" and robust is None:
+            raise ValueError("keep_best='robust' needs robust_validation=(x_val, y_val), the set it is measured on.")
+        if keep_best == "clean" and validation is None and robust is None:
+            raise ValueError("keep_best='clean' needs validation_data or robust_validation, the set it is measured on.")
+        payload = ckpt.load_checkpoint(checkpoint_dir, classifier.device) if resume else None
+        if checkpoint_dir is not None and Ranks.current().rank == 0:
+            ckpt.prepare_folder(checkpoint_dir)
+        return cls(
+            nb_epochs=nb_epochs,
+            scheduler=scheduler,
+            seed=seed,
+            validation=validation,
+            checkpoint_dir=checkpoint_dir,
+            checkpoint_every=checkpoint_every,
+            resume_payload=payload,
+            verbose=verbose,
+            drop_last=drop_last,
+            training_mode=training_mode,
+            allow_config_change=allow_config_change,
+            robust=robust,
+            keep_best=keep_best,
+        )
 
     @property
     def best_measure(self) -> str | None:
@@ -125,8 +241,7 @@ class RunOptions:
         """The options that belong to the run's recorded configuration (compared on resume).
 
         :return: ``keep_best``, the robust-validation attack's description (``None`` without one), and
-            ``drop_last`` / ``training_mode`` where they differ from their defaults (so that checkpoints written
-            before they were recorded still resume).
+            ``drop_last`` / ``training_mode`` where they differ from their defaults.
         """
         fit = {name: getattr(self, name) for name, default in _FIT_DEFAULTS.items() if getattr(self, name) != default}
         robust = None if self.robust is None else self.robust.config()
@@ -149,75 +264,6 @@ class RunOptions:
             self.scheduler.step(epoch_loss)
         else:
             self.scheduler.step()
-
-
-def check_run_options(
-    trainer: Any,
-    validation_data: Any,
-    nb_epochs: Any,
-    scheduler: Any,
-    seed: Any,
-    verbose: Any,
-    checkpoint_dir: Any,
-    checkpoint_every: Any,
-    resume: Any,
-    allow_config_change: Any,
-    kwargs: dict[str, Any],
-    robust_validation: Any = None,
-    robust_eval: Any = None,
-    keep_best: Any = None,
-) -> RunOptions:
-    """Check the options shared by ``fit`` and ``fit_generator`` (see their docstrings).
-
-    Of the keyword arguments ART's trainers forward to ``PyTorchClassifier.fit``, ``drop_last`` and
-    ``training_mode`` are accepted and honoured; any other unknown keyword is refused.
-
-    :return: The checked options; the checkpoint is already read when resuming, and the checkpoint folder is
-        checked writable (and cleaned of temporary files left by a killed write).
-    :raises TypeError: For an unknown keyword or a value of the wrong type (a scheduler without ``step()``, a
-        ``robust_eval`` that is not an ART evasion attack).
-    :raises ValueError: For an out-of-range value, a scheduler on another optimizer, ``resume`` without a folder,
-        a checkpoint folder that cannot be written, or a ``keep_best`` without the validation it needs.
-    :raises FileNotFoundError: If ``resume`` is set and the folder holds no checkpoint.
-    """
-    classifier = trainer.get_classifier()
-    unknown = sorted(set(kwargs) - set(_FIT_DEFAULTS))
-    if unknown:
-        raise TypeError(f"unexpected keyword argument(s) for fit: {', '.join(unknown)}.")
-    drop_last = check_bool("drop_last", kwargs.get("drop_last", _FIT_DEFAULTS["drop_last"]))
-    training_mode = check_bool("training_mode", kwargs.get("training_mode", _FIT_DEFAULTS["training_mode"]))
-    nb_epochs = check_positive_int("nb_epochs", nb_epochs)
-    checkpoint_every = check_positive_int("checkpoint_every", checkpoint_every)
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0):
-        raise TypeError(f"seed must be a non-negative int or None, got {seed!r}.")
-    verbose = check_bool("verbose", verbose)
-    if scheduler is not None and not callable(getattr(scheduler, "step", None)):
-        raise TypeError(f"scheduler must be a torch learning-rate scheduler with a step() method, got {scheduler!r}.")
-    if scheduler is not None and getattr(scheduler, "optimizer", None) is not classifier.optimizer:
-        raise ValueError("scheduler must be a torch learning-rate scheduler built on the classifier's optimizer.")
-    if checkpoint_dir is not None and not isinstance(checkpoint_dir, str) and not hasattr(checkpoint_dir, "__fspath__"):
-        raise TypeError(f"checkpoint_dir must be a path or None, got {type(checkpoint_dir).__name__}.")
-    resume = check_bool("resume", resume)
-    allow_config_change = check_bool("allow_config_change", allow_config_change)
-    if resume and checkpoint_dir is None:
-        raise ValueError("resume=True needs checkpoint_dir, the folder holding the checkpoint to resume from.")
-    validation = _pair_to_device(classifier, "validation_data", validation_data)
-    robust = check_robust_validation(
-        trainer, _pair_to_device(classifier, "robust_validation", robust_validation), robust_eval
-    )
-    if keep_best is not None:
-        keep_best = check_choice("keep_best", keep_best, KEEP_BEST)
-    if keep_best == "robust" and robust is None:
-        raise ValueError("keep_best='robust' needs robust_validation=(x_val, y_val), the set it is measured on.")
-    if keep_best == "clean" and validation is None and robust is None:
-        raise ValueError("keep_best='clean' needs validation_data or robust_validation, the set it is measured on.")
-    payload = ckpt.load_checkpoint(checkpoint_dir, classifier.device) if resume else None
-    if checkpoint_dir is not None and Ranks.current().rank == 0:
-        ckpt.prepare_folder(checkpoint_dir)
-    return RunOptions(
-        nb_epochs, scheduler, seed, validation, checkpoint_dir, checkpoint_every, payload, verbose,
-        drop_last, training_mode, allow_config_change, robust, keep_best,
-    )  # fmt: skip
 
 
 def _pair_to_device(classifier: Any, name: str, pair: Any) -> tuple[torch.Tensor, torch.Tensor] | None:

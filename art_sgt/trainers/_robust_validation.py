@@ -27,7 +27,8 @@ from torch import nn
 from art_sgt._art import attack_config, attack_is_live, pgd_params_from_art, silence
 from art_sgt.attacks import pgd
 from art_sgt.saliency import eval_mode
-from art_sgt.trainers._run_state import Ranks, seeded_global_rng
+from art_sgt.trainers._ranks import Ranks
+from art_sgt.trainers._rng import seeded_global_rng
 
 __all__ = [
     "EVAL_SEED",
@@ -87,9 +88,14 @@ def default_robust_eval(classifier: Any, eps: float, norm: Any = "inf") -> Any:
     if not eps > 0:
         raise ValueError(f"the robust-validation attack needs an eps > 0, got {eps!r}; pass robust_eval.")
     return ProjectedGradientDescent(
-        classifier, norm=np.inf if norm in ("inf", np.inf) else 2, eps=eps, eps_step=eps / 4, max_iter=DEFAULT_MAX_ITER,
-        num_random_init=0, verbose=False,
-    )  # fmt: skip
+        classifier,
+        norm=np.inf if norm in ("inf", np.inf) else 2,
+        eps=eps,
+        eps_step=eps / 4,
+        max_iter=DEFAULT_MAX_ITER,
+        num_random_init=0,
+        verbose=False,
+    )
 
 
 def _eps_and_norm(attack: Any) -> tuple[float, Any] | None:

@@ -44,7 +44,7 @@ class CatastrophicOverfittingWarning(UserWarning):
     """Robust validation accuracy collapsed while single-step accuracy stayed high (Wong, Rice and Kolter 2020).
 
     Issued by ``fit`` and ``fit_generator`` with ``robust_validation``, at the end of the epoch where the guard
-    (:func:`~art_sgt.trainers._selection.catastrophic_overfitting`) fires; that epoch's history record holds
+    (see ``fit``'s ``robust_validation``) fires; that epoch's history record holds
     ``"catastrophic_overfitting": True``.
     """
 
@@ -157,19 +157,18 @@ class EpochSelection:
         """
         return {**self.file_payload(), "best_robust": self.best_robust}
 
-    def load_state_dict(self, state: dict[str, Any] | None) -> None:
-        """Continue from a checkpoint's selection. A checkpoint without one (written before ``keep_best`` existed)
-        or with a choice by another measure (resumed with ``allow_config_change=True``) leaves the choice to the
-        epochs trained from now on, with a warning.
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from a checkpoint's selection. A choice by another measure (resumed with
+        ``allow_config_change=True`` and another ``keep_best``) leaves the choice to the epochs trained from now
+        on, with a warning.
 
-        :param state: What :meth:`state_dict` returned, or ``None``.
+        :param state: What :meth:`state_dict` returned.
         """
-        if state is not None:
-            self.best_robust = state.get("best_robust")
-            if state.get("measure") == self.measure and state.get("model") is not None:
-                self.epoch, self.score = int(state["epoch"]), float(state["score"])
-                self.weights = {name: t.to("cpu") for name, t in state["model"].items()}
-                return
+        self.best_robust = state.get("best_robust")
+        if state.get("measure") == self.measure and state.get("model") is not None:
+            self.epoch, self.score = int(state["epoch"]), float(state["score"])
+            self.weights = {name: t.to("cpu") for name, t in state["model"].items()}
+            return
         if self.measure is not None:
             logger.warning(
                 "The checkpoint records no best epoch by %s: keep_best=%r chooses among the epochs trained from now "

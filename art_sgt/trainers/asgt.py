@@ -21,7 +21,7 @@ from art_sgt.losses import (
 )
 from art_sgt.masking import Fill
 from art_sgt.saliency import eval_mode
-from art_sgt.trainers.base import SaliencyTrainerBase
+from art_sgt.trainers.base import BatchLoss, SaliencyTrainerBase
 
 if TYPE_CHECKING:
     from art.attacks.attack import EvasionAttack
@@ -35,8 +35,8 @@ TRADES_CRAFTS = ("kl", "attack")
 code); ``"attack"`` runs the attack on its own loss (ART's ``AdversarialTrainerTRADESPyTorch``)."""
 
 FAST_STEP = 0.75
-"""Default step of :meth:`SaliencyGuidedAdversarialTrainer.fast`, as a multiple of ``eps`` (see its docstring for
-the measurement behind it)."""
+"""Default step of :meth:`SaliencyGuidedAdversarialTrainer.fast`, as a multiple of ``eps`` (:doc:`/fast_training`
+shows the measurement it rests on)."""
 
 FAST_NOISE: float | None = None
 """Default noise of :meth:`SaliencyGuidedAdversarialTrainer.fast`: ``None``, FGSM with a random start in the eps
@@ -82,7 +82,7 @@ class SaliencyGuidedAdversarialTrainer(SaliencyTrainerBase):
       ``generate`` on each batch, through numpy, with its progress bar turned off (as ART's trainers do).
 
     As ART's ``AdversarialTrainer``, it takes ``attacks`` (one attack or a list, used in turn, one per batch) and a
-    ``ratio``; ``attack=`` is accepted as the older spelling of ``attacks=``. A targeted attack raises
+    ``ratio``; ``attack=`` is the single-attack spelling of ``attacks=``. A targeted attack raises
     ``NotImplementedError`` in ``fit``, as in ART. An attack must craft against the weights being trained: one
     whose estimator wraps the classifier's ``nn.Module`` is live (ART's ``AutoProjectedGradientDescent`` with a
     ``loss_type`` builds such a wrapper); one on another model is refused unless ``allow_transfer=True`` asks for
@@ -93,6 +93,14 @@ class SaliencyGuidedAdversarialTrainer(SaliencyTrainerBase):
     target)`` in ayaabdelsalam91/saliency_guided_training, does the same on clean inputs);
     ``saliency_target="prediction"`` takes the saliency of the model's prediction, as the ASGT co-authors'
     training code (niniack/continualTrain) does.
+
+    Each epoch's history record holds the mean over its batches of the loss's unweighted terms
+    (:attr:`loss_terms`): ``ce_clean`` (the classifier's loss of ``f(x)``), ``ce_adv`` (of ``f(x_adv)``),
+    ``kl_trades`` (TRADES' ``KL(p(x) || p(x_adv))``) and ``kl_saliency`` (the SGT term, 0 with ``kl_weight=0``),
+    those of the objective: ``"asgt"`` records ``ce_clean``, ``ce_adv``, ``kl_saliency``, with
+    ``loss = 2 * ((1 - ratio) * ce_clean + ratio * ce_adv) + kl_weight * kl_saliency``; ``"madry"`` records
+    ``ce_adv``, ``kl_saliency``; ``"trades"`` records ``ce_clean``, ``kl_trades``, ``kl_saliency``, with
+    ``loss = ce_clean + beta * kl_trades + kl_weight * kl_saliency``.
 
     | Paper link: https://arxiv.org/abs/2405.06278
 
@@ -110,10 +118,11 @@ class SaliencyGuidedAdversarialTrainer(SaliencyTrainerBase):
         ``L = 2 * ((1 - ratio) * CE(x) + ratio * CE(x_adv)) + kl_weight * KL``; 0.5 (default) is the paper's loss,
         1 trains on adversarial inputs only (see :func:`art_sgt.losses.asgt_loss`).
     :param saliency_of: ``"log_prob"`` (default) or ``"logit"``: what the saliency differentiates.
-    :param attack: The older spelling of ``attacks`` (one attack).
-    :param amp: ``None`` (default, float32) or ``"bf16"`` autocast; slower on the project's CPU, unmeasured on GPUs.
-    :param channels_last: Channels-last inputs and weights (converted in place); no gain on the project's CPU.
-    :param compile: ``torch.compile`` the model's forwards; slower on the project's CPU (see :doc:`/performance`).
+    :param attack: One attack, the single-attack spelling of ``attacks``.
+    :param amp: ``None`` (default, float32) or ``"bf16"`` autocast (see
+        :class:`~art_sgt.trainers.base.SaliencyTrainerBase` and :doc:`/performance`).
+    :param channels_last: Channels-last inputs and weights (converted in place).
+    :param compile: ``torch.compile`` the model's forwards.
     :param objective: ``"asgt"`` (default, the paper's), ``"madry"`` or ``"trades"`` (see above and
         :data:`art_sgt.losses.OBJECTIVES`).
     :param sgt_input: ``"adversarial"`` (default) or ``"clean"``: the input whose masked copy the SGT term compares
@@ -186,7 +195,7 @@ class SaliencyGuidedAdversarialTrainer(SaliencyTrainerBase):
         self.craft = (check_choice("craft", "kl" if craft is None else craft, TRADES_CRAFTS)) if trades else None
         if (attacks is None) == (attack is None):
             raise TypeError(
-                "pass the attack(s) once, as attacks=... (or the older attack=...), got "
+                "pass the attack(s) once, as attacks=... (or attack=... for one), got "
                 f"{'neither' if attacks is None else 'both'}."
             )
         allow_transfer = check_bool("allow_transfer", allow_transfer)
@@ -237,15 +246,7 @@ class SaliencyGuidedAdversarialTrainer(SaliencyTrainerBase):
         the guard warns (``CatastrophicOverfittingWarning``) when robust accuracy collapses, and the model ends with
         the best epoch's weights.
 
-        How the default was chosen (measured on real MNIST at eps 0.3: the SGT paper's CNN, first 20,000 training
-        images, batch 128, Adam 1e-3, ASGT's default loss, PGD-20 and FGSM accuracy on 500 test images after each
-        epoch): FGSM-RS with Wong et al.'s step of 1.25 eps, and with a step of eps, overfitted catastrophically
-        (FGSM accuracy stayed high while PGD-20 accuracy fell toward zero by the second epoch); N-FGSM (noise 2 eps,
-        step eps) did not, but gained almost no robustness at that eps; a step of 0.75 eps gave the highest PGD-20
-        accuracy and the smallest FGSM-PGD gap after the one epoch measured, so it is the default. None of them
-        reached PGD-10 training's robustness in that budget, and a smaller step is no guarantee against a later
-        collapse: keep the guard on. The comparison of this recipe with ART's trainers, epoch by epoch, is
-        ``benchmarks/bench_time_to_robustness.py`` (``results/time_to_robustness.json``).
+        The default step, and why the guard stays on whatever the step, are measured in :doc:`/fast_training`.
 
         | Paper links: https://arxiv.org/abs/2001.03994 (Wong et al.), https://arxiv.org/abs/2202.01181 (N-FGSM)
 
@@ -319,7 +320,8 @@ class SaliencyGuidedAdversarialTrainer(SaliencyTrainerBase):
             "ratio": self.ratio,
             "saliency_target": self.saliency_target,
             "single_step": self.single_step,
-            # recorded only when not the paper's, so that checkpoints written before these options existed resume
+            # recorded only when not the paper's: a run of the paper's objective records what one that never names
+            # these options does
             **({"objective": self.objective, "beta": self.beta, "craft": self.craft} if self.beta is not None else {}),
             **({"objective": self.objective} if self.objective == "madry" else {}),
             **({"sgt_input": self.sgt_input} if self.sgt_input != "adversarial" else {}),
@@ -334,7 +336,16 @@ class SaliencyGuidedAdversarialTrainer(SaliencyTrainerBase):
         for attack in self.attacks:
             silence(attack)
 
-    def _batch_loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    @property
+    def loss_terms(self) -> tuple[str, ...]:
+        """The terms of the objective's batch loss recorded in each epoch's history (see the class docstring)."""
+        if self.objective == "madry":
+            return ("ce_adv", "kl_saliency")
+        if self.objective == "trades":
+            return ("ce_clean", "kl_trades", "kl_saliency")
+        return ("ce_clean", "ce_adv", "kl_saliency")
+
+    def _batch_loss(self, x: torch.Tensor, y: torch.Tensor) -> BatchLoss:
         if self.objective != "asgt" or self.sgt_input != "adversarial":
             return self._objective_loss(x, y)
         x_adv = self._craft(x, y)
@@ -347,9 +358,12 @@ class SaliencyGuidedAdversarialTrainer(SaliencyTrainerBase):
             fused_adv_logits, x_masked = self._saliency_mask(x_adv, y if self.saliency_target == "label" else None)
             logits, adv_logits, masked_logits = self._train_logits(x, x_adv, x_masked, known={1: fused_adv_logits})
         loss = asgt_loss(logits, adv_logits, masked_logits, y, self.kl_weight, ratio=self.ratio, **self._loss_options())
-        return loss, logits
+        terms = self._terms(
+            y, ce={"ce_clean": logits, "ce_adv": adv_logits}, kl={"kl_saliency": (adv_logits, masked_logits)}
+        )
+        return BatchLoss(loss, logits, terms)
 
-    def _objective_loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _objective_loss(self, x: torch.Tensor, y: torch.Tensor) -> BatchLoss:
         """A batch's loss for the objectives and SGT inputs other than the paper's (one train-mode forward of
         each input the loss needs; the saliency forward is reused when it can be)."""
         x_adv = self._craft_trades(x) if self.craft == "kl" else self._craft(x, y)
@@ -367,20 +381,26 @@ class SaliencyGuidedAdversarialTrainer(SaliencyTrainerBase):
         adv, options = logits["adversarial"], self._loss_options()
         # with kl_weight 0 the SGT term is KL(p || p) = 0 exactly: the losses stay the one place they are written
         sgt, masked = (logits[self.sgt_input], logits["masked"]) if self.kl_weight != 0 else (adv, adv)
+        ce = {"ce_adv": adv}
+        kl = {"kl_saliency": (sgt, masked)}
         if self.objective == "asgt":
             loss = asgt_loss(
                 logits["clean"], adv, masked, y, self.kl_weight, ratio=self.ratio, sgt_logits=sgt, **options
             )
+            ce["ce_clean"] = logits["clean"]
         elif self.objective == "madry":
             loss = madry_sgt_loss(adv, masked, y, self.kl_weight, sgt_logits=sgt, **options)
         else:
             loss = trades_sgt_loss(
                 logits["clean"], adv, masked, y, self.beta, self.kl_weight, sgt_logits=sgt, **options
             )
+            ce["ce_clean"] = logits["clean"]
+            kl["kl_trades"] = (logits["clean"], adv)
+        terms = self._terms(y, ce=ce, kl=kl)
         if "clean" not in logits:  # Madry's loss has no clean forward: accuracy from an eval-mode one, off the graph
             with torch.no_grad(), eval_mode(self._net):
                 logits["clean"] = self._net(x)
-        return loss, logits["clean"]
+        return BatchLoss(loss, logits["clean"], terms)
 
     def _kl_params(self, attack: Any) -> Any:
         """The attack's parameters for TRADES' KL crafting, or a ValueError saying why it cannot drive it."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from art_sgt.losses import sgt_loss
-from art_sgt.trainers.base import SaliencyTrainerBase
+from art_sgt.trainers.base import BatchLoss, SaliencyTrainerBase
 
 __all__ = ["SaliencyGuidedTrainer"]
 
@@ -32,6 +32,10 @@ class SaliencyGuidedTrainer(SaliencyTrainerBase):
     is detected on the first batch, with a warning, and the KL term uses their logarithm; with a loss of
     ``reduction="sum"`` the KL term is summed too, so its weight does not change with the batch size.
 
+    Each epoch's history record holds the mean over its batches of the loss's terms (:attr:`loss_terms`):
+    ``ce_clean`` (the classifier's loss of ``f(x)``) and ``kl_saliency`` (the KL term, unweighted; 0 with
+    ``kl_weight=0``), so that ``loss = ce_clean + kl_weight * kl_saliency``.
+
     | Paper link: https://arxiv.org/abs/2111.14338
 
     :param classifier: The ``PyTorchClassifier`` to train (in place).
@@ -44,9 +48,10 @@ class SaliencyGuidedTrainer(SaliencyTrainerBase):
     :param fill: ``"uniform"`` (default), ``"uniform_channel"``, ``"mean"``, ``"zero"``, a float or a callable
         ``(x, mask) -> values``.
     :param saliency_of: ``"log_prob"`` (default) or ``"logit"``: what the saliency differentiates.
-    :param amp: ``None`` (default, float32) or ``"bf16"`` autocast; slower on the project's CPU, unmeasured on GPUs.
-    :param channels_last: Channels-last inputs and weights (converted in place); no gain on the project's CPU.
-    :param compile: ``torch.compile`` the model's forwards; slower on the project's CPU (see :doc:`/performance`).
+    :param amp: ``None`` (default, float32) or ``"bf16"`` autocast (see
+        :class:`~art_sgt.trainers.base.SaliencyTrainerBase` and :doc:`/performance`).
+    :param channels_last: Channels-last inputs and weights (converted in place).
+    :param compile: ``torch.compile`` the model's forwards.
     :raises TypeError: If ``classifier`` is not a ``PyTorchClassifier`` or an argument has the wrong type.
     :raises ValueError: If the classifier has no optimizer, is channels-last or mixes labels, or an argument is
         out of range.
@@ -64,12 +69,20 @@ class SaliencyGuidedTrainer(SaliencyTrainerBase):
     (32, 2)
     """
 
-    def _batch_loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    @property
+    def loss_terms(self) -> tuple[str, ...]:
+        """``("ce_clean", "kl_saliency")``: the terms of the batch loss recorded in each epoch's history."""
+        return ("ce_clean", "kl_saliency")
+
+    def _batch_loss(self, x: torch.Tensor, y: torch.Tensor) -> BatchLoss:
         if self.kl_weight == 0:
             # Plain training: the KL term is zero whatever the mask, so neither saliency nor the masked forward is
             # computed (KL(p || p) = 0 exactly keeps sgt_loss the one place the loss is written).
             (logits,) = self._train_logits(x)
-            return sgt_loss(logits, logits, y, 0.0, **self._loss_options()), logits
-        fused_logits, x_masked = self._saliency_mask(x, y)
-        logits, masked_logits = self._train_logits(x, x_masked, known={0: fused_logits})
-        return sgt_loss(logits, masked_logits, y, self.kl_weight, **self._loss_options()), logits
+            masked_logits = logits
+        else:
+            fused_logits, x_masked = self._saliency_mask(x, y)
+            logits, masked_logits = self._train_logits(x, x_masked, known={0: fused_logits})
+        loss = sgt_loss(logits, masked_logits, y, self.kl_weight, **self._loss_options())
+        terms = self._terms(y, ce={"ce_clean": logits}, kl={"kl_saliency": (logits, masked_logits)})
+        return BatchLoss(loss, logits, terms)

@@ -51,8 +51,17 @@ def test_a_change_of_the_epochs_batches_is_refused(tmp_path, change, field):
     n = change.pop("n", len(X))
     trainer = SaliencyGuidedTrainer(make_classifier())
     with pytest.raises(ValueError, match=f"differing fields: {field}"):
-        trainer.fit(X[:n], Y[:n], nb_epochs=2, batch_size=16, seed=1, verbose=False, checkpoint_dir=tmp_path,
-                    resume=True, **change)  # fmt: skip
+        trainer.fit(
+            X[:n],
+            Y[:n],
+            nb_epochs=2,
+            batch_size=16,
+            seed=1,
+            verbose=False,
+            checkpoint_dir=tmp_path,
+            resume=True,
+            **change,
+        )
 
 
 def test_a_deliberate_change_resumes_with_a_warning(tmp_path, caplog):
@@ -149,9 +158,13 @@ def _classifier_with(optimizer_at):
     optimizer = _InterruptedStep(model.parameters(), lr=0.01)
     optimizer.at = optimizer_at
     return PyTorchClassifier(
-        model, torch.nn.CrossEntropyLoss(), input_shape=(1, 8, 8), nb_classes=4, optimizer=optimizer,
+        model,
+        torch.nn.CrossEntropyLoss(),
+        input_shape=(1, 8, 8),
+        nb_classes=4,
+        optimizer=optimizer,
         clip_values=(0.0, 1.0),
-    )  # fmt: skip
+    )
 
 
 def test_an_interrupt_after_the_optimizer_step_never_checkpoints_a_half_done_batch(tmp_path):  # bug 3

@@ -8,15 +8,15 @@ import pytest
 import torch
 
 from art_sgt import SaliencyGuidedTrainer
-from art_sgt.trainers._run_state import DeferredInterrupt
+from art_sgt.trainers._interrupt import DeferredInterrupt
 from tests.conftest import make_classifier, make_task, small_model
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _child(*args):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-m", "tests._train_child", *map(str, args)], cwd=ROOT, env=env)
+    return subprocess.run([sys.executable, "-m", "tests.trainers._train_child", *map(str, args)], cwd=ROOT, env=env)
 
 
 def _weights(path):
@@ -79,8 +79,11 @@ def default_handlers(monkeypatch):
         signal.signal(signal.SIGINT, signal.default_int_handler),
         signal.signal(signal.SIGTERM, _sigterm_not_deferred),
     )
-    monkeypatch.setattr(DeferredInterrupt, "DEFAULTS", ((signal.SIGINT, signal.default_int_handler),
-                                                        (signal.SIGTERM, _sigterm_not_deferred)))  # fmt: skip
+    monkeypatch.setattr(
+        DeferredInterrupt,
+        "DEFAULTS",
+        ((signal.SIGINT, signal.default_int_handler), (signal.SIGTERM, _sigterm_not_deferred)),
+    )
     yield
     signal.signal(signal.SIGINT, previous[0])
     signal.signal(signal.SIGTERM, previous[1])
@@ -119,6 +122,22 @@ def test_ctrl_c_writes_a_consistent_checkpoint_and_resume_matches(tmp_path, mode
     for a, b in zip(reference.model.parameters(), resumed.model.parameters()):
         assert torch.equal(a, b)
     assert _records(trainer.history) == _records(reference_history)  # the interrupted epoch's loss counts every batch
+
+
+def test_the_loss_terms_of_an_interrupted_epoch_count_every_batch_after_resume(tmp_path):
+    x, y = make_task(n=128, seed=6)
+    reference = _InterruptAt(make_classifier(model=small_model(seed=2)))
+    _fit(reference, x, y)
+    with pytest.raises(KeyboardInterrupt):  # 4 batches an epoch: the 6th is the second of epoch 2
+        _fit(_InterruptAt(make_classifier(model=small_model(seed=2)), at=6), x, y, checkpoint_dir=tmp_path)
+    payload = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    assert (payload["epoch"], payload["batch"]) == (1, 1)
+    assert set(payload["loss_term_totals"]) == {"ce_clean", "kl_saliency"}
+    resumed = _InterruptAt(make_classifier(model=small_model(seed=2)))
+    _fit(resumed, x, y, checkpoint_dir=tmp_path, resume=True)
+    assert [[r[name] for name in ("loss", "ce_clean", "kl_saliency")] for r in resumed.history] == [
+        [r[name] for name in ("loss", "ce_clean", "kl_saliency")] for r in reference.history
+    ]
 
 
 def _records(history):
@@ -162,8 +181,18 @@ def test_a_stop_during_the_epochs_end_resumes_without_doing_that_end_twice(tmp_p
         classifier = make_classifier(model=_StopDuringValidation(), lr=0.05, optimizer="sgd")
         scheduler = torch.optim.lr_scheduler.StepLR(classifier.optimizer, step_size=1, gamma=0.5)
         trainer = _ArmAt(classifier, at=at)
-        trainer.fit(x, y, nb_epochs=3, batch_size=32, seed=5, verbose=False, scheduler=scheduler,
-                    validation_data=(x, y), checkpoint_dir=checkpoint_dir, resume=resume)  # fmt: skip
+        trainer.fit(
+            x,
+            y,
+            nb_epochs=3,
+            batch_size=32,
+            seed=5,
+            verbose=False,
+            scheduler=scheduler,
+            validation_data=(x, y),
+            checkpoint_dir=checkpoint_dir,
+            resume=resume,
+        )
         return classifier, trainer
 
     reference, reference_trainer = run(-1, None)

@@ -21,6 +21,18 @@ def _pgd(classifier, **kwargs):
     return ProjectedGradientDescent(classifier, **params)
 
 
+def _sgd_classifier(model: torch.nn.Module, **kwargs) -> PyTorchClassifier:
+    """A classifier of the 8x8, 4-class task around ``model``, trained by SGD, with ART's other ``kwargs``."""
+    return PyTorchClassifier(
+        model,
+        torch.nn.CrossEntropyLoss(),
+        input_shape=(1, 8, 8),
+        nb_classes=4,
+        optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
+        **kwargs,
+    )
+
+
 def _bn_model() -> torch.nn.Module:
     torch.manual_seed(0)  # BatchNorm1d: one sample gives one value per channel, which training mode refuses
     return torch.nn.Sequential(
@@ -45,10 +57,7 @@ def test_fast_path_attacks_through_the_predict_chain_as_art_does():  # bug 2
     x, y = make_task(n=16)
     cutout = CutoutPyTorch(length=4, apply_fit=True, apply_predict=False)
     model = small_model()
-    classifier = PyTorchClassifier(
-        model, torch.nn.CrossEntropyLoss(), input_shape=(1, 8, 8), nb_classes=4, clip_values=(0.0, 1.0),
-        optimizer=torch.optim.SGD(model.parameters(), lr=0.1), preprocessing_defences=[cutout],
-    )  # fmt: skip
+    classifier = _sgd_classifier(model, clip_values=(0.0, 1.0), preprocessing_defences=[cutout])
     trainer = SaliencyGuidedAdversarialTrainer(classifier, _pgd(classifier))
     assert trainer.uses_fast_path
     ours = trainer._craft(torch.from_numpy(x), torch.from_numpy(y)).numpy()
@@ -72,10 +81,7 @@ def test_per_feature_clip_values_train_both_trainers():  # bug 5
     high[..., :2] = 0.5
     x = np.minimum(x, high)
     model = small_model()
-    classifier = PyTorchClassifier(
-        model, torch.nn.CrossEntropyLoss(), input_shape=(1, 8, 8), nb_classes=4,
-        optimizer=torch.optim.SGD(model.parameters(), lr=0.1), clip_values=(np.zeros_like(high), high),
-    )  # fmt: skip
+    classifier = _sgd_classifier(model, clip_values=(np.zeros_like(high), high))
     trainer = SaliencyGuidedTrainer(classifier, fill=5.0)
     trainer.fit(x, y, nb_epochs=1, batch_size=8, verbose=False, seed=0)
     _, masked = trainer._saliency_mask(torch.from_numpy(x), torch.from_numpy(y))
@@ -106,10 +112,8 @@ def test_arts_drop_last_and_training_mode_keywords(drop_last, batches):  # bug 9
     classifier = make_classifier()
     scheduler = torch.optim.lr_scheduler.OneCycleLR(classifier.optimizer, max_lr=0.01, total_steps=10)
     trainer = SaliencyGuidedTrainer(classifier)
-    trainer.fit(
-        x, y, nb_epochs=1, batch_size=8, verbose=False, seed=0, scheduler=scheduler, drop_last=drop_last,
-        training_mode=True,
-    )  # fmt: skip
+    once = {"nb_epochs": 1, "batch_size": 8, "verbose": False, "seed": 0}
+    trainer.fit(x, y, scheduler=scheduler, drop_last=drop_last, training_mode=True, **once)
     assert scheduler.last_epoch == batches  # OneCycleLR is stepped after every batch (bug 10)
 
 

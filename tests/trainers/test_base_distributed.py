@@ -66,9 +66,12 @@ def _train_batchnorm() -> dict:
     """A BatchNorm model: the clean and masked batches must be normalised alike with and without DDP."""
     torch.manual_seed(0)
     model = torch.nn.Sequential(
-        torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.BatchNorm2d(4), torch.nn.ReLU(),
-        torch.nn.Flatten(), torch.nn.Linear(4 * 64, 4),
-    )  # fmt: skip
+        torch.nn.Conv2d(1, 4, 3, padding=1),
+        torch.nn.BatchNorm2d(4),
+        torch.nn.ReLU(),
+        torch.nn.Flatten(),
+        torch.nn.Linear(4 * 64, 4),
+    )
     classifier = make_classifier(model=model, optimizer="sgd", lr=0.05)
     x, y = make_task(n=32, seed=8)
     trainer = SaliencyGuidedTrainer(classifier, fill="zero")

@@ -35,7 +35,7 @@ def test_fast_path_loss_equals_hand_computation():
     assert trainer.uses_fast_path
     trainer.fit(x, y, nb_epochs=1, batch_size=16, verbose=False, seed=0)
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
-    loss, _ = trainer._batch_loss(xt, yt)
+    loss = trainer._batch_loss(xt, yt).loss
 
     model = classifier.model
     x_adv = torch.from_numpy(_pgd(classifier).generate(x, y=y))
@@ -210,7 +210,7 @@ def test_mixed_training_loss_is_exactly_the_weighted_cross_entropies(ratio):
     trainer = SaliencyGuidedAdversarialTrainer(classifier, _pgd(classifier), kl_weight=0.0, ratio=ratio)
     trainer.fit(x, y, nb_epochs=1, batch_size=16, verbose=False, seed=0)
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
-    loss, _ = trainer._batch_loss(xt, yt)
+    loss = trainer._batch_loss(xt, yt).loss
 
     x_adv = trainer._craft(xt, yt)  # no random start: the same x_adv as inside _batch_loss
     logits, adv_logits = classifier.model(torch.cat([xt, x_adv])).split(len(xt))  # one forward, as the trainer's
@@ -230,7 +230,7 @@ def forwards_without_saliency(monkeypatch, trainer, x, y):
     seen = []
     hook = trainer.get_classifier().model.register_forward_hook(lambda m, inputs, out: seen.append(len(inputs[0])))
     try:
-        loss, _ = trainer._batch_loss(torch.from_numpy(x), torch.from_numpy(y))
+        loss = trainer._batch_loss(torch.from_numpy(x), torch.from_numpy(y)).loss
     finally:
         hook.remove()
     return loss, sum(seen)

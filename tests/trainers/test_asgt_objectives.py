@@ -13,7 +13,7 @@ from art_sgt.losses import asgt_loss, madry_sgt_loss, trades_sgt_loss
 from art_sgt.masking import least_salient_mask
 from art_sgt.saliency import input_gradient
 from tests.conftest import make_classifier, make_task, small_model
-from tests.test_trainer_asgt import forwards_without_saliency
+from tests.trainers.test_asgt import forwards_without_saliency
 
 
 def _pgd(classifier, eps=0.15, **kwargs):
@@ -113,7 +113,7 @@ def test_trades_loss_equals_hand_computation_with_kl_crafting():
     trainer.fit(x, y, nb_epochs=1, batch_size=16, verbose=False, seed=0)
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
     trainer._noise.manual_seed(11)
-    loss, _ = trainer._batch_loss(xt, yt)
+    loss = trainer._batch_loss(xt, yt).loss
 
     model = classifier.model
     x_adv = _zhang_x_adv(model, xt, torch.randn(xt.shape, generator=torch.Generator().manual_seed(11)), 0.03, 0.15, 4)
@@ -138,7 +138,7 @@ def test_madry_loss_with_clean_sgt_input_and_prediction_target_equals_hand_compu
     )
     trainer.fit(x, y, nb_epochs=1, batch_size=16, verbose=False, seed=0)
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
-    loss, clean_logits = trainer._batch_loss(xt, yt)
+    loss, clean_logits, _ = trainer._batch_loss(xt, yt)
 
     model = classifier.model
     x_adv = torch.from_numpy(_pgd(classifier).generate(x, y=y))
@@ -155,7 +155,7 @@ def test_asgt_with_clean_sgt_input_equals_hand_computation():
     trainer = SaliencyGuidedAdversarialTrainer(classifier, _pgd(classifier), sgt_input="clean", fill="zero")
     trainer.fit(x, y, nb_epochs=1, batch_size=16, verbose=False, seed=0)
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
-    loss, _ = trainer._batch_loss(xt, yt)
+    loss = trainer._batch_loss(xt, yt).loss
 
     model = classifier.model
     x_adv = torch.from_numpy(_pgd(classifier).generate(x, y=y))
@@ -268,8 +268,9 @@ def test_resuming_a_trades_run_checks_its_objective(tmp_path):
         classifier = make_classifier(model=small_model(seed=3))
         return SaliencyGuidedAdversarialTrainer(classifier, _pgd(classifier), **kwargs)
 
-    trainer(objective="trades", beta=2.0).fit(x, y, nb_epochs=1, batch_size=16, seed=0, verbose=False,
-                                               checkpoint_dir=str(tmp_path))  # fmt: skip
+    trainer(objective="trades", beta=2.0).fit(
+        x, y, nb_epochs=1, batch_size=16, seed=0, verbose=False, checkpoint_dir=str(tmp_path)
+    )
     resumed = trainer(objective="trades", beta=2.0)
     resumed.fit(x, y, nb_epochs=2, batch_size=16, seed=0, verbose=False, checkpoint_dir=str(tmp_path), resume=True)
     assert [record["epoch"] for record in resumed.history] == [1, 2]

@@ -43,7 +43,7 @@ def test_batch_loss_equals_hand_computed_sgt_loss(fused):
     trainer.fit(x, y, nb_epochs=1, batch_size=16, verbose=False, seed=0)
     assert trainer._fused is fused
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
-    loss, _ = trainer._batch_loss(xt, yt)
+    loss = trainer._batch_loss(xt, yt).loss
 
     model = classifier.model
     grad = input_gradient(model, xt, yt, of="log_prob" if fused else "logit")  # a callable decides for itself
@@ -90,9 +90,12 @@ def test_same_seed_same_weights_and_global_rng_untouched(task):
 def test_preprocessing_and_dropout_model_trains(task):
     x, y = task
     model = torch.nn.Sequential(
-        torch.nn.Conv2d(1, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.Dropout(0.2),
-        torch.nn.Flatten(), torch.nn.Linear(8 * 64, 4),
-    )  # fmt: skip
+        torch.nn.Conv2d(1, 8, 3, padding=1),
+        torch.nn.ReLU(),
+        torch.nn.Dropout(0.2),
+        torch.nn.Flatten(),
+        torch.nn.Linear(8 * 64, 4),
+    )
     classifier = make_classifier(model=model, preprocessing=(0.5, 0.25))
     trainer = SaliencyGuidedTrainer(classifier)
     trainer.fit(x, y, nb_epochs=4, batch_size=32, verbose=False, seed=0, validation_data=(x[:64], y[:64]))
@@ -163,7 +166,7 @@ def test_zero_kl_weight_is_plain_training_without_saliency_or_masked_forward(mon
     seen = []
     classifier.model.register_forward_hook(lambda module, inputs, output: seen.append(len(inputs[0])))
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
-    loss, _ = trainer._batch_loss(xt, yt)
+    loss = trainer._batch_loss(xt, yt).loss
     assert sum(seen) == len(x)  # one forward of x: no saliency, no masked input
     expected = torch.nn.functional.cross_entropy(classifier.model(xt), yt)
     assert float(loss.detach()) == pytest.approx(float(expected.detach()), rel=1e-6)

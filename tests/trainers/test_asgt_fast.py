@@ -38,10 +38,8 @@ def test_n_fgsm_recipe_crafts_with_n_fgsm_from_the_trainers_generator():
     classifier = make_classifier()
     trainer = SaliencyGuidedAdversarialTrainer.fast(classifier, eps=0.1, step=1.0, noise=2.0)
     ours = _craft_with_seed(trainer, x, y, seed=5)
-    expected = n_fgsm(
-        trainer._attack_net, torch.from_numpy(x), torch.from_numpy(y), eps_step=0.1, noise=0.2,
-        clip_values=(0.0, 1.0), generator=torch.Generator().manual_seed(5),
-    )  # fmt: skip
+    xt, yt, generator = torch.from_numpy(x), torch.from_numpy(y), torch.Generator().manual_seed(5)
+    expected = n_fgsm(trainer._attack_net, xt, yt, eps_step=0.1, noise=0.2, clip_values=(0, 1), generator=generator)
     torch.testing.assert_close(ours, expected, rtol=0, atol=0)
     assert float((ours - torch.from_numpy(x)).abs().max()) > 0.1 + 1e-3  # not projected onto the eps ball
 
@@ -53,10 +51,9 @@ def test_fgsm_rs_recipe_is_one_projected_step_from_a_random_start():
     assert trainer.single_step is None and trainer.uses_fast_path
     assert trainer.attack.eps_step == pytest.approx(0.125)
     ours = _craft_with_seed(trainer, x, y, seed=5)
-    expected = pgd(
-        trainer._attack_net, torch.from_numpy(x), torch.from_numpy(y), eps=0.1, eps_step=0.125, max_iter=1,
-        num_random_init=1, clip_values=(0.0, 1.0), generator=torch.Generator().manual_seed(5),
-    )  # fmt: skip
+    xt, yt, generator = torch.from_numpy(x), torch.from_numpy(y), torch.Generator().manual_seed(5)
+    single_step = {"eps": 0.1, "eps_step": 0.125, "max_iter": 1, "num_random_init": 1, "clip_values": (0.0, 1.0)}
+    expected = pgd(trainer._attack_net, xt, yt, **single_step, generator=generator)
     torch.testing.assert_close(ours, expected, rtol=0, atol=0)
     assert float((ours - torch.from_numpy(x)).abs().max()) <= 0.1 + 1e-6
 
@@ -100,9 +97,13 @@ def test_recipe_refuses_an_attack_of_the_callers(given):
 def test_n_fgsm_needs_the_fast_path_fgsm_rs_does_not():
     model = small_model()
     classifier = PyTorchClassifier(  # a smoothed loss: only ART's own attacks reproduce it, no fast path
-        model, loss=torch.nn.CrossEntropyLoss(label_smoothing=0.1), input_shape=(1, 8, 8), nb_classes=4,
-        optimizer=torch.optim.Adam(model.parameters()), clip_values=(0.0, 1.0),
-    )  # fmt: skip
+        model,
+        loss=torch.nn.CrossEntropyLoss(label_smoothing=0.1),
+        input_shape=(1, 8, 8),
+        nb_classes=4,
+        optimizer=torch.optim.Adam(model.parameters()),
+        clip_values=(0.0, 1.0),
+    )
     with pytest.raises(ValueError, match="noise"):
         SaliencyGuidedAdversarialTrainer.fast(classifier, eps=0.1, noise=2.0)
     trainer = SaliencyGuidedAdversarialTrainer.fast(classifier, eps=0.1, noise=None)
@@ -114,9 +115,15 @@ def _deeper_model(seed: int = 0) -> torch.nn.Module:
     """Enough capacity to bend its loss surface against one step (the small conftest model is nearly linear)."""
     torch.manual_seed(seed)
     return torch.nn.Sequential(
-        torch.nn.Conv2d(1, 16, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(16, 16, 3, padding=1),
-        torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(16 * 8 * 8, 64), torch.nn.ReLU(), torch.nn.Linear(64, 4),
-    )  # fmt: skip
+        torch.nn.Conv2d(1, 16, 3, padding=1),
+        torch.nn.ReLU(),
+        torch.nn.Conv2d(16, 16, 3, padding=1),
+        torch.nn.ReLU(),
+        torch.nn.Flatten(),
+        torch.nn.Linear(16 * 8 * 8, 64),
+        torch.nn.ReLU(),
+        torch.nn.Linear(64, 4),
+    )
 
 
 def _train_guarded(make_trainer, nb_epochs):
@@ -128,9 +135,15 @@ def _train_guarded(make_trainer, nb_epochs):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         trainer.fit(
-            x, y, nb_epochs=nb_epochs, batch_size=32, seed=0, verbose=False, robust_validation=(x_val, y_val),
+            x,
+            y,
+            nb_epochs=nb_epochs,
+            batch_size=32,
+            seed=0,
+            verbose=False,
+            robust_validation=(x_val, y_val),
             keep_best="robust",
-        )  # fmt: skip
+        )
     robust_returned = float(
         (classifier.predict(_default_pgd(classifier).generate(x_val, y=y_val)).argmax(1) == y_val).mean()
     )
@@ -163,8 +176,9 @@ def test_guard_fires_on_catastrophic_overfitting_and_keep_best_returns_the_epoch
 
 def test_guard_stays_silent_in_sound_pgd_training():
     def pgd_training(classifier):
-        attack = ProjectedGradientDescent(classifier, eps=0.25, eps_step=0.25 / 4, max_iter=5, num_random_init=1,
-                                          verbose=False)  # fmt: skip
+        attack = ProjectedGradientDescent(
+            classifier, eps=0.25, eps_step=0.25 / 4, max_iter=5, num_random_init=1, verbose=False
+        )
         return SaliencyGuidedAdversarialTrainer(classifier, attack, ratio=1.0, kl_weight=0)
 
     trainer, fired, _ = _train_guarded(pgd_training, nb_epochs=4)

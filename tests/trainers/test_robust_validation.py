@@ -40,6 +40,10 @@ def _same(a, b):
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
+#: The keywords most fits of this file share: the batch, the seed, quiet, and the robust-validation set.
+_ROBUST_FIT = {"batch_size": 16, "seed": 0, "verbose": False, "robust_validation": (X_VAL, Y_VAL)}
+
+
 def _collapsing_schedule(classifier):
     """Ordinary training for two epochs, then gradient *ascent*: the later epochs are clearly worse."""
     return torch.optim.lr_scheduler.LambdaLR(classifier.optimizer, lambda epoch: 1.0 if epoch < 2 else -1.0)
@@ -49,9 +53,18 @@ def _fit_sgt(nb_epochs=4, keep_best="robust", classifier=None, **kwargs):
     classifier = make_classifier() if classifier is None else classifier
     trainer = SaliencyGuidedTrainer(classifier)
     trainer.fit(
-        X, Y, nb_epochs=nb_epochs, batch_size=16, seed=0, verbose=False, scheduler=_collapsing_schedule(classifier),
-        robust_validation=(X_VAL, Y_VAL), robust_eval=_pgd(classifier), keep_best=keep_best, **kwargs,
-    )  # fmt: skip
+        X,
+        Y,
+        nb_epochs=nb_epochs,
+        batch_size=16,
+        seed=0,
+        verbose=False,
+        scheduler=_collapsing_schedule(classifier),
+        robust_validation=(X_VAL, Y_VAL),
+        robust_eval=_pgd(classifier),
+        keep_best=keep_best,
+        **kwargs,
+    )
     return trainer, classifier
 
 
@@ -59,8 +72,7 @@ def _fit_sgt(nb_epochs=4, keep_best="robust", classifier=None, **kwargs):
 def test_robust_accuracy_equals_arts_pgd_on_the_last_epochs_weights():
     classifier = make_classifier()
     trainer = SaliencyGuidedTrainer(classifier)
-    trainer.fit(X, Y, nb_epochs=2, batch_size=16, seed=0, verbose=False, robust_validation=(X_VAL, Y_VAL),
-                robust_eval=_pgd(classifier))  # fmt: skip
+    trainer.fit(X, Y, nb_epochs=2, robust_eval=_pgd(classifier), **_ROBUST_FIT)
     last = trainer.history[-1]
     assert ROBUST_KEYS | {"catastrophic_overfitting"} <= set(last) and "val_accuracy" not in last
     assert 0.0 < last["robust_val_accuracy"] < 1.0  # a real value, not a saturated one
@@ -75,8 +87,9 @@ def test_robust_accuracy_equals_arts_pgd_on_the_last_epochs_weights():
 @pytest.mark.parametrize(("norm", "eps"), [(np.inf, EPS), (2, 2.0)])
 def test_asgt_default_is_a_ten_step_pgd_at_the_training_eps_and_norm(norm, eps):
     classifier = make_classifier()
-    attack = ProjectedGradientDescent(classifier, norm=norm, eps=eps, eps_step=eps / 2, max_iter=2, num_random_init=1,
-                                      verbose=False)  # fmt: skip
+    attack = ProjectedGradientDescent(
+        classifier, norm=norm, eps=eps, eps_step=eps / 2, max_iter=2, num_random_init=1, verbose=False
+    )
     trainer = SaliencyGuidedAdversarialTrainer(classifier, attack)
     trainer.fit(X, Y, nb_epochs=1, batch_size=16, seed=0, verbose=False, robust_validation=(X_VAL, Y_VAL))
     record = trainer.history[-1]
@@ -89,8 +102,7 @@ def test_an_attack_off_the_fast_path_runs_its_generate():
     classifier = make_classifier()
     trainer = SaliencyGuidedTrainer(classifier)
     deepfool = DeepFool(classifier, max_iter=5, verbose=False)
-    trainer.fit(X, Y, nb_epochs=1, batch_size=16, seed=0, verbose=False, robust_validation=(X_VAL, Y_VAL),
-                robust_eval=deepfool)  # fmt: skip
+    trainer.fit(X, Y, nb_epochs=1, robust_eval=deepfool, **_ROBUST_FIT)
     record = trainer.history[-1]
     assert record["robust_val_accuracy"] == _art_accuracy(classifier, DeepFool(classifier, max_iter=5, verbose=False))
     # DeepFool has no eps: no single-step accuracy, so no guard
@@ -109,8 +121,15 @@ def test_fit_generator_measures_the_same_way():
 
     classifier = make_classifier()
     trainer = SaliencyGuidedTrainer(classifier)
-    trainer.fit_generator(Batches(), nb_epochs=2, seed=0, verbose=False, validation_data=(X_VAL, Y_VAL),
-                          robust_validation=(X_VAL, Y_VAL), robust_eval=_pgd(classifier))  # fmt: skip
+    trainer.fit_generator(
+        Batches(),
+        nb_epochs=2,
+        seed=0,
+        verbose=False,
+        validation_data=(X_VAL, Y_VAL),
+        robust_validation=(X_VAL, Y_VAL),
+        robust_eval=_pgd(classifier),
+    )
     assert [r["robust_val_accuracy"] for r in trainer.history][-1] == _art_accuracy(classifier, _pgd(classifier))
     assert trainer.history[-1]["val_accuracy"] == trainer.history[-1]["robust_val_clean_accuracy"]
 
@@ -120,8 +139,9 @@ def test_every_epoch_is_measured_with_the_same_random_start_and_training_is_unto
     noisy = {"eps": 0.5, "eps_step": 0.01, "max_iter": 1, "num_random_init": 1}
     classifier = make_classifier(lr=0.0)
     trainer = SaliencyGuidedTrainer(classifier)
-    trainer.fit(X, Y, nb_epochs=3, batch_size=16, seed=0, verbose=False, robust_validation=(X_VAL, Y_VAL),
-                robust_eval=ProjectedGradientDescent(classifier, verbose=False, **noisy))  # fmt: skip
+    trainer.fit(
+        X, Y, nb_epochs=3, robust_eval=ProjectedGradientDescent(classifier, verbose=False, **noisy), **_ROBUST_FIT
+    )
     assert len({r["robust_val_accuracy"] for r in trainer.history}) == 1
     # ... while two random starts differ (so that the check above could fail)
     np.random.seed(0)  # noqa: NPY002 - ART's random start draws from numpy's global generator
@@ -133,8 +153,9 @@ def test_robust_validation_does_not_change_the_trained_weights():
     # with momentum (decay) ART's PGD runs its own generate, drawing random starts from numpy's global generator,
     # both in training and in the measurement: a measurement that consumed it would change training
     def random_start_pgd(classifier, eps):
-        return ProjectedGradientDescent(classifier, eps=eps, eps_step=eps / 2, max_iter=2, num_random_init=1,
-                                        decay=0.5, verbose=False)  # fmt: skip
+        return ProjectedGradientDescent(
+            classifier, eps=eps, eps_step=eps / 2, max_iter=2, num_random_init=1, decay=0.5, verbose=False
+        )
 
     def train(**robust):
         classifier = make_classifier()
@@ -175,8 +196,7 @@ def test_keep_best_clean_uses_validation_data():
 def test_ties_keep_the_earliest_epoch():
     classifier = make_classifier(lr=0.0)  # every epoch scores the same
     trainer = SaliencyGuidedTrainer(classifier)
-    trainer.fit(X, Y, nb_epochs=3, batch_size=16, seed=0, verbose=False, robust_validation=(X_VAL, Y_VAL),
-                robust_eval=_pgd(classifier), keep_best="clean")  # fmt: skip
+    trainer.fit(X, Y, nb_epochs=3, robust_eval=_pgd(classifier), keep_best="clean", **_ROBUST_FIT)
     assert trainer.best_epoch == 1 and trainer.best_measure == "robust_val_clean_accuracy"
 
 
@@ -193,19 +213,6 @@ def test_keep_best_is_part_of_the_run_configuration(tmp_path):
     _fit_sgt(nb_epochs=1, checkpoint_dir=tmp_path)
     with pytest.raises(ValueError, match=r"keep_best: 'robust' -> 'clean'"):
         _fit_sgt(nb_epochs=2, keep_best="clean", checkpoint_dir=tmp_path, resume=True)
-
-
-def test_a_checkpoint_without_a_selection_still_resumes(tmp_path):
-    """A format-2 checkpoint written before robust validation existed: no selection, no new config fields."""
-    classifier = make_classifier()
-    SaliencyGuidedTrainer(classifier).fit(X, Y, nb_epochs=1, batch_size=16, seed=0, verbose=False,
-                                          checkpoint_dir=tmp_path)  # fmt: skip
-    payload = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
-    del payload["selection"], payload["config"]["keep_best"], payload["config"]["robust_eval"]
-    torch.save(payload, tmp_path / "checkpoint.pt")
-    trainer = SaliencyGuidedTrainer(make_classifier())
-    trainer.fit(X, Y, nb_epochs=2, batch_size=16, seed=0, verbose=False, checkpoint_dir=tmp_path, resume=True)
-    assert len(trainer.history) == 2
 
 
 def test_keep_best_added_on_resume_chooses_among_the_epochs_trained_after_it(tmp_path, caplog):
@@ -248,8 +255,7 @@ class _CollapseAfter(EvasionAttack):
 def _fit_collapse(keep_best, good):
     classifier = make_classifier()
     trainer = SaliencyGuidedTrainer(classifier)
-    trainer.fit(X, Y, nb_epochs=3, batch_size=16, seed=0, verbose=False, robust_validation=(X_VAL, Y_VAL),
-                robust_eval=_CollapseAfter(classifier, good), keep_best=keep_best)  # fmt: skip
+    trainer.fit(X, Y, nb_epochs=3, robust_eval=_CollapseAfter(classifier, good), keep_best=keep_best, **_ROBUST_FIT)
     return trainer, classifier
 
 
@@ -322,9 +328,19 @@ def test_bad_robust_validation_is_refused_naming_the_parameter(value, exception,
 
 def test_robust_eval_must_be_an_art_attack_on_this_classifier():
     classifier = make_classifier()
-    _refused(TypeError, r"robust_eval must be an ART EvasionAttack", robust_validation=(X_VAL, Y_VAL),
-             robust_eval="pgd")  # fmt: skip
-    _refused(ValueError, r"robust_eval ProjectedGradientDescent takes its gradients from another model",
-             robust_validation=(X_VAL, Y_VAL), robust_eval=_pgd(classifier))  # fmt: skip
-    _refused(ValueError, r"robust_eval must be an untargeted attack", classifier, robust_validation=(X_VAL, Y_VAL),
-             robust_eval=_pgd(classifier, targeted=True))  # fmt: skip
+    _refused(
+        TypeError, r"robust_eval must be an ART EvasionAttack", robust_validation=(X_VAL, Y_VAL), robust_eval="pgd"
+    )
+    _refused(
+        ValueError,
+        r"robust_eval ProjectedGradientDescent takes its gradients from another model",
+        robust_validation=(X_VAL, Y_VAL),
+        robust_eval=_pgd(classifier),
+    )
+    _refused(
+        ValueError,
+        r"robust_eval must be an untargeted attack",
+        classifier,
+        robust_validation=(X_VAL, Y_VAL),
+        robust_eval=_pgd(classifier, targeted=True),
+    )
