@@ -128,7 +128,7 @@ def summarise(out: Path) -> dict[str, Any]:
         ("entropy", "map entropy (normalised)"),
         ("morf_gain", "MoRF gain over random"),
         ("robust_val_accuracy", "robust validation accuracy (PGD-10)"),
-        ("loss", "training loss"),
+        ("kl_saliency", "saliency KL term (training mean)"),
     ]
     fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.2))
     colours = {v: f"C{i}" for i, v in enumerate(VARIANTS)}
