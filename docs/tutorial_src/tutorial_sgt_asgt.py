@@ -43,7 +43,8 @@ torch.manual_seed(0)
 
 (x_train, y_train), (x_test, y_test), _, _ = load_mnist(download=False)
 x_train, y_train = to_channels_first(x_train[:N_TRAIN]), y_train[:N_TRAIN]
-test = random_subset(len(x_test), N_TEST, seed=0)  # a seeded random sample: the first images are the easier ones
+# a seeded random sample of the test set: its first images are the easier ones
+test = random_subset(len(x_test), N_TEST, seed=0)
 x_test, labels = to_channels_first(x_test[test]), y_test[test].argmax(1)
 
 initial = torch.nn.Sequential(
