@@ -55,10 +55,9 @@ from art.attacks.evasion import ProjectedGradientDescent
 from art.defences.trainer import AdversarialTrainerMadryPGD
 
 from art_sgt import MnistCNN, SaliencyGuidedAdversarialTrainer, SaliencyGuidedTrainer, make_classifier
-from art_sgt._art import PreprocessedModel
 from art_sgt.attacks import pgd
 from art_sgt.provenance import run_info, write_json
-from art_sgt.trainers._checkpoint import load_checkpoint, save_checkpoint
+from art_sgt.trainers import load_checkpoint, save_checkpoint
 
 Epoch = Callable[[], None]
 
@@ -102,7 +101,7 @@ def setup_art_pgd(x: np.ndarray, y: np.ndarray, args: argparse.Namespace) -> Epo
 
 
 def setup_fast_pgd(x: np.ndarray, y: np.ndarray, args: argparse.Namespace) -> Epoch:
-    net = PreprocessedModel(_classifier(args.seed, args.device))
+    net = _classifier(args.seed, args.device).model  # no preprocessing: the network is what PGD attacks
     xt = torch.from_numpy(x[: args.pgd_n]).to(args.device)
     yt = torch.from_numpy(y[: args.pgd_n].argmax(1)).to(args.device)
     b = args.batch_size

@@ -2,9 +2,11 @@
 
 :class:`SaliencyGuidedTrainer` and :class:`SaliencyGuidedAdversarialTrainer` are the trainers;
 :class:`SaliencyTrainerBase`, the class both are, is importable for writing another trainer on the same loop (a
-subclass implements ``_batch_loss`` and names its ``loss_terms``).
+subclass implements ``_batch_loss`` and names its ``loss_terms``). :func:`load_checkpoint` reads a run's
+``checkpoint.pt`` (with ``torch.load(weights_only=True)``) and :func:`save_checkpoint` writes one atomically.
 """
 
+from art_sgt.trainers._checkpoint import load_checkpoint, save_checkpoint
 from art_sgt.trainers._robust_validation import default_robust_eval
 from art_sgt.trainers._selection import COLLAPSE_DROP, COLLAPSE_GAP, CatastrophicOverfittingWarning
 from art_sgt.trainers.asgt import SaliencyGuidedAdversarialTrainer
@@ -20,4 +22,6 @@ __all__ = [
     "COLLAPSE_DROP",
     "COLLAPSE_GAP",
     "default_robust_eval",
+    "load_checkpoint",
+    "save_checkpoint",
 ]
