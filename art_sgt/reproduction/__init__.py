@@ -3,16 +3,18 @@
 A study in three calls (``art-sgt reproduce`` runs them, through ``art_sgt.reproduction.cli``):
 
 - **run**: :func:`run_pieces` brings every :class:`RunSpec` of a :class:`Profile` (:func:`profile_runs`,
-  :func:`ablations`, :func:`select`) to done in a :class:`RunCache`, skipping what is done and resuming what was
-  interrupted;
-- **manifest**: :meth:`RunCache.manifest` lists what is done and what is missing;
+  :func:`ablations`, the objectives study's :func:`screening` and :func:`decisive`, :func:`select`) to done in a
+  :class:`RunCache`, skipping what is done and resuming what was interrupted;
+- **manifest**: :meth:`RunCache.manifest` lists what is done and what is missing; :func:`load_run` returns a
+  trained run as a ``PyTorchClassifier`` after checking its weights' SHA-256;
 - **report**: :func:`assemble` turns the cached records into the report's payload (read as :class:`TrainedRun`,
   compared as :class:`Comparison`), :func:`write_markdown` and :func:`readme_section` render it,
   :func:`claim_lines` and :func:`claim_standing` set the paper's claim against it, :func:`cost_summary` and
   :func:`estimate_cost` say what it cost and what the rest will.
 
 The modules behind it: ``recipe`` (controls, profiles, ablations), ``training`` and ``evaluate`` (one run),
-``cache`` (the run cache), ``records`` (typed runs, evaluations, comparisons), ``statistics`` (exact McNemar,
+``cache`` (the run cache), ``screening`` (the objectives study's selection rule), ``diagnosis`` (an
+epoch-by-epoch trace of a training), ``records`` (typed runs, evaluations, comparisons), ``statistics`` (exact McNemar,
 paired bootstrap, across-seed t intervals, verdicts), ``aggregate``, ``render``, ``cost`` and ``figures`` (the
 report), ``saliency_methods`` (the saliency columns checked with other attribution methods).
 """
@@ -26,13 +28,16 @@ from art_sgt.reproduction.recipe import (
     RunSpec,
     TrainingRecipe,
     ablations,
+    decisive,
     get_profile,
     profile_runs,
+    screening,
     select,
 )
 from art_sgt.reproduction.records import Comparison, Evaluation, TrainedRun
 from art_sgt.reproduction.report import assemble, claim_lines, readme_section, write_markdown
 from art_sgt.reproduction.statistics import claim_standing
+from art_sgt.reproduction.training import load_run
 
 __all__ = [
     "MODELS",
@@ -43,9 +48,12 @@ __all__ = [
     "get_profile",
     "profile_runs",
     "ablations",
+    "screening",
+    "decisive",
     "select",
     "RunCache",
     "run_pieces",
+    "load_run",
     "TrainedRun",
     "Evaluation",
     "Comparison",

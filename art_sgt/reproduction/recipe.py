@@ -131,9 +131,9 @@ class EvaluationRecipe:
         of MNIST's test set is the easier half).
     :param report_mode: ``robustness_report``'s ``mode``: ``"cascade"`` (AutoAttack's protocol: each attack on the
         images the attacks before it left correct) or ``"independent"``.
-    :param eps_keys: Which of the dataset's :data:`PAPER` radii the PGD and worst-case stages measure
-        (``"paper_eps"``, ``"standard_eps"``); the first is also the radius of the checklist and of the map
-        stability. Left at its default, it is not part of the evaluation's hash.
+    :param eps_keys: Which of the dataset's :data:`~art_sgt.reproduction.recipe.PAPER` radii the PGD and
+        worst-case stages measure (``"paper_eps"``, ``"standard_eps"``); the first is also the radius of the
+        checklist and of the map stability. Left at its default, it is not part of the evaluation's hash.
     :param n_saliency: Test images of the saliency evaluators, their own seeded random subset; ``None``: the
         ``n_report`` images of the worst case (and then not part of the evaluation's hash).
     """

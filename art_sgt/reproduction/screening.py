@@ -1,6 +1,6 @@
 """The screening of the saliency-guided objectives: per-variant summaries and the pre-registered selection rule.
 
-The screening (:func:`art_sgt.reproduction.recipe.screening`, the ``screening`` profile) trains every candidate and
+The screening (:func:`art_sgt.reproduction.screening`, the ``screening`` profile) trains every candidate and
 control of :data:`~art_sgt.reproduction.recipe.SCREENING` with two seeds and evaluates each at eps 0.3. This module
 reads the runs' records, summarises each variant over its seeds, and applies
 :data:`~art_sgt.reproduction.recipe.SCREENING_RULE` (:func:`choose`) to name the variants of the decisive study.
@@ -32,7 +32,7 @@ def run_numbers(run: TrainedRun) -> dict[str, Any]:
     """The numbers of one evaluated run that the screening compares.
 
     :param run: An evaluated run (:meth:`TrainedRun.from_payload <art_sgt.reproduction.records.TrainedRun.from_payload>`
-        of a record of :func:`~art_sgt.reproduction.cache.run_pieces`).
+        of a record of :func:`~art_sgt.reproduction.run_pieces`).
     :return: ``{"name", "seed", "clean", "pgd", "worst_case", "morf_gain", "lerf_gain", "sparseness",
         "stability", "flags", "train_cpu_seconds", "eval_cpu_seconds"}`` (accuracies and gains as fractions).
     :raises ValueError: If the run is not evaluated.
