@@ -3,8 +3,8 @@
 A study in three calls (``art-sgt reproduce`` runs them, through ``art_sgt.reproduction.cli``):
 
 - **run**: :func:`run_pieces` brings every :class:`RunSpec` of a :class:`Profile` (:func:`profile_runs`,
-  :func:`ablations`, the objectives study's :func:`screening` and :func:`decisive`, :func:`select`) to done in a
-  :class:`RunCache`, skipping what is done and resuming what was interrupted;
+  :func:`ablations`, the objectives study's :func:`screening_runs` and :func:`decisive_runs`, :func:`select`) to
+  done in a :class:`RunCache`, skipping what is done and resuming what was interrupted;
 - **manifest**: :meth:`RunCache.manifest` lists what is done and what is missing; :func:`load_run` returns a
   trained run as a ``PyTorchClassifier`` after checking its weights' SHA-256;
 - **report**: :func:`assemble` turns the cached records into the report's payload (read as :class:`TrainedRun`,
@@ -28,10 +28,10 @@ from art_sgt.reproduction.recipe import (
     RunSpec,
     TrainingRecipe,
     ablations,
-    decisive,
+    decisive_runs,
     get_profile,
     profile_runs,
-    screening,
+    screening_runs,
     select,
 )
 from art_sgt.reproduction.records import Comparison, Evaluation, TrainedRun
@@ -48,8 +48,8 @@ __all__ = [
     "get_profile",
     "profile_runs",
     "ablations",
-    "screening",
-    "decisive",
+    "screening_runs",
+    "decisive_runs",
     "select",
     "RunCache",
     "run_pieces",

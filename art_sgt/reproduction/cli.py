@@ -167,9 +167,9 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--ablations and --profile screening are two studies: give one.")
     profile = _profile(args)
     if args.profile == "screening":
-        runs = recipe.screening(profile)
+        runs = recipe.screening_runs(profile)
     elif args.profile == "decisive":
-        runs = recipe.decisive(profile, _screening_choice(Path(args.out_dir) / "mnist_screening.json"))
+        runs = recipe.decisive_runs(profile, _screening_choice(Path(args.out_dir) / "mnist_screening.json"))
     elif args.ablations:
         runs = recipe.ablations(profile)
     else:

@@ -48,10 +48,10 @@ __all__ = [
     "OBJECTIVE_MODELS",
     "SCREENING",
     "SCREENING_RULE",
-    "screening",
+    "screening_runs",
     "DECISIVE_MODELS",
     "DECISIVE_FULL_SEEDS",
-    "decisive",
+    "decisive_runs",
     "select",
 ]
 
@@ -450,7 +450,7 @@ SCREENING_RULE = (
 )
 
 
-def screening(profile: Profile) -> list[RunSpec]:
+def screening_runs(profile: Profile) -> list[RunSpec]:
     """The screening's runs: every entry of :data:`SCREENING` x every seed of ``profile``.
 
     :param profile: The screening profile (``get_profile("mnist", "screening")``, possibly overridden).
@@ -471,12 +471,12 @@ DECISIVE_FULL_SEEDS = ("asgt", "mixed_at", "trades_at")
 DECISIVE_MODELS = ("standard", "sgt", "pgd_at", "mixed_at", "trades_at", "asgt")
 
 
-def decisive(profile: Profile, chosen: tuple[str, ...] = ()) -> list[RunSpec]:
+def decisive_runs(profile: Profile, chosen: tuple[str, ...] = ()) -> list[RunSpec]:
     """The decisive study's runs: :data:`DECISIVE_MODELS` and the screening's ``chosen`` variants.
 
     :param profile: The decisive profile (``get_profile("mnist", "decisive")``, possibly overridden).
-    :param chosen: Names of :func:`screening` runs the screening's rule chose (:data:`SCREENING_RULE`); the paper's
-        ASGT is in the study anyway.
+    :param chosen: Names of :func:`screening_runs` runs the screening's rule chose (:data:`SCREENING_RULE`); the
+        paper's ASGT is in the study anyway.
     :return: The run specifications, seed by seed; the chosen variants and :data:`DECISIVE_FULL_SEEDS` with every
         seed of ``profile``, the other models with its first three.
     :raises ValueError: If a chosen name is not a screening variant.

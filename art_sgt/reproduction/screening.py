@@ -1,6 +1,6 @@
 """The screening of the saliency-guided objectives: per-variant summaries and the pre-registered selection rule.
 
-The screening (:func:`art_sgt.reproduction.screening`, the ``screening`` profile) trains every candidate and
+The screening (:func:`art_sgt.reproduction.screening_runs`, the ``screening`` profile) trains every candidate and
 control of :data:`~art_sgt.reproduction.recipe.SCREENING` with two seeds and evaluates each at eps 0.3. This module
 reads the runs' records, summarises each variant over its seeds, and applies
 :data:`~art_sgt.reproduction.recipe.SCREENING_RULE` (:func:`choose`) to name the variants of the decisive study.

@@ -43,7 +43,7 @@ def save_checkpoint(directory: str | os.PathLike, payload: dict[str, Any]) -> Pa
     """Write ``payload`` to ``directory/checkpoint.pt`` atomically (temporary file, fsync, rename).
 
     A crash while writing leaves the previous checkpoint intact (and a temporary file that
-    :func:`prepare_folder` removes at the next start).
+    the next run in the folder removes when it starts).
 
     :param directory: The checkpoint folder (created if missing).
     :param payload: Tensors, state dicts and plain Python values.
@@ -81,8 +81,8 @@ def load_checkpoint(directory: str | os.PathLike, map_location: torch.device | s
     """Read the checkpoint in ``directory`` with ``torch.load(weights_only=True)``.
 
     Resuming is a start of the run: temporary files left by a killed write are removed first (as
-    :func:`prepare_folder` does for a fresh run). Without ``checkpoint.pt``, the error names the newest checkpoint
-    that :func:`keep_previous` kept aside (a fresh run started in the folder and was stopped before its first
+    a fresh run does). Without ``checkpoint.pt``, the error names the newest checkpoint
+    that a fresh run kept aside (a fresh run started in the folder and was stopped before its first
     write) and how to resume from it.
 
     :param directory: The checkpoint folder.

@@ -16,7 +16,7 @@ from tests.reproduction.conftest import EVALUATION, TRAINING, TinyNet, spec
 
 def test_the_screening_runs_every_candidate_and_control_with_both_seeds_and_every_one_is_trainable():
     profile = recipe.get_profile("mnist", "screening")
-    runs = recipe.screening(profile)
+    runs = recipe.screening_runs(profile)
     assert len(runs) == len(recipe.SCREENING) * 2 == 18
     assert {r.seed for r in runs} == {0, 1}
     names = [r.name for r in runs if r.seed == 0]
@@ -157,7 +157,7 @@ def test_the_rule_waits_for_every_variant_and_seed_and_the_markdown_says_so(tmp_
 
 def test_the_decisive_study_runs_five_seeds_where_the_issue_asks_and_three_elsewhere():
     profile = recipe.get_profile("mnist", "decisive")
-    runs = recipe.decisive(profile, chosen=("asgt", "madry_sgt", "asgt[kl 0.3]"))
+    runs = recipe.decisive_runs(profile, chosen=("asgt", "madry_sgt", "asgt[kl 0.3]"))
     seeds = {}
     for r in runs:
         seeds.setdefault(r.name, []).append(r.seed)
@@ -172,7 +172,7 @@ def test_the_decisive_study_runs_five_seeds_where_the_issue_asks_and_three_elsew
     }
     assert all(standard[(r.name, r.seed)] == r.training_hash() for r in runs if (r.name, r.seed) in standard)
     with pytest.raises(ValueError, match="screening variants"):
-        recipe.decisive(profile, chosen=("nonsense",))
+        recipe.decisive_runs(profile, chosen=("nonsense",))
 
 
 def test_the_saliency_subset_is_its_own_random_draw_and_enters_the_hash_only_when_set(tmp_path, data):
