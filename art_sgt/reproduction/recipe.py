@@ -451,7 +451,8 @@ SCREENING_RULE = (
 
 
 def screening_runs(profile: Profile) -> list[RunSpec]:
-    """The screening's runs: every entry of :data:`SCREENING` x every seed of ``profile``.
+    """The screening's runs: every entry of :data:`~art_sgt.reproduction.recipe.SCREENING` x every seed of
+    ``profile``.
 
     :param profile: The screening profile (``get_profile("mnist", "screening")``, possibly overridden).
     :return: The run specifications, seed by seed.
@@ -472,13 +473,15 @@ DECISIVE_MODELS = ("standard", "sgt", "pgd_at", "mixed_at", "trades_at", "asgt")
 
 
 def decisive_runs(profile: Profile, chosen: tuple[str, ...] = ()) -> list[RunSpec]:
-    """The decisive study's runs: :data:`DECISIVE_MODELS` and the screening's ``chosen`` variants.
+    """The decisive study's runs: :data:`~art_sgt.reproduction.recipe.DECISIVE_MODELS` and the screening's
+    ``chosen`` variants.
 
     :param profile: The decisive profile (``get_profile("mnist", "decisive")``, possibly overridden).
-    :param chosen: Names of :func:`screening_runs` runs the screening's rule chose (:data:`SCREENING_RULE`); the
-        paper's ASGT is in the study anyway.
-    :return: The run specifications, seed by seed; the chosen variants and :data:`DECISIVE_FULL_SEEDS` with every
-        seed of ``profile``, the other models with its first three.
+    :param chosen: Names of :func:`screening_runs` runs the screening's rule chose
+        (:data:`~art_sgt.reproduction.recipe.SCREENING_RULE`); the paper's ASGT is in the study anyway.
+    :return: The run specifications, seed by seed; the chosen variants and
+        :data:`~art_sgt.reproduction.recipe.DECISIVE_FULL_SEEDS` with every seed of ``profile``, the other models
+        with its first three.
     :raises ValueError: If a chosen name is not a screening variant.
     """
     entries = {(f"{m}[{v}]" if v else m): (v, m, kw, over) for v, m, kw, over in SCREENING}
