@@ -332,7 +332,7 @@ def apgd(
                     targeted,
                     clip,
                     keep,
-                )  # fmt: skip
+                )
                 for s in range(0, len(x), step)
             ]
         )

@@ -86,10 +86,11 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 
     def _fill_text(self, text: str, width: int, indent: str) -> str:
         return "\n".join(
-            indent + line if not line or line[0] == " " else textwrap.fill(line, width, initial_indent=indent,
-            subsequent_indent=indent)
+            indent + line
+            if not line or line[0] == " "
+            else textwrap.fill(line, width, initial_indent=indent, subsequent_indent=indent)
             for line in text.splitlines()
-        )  # fmt: skip
+        )
 
     def _get_help_string(self, action: argparse.Action) -> str | None:
         quiet = action.default is None or action.default is False or isinstance(action.default, list)
@@ -652,12 +653,19 @@ def _train(args: argparse.Namespace, report: Callable[[dict[str, Any]], None]) -
     print(f"test accuracy {accuracy:.4f} on {len(x_test)} images ({seconds:.0f}s)")
     config = {k: v for k, v in vars(args).items() if k not in ("quiet", "rank", "created_group")}
     world = torch.distributed.get_world_size() if torch.distributed.is_initialized() else 1
-    report({
-        "config": config, "world_size": world, "test_accuracy": accuracy, "train_seconds": seconds,
-        "history": trainer.history, "best_epoch": trainer.best_epoch, "best_measure": trainer.best_measure,
-        "best_score": trainer.best_score,
-        "validation_images": None if args.robust_val is not None else validation_images.tolist(),
-    })  # fmt: skip
+    report(
+        {
+            "config": config,
+            "world_size": world,
+            "test_accuracy": accuracy,
+            "train_seconds": seconds,
+            "history": trainer.history,
+            "best_epoch": trainer.best_epoch,
+            "best_measure": trainer.best_measure,
+            "best_score": trainer.best_score,
+            "validation_images": None if args.robust_val is not None else validation_images.tolist(),
+        }
+    )
     return errors
 
 

@@ -98,10 +98,15 @@ def _args() -> argparse.Namespace:
 def small_cnn() -> torch.nn.Module:
     """Two strided convolutions and two linear layers (Madry et al.'s MNIST network, narrowed)."""
     return torch.nn.Sequential(
-        torch.nn.Conv2d(1, 16, 4, stride=2, padding=1), torch.nn.ReLU(),
-        torch.nn.Conv2d(16, 32, 4, stride=2, padding=1), torch.nn.ReLU(),
-        torch.nn.Flatten(), torch.nn.Linear(32 * 7 * 7, 100), torch.nn.ReLU(), torch.nn.Linear(100, 10),
-    )  # fmt: skip
+        torch.nn.Conv2d(1, 16, 4, stride=2, padding=1),
+        torch.nn.ReLU(),
+        torch.nn.Conv2d(16, 32, 4, stride=2, padding=1),
+        torch.nn.ReLU(),
+        torch.nn.Flatten(),
+        torch.nn.Linear(32 * 7 * 7, 100),
+        torch.nn.ReLU(),
+        torch.nn.Linear(100, 10),
+    )
 
 
 def _train(x: np.ndarray, y: np.ndarray, args: argparse.Namespace) -> tuple[Any, float]:
@@ -113,8 +118,9 @@ def _train(x: np.ndarray, y: np.ndarray, args: argparse.Namespace) -> tuple[Any,
     torch.manual_seed(args.seed)
     network, shape = (small_cnn(), (1, 28, 28)) if args.dataset == "mnist" else (CifarCNN(), (3, 32, 32))
     classifier = make_classifier(network, input_shape=shape, nb_classes=10, device_type="cpu")
-    pgd10 = ProjectedGradientDescent(classifier, eps=args.eps, eps_step=2.5 * args.eps / 10, max_iter=10,
-                                     num_random_init=1, verbose=False)  # fmt: skip
+    pgd10 = ProjectedGradientDescent(
+        classifier, eps=args.eps, eps_step=2.5 * args.eps / 10, max_iter=10, num_random_init=1, verbose=False
+    )
     trainer = SaliencyGuidedAdversarialTrainer(classifier, attacks=pgd10, kl_weight=0.0)
     cpu = time.process_time()
     trainer.fit(x, y, nb_epochs=args.epochs, batch_size=128, seed=args.seed, verbose=False)
@@ -136,22 +142,26 @@ def _report(classifier: Any, x: np.ndarray, y: np.ndarray, args: argparse.Namesp
     }
 
 
-def _torchattacks(classifier: Any, x: np.ndarray, y: np.ndarray, args: argparse.Namespace,
-                  published: bool) -> dict[str, Any]:  # fmt: skip
+def _torchattacks(
+    classifier: Any, x: np.ndarray, y: np.ndarray, args: argparse.Namespace, published: bool
+) -> dict[str, Any]:
     import torchattacks
 
     model = classifier.model.eval()
     if published:
         common = {"eps": args.eps, "norm": "Linf", "seed": args.seed, "n_restarts": 1}
-        attack = torchattacks.MultiAttack([
-            torchattacks.APGD(model, steps=100, loss="ce", **common),
-            torchattacks.APGDT(model, steps=100, n_classes=10, **common),
-            torchattacks.FAB(model, steps=100, multi_targeted=True, n_classes=10, **common),
-            torchattacks.Square(model, n_queries=5000, **common),
-        ])  # fmt: skip
+        attack = torchattacks.MultiAttack(
+            [
+                torchattacks.APGD(model, steps=100, loss="ce", **common),
+                torchattacks.APGDT(model, steps=100, n_classes=10, **common),
+                torchattacks.FAB(model, steps=100, multi_targeted=True, n_classes=10, **common),
+                torchattacks.Square(model, n_queries=5000, **common),
+            ]
+        )
     else:
-        attack = torchattacks.AutoAttack(model, norm="Linf", eps=args.eps, version="standard", n_classes=10,
-                                         seed=args.seed)  # fmt: skip
+        attack = torchattacks.AutoAttack(
+            model, norm="Linf", eps=args.eps, version="standard", n_classes=10, seed=args.seed
+        )
     x_t, y_t = torch.as_tensor(x), torch.as_tensor(y)
     x_adv = attack(x_t, y_t)
     with torch.no_grad():
@@ -207,8 +217,11 @@ def main() -> dict[str, Any]:
             "same_outcome_every_repeat": all(bool((r["correct"] == rows[0]["correct"]).all()) for r in rows),
             **{k: v for k, v in rows[0].items() if k not in ("cpu", "wall", "correct")},
         }
-    pairs = [("report", "torchattacks", "report"), ("report", "torchattacks_published", "report_vs_published_budget"),
-             ("report_10", "torchattacks", "report_10")]  # fmt: skip
+    pairs = [
+        ("report", "torchattacks", "report"),
+        ("report", "torchattacks_published", "report_vs_published_budget"),
+        ("report_10", "torchattacks", "report_10"),
+    ]
     ratios, agreement, readme_ratios = {}, {}, {}
     for ours, other, name in [pair for pair in pairs if pair[0] in runs and pair[1] in runs]:
         key = f"{ours}_over_{other}"
@@ -223,9 +236,11 @@ def main() -> dict[str, Any]:
                 100 * (results[ours]["robust_accuracy"][0] - results[other]["robust_accuracy"][0]), 2
             ),
         }
-        print(f"{ours} / {other}: CPU ratio of medians {ratios[key]:.3f}; torchattacks breaks "
-              f"{len(agreement[key]['broken_only_by_torchattacks'])} image(s) the report leaves, the report "
-              f"{len(agreement[key]['broken_only_by_report'])} it leaves")  # fmt: skip
+        print(
+            f"{ours} / {other}: CPU ratio of medians {ratios[key]:.3f}; torchattacks breaks "
+            f"{len(agreement[key]['broken_only_by_torchattacks'])} image(s) the report leaves, the report "
+            f"{len(agreement[key]['broken_only_by_report'])} it leaves"
+        )
     import torchattacks
 
     payload = {

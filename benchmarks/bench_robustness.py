@@ -115,8 +115,13 @@ def main() -> dict[str, Any]:
     (x_train, y_train), (x_test, y_test) = load_mnist(args.data_dir, download=False)[:2]
     torch.manual_seed(args.seed)
     classifier = make_classifier(MnistCNN(), input_shape=(1, 28, 28), nb_classes=10, device_type="cpu")
-    classifier.fit(to_channels_first(x_train[: args.n_train]), y_train[: args.n_train], batch_size=64,
-                   nb_epochs=args.epochs, verbose=False)  # fmt: skip
+    classifier.fit(
+        to_channels_first(x_train[: args.n_train]),
+        y_train[: args.n_train],
+        batch_size=64,
+        nb_epochs=args.epochs,
+        verbose=False,
+    )
     test_idx = random_subset(len(x_test), args.n, seed=args.seed)  # a seeded random subset, not the first rows
     x, y = to_channels_first(x_test[test_idx]), y_test[test_idx].argmax(1)
     clean = float((classifier.predict(x, batch_size=args.batch_size).argmax(1) == y).mean())

@@ -128,9 +128,14 @@ def pgd10(classifier: Any, args: argparse.Namespace) -> Any:
     from art.attacks.evasion import ProjectedGradientDescent
 
     return ProjectedGradientDescent(
-        classifier, eps=EPS, eps_step=2.5 * EPS / PGD_STEPS, max_iter=PGD_STEPS, num_random_init=1,
-        batch_size=args.batch_size, verbose=False,
-    )  # fmt: skip
+        classifier,
+        eps=EPS,
+        eps_step=2.5 * EPS / PGD_STEPS,
+        max_iter=PGD_STEPS,
+        num_random_init=1,
+        batch_size=args.batch_size,
+        verbose=False,
+    )
 
 
 # ---------------------------------------------------------------------------------------------- training
@@ -171,9 +176,14 @@ def train_art_madry(data: dict, args: argparse.Namespace) -> tuple[EpochClock, d
     classifier = make_mnist_classifier(args.seed, args.lr)
     np.random.seed(args.seed)  # noqa: NPY002 - ART shuffles and draws random starts from numpy's global generator
     trainer = AdversarialTrainerMadryPGD(
-        classifier, nb_epochs=1, batch_size=args.batch_size, eps=EPS, eps_step=2.5 * EPS / PGD_STEPS,
-        max_iter=PGD_STEPS, num_random_init=1,
-    )  # fmt: skip
+        classifier,
+        nb_epochs=1,
+        batch_size=args.batch_size,
+        eps=EPS,
+        eps_step=2.5 * EPS / PGD_STEPS,
+        max_iter=PGD_STEPS,
+        num_random_init=1,
+    )
     clock = EpochClock(classifier.model)
     for _ in range(args.epochs):
         trainer.fit(data["x_train"], data["y_train"], nb_epochs=1)
@@ -216,9 +226,14 @@ def _train_ours(trainer: Any, data: dict, args: argparse.Namespace, **fit_kwargs
     clock.start = time.process_time()
     try:
         trainer.fit(
-            data["x_train"], data["y_train"], batch_size=args.batch_size, nb_epochs=args.epochs, seed=args.seed,
-            verbose=False, **fit_kwargs,
-        )  # fmt: skip
+            data["x_train"],
+            data["y_train"],
+            batch_size=args.batch_size,
+            nb_epochs=args.epochs,
+            seed=args.seed,
+            verbose=False,
+            **fit_kwargs,
+        )
     finally:
         loop_logger.removeHandler(hook)
     if len(clock.snapshots) != args.epochs:
@@ -246,14 +261,19 @@ def train_fast_asgt(data: dict, args: argparse.Namespace) -> tuple[EpochClock, d
     attack = trainer.attack
     extra = {
         "fast_path": trainer.uses_fast_path,
-        "attack": {"type": type(attack).__name__, "eps": attack.eps, "eps_step": attack.eps_step,
-                   "max_iter": attack.max_iter, "num_random_init": attack.num_random_init},
+        "attack": {
+            "type": type(attack).__name__,
+            "eps": attack.eps,
+            "eps_step": attack.eps_step,
+            "max_iter": attack.max_iter,
+            "num_random_init": attack.num_random_init,
+        },
         "single_step": trainer.single_step,
         "best_epoch": trainer.best_epoch,
         "warnings": [f"{type(w.message).__name__}: {w.message}" for w in caught],
         "history": trainer.history,
         "returned_weights": returned,
-    }  # fmt: skip
+    }
     return clock, extra
 
 
@@ -288,9 +308,16 @@ def run_evaluation(weights: dict[str, torch.Tensor], args: argparse.Namespace) -
     classifier.model.load_state_dict(weights)
     start = time.process_time()
     report = robustness_report(
-        classifier, data["x_test"], data["y_test"], eps=(EPS,), budget="quick", checklist=False,
-        batch_size=250, seed=args.seed, verbose=False,
-    )  # fmt: skip
+        classifier,
+        data["x_test"],
+        data["y_test"],
+        eps=(EPS,),
+        budget="quick",
+        checklist=False,
+        batch_size=250,
+        seed=args.seed,
+        verbose=False,
+    )
     return {
         "worst_case_accuracy": report.worst_case[0],
         "clean_accuracy": report.clean_accuracy,
@@ -354,13 +381,26 @@ def plot(trainers: dict[str, dict[str, Any]], target: dict[str, Any], path: str)
         accuracy = [e["worst_case_accuracy"] for e in record["epochs"]]
         ax.plot(minutes, accuracy, marker="o", label=LABELS[name])
         if name == "fast_asgt":
-            ax.plot(minutes[-1], record["returned"]["worst_case_accuracy"], marker="*", markersize=14,
-                    linestyle="none", color="black", label="fast ASGT, model returned (keep_best)")  # fmt: skip
+            ax.plot(
+                minutes[-1],
+                record["returned"]["worst_case_accuracy"],
+                marker="*",
+                markersize=14,
+                linestyle="none",
+                color="black",
+                label="fast ASGT, model returned (keep_best)",
+            )
     if target.get("level") is not None:
-        ax.axhline(target["level"], color="grey", linestyle="--", linewidth=1,
-                   label="Madry's final worst case - 2 points")  # fmt: skip
-        ax.axvline(target["madry_total_cpu_seconds"] * TARGET_FRACTION / 60, color="grey", linestyle=":",
-                   linewidth=1, label="1/3 of Madry's training time")  # fmt: skip
+        ax.axhline(
+            target["level"], color="grey", linestyle="--", linewidth=1, label="Madry's final worst case - 2 points"
+        )
+        ax.axvline(
+            target["madry_total_cpu_seconds"] * TARGET_FRACTION / 60,
+            color="grey",
+            linestyle=":",
+            linewidth=1,
+            label="1/3 of Madry's training time",
+        )
     ax.set_xlabel("training CPU minutes (one thread)")
     ax.set_ylabel(f"worst-case accuracy, eps {EPS} (quick budget)")
     ax.set_ylim(0, 1)
@@ -405,9 +445,12 @@ def main(argv: list[str] | None = None) -> None:
         trainers[name] = {"label": LABELS[name], "epochs": epochs, **result}
         if name == "fast_asgt":
             trainers[name]["returned"] = {"epoch": result["best_epoch"], **scores[name][-1]}
-        print(f"{LABELS[name]}: " + ", ".join(
-            f"epoch {e['epoch']} {e['cpu_seconds']:.0f}s worst case {e['worst_case_accuracy']:.3f}" for e in epochs
-        ))  # fmt: skip
+        print(
+            f"{LABELS[name]}: "
+            + ", ".join(
+                f"epoch {e['epoch']} {e['cpu_seconds']:.0f}s worst case {e['worst_case_accuracy']:.3f}" for e in epochs
+            )
+        )
     target = summarize(trainers)
     plot(trainers, target, args.figure)
     test_data = load_data(args)  # the test subset the evaluations drew, recorded

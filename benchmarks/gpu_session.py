@@ -119,7 +119,7 @@ def prepare(data: Path, carry: Path, n_train: int, n_test: int) -> dict[str, Any
             "file_sha256": _sha256(out),
             "file_mib": round(out.stat().st_size / 2**20, 1),
             "rows": "the first n_train training and n_test test rows of the source",
-        },  # fmt: skip
+        },
         "wheels": sorted(p.name for p in (carry / "wheels").glob("*.whl")),
     }
     _write_json(carry / "manifest.json", manifest)
@@ -188,8 +188,14 @@ class Session:
         with open(log, "a") as handle:
             handle.write(f"$ {' '.join(argv)}   (limit {limit:.0f} s, {_now()})\n")
             handle.flush()
-            proc = subprocess.Popen(argv, cwd=ROOT, stdout=handle, stderr=subprocess.STDOUT,
-                                    env={**self.child_env, **(env or {})}, start_new_session=True)  # fmt: skip
+            proc = subprocess.Popen(
+                argv,
+                cwd=ROOT,
+                stdout=handle,
+                stderr=subprocess.STDOUT,
+                env={**self.child_env, **(env or {})},
+                start_new_session=True,
+            )
             timed_out = False
             try:
                 proc.wait(timeout=limit)
@@ -205,8 +211,9 @@ class Session:
                         break
                     except subprocess.TimeoutExpired:
                         continue
-            handle.write(f"# exit {proc.returncode}{' (time limit)' if timed_out else ''}, "
-                         f"{time.monotonic() - started:.1f} s\n")  # fmt: skip
+            handle.write(
+                f"# exit {proc.returncode}{' (time limit)' if timed_out else ''}, {time.monotonic() - started:.1f} s\n"
+            )
         return {"rc": proc.returncode, "timed_out": timed_out, "seconds": round(time.monotonic() - started, 1)}
 
 
@@ -228,9 +235,17 @@ def _pack(folder: Path, target: Path, extra: list[tuple[Path, str]] = ()) -> Non
 def hardware(s: Session) -> dict[str, Any]:
     """What ran the session: nvidia-smi, torch.cuda, versions."""
     info: dict[str, Any] = {"date_utc": _now(), "python": sys.version.split()[0], "executable": s.python}
-    for name, argv in (("nvidia_smi", ["nvidia-smi"]),
-                       ("nvidia_smi_query", ["nvidia-smi", "--format=csv", "--query-gpu=name,memory.total,"
-                                             "driver_version,clocks.max.sm,clocks.max.mem,power.limit"])):  # fmt: skip
+    for name, argv in (
+        ("nvidia_smi", ["nvidia-smi"]),
+        (
+            "nvidia_smi_query",
+            [
+                "nvidia-smi",
+                "--format=csv",
+                "--query-gpu=name,memory.total,driver_version,clocks.max.sm,clocks.max.mem,power.limit",
+            ],
+        ),
+    ):
         try:
             out = subprocess.run(argv, capture_output=True, text=True, timeout=30)
             info[name] = out.stdout if out.returncode == 0 else f"exit {out.returncode}: {out.stderr.strip()}"
@@ -329,9 +344,10 @@ def step_bench(s: Session, folder: Path) -> dict[str, Any]:
         trainers = ["--repeats", "3", "--memory-epochs", "2"]  # the committed CPU run's sizes, fewer rounds/epochs
         options = ["--threads", "4", "--n", "2048", "--batch-size", "256", "--repeats", "3"]
     result: dict[str, Any] = {}
-    for name, script, args, share in (("bench_trainers", "benchmarks/bench_trainers.py", trainers, 0.5),
-                                      ("bench_hardware_options", "benchmarks/bench_hardware_options.py", options,
-                                       1.0)):  # fmt: skip
+    for name, script, args, share in (
+        ("bench_trainers", "benchmarks/bench_trainers.py", trainers, 0.5),
+        ("bench_hardware_options", "benchmarks/bench_hardware_options.py", options, 1.0),
+    ):
         out = folder / f"{name}_{s.tag}.json"
         argv = [s.python, script, "--device", s.device, *args, "--out", str(out)]
         run = s.command(argv, folder / f"{name}.log", (end - time.monotonic()) * share)
@@ -354,8 +370,19 @@ def step_reproduce(s: Session, folder: Path, machine: dict[str, Any]) -> dict[st
     n_train = _n_train(s)
     if not s.reduced and n_train is not None and n_train < 50000:
         over += ["--n-train", str(n_train)]  # the carried subset (the profile asks for 50,000)
-    base = [s.python, "examples/reproduce_paper.py", "--dataset", "cifar10", "--profile", "gpu",
-            "--cache-dir", str(s.cache), "--out-dir", str(report), *over]  # fmt: skip
+    base = [
+        s.python,
+        "examples/reproduce_paper.py",
+        "--dataset",
+        "cifar10",
+        "--profile",
+        "gpu",
+        "--cache-dir",
+        str(s.cache),
+        "--out-dir",
+        str(report),
+        *over,
+    ]
     result: dict[str, Any] = {"cache": str(s.cache), "overrides": over, "pieces": {}}
     target = s.out / "step3_reproduce.tar.gz"
     for model in models:
@@ -377,10 +404,12 @@ def step_reproduce(s: Session, folder: Path, machine: dict[str, Any]) -> dict[st
         s.save()
         if run["timed_out"]:
             break
-    result["manifest"] = (folder / "manifest.txt").read_text().strip().splitlines()[-1:] if (
-        folder / "manifest.txt").is_file() else None  # fmt: skip
+    result["manifest"] = (
+        (folder / "manifest.txt").read_text().strip().splitlines()[-1:] if (folder / "manifest.txt").is_file() else None
+    )
     result["ok"] = all(isinstance(p, dict) and p["rc"] == 0 for p in result["pieces"].values()) and len(
-        result["pieces"]) == len(models)  # fmt: skip
+        result["pieces"]
+    ) == len(models)
     return result
 
 

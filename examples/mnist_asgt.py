@@ -85,14 +85,25 @@ def main() -> None:
         **run_info(seed=args.seed, device=str(classifier.device)),
         "dataset": {"name": "mnist", "train": len(x_train), "test": len(x_test), "test_subset_seed": 0},
         "training": {
-            "attack": {"name": "ProjectedGradientDescent", "eps": args.eps, "eps_step": args.eps_step,
-                       "max_iter": args.pgd_steps, "num_random_init": 1},
-            "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "optimizer": "adam",
-            "train_seconds": seconds, "history": trainer.history,
+            "attack": {
+                "name": "ProjectedGradientDescent",
+                "eps": args.eps,
+                "eps_step": args.eps_step,
+                "max_iter": args.pgd_steps,
+                "num_random_init": 1,
+            },
+            "epochs": args.epochs,
+            "batch_size": args.batch_size,
+            "lr": args.lr,
+            "optimizer": "adam",
+            "train_seconds": seconds,
+            "history": trainer.history,
         },
-        "evaluation": {"attack": "ART ProjectedGradientDescent, 40 steps, eps_step eps/8, 1 random start",
-                       "accuracy": results},
-    }  # fmt: skip
+        "evaluation": {
+            "attack": "ART ProjectedGradientDescent, 40 steps, eps_step eps/8, 1 random start",
+            "accuracy": results,
+        },
+    }
     print(f"Wrote {write_json(args.out, payload)}")
 
 

@@ -34,8 +34,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--profile", choices=("quick", "standard", "gpu"), default="standard")
     parser.add_argument("--cache-dir", default=None, help="the run cache (default: art-sgt reproduce's)")
     parser.add_argument("--data-dir", default=None, help="folder of mnist.npz / cifar10.npz (default: $ART_SGT_DATA)")
-    parser.add_argument("--methods", nargs="+", default=["saliency", "integrated_gradients", "smoothgrad"],
-                        help="attribution methods, 'saliency' (the report's) first")  # fmt: skip
+    parser.add_argument(
+        "--methods",
+        nargs="+",
+        default=["saliency", "integrated_gradients", "smoothgrad"],
+        help="attribution methods, 'saliency' (the report's) first",
+    )
     parser.add_argument("--out-dir", default="results")
     parser.add_argument("--recompute", action="store_true", help="measure every run again, not only the new ones")
     return parser.parse_args()
@@ -49,19 +53,35 @@ def main() -> None:
     _, (x_test, y_test), _, _ = (load_mnist if args.dataset == "mnist" else load_cifar10)(args.data_dir)
     # the report's images: the reproduction's seeded random subset of the test set (evaluate.evaluate_run)
     idx = random_subset(len(x_test), profile.evaluation.n_report, seed=profile.evaluation.subset_seed)
-    payload = compare_methods(cache, runs, to_channels_first(x_test[idx]), y_test[idx], args.methods,
-                              profile.evaluation.masking_fill, log=lambda line: print(line, flush=True),
-                              reuse=not args.recompute)  # fmt: skip
+    payload = compare_methods(
+        cache,
+        runs,
+        to_channels_first(x_test[idx]),
+        y_test[idx],
+        args.methods,
+        profile.evaluation.masking_fill,
+        log=lambda line: print(line, flush=True),
+        reuse=not args.recompute,
+    )
     if not payload["runs"]:
         raise SystemExit(f"No run of {args.dataset} / {args.profile} is done in {cache.root}.")
-    payload.update(dataset=args.dataset, profile=args.profile, run=run_info(),
-                   test_subset={"n_total": len(x_test), "n": len(idx), "seed": profile.evaluation.subset_seed,
-                                "indices": idx.tolist()})  # fmt: skip
+    payload.update(
+        dataset=args.dataset,
+        profile=args.profile,
+        run=run_info(),
+        test_subset={
+            "n_total": len(x_test),
+            "n": len(idx),
+            "seed": profile.evaluation.subset_seed,
+            "indices": idx.tolist(),
+        },
+    )
     stem = Path(args.out_dir) / f"{args.dataset}_{args.profile}_saliency_methods"
     write_json(stem.with_suffix(".json"), payload)
     git = payload["run"]["git"]
-    provenance = (f"Produced by `{payload['run']['command']}` at commit {str(git['commit'])[:10]} (clean tree: "
-                  f"{git['clean']}).")  # fmt: skip
+    provenance = (
+        f"Produced by `{payload['run']['command']}` at commit {str(git['commit'])[:10]} (clean tree: {git['clean']})."
+    )
     title = f"{args.dataset} / {args.profile}: saliency quality by attribution method"
     stem.with_suffix(".md").write_text(methods_markdown(payload, title, provenance))
     print(f"wrote {stem}.json and {stem}.md; plain gradient matches the report: {payload['matches_report']}")

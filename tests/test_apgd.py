@@ -24,8 +24,9 @@ def _classifier(seed: int = 0) -> PyTorchClassifier:
     model = torch.nn.Sequential(
         torch.nn.Conv2d(1, 4, 3), torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(4 * 6 * 6, CLASSES)
     )
-    return PyTorchClassifier(model, loss=torch.nn.CrossEntropyLoss(), input_shape=(1, 8, 8), nb_classes=CLASSES,
-                             clip_values=(0.0, 1.0))  # fmt: skip
+    return PyTorchClassifier(
+        model, loss=torch.nn.CrossEntropyLoss(), input_shape=(1, 8, 8), nb_classes=CLASSES, clip_values=(0.0, 1.0)
+    )
 
 
 def _inputs(n: int = 40) -> np.ndarray:
@@ -48,8 +49,10 @@ def _both(attack: AutoProjectedGradientDescent, x: np.ndarray, y: np.ndarray) ->
 
 
 @pytest.mark.parametrize("norm", [np.inf, 2])
-@pytest.mark.parametrize(("loss_type", "targeted"), [("cross_entropy", False), ("difference_logits_ratio", False),
-                                                     ("difference_logits_ratio", True)])  # fmt: skip
+@pytest.mark.parametrize(
+    ("loss_type", "targeted"),
+    [("cross_entropy", False), ("difference_logits_ratio", False), ("difference_logits_ratio", True)],
+)
 @pytest.mark.usefixtures("arts_return_rule")
 def test_on_device_apgd_iterates_equal_arts_from_the_same_starts(norm, loss_type, targeted) -> None:
     classifier = _classifier()
@@ -59,9 +62,18 @@ def test_on_device_apgd_iterates_equal_arts_from_the_same_starts(norm, loss_type
     y = eye[(labels + 1) % CLASSES] if targeted else eye[labels]
     eps = 0.05 if norm == np.inf else 0.5
     # two restarts and batches of 16: ART's restart and batch structure, not only its step loop
-    attack = AutoProjectedGradientDescent(classifier, norm=norm, eps=eps, eps_step=2 * eps, max_iter=30,
-                                          nb_random_init=2, batch_size=16, loss_type=loss_type, targeted=targeted,
-                                          verbose=False)  # fmt: skip
+    attack = AutoProjectedGradientDescent(
+        classifier,
+        norm=norm,
+        eps=eps,
+        eps_step=2 * eps,
+        max_iter=30,
+        nb_random_init=2,
+        batch_size=16,
+        loss_type=loss_type,
+        targeted=targeted,
+        verbose=False,
+    )
     assert apgd_params_from_art(attack) is not None  # the fast path runs
     ref, out = _both(attack, x, y)
     fooled = classifier.predict(ref).argmax(1) != labels
@@ -98,9 +110,17 @@ def test_the_default_return_rule_breaks_every_sample_art_breaks_and_returns_arts
     labels = classifier.predict(x).argmax(1)
     eye = np.eye(CLASSES, dtype=np.float32)
     y = eye[(labels + 1) % CLASSES] if targeted else eye[labels]
-    attack = AutoProjectedGradientDescent(classifier, eps=0.1, eps_step=0.2, max_iter=30, nb_random_init=1,
-                                          batch_size=16, loss_type=loss_type, targeted=targeted,
-                                          verbose=False)  # fmt: skip
+    attack = AutoProjectedGradientDescent(
+        classifier,
+        eps=0.1,
+        eps_step=0.2,
+        max_iter=30,
+        nb_random_init=1,
+        batch_size=16,
+        loss_type=loss_type,
+        targeted=targeted,
+        verbose=False,
+    )
     ref, out = _both(attack, x, y)  # one restart: the same start for every sample
 
     def broken(points: np.ndarray) -> np.ndarray:
@@ -121,8 +141,9 @@ def test_an_adversarial_iterate_met_on_the_way_counts_where_arts_last_iterate_is
     x = _inputs()
     labels = classifier.predict(x).argmax(1)
     y = np.eye(CLASSES, dtype=np.float32)[labels]
-    attack = AutoProjectedGradientDescent(classifier, eps=0.05, eps_step=0.1, max_iter=5, nb_random_init=1,
-                                          batch_size=16, verbose=False)  # fmt: skip
+    attack = AutoProjectedGradientDescent(
+        classifier, eps=0.05, eps_step=0.1, max_iter=5, nb_random_init=1, batch_size=16, verbose=False
+    )
     ref, out = _both(attack, x, y)
     by_art = classifier.predict(ref).argmax(1) != labels
     by_us = classifier.predict(out).argmax(1) != labels
@@ -185,10 +206,24 @@ def test_bad_arguments_name_the_parameter(kwargs, error, name) -> None:
 def test_checkpoints_and_params_are_arts() -> None:
     assert apgd_checkpoints(100) == [0, 22, 41, 58, 70, 80, 87, 93, 99]
     assert apgd_checkpoints(5) == [0, 2, 3, 3, 4, 4, 5, 5, 5]  # repeats kept: ART looks up the first
-    attack = AutoProjectedGradientDescent(_classifier(), eps=0.1, eps_step=0.2, max_iter=7, batch_size=9,
-                                          loss_type="difference_logits_ratio", targeted=True,
-                                          verbose=False)  # fmt: skip
+    attack = AutoProjectedGradientDescent(
+        _classifier(),
+        eps=0.1,
+        eps_step=0.2,
+        max_iter=7,
+        batch_size=9,
+        loss_type="difference_logits_ratio",
+        targeted=True,
+        verbose=False,
+    )
     assert apgd_params_from_art(attack) == APGDParams(
-        eps=0.1, eps_step=0.2, max_iter=7, norm="inf", loss="dlr", targeted=True, clip_values=(0.0, 1.0),
-        nb_random_init=5, batch_size=9,
-    )  # fmt: skip
+        eps=0.1,
+        eps_step=0.2,
+        max_iter=7,
+        norm="inf",
+        loss="dlr",
+        targeted=True,
+        clip_values=(0.0, 1.0),
+        nb_random_init=5,
+        batch_size=9,
+    )

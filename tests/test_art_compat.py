@@ -184,6 +184,13 @@ def test_square_attack_trains_and_validates_and_its_config_is_plain_data(data):
     assert config["loss"] == type(square.loss.__self__).__name__ + "." + square.loss.__name__  # by its name
     json.dumps(trainer._config())
     sgt = SaliencyGuidedTrainer(classifier)
-    sgt.fit(x_train[:16], y_train[:16], nb_epochs=1, batch_size=8, verbose=False,
-            robust_validation=(x_train[:8], y_train[:8]), robust_eval=square)  # fmt: skip
+    sgt.fit(
+        x_train[:16],
+        y_train[:16],
+        nb_epochs=1,
+        batch_size=8,
+        verbose=False,
+        robust_validation=(x_train[:8], y_train[:8]),
+        robust_eval=square,
+    )
     assert 0.0 <= sgt.history[-1]["robust_val_accuracy"] <= 1.0

@@ -318,8 +318,14 @@ def _postprocessed() -> PyTorchClassifier:
     """ART judges a restart's success on predictions after the postprocessors, which the fast path never sees."""
     from art.defences.postprocessor import HighConfidence
 
-    return PyTorchClassifier(tiny_cnn(), loss=nn.CrossEntropyLoss(), input_shape=(1, SIZE, SIZE), nb_classes=CLASSES,
-                             clip_values=(0.0, 1.0), postprocessing_defences=[HighConfidence(cutoff=1e-3)])  # fmt: skip
+    return PyTorchClassifier(
+        tiny_cnn(),
+        loss=nn.CrossEntropyLoss(),
+        input_shape=(1, SIZE, SIZE),
+        nb_classes=CLASSES,
+        clip_values=(0.0, 1.0),
+        postprocessing_defences=[HighConfidence(cutoff=1e-3)],
+    )
 
 
 @pytest.mark.parametrize(
@@ -339,9 +345,18 @@ def _postprocessed() -> PyTorchClassifier:
         ),
         lambda c: ProjectedGradientDescent(_postprocessed(), num_random_init=2, verbose=False),
     ],
-    ids=["deepfool", "fgsm-minimal", "fgsm-restarts", "pgd-decay", "pgd-l1", "pgd-no-iter", "pgd-eps-array", "loss",
-         "postprocessing"],
-)  # fmt: skip
+    ids=[
+        "deepfool",
+        "fgsm-minimal",
+        "fgsm-restarts",
+        "pgd-decay",
+        "pgd-l1",
+        "pgd-no-iter",
+        "pgd-eps-array",
+        "loss",
+        "postprocessing",
+    ],
+)
 def test_params_from_art_refuses_what_pgd_cannot_reproduce(classifier, make):
     attack = make(classifier)
     assert pgd_params_from_art(attack) is None
@@ -360,8 +375,13 @@ def test_per_feature_clip_values_match_art(model, data):
     ours = run_fast_path(model, attack, x_in, y)
     assert_matches(ours, attack.generate(x_in, y=y), x_in)
     assert (ours <= high + 1e-6).all()
-    batched = PyTorchClassifier(model, loss=nn.CrossEntropyLoss(), input_shape=x.shape[1:], nb_classes=CLASSES,
-                                clip_values=(low[None], high[None]))  # fmt: skip
+    batched = PyTorchClassifier(
+        model,
+        loss=nn.CrossEntropyLoss(),
+        input_shape=x.shape[1:],
+        nb_classes=CLASSES,
+        clip_values=(low[None], high[None]),
+    )
     attack = ProjectedGradientDescent(batched, eps=0.3, eps_step=0.1, max_iter=4, verbose=False)
     assert_matches(run_fast_path(model, attack, x_in, y), attack.generate(x_in, y=y), x_in)  # (1, ...) as ART allows
 
@@ -425,8 +445,13 @@ def test_n_fgsm_leaves_the_model_as_it_was(data):
     ],
 )
 def test_n_fgsm_bad_arguments_raise_naming_the_parameter(model, data, override, error, name):
-    kwargs = {"model": model, "x": torch.from_numpy(data[0]), "y": torch.from_numpy(data[1]), "eps_step": 0.1,
-              "noise": 0.2}  # fmt: skip
+    kwargs = {
+        "model": model,
+        "x": torch.from_numpy(data[0]),
+        "y": torch.from_numpy(data[1]),
+        "eps_step": 0.1,
+        "noise": 0.2,
+    }
     kwargs.update(override)
     with pytest.raises(error, match=rf"^{name} "):
         n_fgsm(**kwargs)

@@ -121,9 +121,17 @@ def test_make_classifier_predicts():
 def test_make_classifier_options_reach_art():
     model = Tiny()
     clf = make_classifier(
-        model, (1, 4, 4), nb_classes=3, optimizer="sgd", lr=0.1, momentum=0.5, weight_decay=1e-4,
-        clip_values=None, preprocessing=(0.5, [2.0]), device_type="cpu",
-    )  # fmt: skip
+        model,
+        (1, 4, 4),
+        nb_classes=3,
+        optimizer="sgd",
+        lr=0.1,
+        momentum=0.5,
+        weight_decay=1e-4,
+        clip_values=None,
+        preprocessing=(0.5, [2.0]),
+        device_type="cpu",
+    )
     group = clf.optimizer.param_groups[0]
     assert isinstance(clf.optimizer, torch.optim.SGD)
     assert (group["lr"], group["momentum"], group["weight_decay"]) == (0.1, 0.5, 1e-4)

@@ -181,9 +181,9 @@ def _apgd_on_device(attack: Any, params: Any, x: np.ndarray, y: np.ndarray) -> n
         if not robust.any():
             break
         x_init = x[robust]
-        start = x_adv[robust] + random_sphere(int(robust.sum()), int(np.prod(x.shape[1:])), params.eps,
-                                              np.inf if params.norm == "inf" else 2).reshape(x_init.shape).astype(
-            np.float32)  # fmt: skip
+        start = x_adv[robust] + random_sphere(
+            int(robust.sum()), int(np.prod(x.shape[1:])), params.eps, np.inf if params.norm == "inf" else 2
+        ).reshape(x_init.shape).astype(np.float32)
         if estimator.clip_values is not None:
             start = np.clip(start, *estimator.clip_values)
         start = x_init + projection(start - x_init, params.eps, np.inf if params.norm == "inf" else 2)

@@ -83,9 +83,12 @@ def resolve_model(name: str, model: Any, clip_values: Any = None) -> ResolvedMod
     if isinstance(model, PyTorchClassifier):
         module = PreprocessedModel(model, apply="predict")
         return ResolvedModel(
-            module, torch.device(model.device), _clip_bounds(model.clip_values, torch.device(model.device)),
-            int(model.nb_classes), model,
-        )  # fmt: skip
+            module,
+            torch.device(model.device),
+            _clip_bounds(model.clip_values, torch.device(model.device)),
+            int(model.nb_classes),
+            model,
+        )
     if isinstance(model, nn.Module):
         param = next(model.parameters(), None)
         device = param.device if param is not None else torch.device("cpu")

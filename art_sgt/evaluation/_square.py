@@ -61,10 +61,10 @@ class LinfSquareAttack(SquareAttack):
 
         def predict(x: np.ndarray, batch_size: int = 128) -> np.ndarray:
             with torch.no_grad():
-                return torch.cat([
-                    model(torch.from_numpy(np.ascontiguousarray(x[i : i + batch_size], dtype=np.float32)).to(device))
-                    for i in range(0, len(x), batch_size)
-                ]).cpu().numpy()  # fmt: skip
+                batches = (
+                    np.ascontiguousarray(x[i : i + batch_size], dtype=np.float32) for i in range(0, len(x), batch_size)
+                )
+                return torch.cat([model(torch.from_numpy(b).to(device)) for b in batches]).cpu().numpy()
 
         return predict
 
@@ -99,10 +99,13 @@ class LinfSquareAttack(SquareAttack):
                 break
             x_robust, y_robust = x[robust], y[robust]  # each restart starts from x, as ART's
             start = predict(x_robust, batch_size=self.batch_size)
-            size = (robust.size, channels, 1, width) if self.estimator.channels_first else (robust.size, 1, width,
-                                                                                           channels)  # fmt: skip
-            candidate = np.clip(x_robust + self.eps * np.random.choice([-1, 1], size=size), a_min=low,  # noqa: NPY002
-                                a_max=high).astype(ART_NUMPY_DTYPE)  # fmt: skip
+            size = (
+                (robust.size, channels, 1, width)
+                if self.estimator.channels_first
+                else (robust.size, 1, width, channels)
+            )
+            stripes = np.random.choice([-1, 1], size=size)  # noqa: NPY002 - ART's draws, from numpy's global generator
+            candidate = np.clip(x_robust + self.eps * stripes, a_min=low, a_max=high).astype(ART_NUMPY_DTYPE)
             new = predict(candidate, batch_size=self.batch_size)
             improved = (self._margin(new, y_robust) - self._margin(start, y_robust)) < 0.0
             x_robust[improved] = candidate[improved]
@@ -121,10 +124,12 @@ class LinfSquareAttack(SquareAttack):
                 delta = np.zeros(self.estimator.input_shape)
                 if self.estimator.channels_first:
                     delta[:, top : top + tile, left : left + tile] = np.random.choice(  # noqa: NPY002
-                        [-2 * self.eps, 2 * self.eps], size=[channels, 1, 1])  # fmt: skip
+                        [-2 * self.eps, 2 * self.eps], size=[channels, 1, 1]
+                    )
                 else:
                     delta[top : top + tile, left : left + tile, :] = np.random.choice(  # noqa: NPY002
-                        [-2 * self.eps, 2 * self.eps], size=[1, 1, channels])  # fmt: skip
+                        [-2 * self.eps, 2 * self.eps], size=[1, 1, channels]
+                    )
                 candidate = np.minimum(np.maximum(x_robust + delta, x_init - self.eps), x_init + self.eps)
                 candidate = np.clip(candidate, a_min=low, a_max=high).astype(ART_NUMPY_DTYPE)
                 new = predict(candidate, batch_size=self.batch_size)

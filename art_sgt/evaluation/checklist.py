@@ -199,7 +199,7 @@ def run_checklist(
             n,
             large_p,
             bool(span_ok and p["large_eps_iter"] >= ADEQUATE["large_eps_iter"]),
-        ),  # fmt: skip
+        ),
         paired("transfer", "transfer", transfer, transfer is not None),
     ]
     return checks, runs

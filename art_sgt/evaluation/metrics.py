@@ -299,8 +299,11 @@ def complexity(maps: Any, channel_reduction: str = "sum") -> Any:
     a, ref = _flat_abs("maps", maps, channel_reduction)
     zero = int((a.amax(dim=1) == 0).sum())
     if zero:
-        warnings.warn(f"complexity: {zero} all-zero map(s) have no distribution; their entropy is nan.",
-                      RuntimeWarning, stacklevel=2)  # fmt: skip
+        warnings.warn(
+            f"complexity: {zero} all-zero map(s) have no distribution; their entropy is nan.",
+            RuntimeWarning,
+            stacklevel=2,
+        )
     # -sum p ln p = ln S - (sum a ln a) / S with S = sum a: one pass less than normalising first.
     if a.device.type == "cpu":  # numpy's SIMD log is several times faster than torch's on CPU
         v = a.numpy()

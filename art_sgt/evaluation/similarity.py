@@ -137,8 +137,9 @@ def top_k_intersection(a: torch.Tensor, b: torch.Tensor, k: float = 0.1, absolut
     if absolute:
         overlap = _top_k_overlap(_top_set(fa, count), _top_set(fb, count), count)
     else:
-        top_a, top_b = (torch.zeros_like(v, dtype=torch.bool).scatter_(1, v.topk(count, dim=1).indices, True)
-                        for v in (fa, fb))  # fmt: skip
+        top_a, top_b = (
+            torch.zeros_like(v, dtype=torch.bool).scatter_(1, v.topk(count, dim=1).indices, True) for v in (fa, fb)
+        )
         overlap = (top_a & top_b).sum(dim=1).to(torch.float64) / count
     return torch.where(same, 1.0, overlap)
 

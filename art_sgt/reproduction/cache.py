@@ -76,8 +76,9 @@ class RunCache:
         if not set(per_sample_keys(spec.evaluation)) <= set(evaluation.get("per_sample", {})):
             return None
         evaluation["per_sample"] = robust_pgd(evaluation["per_sample"])  # as the current code counts them
-        evaluation.update({k: float(from_bits(v).mean()) for k, v in evaluation["per_sample"].items()
-                           if k.startswith("pgd_")})  # fmt: skip
+        evaluation.update(
+            {k: float(from_bits(v).mean()) for k, v in evaluation["per_sample"].items() if k.startswith("pgd_")}
+        )
         return record
 
     def status(self, spec: RunSpec) -> str:
@@ -108,11 +109,17 @@ class RunCache:
         from art_sgt.reproduction.evaluate import kept_stages
 
         rows = [
-            {"name": r.name, "model": r.model, "variant": r.variant, "seed": r.seed, "status": self.status(r),
-             "folder": str(self.folder(r).relative_to(self.root)),
-             "evaluation_stages": list(kept_stages(self.folder(r) / "evaluation_partial.json", r.evaluation_hash()))}
+            {
+                "name": r.name,
+                "model": r.model,
+                "variant": r.variant,
+                "seed": r.seed,
+                "status": self.status(r),
+                "folder": str(self.folder(r).relative_to(self.root)),
+                "evaluation_stages": list(kept_stages(self.folder(r) / "evaluation_partial.json", r.evaluation_hash())),
+            }
             for r in runs
-        ]  # fmt: skip
+        ]
         counts = {state: sum(row["status"] == state for row in rows) for state in STATES}
         return {"root": str(self.root), "counts": counts, "runs": rows}
 
@@ -163,9 +170,15 @@ class RunCache:
         if not (folder / "weights.pt").is_file() or not path.is_file():
             return None
         kept = kept_stages(folder / "evaluation_partial.json", spec.evaluation_hash())
-        return {"name": spec.name, "model": spec.model, "seed": spec.seed, "dataset": spec.dataset,
-                "training_config": spec.training_config(), "train": _read(path),
-                "evaluation_kept_cpu_seconds": round(sum(float(s["cpu"]) for s in kept.values()), 2)}  # fmt: skip
+        return {
+            "name": spec.name,
+            "model": spec.model,
+            "seed": spec.seed,
+            "dataset": spec.dataset,
+            "training_config": spec.training_config(),
+            "train": _read(path),
+            "evaluation_kept_cpu_seconds": round(sum(float(s["cpu"]) for s in kept.values()), 2),
+        }
 
 
 def run_pieces(
@@ -228,12 +241,20 @@ def run_pieces(
         log(f"== {key}: trained ({train_log['cpu_seconds']:.0f} CPU s); evaluating")
         numbers = evaluate_run(spec, classifier, x_test, y_test, transfer, partial=folder / "evaluation_partial.json")
         record = {
-            "name": spec.name, "model": spec.model, "variant": spec.variant, "seed": spec.seed,
-            "profile": spec.profile, "dataset": spec.dataset, "training_hash": spec.training_hash(),
-            "evaluation_hash": spec.evaluation_hash(), "training_config": spec.training_config(),
-            "evaluation_config": spec.evaluation_config(), "train": train_log, "evaluation": numbers,
+            "name": spec.name,
+            "model": spec.model,
+            "variant": spec.variant,
+            "seed": spec.seed,
+            "profile": spec.profile,
+            "dataset": spec.dataset,
+            "training_hash": spec.training_hash(),
+            "evaluation_hash": spec.evaluation_hash(),
+            "training_config": spec.training_config(),
+            "evaluation_config": spec.evaluation_config(),
+            "train": train_log,
+            "evaluation": numbers,
             "provenance": run_info(spec.seed, str(classifier.device)),
-        }  # fmt: skip
+        }
         if source is not None:
             record["transfer_source_folder"] = str(cache.folder(source).relative_to(cache.root))
         write_json(folder / "evaluation.json", record)
@@ -246,8 +267,15 @@ def run_pieces(
     return done
 
 
-def _train(cache: RunCache, spec: RunSpec, state: str, data: tuple[np.ndarray, ...], network: Any, verbose: bool,
-           log: Callable[[str], None]) -> str:  # fmt: skip
+def _train(
+    cache: RunCache,
+    spec: RunSpec,
+    state: str,
+    data: tuple[np.ndarray, ...],
+    network: Any,
+    verbose: bool,
+    log: Callable[[str], None],
+) -> str:
     """Train ``spec`` unless its weights are there (``state`` ``"trained"``); what was done, as :func:`run_pieces`
     reports it (``"evaluated"``, ``"resumed"`` or ``"trained"``)."""
     from art_sgt.reproduction.training import train_run

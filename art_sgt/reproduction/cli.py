@@ -67,8 +67,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         "saliency-guided objectives (writes mnist_screening.json/.md); decisive: the MNIST decisive study, with the "
         "variants <out-dir>/mnist_screening.json chose; gpu: CIFAR-10 ResNet-18 on a GPU (default quick)",
     )
-    parser.add_argument("--models", type=_models, default=list(recipe.MODELS),
-                        help=f"comma-separated subset of {','.join(recipe.MODELS)}")  # fmt: skip
+    parser.add_argument(
+        "--models",
+        type=_models,
+        default=list(recipe.MODELS),
+        help=f"comma-separated subset of {','.join(recipe.MODELS)}",
+    )
     parser.add_argument(
         "--ablations",
         action="store_true",
@@ -76,8 +80,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     )
     parser.add_argument("--only", default=None, metavar="MODEL[,SEED]", help="run one piece of the recipe")
     parser.add_argument("--seeds", type=_seeds, default=None, help="override the profile's seeds, e.g. 0,1,2")
-    parser.add_argument("--data-dir", default=os.environ.get("ART_SGT_DATA"),
-                        help="folder with mnist.npz / cifar10.npz ($ART_SGT_DATA)")  # fmt: skip
+    parser.add_argument(
+        "--data-dir", default=os.environ.get("ART_SGT_DATA"), help="folder with mnist.npz / cifar10.npz ($ART_SGT_DATA)"
+    )
     parser.add_argument("--out-dir", default="results", help="where the report JSON, markdown and figures go")
     parser.add_argument(
         "--cache-dir", default=None, help="the run cache ($ART_SGT_CACHE, else ~/.cache/art-sgt/reproduction)"
@@ -101,8 +106,13 @@ def _profile(args: argparse.Namespace) -> recipe.Profile:
     label = profile.label
     if changed:  # the profile's own label no longer describes what runs
         label += "; overridden on the command line: " + ", ".join(f"{k} {v}" for k, v in changed.items())
-    return replace(profile, training=replace(profile.training, **train), evaluation=replace(profile.evaluation, **ev),
-                   seeds=args.seeds or profile.seeds, label=label)  # fmt: skip
+    return replace(
+        profile,
+        training=replace(profile.training, **train),
+        evaluation=replace(profile.evaluation, **ev),
+        seeds=args.seeds or profile.seeds,
+        label=label,
+    )
 
 
 def _loader(args: argparse.Namespace, profile: recipe.Profile) -> Any:

@@ -80,8 +80,9 @@ def _correct(classifier: Any, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return classifier.predict(x, batch_size=256).argmax(1) == y.argmax(1)
 
 
-def _pgd_correct(classifier: Any, x: np.ndarray, y: np.ndarray, eps: float, ev: EvaluationRecipe,
-                 seed: int) -> np.ndarray:  # fmt: skip
+def _pgd_correct(
+    classifier: Any, x: np.ndarray, y: np.ndarray, eps: float, ev: EvaluationRecipe, seed: int
+) -> np.ndarray:
     """Per sample: correct clean and under the recipe's PGD (Madry's step, ``ev.pgd_restarts`` random starts)."""
     from art_sgt.evaluation import AttackBudget, robustness_report
 
@@ -100,8 +101,16 @@ def _pgd_correct(classifier: Any, x: np.ndarray, y: np.ndarray, eps: float, ev: 
     return np.asarray(report.worst_case_correct[0], dtype=bool)
 
 
-def _robustness(classifier: Any, x: np.ndarray, y: np.ndarray, eps: float, check_eps: float,
-                ev: EvaluationRecipe, transfer_from: Any, seed: int) -> dict[str, Any]:  # fmt: skip
+def _robustness(
+    classifier: Any,
+    x: np.ndarray,
+    y: np.ndarray,
+    eps: float,
+    check_eps: float,
+    ev: EvaluationRecipe,
+    transfer_from: Any,
+    seed: int,
+) -> dict[str, Any]:
     """``robustness_report`` at one ``eps`` with the recipe's budget (the checklist at ``check_eps`` only)."""
     from art_sgt.evaluation import AttackBudget, robustness_report
 
@@ -123,19 +132,25 @@ def _robustness(classifier: Any, x: np.ndarray, y: np.ndarray, eps: float, check
     return report.to_dict()
 
 
-def _stability(classifier: Any, x: np.ndarray, y: np.ndarray, maps: np.ndarray, eps: float, ev: EvaluationRecipe,
-               seed: int) -> dict[str, Any]:  # fmt: skip
+def _stability(
+    classifier: Any, x: np.ndarray, y: np.ndarray, maps: np.ndarray, eps: float, ev: EvaluationRecipe, seed: int
+) -> dict[str, Any]:
     """Map stability under PGD at ``eps``; the fields on unchanged predictions are kept when the evaluator has them."""
     from art_sgt.evaluation import adversarial_stability
 
-    result = adversarial_stability(classifier, x, y, method="saliency", eps=(eps,), maps=maps,
-                                   max_iter=ev.stability_iter, seed=seed).to_dict()  # fmt: skip
-    return {k: (v[-1] if isinstance(v, list) and v and not isinstance(v[-1], (list, dict)) else v)
-            for k, v in result.items() if k != "eps"}  # fmt: skip
+    result = adversarial_stability(
+        classifier, x, y, method="saliency", eps=(eps,), maps=maps, max_iter=ev.stability_iter, seed=seed
+    ).to_dict()
+    return {
+        k: (v[-1] if isinstance(v, list) and v and not isinstance(v[-1], (list, dict)) else v)
+        for k, v in result.items()
+        if k != "eps"
+    }
 
 
-def map_quality(classifier: Any, x: np.ndarray, y: np.ndarray, method: str = "saliency", fill: str = "road",
-                seed: int = 0) -> tuple[np.ndarray, dict[str, Any]]:  # fmt: skip
+def map_quality(
+    classifier: Any, x: np.ndarray, y: np.ndarray, method: str = "saliency", fill: str = "road", seed: int = 0
+) -> tuple[np.ndarray, dict[str, Any]]:
     """The maps of one attribution method and their quality: masking curves against the random control, sparseness.
 
     The report's saliency columns are this with ``method="saliency"``; other methods (integrated gradients,
@@ -164,8 +179,9 @@ def map_quality(classifier: Any, x: np.ndarray, y: np.ndarray, method: str = "sa
     }
 
 
-def _saliency(classifier: Any, x: np.ndarray, y: np.ndarray, ev: EvaluationRecipe, eps: float,
-              seed: int) -> dict[str, Any]:  # fmt: skip
+def _saliency(
+    classifier: Any, x: np.ndarray, y: np.ndarray, ev: EvaluationRecipe, eps: float, seed: int
+) -> dict[str, Any]:
     maps, quality = map_quality(classifier, x, y, "saliency", ev.masking_fill, seed)
     return {**quality, "stability": _stability(classifier, x, y, maps, eps, ev, seed)}
 
@@ -205,8 +221,12 @@ class _Stages:
             git = git_state()  # the code that runs the stage: read before it runs, not hours later
             cpu, wall = time.process_time(), time.perf_counter()
             value = work()
-            self.done[name] = {"value": value, "cpu": round(time.process_time() - cpu, 2),
-                               "wall": round(time.perf_counter() - wall, 2), "git": git}  # fmt: skip
+            self.done[name] = {
+                "value": value,
+                "cpu": round(time.process_time() - cpu, 2),
+                "wall": round(time.perf_counter() - wall, 2),
+                "git": git,
+            }
             if self.path is not None:
                 from art_sgt.provenance import write_json
 
@@ -222,8 +242,14 @@ class _Stages:
         return out
 
 
-def evaluate_run(spec: RunSpec, classifier: Any, x: np.ndarray, y: np.ndarray, transfer_from: Any = None,
-                 partial: str | Path | None = None) -> dict[str, Any]:  # fmt: skip
+def evaluate_run(
+    spec: RunSpec,
+    classifier: Any,
+    x: np.ndarray,
+    y: np.ndarray,
+    transfer_from: Any = None,
+    partial: str | Path | None = None,
+) -> dict[str, Any]:
     """Evaluate a trained run on seeded random subsets of the test set.
 
     The clean and PGD outcomes are measured on ``n_eval`` test images, the worst case on ``n_report`` and the
@@ -259,8 +285,12 @@ def evaluate_run(spec: RunSpec, classifier: Any, x: np.ndarray, y: np.ndarray, t
     report_idx = random_subset(len(x), ev.n_report, seed=ev.subset_seed)
     xe, ye, xr, yr = x[eval_idx], y[eval_idx], x[report_idx], y[report_idx]
     out: dict[str, Any] = {"n_eval": len(xe), "n_report": len(xr)}
-    out["test_subsets"] = {"n_total": len(x), "seed": ev.subset_seed, "eval_indices": eval_idx.tolist(),
-                           "report_indices": report_idx.tolist()}  # fmt: skip
+    out["test_subsets"] = {
+        "n_total": len(x),
+        "seed": ev.subset_seed,
+        "eval_indices": eval_idx.tolist(),
+        "report_indices": report_idx.tolist(),
+    }
     xs, ys = xr, yr
     if ev.n_saliency is not None:
         saliency_idx = random_subset(len(x), ev.n_saliency, seed=ev.subset_seed)

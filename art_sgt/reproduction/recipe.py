@@ -183,8 +183,13 @@ class Profile:
 
 
 #: The smoke test's attack budget (the "quick" preset made smaller still; its checks are not real tests).
-_QUICK_REPORT = (("apgd_max_iter", 10), ("large_eps_iter", 20), ("pgd_max_iter", 10), ("square_max_iter", 100),
-                 ("strong_factor", 2))  # fmt: skip
+_QUICK_REPORT = (
+    ("apgd_max_iter", 10),
+    ("large_eps_iter", 20),
+    ("pgd_max_iter", 10),
+    ("square_max_iter", 100),
+    ("strong_factor", 2),
+)
 #: The standard profile's attack budget: the "standard" preset (PGD 50 x 2 restarts, APGD-CE/DLR 100) with Square
 #: at 1,000 queries, the least the checklist's black-box check calls a real test (5,000 would make Square, which
 #: runs every query on the samples it has not fooled yet, the bulk of a robust model's evaluation on CPU).
@@ -321,9 +326,12 @@ class RunSpec:
         :return: A JSON-serialisable dictionary.
         """
         return {
-            "dataset": self.dataset, "model": self.model, "seed": self.seed, "training": asdict(self.training),
+            "dataset": self.dataset,
+            "model": self.model,
+            "seed": self.seed,
+            "training": asdict(self.training),
             "trainer_kwargs": dict(self.trainer_kwargs),
-        }  # fmt: skip
+        }
 
     def evaluation_config(self) -> dict[str, Any]:
         """Everything that determines the evaluation of given weights.
@@ -379,8 +387,9 @@ def profile_runs(profile: Profile, models: tuple[str, ...] = MODELS) -> list[Run
         training = replace(profile.training, train_eps=eps)
         runs += [
             _run(profile, m, profile.seeds[0], training=training, variant=f"train eps {eps:.3g}")
-            for m in models if m in ADVERSARIAL
-        ]  # fmt: skip
+            for m in models
+            if m in ADVERSARIAL
+        ]
     return runs
 
 
@@ -399,9 +408,11 @@ ABLATIONS: list[tuple[str, str, dict[str, Any], dict[str, Any]]] = [
 ]
 
 #: The trainers' defaults the ablations' default variants stand for (a test holds them to the trainers).
-ABLATION_DEFAULTS = {"target label": ("asgt", "saliency_target", "label"),
-                     "saliency of log p_y": ("sgt", "saliency_of", "log_prob"),
-                     "fill uniform": ("sgt", "fill", "uniform")}  # fmt: skip
+ABLATION_DEFAULTS = {
+    "target label": ("asgt", "saliency_target", "label"),
+    "saliency of log p_y": ("sgt", "saliency_of", "log_prob"),
+    "fill uniform": ("sgt", "fill", "uniform"),
+}
 
 
 def ablations(profile: Profile) -> list[RunSpec]:
@@ -414,10 +425,17 @@ def ablations(profile: Profile) -> list[RunSpec]:
     if profile.dataset != "mnist":
         raise ValueError(f"ablations run on MNIST only, got a {profile.dataset} profile.")
     return [
-        _run(profile, model, profile.seeds[0], profile_name=f"ablations-{profile.name}", variant=variant,
-             training=replace(profile.training, **over), trainer_kwargs=tuple(sorted(kwargs.items())))
+        _run(
+            profile,
+            model,
+            profile.seeds[0],
+            profile_name=f"ablations-{profile.name}",
+            variant=variant,
+            training=replace(profile.training, **over),
+            trainer_kwargs=tuple(sorted(kwargs.items())),
+        )
         for variant, model, kwargs, over in ABLATIONS
-    ]  # fmt: skip
+    ]
 
 
 #: The screening's candidates and controls: ``(variant, model, trainer keyword arguments, training-recipe
@@ -458,11 +476,17 @@ def screening_runs(profile: Profile) -> list[RunSpec]:
     :return: The run specifications, seed by seed.
     """
     return [
-        _run(profile, model, seed, variant=variant, training=replace(profile.training, **over),
-             trainer_kwargs=tuple(sorted(kwargs.items())))
+        _run(
+            profile,
+            model,
+            seed,
+            variant=variant,
+            training=replace(profile.training, **over),
+            trainer_kwargs=tuple(sorted(kwargs.items())),
+        )
         for seed in profile.seeds
         for variant, model, kwargs, over in SCREENING
-    ]  # fmt: skip
+    ]
 
 
 #: The decisive study's models trained with every seed of its profile; the others take its first three.
@@ -493,10 +517,16 @@ def decisive_runs(profile: Profile, chosen: tuple[str, ...] = ()) -> list[RunSpe
     for i, seed in enumerate(profile.seeds):
         runs += [_run(profile, m, seed) for m in DECISIVE_MODELS if m in DECISIVE_FULL_SEEDS or i < 3]
         runs += [
-            _run(profile, model, seed, variant=variant, training=replace(profile.training, **over),
-                 trainer_kwargs=tuple(sorted(kwargs.items())))
+            _run(
+                profile,
+                model,
+                seed,
+                variant=variant,
+                training=replace(profile.training, **over),
+                trainer_kwargs=tuple(sorted(kwargs.items())),
+            )
             for variant, model, kwargs, over in variants
-        ]  # fmt: skip
+        ]
     return runs
 
 

@@ -50,8 +50,11 @@ def _images_digest(x: np.ndarray, y: np.ndarray) -> str:
 
 def _qualities(quality: dict[str, Any]) -> dict[str, float]:
     masking = quality["masking"]
-    return {"morf_gain": masking["morf_gain_accuracy"], "lerf_gain": masking["lerf_gain_accuracy"],
-            "sparseness": quality["sparseness"]}  # fmt: skip
+    return {
+        "morf_gain": masking["morf_gain_accuracy"],
+        "lerf_gain": masking["lerf_gain_accuracy"],
+        "sparseness": quality["sparseness"],
+    }
 
 
 def _comparisons(rows: list[dict[str, Any]], methods: Sequence[str]) -> list[dict[str, Any]]:
@@ -64,15 +67,23 @@ def _comparisons(rows: list[dict[str, Any]], methods: Sequence[str]) -> list[dic
                 xs, ys = [x["methods"][method][key] for x, _ in pairs], [y["methods"][method][key] for _, y in pairs]
                 interval = difference_interval(xs, ys)
                 text = verdict(interval, LABELS[a], LABELS[b], f"{label} ({method})", scale=1.0, unit="", digits=3)
-                out.append({"a": a, "b": b, "method": method, "quantity": key, "interval": interval.to_dict(),
-                            "verdict": text})  # fmt: skip
+                out.append(
+                    {"a": a, "b": b, "method": method, "quantity": key, "interval": interval.to_dict(), "verdict": text}
+                )
     return out
 
 
-def compare_methods(cache: RunCache, runs: Sequence[RunSpec], x: np.ndarray, y: np.ndarray,
-                    methods: Sequence[str] = ("saliency", "integrated_gradients", "smoothgrad"), fill: str = "road",
-                    network: Callable[[], torch.nn.Module] | None = None, log: Callable[[str], None] = print,
-                    reuse: bool = True) -> dict[str, Any]:  # fmt: skip
+def compare_methods(
+    cache: RunCache,
+    runs: Sequence[RunSpec],
+    x: np.ndarray,
+    y: np.ndarray,
+    methods: Sequence[str] = ("saliency", "integrated_gradients", "smoothgrad"),
+    fill: str = "road",
+    network: Callable[[], torch.nn.Module] | None = None,
+    log: Callable[[str], None] = print,
+    reuse: bool = True,
+) -> dict[str, Any]:
     """Each method's map quality on every run that is done, and the report's pairs of models compared per method.
 
     :param cache: The run cache.
@@ -114,8 +125,11 @@ def compare_methods(cache: RunCache, runs: Sequence[RunSpec], x: np.ndarray, y: 
                     classifier = load_trained(spec, cache.folder(spec), network)
                 started = time.perf_counter()
                 quality = _qualities(map_quality(classifier, x, y, method, fill, spec.seed)[1])
-                stored[key] = {"qualities": quality, "seconds": round(time.perf_counter() - started, 1),
-                               "git": git_state()}  # fmt: skip
+                stored[key] = {
+                    "qualities": quality,
+                    "seconds": round(time.perf_counter() - started, 1),
+                    "git": git_state(),
+                }
                 write_json(path, stored)  # each method kept as soon as it is measured
             row["methods"][method], row["seconds"][method] = stored[key]["qualities"], stored[key]["seconds"]
             codes.append(stored[key]["git"])
@@ -127,11 +141,19 @@ def compare_methods(cache: RunCache, runs: Sequence[RunSpec], x: np.ndarray, y: 
             differences += [abs(cached[k] - row["methods"]["saliency"][k]) for k in QUALITIES]
         rows.append(row)
     largest = max(differences) if differences else None
-    return {"n": len(x), "fill": fill, "methods": list(methods), "runs": rows,
-            "matches_report": None if largest is None else largest <= _TOLERANCE, "largest_difference": largest,
-            "code": {"commits": sorted({str(g["commit"]) for g in codes}),
-                     "all_clean": all(g["clean"] is True for g in codes)},
-            "comparisons": _comparisons(rows, methods)}  # fmt: skip
+    return {
+        "n": len(x),
+        "fill": fill,
+        "methods": list(methods),
+        "runs": rows,
+        "matches_report": None if largest is None else largest <= _TOLERANCE,
+        "largest_difference": largest,
+        "code": {
+            "commits": sorted({str(g["commit"]) for g in codes}),
+            "all_clean": all(g["clean"] is True for g in codes),
+        },
+        "comparisons": _comparisons(rows, methods),
+    }
 
 
 def _cell(values: list[float]) -> str:
@@ -150,11 +172,15 @@ def methods_markdown(payload: dict[str, Any], title: str, provenance: str) -> st
     if payload["matches_report"] is None:
         check = "The plain-gradient rows are not checked against the report: no run was evaluated on these images."
     else:
-        check = (f"The plain-gradient rows, recomputed here, match the cached report's numbers: "
-                 f"{payload['matches_report']} (largest difference {payload['largest_difference']:.2g}).")  # fmt: skip
+        check = (
+            f"The plain-gradient rows, recomputed here, match the cached report's numbers: "
+            f"{payload['matches_report']} (largest difference {payload['largest_difference']:.2g})."
+        )
     code = payload["code"]
-    measured = (f"The numbers were measured at commit(s) {', '.join(c[:10] for c in code['commits']) or 'none'} "
-                f"(every one from a clean tree: {code['all_clean']}).")  # fmt: skip
+    measured = (
+        f"The numbers were measured at commit(s) {', '.join(c[:10] for c in code['commits']) or 'none'} "
+        f"(every one from a clean tree: {code['all_clean']})."
+    )
     lines = [
         f"# {title}",
         "",
@@ -172,7 +198,11 @@ def methods_markdown(payload: dict[str, Any], title: str, provenance: str) -> st
             mine = [r["methods"][method] for r in rows if r["model"] == model]
             cells = " | ".join(_cell([m[k] for m in mine]) for k in QUALITIES)
             lines.append(f"| {LABELS.get(model, model)} | {method} | {len(mine)} | {cells} |")
-    lines += ["", "Mean ± standard deviation over seeds (higher is better for each). Differences over seeds (paired "
-              "t interval; one seed gives none):", ""]  # fmt: skip
+    lines += [
+        "",
+        "Mean ± standard deviation over seeds (higher is better for each). Differences over seeds (paired "
+        "t interval; one seed gives none):",
+        "",
+    ]
     lines += [f"- {c['verdict']}" for c in payload["comparisons"]] or ["- No pair of models is done yet."]
     return "\n".join(lines) + "\n"

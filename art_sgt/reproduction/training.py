@@ -41,12 +41,16 @@ __all__ = [
 ]
 
 #: Network constructor name in :mod:`art_sgt.models` and input shape, per architecture.
-ARCHS = {"mnist_cnn": ("MnistCNN", (1, 28, 28)), "cifar_cnn": ("CifarCNN", (3, 32, 32)),
-         "resnet18": ("resnet18_cifar", (3, 32, 32))}  # fmt: skip
+ARCHS = {
+    "mnist_cnn": ("MnistCNN", (1, 28, 28)),
+    "cifar_cnn": ("CifarCNN", (3, 32, 32)),
+    "resnet18": ("resnet18_cifar", (3, 32, 32)),
+}
 
 
-def build_classifier(training: TrainingRecipe, network: Callable[[], torch.nn.Module] | None = None,
-                     seed: int = 0) -> Any:  # fmt: skip
+def build_classifier(
+    training: TrainingRecipe, network: Callable[[], torch.nn.Module] | None = None, seed: int = 0
+) -> Any:
     """A fresh ART ``PyTorchClassifier`` of the recipe's architecture (Adam, inputs in [0, 1]).
 
     :param training: The recipe (``arch`` and ``lr``).
@@ -114,12 +118,17 @@ def _trainer_kwargs(spec: RunSpec) -> dict[str, Any]:
 
 def _pgd_params(training: TrainingRecipe) -> dict[str, Any]:
     eps = training.train_eps
-    return {"eps": eps, "eps_step": 2.5 * eps / training.train_steps, "max_iter": training.train_steps,
-            "num_random_init": 1}  # fmt: skip
+    return {
+        "eps": eps,
+        "eps_step": 2.5 * eps / training.train_steps,
+        "max_iter": training.train_steps,
+        "num_random_init": 1,
+    }
 
 
-def _fit_saliency_trainer(spec: RunSpec, classifier: Any, x: np.ndarray, y: np.ndarray, folder: Path,
-                          verbose: bool) -> list[dict[str, Any]]:  # fmt: skip
+def _fit_saliency_trainer(
+    spec: RunSpec, classifier: Any, x: np.ndarray, y: np.ndarray, folder: Path, verbose: bool
+) -> list[dict[str, Any]]:
     from art.attacks.evasion import ProjectedGradientDescent
 
     from art_sgt.trainers import SaliencyGuidedAdversarialTrainer, SaliencyGuidedTrainer
@@ -134,13 +143,22 @@ def _fit_saliency_trainer(spec: RunSpec, classifier: Any, x: np.ndarray, y: np.n
         trainer = SaliencyGuidedAdversarialTrainer(classifier, attack, **options)
     checkpoints = folder / "checkpoint"
     resume = (checkpoints / "checkpoint.pt").is_file()
-    trainer.fit(x, y, batch_size=t.batch_size, nb_epochs=t.epochs, seed=spec.seed, verbose=verbose,
-                checkpoint_dir=str(checkpoints), resume=resume)  # fmt: skip
+    trainer.fit(
+        x,
+        y,
+        batch_size=t.batch_size,
+        nb_epochs=t.epochs,
+        seed=spec.seed,
+        verbose=verbose,
+        checkpoint_dir=str(checkpoints),
+        resume=resume,
+    )
     return [dict(record) for record in trainer.history]
 
 
-def _fit_art(spec: RunSpec, classifier: Any, x: np.ndarray, y: np.ndarray, folder: Path,
-             verbose: bool) -> list[dict[str, Any]]:  # fmt: skip
+def _fit_art(
+    spec: RunSpec, classifier: Any, x: np.ndarray, y: np.ndarray, folder: Path, verbose: bool
+) -> list[dict[str, Any]]:
     from art.defences.trainer import AdversarialTrainerMadryPGD
 
     t = spec.training
@@ -164,8 +182,14 @@ def _fit_art(spec: RunSpec, classifier: Any, x: np.ndarray, y: np.ndarray, folde
         history.append({"epoch": epoch + 1, "seconds": time.perf_counter() - started})
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
-        torch.save({"model": classifier.model.state_dict(), "optimizer": classifier.optimizer.state_dict(),
-                    "history": history}, tmp)  # fmt: skip
+        torch.save(
+            {
+                "model": classifier.model.state_dict(),
+                "optimizer": classifier.optimizer.state_dict(),
+                "history": history,
+            },
+            tmp,
+        )
         tmp.replace(path)
     return history
 
@@ -208,9 +232,13 @@ class SessionCost:
         from art_sgt.provenance import write_json
 
         b = self._before
-        self.progress = {**b, "cpu_seconds": b["cpu_seconds"] + time.process_time() - self._cpu,
-                         "wall_seconds": b["wall_seconds"] + time.perf_counter() - self._wall,
-                         "sessions": b["sessions"] + 1, "git": [*b["git"], self._git]}  # fmt: skip
+        self.progress = {
+            **b,
+            "cpu_seconds": b["cpu_seconds"] + time.process_time() - self._cpu,
+            "wall_seconds": b["wall_seconds"] + time.perf_counter() - self._wall,
+            "sessions": b["sessions"] + 1,
+            "git": [*b["git"], self._git],
+        }
         write_json(self.path, self.progress)
 
     def _watch(self) -> None:
@@ -284,14 +312,21 @@ def train_run(
             history = _fit_saliency_trainer(spec, classifier, x, y, folder, verbose)
     progress = session.progress
     log = {
-        "model": spec.model, "variant": spec.variant, "seed": spec.seed, "n_train": len(x),
-        "epochs": spec.training.epochs, "cpu_seconds": round(progress["cpu_seconds"], 2),
-        "wall_seconds": round(progress["wall_seconds"], 2), "sessions": progress["sessions"],
+        "model": spec.model,
+        "variant": spec.variant,
+        "seed": spec.seed,
+        "n_train": len(x),
+        "epochs": spec.training.epochs,
+        "cpu_seconds": round(progress["cpu_seconds"], 2),
+        "wall_seconds": round(progress["wall_seconds"], 2),
+        "sessions": progress["sessions"],
         "sessions_git": progress["git"],
         "cpu_seconds_per_epoch": round(progress["cpu_seconds"] / spec.training.epochs, 2),
-        "torch_threads": torch.get_num_threads(), "device": str(classifier.device), "history": history,
+        "torch_threads": torch.get_num_threads(),
+        "device": str(classifier.device),
+        "history": history,
         "provenance": run_info(spec.seed, str(classifier.device)),
-    }  # fmt: skip
+    }
     network = classifier.model.network if isinstance(classifier.model, Autocast) else classifier.model
     partial = folder / "weights.pt.partial"  # weights.pt appears whole and last: it marks the run trained
     torch.save(network.state_dict(), partial)

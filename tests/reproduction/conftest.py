@@ -19,8 +19,9 @@ class TinyNet(torch.nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        self.body = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.Flatten(),
-                                        torch.nn.Linear(4 * 144, 10))  # fmt: skip
+        self.body = torch.nn.Sequential(
+            torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(4 * 144, 10)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(x)
@@ -38,10 +39,15 @@ def band_task(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 TRAINING = TrainingRecipe("tiny", n_train=64, epochs=2, batch_size=16, lr=1e-2, train_eps=0.3, train_steps=2)
 EVALUATION = EvaluationRecipe(
-    n_eval=16, pgd_iter=2, pgd_restarts=1, n_report=8, report_eps=(0.1,), budget="quick",
+    n_eval=16,
+    pgd_iter=2,
+    pgd_restarts=1,
+    n_report=8,
+    report_eps=(0.1,),
+    budget="quick",
     report_kwargs=(("apgd_max_iter", 2), ("pgd_max_iter", 2), ("square_max_iter", 5), ("strong_factor", 2)),
     stability_iter=2,
-)  # fmt: skip
+)
 
 
 def spec(model: str, seed: int = 0, **training: object) -> RunSpec:

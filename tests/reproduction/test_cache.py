@@ -99,8 +99,12 @@ def test_pieces_run_once_then_skip_and_reevaluate_on_a_new_budget(tmp_path, data
     asgt_row = f"| ASGT | 1 | {asgt['evaluation']['clean']:.3f} | {asgt['evaluation']['pgd_paper_eps']:.3f} | "
     assert asgt_row in table[2] and len(table) == 3  # header, standard, ASGT
     assert "Per seed" not in readme_section([claimed])  # one seed: its test images are the verdict itself
-    two_seeds = assemble(replace(profile, claims=True), records + [{**r, "seed": 1} for r in records],
-                         cache.manifest(smaller), run_info())  # fmt: skip
+    two_seeds = assemble(
+        replace(profile, claims=True),
+        records + [{**r, "seed": 1} for r in records],
+        cache.manifest(smaller),
+        run_info(),
+    )
     line = next(x for x in readme_section([two_seeds]).splitlines() if "worst-case accuracy at eps 0.2" in x)
     assert "(paired t interval over seeds" in line and "Per seed, over its test images" in line
     assert "seed 0 " in line and "; seed 1 " in line and line.endswith(".")
@@ -113,9 +117,10 @@ def test_pieces_run_once_then_skip_and_reevaluate_on_a_new_budget(tmp_path, data
     assert "- ASGT - mixed AT (ASGT, kl_weight=0), sparseness" not in term  # the label is the table's
     assert "- ASGT - mixed AT (ASGT, kl_weight=0), saliency sparseness (Gini): " in term
     unflipped = {"spearman": None, "flipped": 1.0}  # every prediction flipped: the stability is undefined
-    undefined = [{**r, "evaluation": {**r["evaluation"], "saliency": {**r["evaluation"]["saliency"],
-                                                                      "stability": unflipped}}}
-                 for r in records]  # fmt: skip
+    undefined = [
+        {**r, "evaluation": {**r["evaluation"], "saliency": {**r["evaluation"]["saliency"], "stability": unflipped}}}
+        for r in records
+    ]
     keys = {c["quantity"] for c in assemble(profile, undefined, cache.manifest(smaller), run_info())["comparisons"]}
     assert "stability_spearman" not in keys and "sparseness" in keys  # no seed to compare it on: left out
     alone = assemble(replace(profile, claims=True), records[:1], cache.manifest(smaller), run_info())  # no ASGT
@@ -136,8 +141,13 @@ def test_pieces_run_once_then_skip_and_reevaluate_on_a_new_budget(tmp_path, data
         < section.index("- ASGT - standard (ART fit), worst-case accuracy at eps 0.2")
     )  # the answer first, then the differences it rests on
     assert text.count("## Gradient-masking flags") == 1
-    fired = {"name": "single_step", "flagged": True, "p_value": 0.01, "n": 8,
-             "evidence": {"eps": 0.2, "pgd": 0.5, "fgsm": 0.25, "b": 2, "c": 0, "drop": 0.25}}  # fmt: skip
+    fired = {
+        "name": "single_step",
+        "flagged": True,
+        "p_value": 0.01,
+        "n": 8,
+        "evidence": {"eps": 0.2, "pgd": 0.5, "fgsm": 0.25, "b": 2, "c": 0, "drop": 0.25},
+    }
     robustness = {**asgt["evaluation"]["robustness"], "checklist": [fired]}
     flagged = {**asgt, "evaluation": {**asgt["evaluation"], "robustness": robustness}}
     flagged_text = write_markdown(assemble(profile, [records[0], flagged], cache.manifest(smaller), run_info()))
@@ -148,11 +158,16 @@ def test_pieces_run_once_then_skip_and_reevaluate_on_a_new_budget(tmp_path, data
     assert "strongest white-box attack at this eps: " in line and f" {white:.3f}; worst case " in line
     assert "No check of the gradient-masking checklist fired" not in flagged_text
     unflagged = [{**c, "flagged": False} for c in asgt["evaluation"]["robustness"]["checklist"]]
-    calm = [{**r, "evaluation": {**r["evaluation"], "robustness": {**r["evaluation"]["robustness"],
-                                                                   "checklist": unflagged}}}
-            for r in records]  # fmt: skip
+    calm = [
+        {
+            **r,
+            "evaluation": {**r["evaluation"], "robustness": {**r["evaluation"]["robustness"], "checklist": unflagged}},
+        }
+        for r in records
+    ]
     assert "No check of the gradient-masking checklist fired on any run." in write_markdown(
-        assemble(profile, calm, cache.manifest(smaller), run_info()))  # fmt: skip
+        assemble(profile, calm, cache.manifest(smaller), run_info())
+    )
     one_more = [*smaller, replace(smaller[0], seed=1)]  # a second seed not run yet: an interim report
     interim = assemble(replace(profile, claims=True), records, cache.manifest(one_more), run_info())
     assert "Main comparison: 2 of 3 runs done. **Interim report**" in readme_section([interim])
@@ -293,8 +308,11 @@ def test_a_killed_session_keeps_the_cost_and_code_of_the_epochs_it_checkpointed(
     number of threads, which changes float sums.)"""
     root = Path(__file__).resolve().parents[2]
     folder = tmp_path / "run"
-    child = subprocess.Popen([sys.executable, "-c", _KILLED_SESSION, model, str(folder)], cwd=root,
-                             env={**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1"})  # fmt: skip
+    child = subprocess.Popen(
+        [sys.executable, "-c", _KILLED_SESSION, model, str(folder)],
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1"},
+    )
     try:
         deadline = time.monotonic() + 120
         while not (folder / "progress.json").is_file():
@@ -333,8 +351,9 @@ def test_gpu_profile_code_path_runs_under_autocast_on_cpu(tmp_path, data, model)
     assert _AutocastProbe.seen and all(_AutocastProbe.seen)
     assert all(torch.isfinite(p).all() for p in classifier.model.parameters()) and log["epochs"] == 1
     _AutocastProbe.seen = []
-    train_run(replace(run, training=replace(run.training, amp=False)), *data[:2], tmp_path / "fp32",
-              network=_AutocastProbe)  # fmt: skip
+    train_run(
+        replace(run, training=replace(run.training, amp=False)), *data[:2], tmp_path / "fp32", network=_AutocastProbe
+    )
     assert _AutocastProbe.seen and not any(_AutocastProbe.seen)
 
 
@@ -411,8 +430,10 @@ def test_a_run_trained_with_the_same_configuration_elsewhere_is_reused_not_retra
     def no_data():
         raise AssertionError("a reused run must not load the data")
 
-    assert run_pieces(cache, twins, no_data, network=TinyNet, log=_quiet) == {"standard[default],0": "reused",
-                                                                              "sgt[default],0": "reused"}  # fmt: skip
+    assert run_pieces(cache, twins, no_data, network=TinyNet, log=_quiet) == {
+        "standard[default],0": "reused",
+        "sgt[default],0": "reused",
+    }
     for run, twin in zip(runs, twins):
         assert (cache.folder(twin) / "weights.pt").read_bytes() == (cache.folder(run) / "weights.pt").read_bytes()
     records = cache.records(twins)
@@ -460,8 +481,13 @@ def test_every_stage_and_training_session_records_its_code(tmp_path, data):
     record = cache.records([run])[0]
     state = run_info()["git"]
     assert record["train"]["sessions_git"] == [state]
-    assert list(record["evaluation"]["stage_git"]) == ["pgd", "report eps 0.1", "report eps 0.2", "report eps 0.3",
-                                                       "saliency"]  # fmt: skip
+    assert list(record["evaluation"]["stage_git"]) == [
+        "pgd",
+        "report eps 0.1",
+        "report eps 0.2",
+        "report eps 0.3",
+        "saliency",
+    ]
     assert all(g == state for g in record["evaluation"]["stage_git"].values())
 
 

@@ -68,8 +68,11 @@ def test_only_selects_one_piece():
     assert [(r.name, r.seed) for r in select(runs, "asgt,1")] == [("asgt", 1)]
     assert [r.name for r in select(runs, "asgt")] == ["asgt"] * 3 + ["asgt[train eps 0.2]"]
     assert select(runs, None) == runs
-    for bad, match in (("asgt,x", "MODEL or MODEL,SEED"), ("trades", "one of the recipe's runs"),
-                       ("asgt,7", "one of the recipe's runs")):  # fmt: skip
+    for bad, match in (
+        ("asgt,x", "MODEL or MODEL,SEED"),
+        ("trades", "one of the recipe's runs"),
+        ("asgt,7", "one of the recipe's runs"),
+    ):
         with pytest.raises(ValueError, match=match):
             select(runs, bad)
 
@@ -118,9 +121,16 @@ def test_cost_estimate_scales_measured_cpu_seconds():
     run = spec("asgt")
     units = attack_units("mnist", asdict(EVALUATION))
     evaluation = {"cpu_seconds": {k: 2.0 * v for k, v in units.items()}}  # 2 CPU seconds per unit
-    measured = [{"model": "asgt", "dataset": "mnist", "training_config": run.training_config(),
-                 "evaluation_config": run.evaluation_config(), "train": {"cpu_seconds": 128.0},
-                 "evaluation": evaluation}]  # fmt: skip
+    measured = [
+        {
+            "model": "asgt",
+            "dataset": "mnist",
+            "training_config": run.training_config(),
+            "evaluation_config": run.evaluation_config(),
+            "train": {"cpu_seconds": 128.0},
+            "evaluation": evaluation,
+        }
+    ]
     bigger = replace(EVALUATION, n_eval=32, n_report=16)  # twice the images: twice the units
     target = replace(run, training=replace(run.training, n_train=640, epochs=3), evaluation=bigger)  # 64 x 2 measured
     cost = estimate_cost(measured, [target, target], cores=2)
@@ -134,9 +144,14 @@ def test_cost_estimate_scales_measured_cpu_seconds():
 def test_cost_summary_adds_up_the_runs_done_and_estimates_the_rest():
     run = spec("asgt")
     units = attack_units("mnist", asdict(EVALUATION))
-    done = {"model": "asgt", "dataset": "mnist", "training_config": run.training_config(),
-            "evaluation_config": run.evaluation_config(), "train": {"cpu_seconds": 3600.0},
-            "evaluation": {"cpu_seconds": {"pgd": 1800.0, "report": 5400.0, "saliency": 0.0}}}  # fmt: skip
+    done = {
+        "model": "asgt",
+        "dataset": "mnist",
+        "training_config": run.training_config(),
+        "evaluation_config": run.evaluation_config(),
+        "train": {"cpu_seconds": 3600.0},
+        "evaluation": {"cpu_seconds": {"pgd": 1800.0, "report": 5400.0, "saliency": 0.0}},
+    }
     cost = cost_summary([done, done], [run])
     assert (cost["measured_training_cpu_hours"], cost["measured_evaluation_cpu_hours"]) == (2.0, 4.0)
     assert cost["measured_cpu_hours"] == 6.0 and (cost["done_runs"], cost["missing_runs"]) == (2, 1)
@@ -151,8 +166,14 @@ def test_cost_summary_adds_up_the_runs_done_and_estimates_the_rest():
     # an sgt run measured for training only: its training counts as spent; the asgt evaluation rate stands in
     # for sgt's evaluation (same architecture); a standard run with no measured model is named, not estimated
     sgt = spec("sgt", seed=1)
-    trained = {"name": "sgt", "model": "sgt", "seed": 1, "dataset": "mnist",
-               "training_config": sgt.training_config(), "train": {"cpu_seconds": 1800.0}}  # fmt: skip
+    trained = {
+        "name": "sgt",
+        "model": "sgt",
+        "seed": 1,
+        "dataset": "mnist",
+        "training_config": sgt.training_config(),
+        "train": {"cpu_seconds": 1800.0},
+    }
     partial = cost_summary([done], [sgt, spec("sgt", seed=2), spec("standard")], trained=[trained])
     assert partial["measured_training_cpu_hours"] == 1.5 and partial["trained_runs"] == 1
     rest = partial["remaining"]
@@ -166,8 +187,12 @@ def test_cost_summary_adds_up_the_runs_done_and_estimates_the_rest():
     # the CPU seconds of the evaluation stages sgt,1 kept count as spent and come off its estimate
     standard = spec("standard")
     quarter = {k: v / 4 for k, v in done["evaluation"]["cpu_seconds"].items()}
-    plain = {**done, "model": "standard", "training_config": standard.training_config(),
-             "evaluation": {"cpu_seconds": quarter}}  # fmt: skip
+    plain = {
+        **done,
+        "model": "standard",
+        "training_config": standard.training_config(),
+        "evaluation": {"cpu_seconds": quarter},
+    }
     kept = {**trained, "evaluation_kept_cpu_seconds": 900.0}
     mixed = cost_summary([done, plain], [sgt, spec("sgt", seed=2)], trained=[kept])
     assert mixed["measured_evaluation_cpu_hours"] == pytest.approx(2.0 + 0.5 + 0.25)
@@ -195,8 +220,9 @@ def test_command_line_overrides_are_named_in_the_profile_label():
     parser = add_arguments(argparse.ArgumentParser())
     plain = _profile(parser.parse_args(["--dataset", "mnist", "--profile", "standard"]))
     assert plain == get_profile("mnist", "standard")
-    changed = _profile(parser.parse_args(["--dataset", "mnist", "--profile", "standard", "--n-train", "500",
-                                          "--seeds", "3"]))  # fmt: skip
+    changed = _profile(
+        parser.parse_args(["--dataset", "mnist", "--profile", "standard", "--n-train", "500", "--seeds", "3"])
+    )
     assert changed.training.n_train == 500 and changed.seeds == (3,)
     assert changed.label.endswith("; overridden on the command line: n_train 500, seeds (3,)")
 
@@ -219,8 +245,10 @@ def test_more_images_than_the_data_holds_are_refused(monkeypatch):
     y = np.eye(10, dtype=np.float32)[np.arange(30) % 10]
     monkeypatch.setattr(art_sgt.datasets, "load_mnist", lambda data_dir=None: ((x, y), (x[:20], y[:20]), 0.0, 1.0))
     parser = add_arguments(argparse.ArgumentParser())
-    for argv, flag in ((["--n-train", "40", "--n-eval", "10", "--n-report", "10"], "--n-train"),
-                       (["--n-train", "30", "--n-eval", "25", "--n-report", "10"], "--n-eval")):  # fmt: skip
+    for argv, flag in (
+        (["--n-train", "40", "--n-eval", "10", "--n-report", "10"], "--n-train"),
+        (["--n-train", "30", "--n-eval", "25", "--n-report", "10"], "--n-eval"),
+    ):
         args = parser.parse_args(["--dataset", "mnist", *argv])
         with pytest.raises(ValueError, match=flag):
             _loader(args, _profile(args))()

@@ -24,21 +24,32 @@ def test_the_plain_gradient_comes_back_equal_and_every_method_and_pair_is_measur
     run_pieces(cache, runs[::2], lambda: data, network=TinyNet, log=lambda _line: None)  # sgt left undone
     x, y = _report_images(data)
     lines = []
-    payload = compare_methods(cache, runs, x, y, ("saliency", "integrated_gradients"), EVALUATION.masking_fill,
-                              network=TinyNet, log=lines.append)  # fmt: skip
+    payload = compare_methods(
+        cache,
+        runs,
+        x,
+        y,
+        ("saliency", "integrated_gradients"),
+        EVALUATION.masking_fill,
+        network=TinyNet,
+        log=lines.append,
+    )
     assert [(r["model"], r["seed"]) for r in payload["runs"]] == [("standard", 0), ("asgt", 0)]
     assert payload["matches_report"] is True and payload["largest_difference"] <= 1e-6
     assert len(lines) == 4 and lines[0].startswith("standard,0 saliency: morf_gain ")
     ig = payload["runs"][1]["methods"]["integrated_gradients"]
     assert set(ig) == {"morf_gain", "lerf_gain", "sparseness"} and ig != payload["runs"][1]["methods"]["saliency"]
     assert [(c["a"], c["b"], c["method"]) for c in payload["comparisons"]][::3] == [
-        ("asgt", "standard", "saliency"), ("asgt", "standard", "integrated_gradients")]  # fmt: skip
+        ("asgt", "standard", "saliency"),
+        ("asgt", "standard", "integrated_gradients"),
+    ]
     assert all("no interval" in c["verdict"] for c in payload["comparisons"])  # one seed
     text = methods_markdown(payload, "T", "P.")
     assert "match the cached report's numbers: True" in text and "| ASGT | integrated_gradients | 1 |" in text
 
-    other = compare_methods(cache, runs, data[2], data[3], ("saliency",), EVALUATION.masking_fill, network=TinyNet,
-                            log=lambda _line: None)  # fmt: skip
+    other = compare_methods(
+        cache, runs, data[2], data[3], ("saliency",), EVALUATION.masking_fill, network=TinyNet, log=lambda _line: None
+    )
     assert other["matches_report"] is None  # other images than the report's: nothing to check against
     assert "not checked against the report" in methods_markdown(other, "T", "P.")
 
@@ -78,8 +89,9 @@ def test_numbers_are_kept_per_run_and_only_what_is_new_is_measured(tmp_path, dat
 
     monkeypatch.setattr(saliency_methods, "map_quality", counting)
     lines = []
-    again = compare_methods(cache, runs, x, y, ("saliency", "integrated_gradients"), fill, network=TinyNet,
-                            log=lines.append)  # fmt: skip
+    again = compare_methods(
+        cache, runs, x, y, ("saliency", "integrated_gradients"), fill, network=TinyNet, log=lines.append
+    )
     assert measured == ["integrated_gradients", "saliency", "integrated_gradients"]  # standard's gradient is kept
     assert again["runs"][0]["reused"] == ["saliency"] and again["runs"][1]["reused"] == []
     assert again["runs"][0]["methods"]["saliency"] == first["runs"][0]["methods"]["saliency"]

@@ -119,12 +119,15 @@ def _record(name, seed, worst_case, morf=0.4, sparse=0.5, stab=0.7, flags=()):
 def test_the_rule_picks_eligible_candidates_by_map_wins_and_drops_flagged_or_far_ones():
     records = []
     for seed in (0, 1):
-        records += [_record("mixed_at", seed, 0.80), _record("pgd_at", seed, 0.78), _record("trades_at", seed, 0.70),
-                    _record("asgt", seed, 0.70, morf=0.9, sparse=0.9, stab=0.9),  # 10 points below: not eligible
-                    _record("madry_sgt", seed, 0.78, morf=0.5),  # 1 map win
-                    _record("trades_sgt", seed, 0.785, morf=0.5, sparse=0.6),  # 2 map wins
-                    _record("asgt[kl 0.3]", seed, 0.82, morf=0.5, sparse=0.6, stab=0.8,
-                            flags=["black_box"] if seed else [])]  # fmt: skip
+        records += [
+            _record("mixed_at", seed, 0.80),
+            _record("pgd_at", seed, 0.78),
+            _record("trades_at", seed, 0.70),
+            _record("asgt", seed, 0.70, morf=0.9, sparse=0.9, stab=0.9),  # 10 points below: not eligible
+            _record("madry_sgt", seed, 0.78, morf=0.5),  # 1 map win
+            _record("trades_sgt", seed, 0.785, morf=0.5, sparse=0.6),  # 2 map wins
+            _record("asgt[kl 0.3]", seed, 0.82, morf=0.5, sparse=0.6, stab=0.8, flags=["black_box"] if seed else []),
+        ]
     payload = screening.screening_payload(records, "test")
     selection = payload["selection"]
     assert selection["best_control"] == "mixed_at"
