@@ -100,7 +100,8 @@ def check_clip_values(name: str, value: Any, scalar: bool = False) -> tuple[np.n
     with ``min < max`` everywhere.
 
     :param name: The parameter's name, used in the error message.
-    :param value: The value to check.
+    :param value: The value to check: a tuple or list of two, or an array of shape ``(2, ...)`` as ART keeps a
+        classifier's ``clip_values``.
     :param scalar: Accept only a pair of numbers (one range for every feature).
     :return: ``None``, or the two bounds as float64 arrays (0-d for numbers).
     :raises TypeError: If ``value`` is not such a pair.
@@ -113,12 +114,14 @@ def check_clip_values(name: str, value: Any, scalar: bool = False) -> tuple[np.n
         return None
     kind = "real numbers" if scalar else "numbers or arrays"
     message = f"{name} must be None or a (min, max) pair of finite {kind} with min < max, got {_describe(value)}."
-    if not isinstance(value, (tuple, list)) or len(value) != 2:
+    pair = isinstance(value, (tuple, list)) or (isinstance(value, np.ndarray) and value.ndim >= 1)
+    if not pair or len(value) != 2:  # an ndarray of shape (2, ...) is how ART stores a classifier's clip_values
         raise TypeError(message)
     if scalar and not all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in value):
         raise TypeError(message)
     try:
         low, high = (np.asarray(v, dtype=np.float64) for v in value)
+        np.broadcast_shapes(low.shape, high.shape)
     except (TypeError, ValueError):
         raise TypeError(message) from None
     if not (np.isfinite(low).all() and np.isfinite(high).all() and np.all(low < high)):

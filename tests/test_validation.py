@@ -65,3 +65,26 @@ def test_non_negative_int_accepts_zero_and_refuses_negatives_and_bools():
         check_non_negative_int("seed", -1)
     with pytest.raises(TypeError, match="^seed must be an integer >= 0, got True"):
         check_non_negative_int("seed", True)
+
+
+def test_an_art_classifiers_own_clip_values_are_accepted_as_the_attacks_take_them():
+    import torch
+    from art.estimators.classification import PyTorchClassifier
+
+    from art_sgt.attacks import pgd
+
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 2))
+    classifier = PyTorchClassifier(
+        model, torch.nn.CrossEntropyLoss(), input_shape=(4,), nb_classes=2, clip_values=(0.0, 1.0)
+    )
+    assert isinstance(classifier.clip_values, np.ndarray)
+    low, high = check_clip_values("clip_values", classifier.clip_values)
+    assert (low.item(), high.item()) == (0.0, 1.0)
+    x = torch.rand(3, 4)
+    x_adv = pgd(model, x, torch.tensor([0, 1, 0]), 0.1, 0.05, 2, clip_values=classifier.clip_values)
+    assert float((x_adv - x).abs().max()) <= 0.1 + 1e-6 and float(x_adv.min()) >= 0.0
+
+
+def test_clip_bounds_of_shapes_that_cannot_broadcast_are_refused_with_the_named_message():
+    with pytest.raises(TypeError, match="^clip_values must be None or a"):
+        check_clip_values("clip_values", (np.zeros(2), np.ones(3)))

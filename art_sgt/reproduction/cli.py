@@ -71,7 +71,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         "--models",
         type=_models,
         default=list(recipe.MODELS),
-        help=f"comma-separated subset of {','.join(recipe.MODELS)}",
+        help=f"comma-separated subset of {','.join(recipe.MODELS)} (the screening and the decisive study run their "
+        "own models: use --only to run one piece)",
     )
     parser.add_argument(
         "--ablations",
@@ -173,8 +174,8 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--ablations runs on MNIST only (it writes mnist_ablations.json), not on {args.dataset}.")
     if args.ablations and args.seeds and len(args.seeds) > 1:
         raise ValueError(f"--ablations runs one seed per variant: give --seeds one seed, got {args.seeds}.")
-    if args.ablations and args.profile == "screening":
-        raise ValueError("--ablations and --profile screening are two studies: give one.")
+    if args.ablations and args.profile not in ("quick", "standard"):
+        raise ValueError(f"--ablations modifies the quick or the standard profile, not {args.profile!r}.")
     profile = _profile(args)
     if args.profile == "screening":
         runs = recipe.screening_runs(profile)
@@ -202,12 +203,12 @@ def run(args: argparse.Namespace) -> int:
     device = "cuda" if torch.cuda.is_available() else "cpu"
     if args.profile == "screening":
         payload = {
-            **screening.screening_payload(records, profile.label),
+            **screening.screening_payload(records, profile.label, sorted({r.name for r in runs}), profile.seeds),
             "manifest": manifest,
             "provenance": run_info(None, device),
         }
         write_json(out / f"{stem}.json", payload)
-        print(screening.write_markdown(payload, out / f"{stem}.md", expected=len(runs) // len(profile.seeds)))
+        print(screening.write_markdown(payload, out / f"{stem}.md"))
         return 0
     payload = report.assemble(profile, records, manifest, run_info(None, device))
     if args.ablations:

@@ -51,13 +51,22 @@ def attack_units(dataset: str, evaluation: Mapping[str, Any]) -> dict[str, float
     radii = evaluation.get("eps_keys", ("paper_eps", "standard_eps"))  # absent: the recipe's default, both
     eps = {*evaluation["report_eps"], *(PAPER[dataset][key] for key in radii)}
     pgd = b.pgd_max_iter * max(1, b.pgd_restarts)
-    apgd = b.apgd_max_iter * b.apgd_restarts * (2 + b.apgd_targets)  # APGD-CE, APGD-DLR, APGD-T per target
-    per_eps = pgd + apgd + b.square_max_iter * b.square_restarts / 3
+    apgd = b.apgd_max_iter * b.apgd_restarts
+    per_attack = {
+        "pgd": pgd,
+        "apgd-ce": apgd,
+        "apgd-dlr": apgd,
+        "apgd-t": apgd * b.apgd_targets,
+        "fab-t": 2 * b.fab_max_iter * b.apgd_targets,  # about two evaluations per FAB step and target
+        "square": b.square_max_iter * b.square_restarts / 3,
+    }
+    per_eps = sum(per_attack[name] for name in b.attacks)
     checklist = b.strong_factor * b.pgd_max_iter * (b.pgd_restarts + 1) + b.large_eps_iter + 2 * pgd + 1
+    n_saliency = evaluation.get("n_saliency") or evaluation["n_report"]
     return {
-        "pgd": evaluation["n_eval"] * 2 * evaluation["pgd_iter"] * max(1, evaluation["pgd_restarts"]),
+        "pgd": evaluation["n_eval"] * len(radii) * evaluation["pgd_iter"] * max(1, evaluation["pgd_restarts"]),
         "report": evaluation["n_report"] * (len(eps) * per_eps + checklist),
-        "saliency": evaluation["n_report"] * (1 + evaluation["stability_iter"]),
+        "saliency": n_saliency * (1 + evaluation["stability_iter"]),
     }
 
 

@@ -445,7 +445,7 @@ SCREENING: list[tuple[str, str, dict[str, Any], dict[str, Any]]] = [
     ("", "asgt", {}, {}),
     ("target prediction", "asgt", {"saliency_target": "prediction"}, {}),
     ("kl 0.3", "asgt", {}, {"kl_weight": 0.3}),
-    ("target prediction, kl 0.3", "asgt", {"saliency_target": "prediction"}, {"kl_weight": 0.3}),
+    ("target prediction + kl 0.3", "asgt", {"saliency_target": "prediction"}, {"kl_weight": 0.3}),
     ("", "madry_sgt", {}, {}),
     ("", "trades_sgt", {}, {}),
     ("", "mixed_at", {}, {}),
@@ -531,10 +531,14 @@ def decisive_runs(profile: Profile, chosen: tuple[str, ...] = ()) -> list[RunSpe
 
 
 def select(runs: list[RunSpec], only: str | None) -> list[RunSpec]:
-    """The runs picked by ``--only MODEL[,SEED]`` (``MODEL`` matches :attr:`RunSpec.name` or the model).
+    """The runs picked by ``--only NAME[,SEED]``.
+
+    Without a seed, ``NAME`` matches a run's :attr:`RunSpec.name` or its model (``"asgt"``: every seed and variant
+    of ASGT). With a seed it picks one piece: the run named ``NAME`` (``"asgt,0"``: the paper's ASGT alone;
+    ``"asgt[kl 0.3],0"``), or, when no run has that name, every run of that model with that seed.
 
     :param runs: The candidate runs.
-    :param only: ``None`` (all), ``"asgt"`` (every seed and variant of ``asgt``) or ``"asgt,1"``.
+    :param only: ``None`` (all), ``"asgt"``, ``"asgt,1"`` or ``"asgt[kl 0.3],1"``.
     :return: The selected runs, in order.
     :raises ValueError: If ``only`` is malformed or selects nothing.
     """
@@ -544,7 +548,11 @@ def select(runs: list[RunSpec], only: str | None) -> list[RunSpec]:
     if len(parts) > 2 or not parts[0] or (len(parts) == 2 and not parts[1].isdigit()):
         raise ValueError(f"only must be MODEL or MODEL,SEED (e.g. 'asgt,1'), got {only!r}.")
     seed = int(parts[1]) if len(parts) == 2 else None
-    chosen = [r for r in runs if parts[0] in (r.name, r.model) and (seed is None or r.seed == seed)]
+    if seed is None:
+        chosen = [r for r in runs if parts[0] in (r.name, r.model)]
+    else:  # one piece: the run of that name, else every run of that model, with that seed
+        by_name = any(r.name == parts[0] for r in runs)
+        chosen = [r for r in runs if (r.name if by_name else r.model) == parts[0] and r.seed == seed]
     if not chosen:
         names = sorted({r.name for r in runs})
         raise ValueError(f"only must pick one of the recipe's runs ({', '.join(names)}), got {only!r}.")

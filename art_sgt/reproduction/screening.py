@@ -54,6 +54,13 @@ def run_numbers(run: TrainedRun) -> dict[str, Any]:
     }
 
 
+def _seed_mean(values: Sequence[float]) -> float:
+    """The mean over seeds of the defined values (a map stability is undefined where every prediction flipped);
+    NaN when none is, and a NaN never beats a control in :func:`choose`."""
+    defined = [v for v in values if not np.isnan(v)]
+    return float(np.mean(defined)) if defined else float("nan")
+
+
 def summarise(records: Sequence[Mapping[str, Any] | TrainedRun]) -> dict[str, dict[str, Any]]:
     """Per variant: its runs' numbers and their means over seeds.
 
@@ -70,7 +77,7 @@ def summarise(records: Sequence[Mapping[str, Any] | TrainedRun]) -> dict[str, di
         keys = ("clean", "pgd", "worst_case", "morf_gain", "lerf_gain", "sparseness", "stability", "train_cpu_seconds")
         out[name] = {
             "seeds": [r["seed"] for r in runs],
-            "mean": {k: float(np.mean([r[k] for r in runs])) for k in keys},
+            "mean": {k: _seed_mean([r[k] for r in runs]) for k in keys},
             "flags": {str(r["seed"]): r["flags"] for r in runs},
             "runs": runs,
         }
@@ -124,21 +131,26 @@ def choose(
     return {"best_control": best, "candidates": table, "chosen": chosen, "passed": bool(eligible)}
 
 
-def screening_payload(records: Sequence[Mapping[str, Any] | TrainedRun], label: str) -> dict[str, Any]:
+def screening_payload(
+    records: Sequence[Mapping[str, Any] | TrainedRun], label: str, variants: Sequence[str], seeds: Sequence[int]
+) -> dict[str, Any]:
     """The screening's JSON payload: the rule, the per-variant summaries and what the rule chose.
 
-    :param records: The evaluated runs' records (any subset: the rule is applied only once every variant has
-        every seed).
+    :param records: The evaluated runs' records (any subset of the screening's).
     :param label: The profile's label.
-    :return: ``{"label", "rule", "variants", "selection"}`` (``selection`` ``None`` while runs are missing).
+    :param variants: The names of every variant of the screening (:attr:`RunSpec.name
+        <art_sgt.reproduction.RunSpec.name>`).
+    :param seeds: The screening's seeds.
+    :return: ``{"label", "rule", "variants", "expected", "selection"}``; ``selection`` is ``None`` until every
+        variant has every seed, the rule being stated over both seeds.
     """
     summary = summarise(records)
-    seeds = {tuple(v["seeds"]) for v in summary.values()}
-    complete = len(seeds) == 1 and all(c in summary for c in SCREENING_CONTROLS) and len(summary) > 3
+    complete = set(summary) == set(variants) and all(v["seeds"] == sorted(seeds) for v in summary.values())
     return {
         "label": label,
         "rule": SCREENING_RULE,
         "variants": summary,
+        "expected": {"variants": list(variants), "seeds": sorted(seeds)},
         "selection": choose(summary) if complete else None,
     }
 
@@ -148,22 +160,23 @@ def _label(name: str) -> str:
     return LABELS.get(model, model) + (f" [{variant}" if variant else "")
 
 
-def write_markdown(payload: Mapping[str, Any], path: str | Path, expected: int) -> str:
+def write_markdown(payload: Mapping[str, Any], path: str | Path) -> str:
     """Write the screening's markdown table (seed means) and the rule's outcome to ``path``.
 
     :param payload: :func:`screening_payload`'s result.
     :param path: The markdown file.
-    :param expected: How many variants the screening has (to say how many are still missing).
     :return: The markdown.
     """
     variants = payload["variants"]
+    expected = len(payload["expected"]["variants"])
+    seeds = ", ".join(map(str, payload["expected"]["seeds"]))
     lines = [
         "# MNIST screening of saliency-guided objectives",
         "",
         payload["label"] + ".",
         "",
-        f"{len(variants)} of {expected} variants evaluated. Seed means (two seeds rank the variants for the decisive "
-        "study; they make no claim).",
+        f"{len(variants)} of {expected} variants evaluated (seeds {seeds} wanted). Seed means (two seeds rank "
+        "the variants for the decisive study; they make no claim).",
         "",
         "| variant | seeds | clean | PGD-40 eps 0.3 | worst case eps 0.3 | MoRF gain | LeRF gain | sparseness "
         "| stability | flags | train CPU min |",

@@ -128,7 +128,8 @@ def test_the_rule_picks_eligible_candidates_by_map_wins_and_drops_flagged_or_far
             _record("trades_sgt", seed, 0.785, morf=0.5, sparse=0.6),  # 2 map wins
             _record("asgt[kl 0.3]", seed, 0.82, morf=0.5, sparse=0.6, stab=0.8, flags=["black_box"] if seed else []),
         ]
-    payload = screening.screening_payload(records, "test")
+    names = sorted({r["name"] for r in records})
+    payload = screening.screening_payload(records, "test", names, (0, 1))
     selection = payload["selection"]
     assert selection["best_control"] == "mixed_at"
     assert selection["chosen"] == ["trades_sgt", "madry_sgt"] and selection["passed"]
@@ -150,12 +151,39 @@ def test_when_no_candidate_is_eligible_the_best_worst_case_goes_on_marked_as_fai
 
 
 def test_the_rule_waits_for_every_variant_and_seed_and_the_markdown_says_so(tmp_path):
-    records = [_record("mixed_at", 0, 0.8), _record("asgt", 0, 0.7), _record("asgt", 1, 0.7)]
-    payload = screening.screening_payload(records, "partial study")
-    assert payload["selection"] is None
-    text = screening.write_markdown(payload, tmp_path / "s.md", expected=9)
-    assert "2 of 9 variants evaluated" in text and "applied once every variant" in text
+    names = [spec.name for spec in recipe.screening_runs(recipe.get_profile("mnist", "screening")) if spec.seed == 0]
+    seed0 = [_record(name, 0, 0.8) for name in names]  # every variant, but only the first seed
+    assert screening.screening_payload(seed0, "one seed", names, (0, 1))["selection"] is None
+    missing = seed0[1:] + [_record(name, 1, 0.8) for name in names[1:]]  # both seeds, one variant missing
+    assert screening.screening_payload(missing, "one missing", names, (0, 1))["selection"] is None
+    both = seed0 + [_record(name, 1, 0.8) for name in names]
+    assert screening.screening_payload(both, "complete", names, (0, 1))["selection"] is not None
+
+    payload = screening.screening_payload(seed0[:2], "partial study", names, (0, 1))
+    text = screening.write_markdown(payload, tmp_path / "s.md")
+    assert "2 of 9 variants evaluated (seeds 0, 1 wanted)" in text and "applied once every variant" in text
     assert (tmp_path / "s.md").read_text() == text
+
+
+def test_an_undefined_stability_of_one_seed_is_left_out_of_its_mean():
+    summary = screening.summarise([_record("a", 0, 0.8, stab=0.6), _record("a", 1, 0.8, stab=float("nan"))])
+    assert summary["a"]["mean"]["stability"] == pytest.approx(0.6)
+
+
+def test_every_screening_variant_can_be_run_as_one_piece():
+    runs = recipe.screening_runs(recipe.get_profile("mnist", "screening"))
+    for run in runs:
+        assert recipe.select(runs, f"{run.name},{run.seed}") == [run]
+
+
+def test_the_committed_runs_keep_their_keys():
+    """The folders under results/runs are keyed by these hashes: a change of the recipe that moved them would
+    silently orphan the committed runs (and retrain them)."""
+    runs = {(r.name, r.seed): r for r in recipe.screening_runs(recipe.get_profile("mnist", "screening"))}
+    asgt = runs[("asgt", 0)]
+    assert asgt.training_hash() == "155d90952715"
+    assert asgt.evaluation_hash() == "136fec7d4bea"
+    assert asgt.transfer_source.training_hash() == "096272b43306"
 
 
 def test_the_decisive_study_runs_five_seeds_where_the_issue_asks_and_three_elsewhere():
