@@ -91,7 +91,7 @@ def check_norm(name: str, value: Any, allowed: tuple[str, ...] = ("inf", "2")) -
         for canonical in allowed:
             if key in NORMS[canonical]:
                 return canonical
-    spelled = ", ".join("'inf' or numpy.inf" if n == "inf" else n for n in allowed)
+    spelled = ", ".join("'inf' (or numpy.inf)" if n == "inf" else n for n in allowed)
     raise ValueError(f"{name} must be one of {spelled}, got {_describe(value)}.")
 
 

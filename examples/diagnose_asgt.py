@@ -81,6 +81,12 @@ def _trainer(classifier: Any, options: dict[str, Any]) -> Any:
 def run(args: argparse.Namespace, variant: str, seed: int, data: tuple[np.ndarray, ...]) -> None:
     path = Path(args.out) / variant / f"seed{seed}.json"
     if path.is_file():
+        done = json.loads(path.read_text())
+        if (done["n_train"], done["epochs"]) != (args.n_train, args.epochs):
+            raise SystemExit(
+                f"{path} was trained with --n-train {done['n_train']} --epochs {done['epochs']}: "
+                "give those, or another --out"
+            )
         print(f"== {variant}, seed {seed}: done, skipped")
         return
     x, y, x_val, y_val, x_probe, y_probe = data
@@ -166,8 +172,8 @@ def summarise(out: Path) -> dict[str, Any]:
 def main() -> None:
     args = parse_args()
     (x_train, y_train), (x_test, y_test), _, _ = load_mnist(args.data_dir)
-    order = random_subset(len(x_train), args.n_train + args.n_val, seed=0)
-    train, val = order[: args.n_train], order[args.n_train :]
+    order = np.random.default_rng(0).permutation(len(x_train))  # a seeded split of the training set
+    train, val = np.sort(order[: args.n_train]), np.sort(order[args.n_train : args.n_train + args.n_val])
     probe = random_subset(len(x_test), args.n_probe, seed=0)
     data = (
         to_channels_first(x_train[train]),

@@ -20,7 +20,7 @@ def test_norm_spellings_map_to_one_name(value, expected):
 
 @pytest.mark.parametrize("value", [1, "1", 3, True, None, "l2"])
 def test_a_norm_outside_the_allowed_ones_is_refused_naming_the_parameter(value):
-    with pytest.raises(ValueError, match="^attack.norm must be one of 'inf' or numpy.inf, 2, got"):
+    with pytest.raises(ValueError, match=r"^attack.norm must be one of 'inf' \(or numpy.inf\), 2, got"):
         check_norm("attack.norm", value)
 
 

@@ -91,7 +91,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--n-train", type=positive_int, help="override the profile's number of training images")
     parser.add_argument("--epochs", type=positive_int, help="override the profile's epochs")
     parser.add_argument("--n-eval", type=positive_int, help="override the profile's clean/PGD test images")
-    parser.add_argument("--n-report", type=positive_int, help="override the profile's worst-case/saliency images")
+    parser.add_argument(
+        "--n-report",
+        type=positive_int,
+        help="override the profile's worst-case images (and its saliency images unless it sets them apart)",
+    )
     parser.add_argument("--manifest", action="store_true", help="only list what is done and what is missing")
     parser.add_argument("--report-only", action="store_true", help="only assemble the report from the cache")
     parser.add_argument("--verbose", action="store_true", help="show the trainers' progress bars")

@@ -257,10 +257,10 @@ def evaluate_run(
     :func:`art_sgt.datasets.random_subset` from the whole test set with the recipe's ``subset_seed`` (so every
     model of a study sees the same images); the indices are recorded in ``test_subsets``.
 
-    The work runs in stages (PGD; the worst case at each ``eps`` of the grid, the checklist with the paper's
-    ``eps``; saliency), each kept in ``partial`` as soon as it ends, so an evaluation interrupted (a session's end,
-    Ctrl-C) resumes after its last finished stage. Every attack is seeded alike per stage, so the numbers equal
-    those of one uninterrupted pass (:meth:`RobustnessReport.concatenate
+    The work runs in stages (PGD; the worst case at each ``eps`` of the grid, the checklist at the first radius of
+    the recipe's ``eps_keys``; saliency), each kept in ``partial`` as soon as it ends, so an evaluation interrupted
+    (a session's end, Ctrl-C) resumes after its last finished stage. Every attack is seeded alike per stage, so the
+    numbers equal those of one uninterrupted pass (:meth:`RobustnessReport.concatenate
     <art_sgt.evaluation.report.RobustnessReport.concatenate>`).
 
     :param spec: The run (its evaluation recipe and seed).
@@ -270,10 +270,10 @@ def evaluate_run(
     :param transfer_from: The standard model of the same seed, source of the checklist's transfer check.
     :param partial: A JSON file keeping the finished stages, or ``None``.
     :return: JSON-ready numbers (``test_subsets``: ``n_total``, ``seed`` and the ``eval_indices`` and
-        ``report_indices`` into the test set; per-sample outcomes as :func:`bits` strings, in the order of those
-        indices; CPU and wall seconds per stage
-        group ``pgd`` / ``report`` / ``saliency``, summed over the sessions that ran them; ``stage_git``: the code
-        each stage ran, as :func:`art_sgt.provenance.git_state`).
+        ``report_indices`` into the test set, and ``saliency_indices`` with ``n_saliency``; per-sample outcomes as
+        :func:`bits` strings, in the order of those indices; CPU and wall seconds per stage group ``pgd`` /
+        ``report`` / ``saliency``, summed over the sessions that ran them; ``stage_git``: the code each stage ran,
+        as :func:`art_sgt.provenance.git_state`).
     """
     from art_sgt.evaluation import RobustnessReport
 

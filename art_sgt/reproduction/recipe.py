@@ -119,7 +119,8 @@ class EvaluationRecipe:
     :param n_eval: Test images of the clean and PGD accuracies (per-sample outcomes kept for McNemar).
     :param pgd_iter: Iterations of that PGD (ART ``ProjectedGradientDescent``, step ``2.5 eps / iter``).
     :param pgd_restarts: Its random restarts.
-    :param n_report: Test images of the worst case over attacks and of the saliency evaluators.
+    :param n_report: Test images of the worst case over attacks (and of the saliency evaluators unless
+        ``n_saliency`` is given).
     :param report_eps: ``eps`` grid of the worst case (the paper's and the standard eps are added).
     :param budget: ``robustness_report`` budget preset (``"quick"``, ``"standard"``, ``"autoattack"``).
     :param report_kwargs: Explicit ``robustness_report`` arguments, as ``(name, value)`` pairs (they override
@@ -301,7 +302,7 @@ class RunSpec:
     :param variant: ``""`` for the main comparison; otherwise the name of a second setting or an ablation.
     :param trainer_kwargs: Extra SGT / ASGT trainer arguments, as sorted ``(name, value)`` pairs.
     :param transfer_source: The standard model whose PGD examples the checklist's transfer check (and the worst
-        case at the paper's eps) evaluates this model on; ``None`` for the standard models themselves. Its training
+        case at the checklist's eps) evaluates this model on; ``None`` for the standard models themselves. Its training
         hash is part of :meth:`evaluation_hash`, so an evaluation made without it (or with another) is not reused.
     """
 

@@ -428,10 +428,11 @@ def write_markdown(payload: dict[str, Any], path: str | Path | None = None) -> s
         "",
         *_table(payload),
         "",
-        "Mean ± standard deviation over seeds. Clean and PGD columns: ART PGD on the first "
-        f"{payload['recipe']['evaluation']['n_eval']} test images; worst case (per-sample minimum over the robustness "
-        f"report's attacks, budget '{payload['recipe']['evaluation']['budget']}'), saliency columns: the first "
-        f"{payload['recipe']['evaluation']['n_report']}. Masking areas use the "
+        "Mean ± standard deviation over seeds. Clean and PGD columns: ART PGD on "
+        f"{_images(payload['recipe']['evaluation'], 'n_eval')}; worst case (per-sample minimum over the robustness "
+        f"report's attacks, budget '{payload['recipe']['evaluation']['budget']}') on "
+        f"{_images(payload['recipe']['evaluation'], 'n_report')}, saliency columns on "
+        f"{_images(payload['recipe']['evaluation'], 'n_saliency')}. Masking areas use the "
         f"'{payload['recipe']['evaluation']['masking_fill']}' fill; a gain is the area between the random-order curve "
         "and the MoRF (LeRF) curve divided by the accuracy before masking (higher: more faithful). Stability: "
         f"Spearman of the maps under PGD at eps {eps['paper']}, over the samples whose prediction did not flip. "
@@ -451,10 +452,39 @@ def write_markdown(payload: dict[str, Any], path: str | Path | None = None) -> s
     return text
 
 
+def _images(evaluation: dict[str, Any], key: str) -> str:
+    """Which test images a recipe's ``n_eval`` / ``n_report`` / ``n_saliency`` were: a seeded random subset for
+    recipes that record a ``subset_seed``, the first images of the test set for those written before."""
+    n = evaluation.get(key) or evaluation["n_report"]
+    if "subset_seed" in evaluation:
+        return f"{n} random test images (seed {evaluation['subset_seed']})"
+    return f"the first {n} test images"
+
+
+#: How the report names the robustness report's attacks.
+_ATTACK_NAMES = {
+    "pgd": "PGD with restarts",
+    "apgd-ce": "APGD-CE",
+    "apgd-dlr": "APGD-DLR",
+    "apgd-t": "APGD-T",
+    "fab-t": "FAB-T",
+    "square": "Square",
+}
+
+
+def _table_note(evaluation: dict[str, Any]) -> str:
+    from art_sgt.evaluation import AttackBudget
+
+    attacks = ", ".join(_ATTACK_NAMES[a] for a in AttackBudget.preset(evaluation["budget"]).attacks)
+    return _TABLE_NOTE.format(
+        eval_images=_images(evaluation, "n_eval"), report_images=_images(evaluation, "n_report"), attacks=attacks
+    )
+
+
 _TABLE_NOTE = (
-    "Mean ± standard deviation over seeds. Clean and PGD accuracy on the first {n_eval} test images, the worst "
-    "case on the first {n_report} (so it can exceed the PGD column). The worst case counts a test image as robust "
-    "only if every attack fails on it (APGD-CE, APGD-DLR, APGD-T, Square, PGD with restarts, and at this eps the "
+    "Mean ± standard deviation over seeds. Clean and PGD accuracy on {eval_images}, the worst "
+    "case on {report_images} (so it can exceed the PGD column). The worst case counts a test image as robust "
+    "only if every attack fails on it ({attacks}, and at this eps the "
     "gradient-masking checklist's attacks); a flag means a check found the gradient attacks weaker than they "
     "should be on that model (the full report describes each check), and the worst case already counts the "
     "stronger attack's successes."
@@ -488,7 +518,7 @@ def readme_section(payloads: Sequence[dict[str, Any]]) -> str:
             if maps:
                 verdicts += ["", "The saliency term's effect on the maps (ASGT - mixed AT, over seeds):", "", *maps]
             none = "- No comparison of ASGT with a control is done yet."
-            note = _TABLE_NOTE.format(**p["recipe"]["evaluation"])
+            note = _table_note(p["recipe"]["evaluation"])
             table = [*_readme_table(p), "", note, ""] if p["results"] else []
             detail = ["The differences in detail:", "", *verdicts]
             lines += [*table, *_paper_line(p), "", *detail, ""] if verdicts else [*table, none, ""]

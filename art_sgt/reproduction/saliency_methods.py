@@ -184,7 +184,7 @@ def methods_markdown(payload: dict[str, Any], title: str, provenance: str) -> st
     lines = [
         f"# {title}",
         "",
-        f"Every run done, on the first {payload['n']} test images, masking fill '{payload['fill']}', each run's own "
+        f"Every run done, on the report's {payload['n']} test images, masking fill '{payload['fill']}', each run's own "
         f"seed. {provenance} {measured}",
         "",
         check,
