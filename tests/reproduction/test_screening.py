@@ -216,3 +216,31 @@ def test_the_saliency_subset_is_its_own_random_draw_and_enters_the_hash_only_whe
     evaluation = cache.evaluation(run)["evaluation"]
     assert evaluation["n_saliency"] == 5 and len(evaluation["test_subsets"]["saliency_indices"]) == 5
     assert evaluation["n_report"] == EVALUATION.n_report
+
+
+def test_the_command_lists_the_decisive_study_with_the_variants_a_complete_screening_chose(tmp_path, capsys):
+    from art_sgt.reproduction.cli import main
+
+    argv = [
+        "--dataset",
+        "mnist",
+        "--profile",
+        "decisive",
+        "--manifest",
+        "--cache-dir",
+        str(tmp_path / "c"),
+        "--out-dir",
+        str(tmp_path),
+    ]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "holds no complete screening yet" in out and "asgt[kl 0.3]" not in out
+    assert "missing  trades_at,4" in out and "missing  pgd_at,2" in out and "pgd_at,3" not in out
+
+    (tmp_path / "mnist_screening.json").write_text(json.dumps({"selection": {"chosen": ["asgt[kl 0.3]"]}}))
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "missing  asgt[kl 0.3],4" in out and "holds no complete screening" not in out
+
+    with pytest.raises(ValueError, match="--ablations modifies the quick or the standard profile"):
+        main([*argv, "--ablations"])
