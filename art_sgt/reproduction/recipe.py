@@ -416,6 +416,22 @@ ABLATION_DEFAULTS = {
 }
 
 
+def _variant_run(
+    profile: Profile, seed: int, entry: tuple[str, str, dict[str, Any], dict[str, Any]], profile_name: str | None = None
+) -> RunSpec:
+    """The run of one ``(variant, model, trainer keyword arguments, training-recipe overrides)`` entry."""
+    variant, model, kwargs, over = entry
+    return _run(
+        profile,
+        model,
+        seed,
+        profile_name,
+        variant=variant,
+        training=replace(profile.training, **over),
+        trainer_kwargs=tuple(sorted(kwargs.items())),
+    )
+
+
 def ablations(profile: Profile) -> list[RunSpec]:
     """The MNIST ablations as run specifications (first seed of ``profile``, profile name ``ablations-...``).
 
@@ -425,18 +441,7 @@ def ablations(profile: Profile) -> list[RunSpec]:
     """
     if profile.dataset != "mnist":
         raise ValueError(f"ablations run on MNIST only, got a {profile.dataset} profile.")
-    return [
-        _run(
-            profile,
-            model,
-            profile.seeds[0],
-            profile_name=f"ablations-{profile.name}",
-            variant=variant,
-            training=replace(profile.training, **over),
-            trainer_kwargs=tuple(sorted(kwargs.items())),
-        )
-        for variant, model, kwargs, over in ABLATIONS
-    ]
+    return [_variant_run(profile, profile.seeds[0], entry, f"ablations-{profile.name}") for entry in ABLATIONS]
 
 
 #: The screening's candidates and controls: ``(variant, model, trainer keyword arguments, training-recipe
@@ -476,18 +481,7 @@ def screening_runs(profile: Profile) -> list[RunSpec]:
     :param profile: The screening profile (``get_profile("mnist", "screening")``, possibly overridden).
     :return: The run specifications, seed by seed.
     """
-    return [
-        _run(
-            profile,
-            model,
-            seed,
-            variant=variant,
-            training=replace(profile.training, **over),
-            trainer_kwargs=tuple(sorted(kwargs.items())),
-        )
-        for seed in profile.seeds
-        for variant, model, kwargs, over in SCREENING
-    ]
+    return [_variant_run(profile, seed, entry) for seed in profile.seeds for entry in SCREENING]
 
 
 #: The decisive study's models trained with every seed of its profile; the others take its first three.
@@ -517,17 +511,7 @@ def decisive_runs(profile: Profile, chosen: tuple[str, ...] = ()) -> list[RunSpe
     runs = []
     for i, seed in enumerate(profile.seeds):
         runs += [_run(profile, m, seed) for m in DECISIVE_MODELS if m in DECISIVE_FULL_SEEDS or i < 3]
-        runs += [
-            _run(
-                profile,
-                model,
-                seed,
-                variant=variant,
-                training=replace(profile.training, **over),
-                trainer_kwargs=tuple(sorted(kwargs.items())),
-            )
-            for variant, model, kwargs, over in variants
-        ]
+        runs += [_variant_run(profile, seed, entry) for entry in variants]
     return runs
 
 
