@@ -13,10 +13,11 @@ A study in three calls (``art-sgt reproduce`` runs them, through ``art_sgt.repro
   :func:`estimate_cost` say what it cost and what the rest will.
 
 The modules behind it: ``recipe`` (controls, profiles, ablations), ``training`` and ``evaluate`` (one run),
-``cache`` (the run cache), ``screening`` (the objectives study's selection rule), ``diagnosis`` (an
-epoch-by-epoch trace of a training), ``records`` (typed runs, evaluations, comparisons), ``statistics`` (exact McNemar,
-paired bootstrap, across-seed t intervals, verdicts), ``aggregate``, ``render``, ``cost`` and ``figures`` (the
-report), ``saliency_methods`` (the saliency columns checked with other attribution methods).
+``cache`` (the run cache), ``screening`` and ``decisive`` (the objectives study's selection rule and its goal),
+``diagnosis`` (an epoch-by-epoch trace of a training), ``records`` (typed runs, evaluations, comparisons),
+``statistics`` (exact McNemar, paired bootstrap, across-seed t intervals and tests, Holm, verdicts),
+``aggregate``, ``render``, ``cost`` and ``figures`` (the report), ``saliency_methods`` (the saliency columns
+checked with other attribution methods).
 """
 
 from art_sgt.reproduction.cache import RunCache, run_pieces

@@ -20,7 +20,7 @@ import torch
 
 from art_sgt._argtypes import non_negative_int, positive_int
 from art_sgt.provenance import run_info, write_json
-from art_sgt.reproduction import figures, recipe, report, screening
+from art_sgt.reproduction import decisive, figures, recipe, report, screening
 from art_sgt.reproduction.cache import RunCache, run_pieces
 
 __all__ = ["add_arguments", "run", "main", "default_cache_dir"]
@@ -218,6 +218,8 @@ def run(args: argparse.Namespace) -> int:
     if args.ablations:
         payload["label"] = f"Ablations, one seed each, each variant changing one setting of the recipe: {profile.label}"
     payload["setup"] = payload["label"]
+    if args.profile == "decisive":
+        payload["goal"] = decisive.assess(records)
     pending = [r for r in runs if cache.status(r) != "done"]
     trained = [t for t in map(cache.train_record, pending) if t is not None]
     payload["cost"] = report.cost_summary(records, pending, trained=trained)

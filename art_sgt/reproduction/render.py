@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from art_sgt.reproduction import decisive
 from art_sgt.reproduction.aggregate import COMPARISONS, SALIENCY_QUANTITIES, eps_labels
 from art_sgt.reproduction.recipe import LABELS
 from art_sgt.reproduction.records import Comparison, GradientCheck, ModelSummary
@@ -442,6 +443,7 @@ def write_markdown(payload: dict[str, Any], path: str | Path | None = None) -> s
         "(the accuracy-vs-eps figure marks it).",
         "",
         *_flags_section(payload),
+        *(decisive.goal_lines(payload["goal"]) if "goal" in payload else []),
         *_comparison_sections(payload),
         *_costs(payload),
     ]

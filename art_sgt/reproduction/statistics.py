@@ -5,6 +5,10 @@
   ``bootstrap`` with ``paired=True``).
 - Across training seeds: :func:`seed_summary` (mean and sample standard deviation) and
   :func:`difference_interval` (mean difference with the t interval of scipy's ``ttest_rel``, seeds paired).
+- Tests over seeds, for the decisive study's family of comparisons: :func:`paired_t_test` (scipy's ``ttest_1samp``
+  on the seeds' differences, optionally against a margin), :func:`sign_flip_test` (the exact permutation test of
+  the same hypothesis, free of the t test's normality) and :func:`holm` (Holm's step-down adjustment of a family's
+  p-values).
 - :func:`verdict`: the sentence a difference and its interval support; an interval that includes zero is
   "inconclusive at this budget".
 - :func:`claim_standing`: where a claimed gain stands against a measured difference and its interval.
@@ -26,6 +30,9 @@ __all__ = [
     "paired_bootstrap",
     "seed_summary",
     "difference_interval",
+    "paired_t_test",
+    "sign_flip_test",
+    "holm",
     "verdict",
     "claim_standing",
 ]
@@ -209,6 +216,101 @@ def difference_interval(a: Sequence[float], b: Sequence[float], confidence: floa
         ci = ttest_rel(x, y).confidence_interval(confidence)
         low, high = float(ci.low), float(ci.high)
     return Interval(estimate, low, high, confidence, int(d.size), method)
+
+
+_ALTERNATIVES = ("two-sided", "greater", "less")
+
+
+def _differences(differences: Sequence[float], alternative: str) -> np.ndarray:
+    d = np.asarray(differences, dtype=float)
+    if d.ndim != 1 or d.size == 0 or not np.isfinite(d).all():
+        raise ValueError(f"differences must be a non-empty 1-D sequence of finite numbers, got {differences!r:.60}.")
+    if alternative not in _ALTERNATIVES:
+        raise ValueError(f"alternative must be one of {_ALTERNATIVES}, got {alternative!r}.")
+    return d
+
+
+def paired_t_test(differences: Sequence[float], margin: float = 0.0, alternative: str = "two-sided") -> float:
+    """The p-value of the one-sample t test of the seeds' paired differences against ``margin``.
+
+    ``alternative="greater"`` with ``margin=-0.01`` is a non-inferiority test: its null hypothesis is that ``a`` is
+    worse than ``b`` by at least one point. NaN with fewer than two seeds or with no spread.
+
+    :param differences: Per seed, ``a - b``.
+    :param margin: The difference of the null hypothesis.
+    :param alternative: ``"two-sided"``, ``"greater"`` (the difference exceeds ``margin``) or ``"less"``.
+    :return: The p-value.
+    :raises ValueError: For an empty or non-finite sequence or an unknown ``alternative``.
+
+    >>> round(paired_t_test([0.02, 0.03, 0.01, 0.04, 0.02], margin=-0.01, alternative="greater"), 5)
+    0.00131
+    """
+    from scipy.stats import ttest_1samp
+
+    d = _differences(differences, alternative)
+    if d.size < 2 or np.ptp(d) <= _SAME * max(1.0, float(np.abs(d).max())):
+        return math.nan
+    return float(ttest_1samp(d, popmean=margin, alternative=alternative).pvalue)
+
+
+def sign_flip_test(differences: Sequence[float], margin: float = 0.0, alternative: str = "two-sided") -> float:
+    """The exact sign-flip (paired permutation) test of the seeds' differences against ``margin``.
+
+    Under the null hypothesis each ``d - margin`` is as likely positive as negative, so every one of the ``2**n``
+    sign assignments is equally likely; the p-value is the share of them whose mean is at least as extreme as the
+    observed one (ties count). With ``n`` seeds it is never below ``2**-n`` one-sided, ``2**(1-n)`` two-sided: five
+    seeds cannot reject at 0.05 two-sided, which the decisive study's report states.
+
+    :param differences: Per seed, ``a - b`` (at most 20).
+    :param margin: The difference of the null hypothesis.
+    :param alternative: ``"two-sided"``, ``"greater"`` or ``"less"``.
+    :return: The exact p-value.
+    :raises ValueError: For an empty or non-finite sequence, more than 20 values or an unknown ``alternative``.
+
+    >>> sign_flip_test([0.02, 0.03, 0.01, 0.04, 0.02], alternative="greater")  # 1 of 32 assignments
+    0.03125
+    >>> sign_flip_test([0.02, 0.03, 0.01, 0.04, 0.02])
+    0.0625
+    """
+    d = _differences(differences, alternative) - margin
+    if d.size > 20:
+        raise ValueError(f"differences must hold at most 20 values for the exact test, got {d.size}.")
+    signs = 1 - 2 * ((np.arange(2**d.size)[:, None] >> np.arange(d.size)) & 1)
+    means = (signs * d).mean(axis=1)
+    observed, tolerance = d.mean(), _SAME * max(1.0, float(np.abs(d).max()))
+    if alternative == "greater":
+        extreme = means >= observed - tolerance
+    elif alternative == "less":
+        extreme = means <= observed + tolerance
+    else:
+        extreme = np.abs(means) >= abs(observed) - tolerance
+    return float(extreme.mean())
+
+
+def holm(p_values: Sequence[float]) -> list[float]:
+    """Holm's step-down adjustment of a family's p-values (controls the family-wise error rate).
+
+    The ``k``-th smallest of ``m`` p-values is multiplied by ``m - k + 1``, made non-decreasing in that order and
+    capped at 1. A NaN (a test that could not be run) stays NaN and does not count in ``m``.
+
+    :param p_values: The family's p-values, in any order.
+    :return: The adjusted p-values, in the same order.
+    :raises ValueError: For a value outside [0, 1].
+
+    >>> holm([0.01, 0.04, 0.03])
+    [0.03, 0.06, 0.06]
+    """
+    p = np.asarray(p_values, dtype=float)
+    if p.ndim != 1 or ((p < 0) | (p > 1)).any():
+        raise ValueError(f"p_values must be a 1-D sequence of numbers in [0, 1] or NaN, got {p_values!r:.60}.")
+    defined = np.flatnonzero(~np.isnan(p))
+    order = defined[np.argsort(p[defined], kind="stable")]
+    adjusted = np.full(p.shape, math.nan)
+    running = 0.0
+    for k, i in enumerate(order):
+        running = max(running, min(1.0, (len(order) - k) * float(p[i])))
+        adjusted[i] = running
+    return [float(v) for v in adjusted]
 
 
 def verdict(

@@ -10,9 +10,12 @@ from art_sgt.reproduction.statistics import (
     Interval,
     claim_standing,
     difference_interval,
+    holm,
     mcnemar_exact,
     paired_bootstrap,
+    paired_t_test,
     seed_summary,
+    sign_flip_test,
     verdict,
 )
 
@@ -137,3 +140,66 @@ def test_claim_standing_scale_and_units():
     assert claim_standing(Interval(25.0, 21.0, 29.0, 0.95, 3, "t"), 20, scale=1.0) == (
         "a gain, larger than the claimed +20"
     )
+
+
+@pytest.mark.parametrize(
+    ("differences", "margin", "alternative", "p"),
+    [
+        ([1.0, 2.0, 3.0], 0.0, "greater", 1 / 8),  # only the observed signs reach mean 2
+        ([1.0, 2.0, 3.0], 0.0, "two-sided", 2 / 8),  # and their mirror image
+        ([1.0, 2.0, 3.0], 0.0, "less", 1.0),
+        ([1.0, -2.0, 3.0], 0.0, "greater", 3 / 8),  # means (+-1 +-2 +-3)/3 >= 2/3: (1,-2,3) (-1,2,3) (1,2,3)
+        ([0.5, 1.5], 1.0, "greater", 3 / 4),  # shifted: (-0.5, 0.5), mean 0, reached by 3 of 4 (ties count)
+        ([0.0, 0.0], 0.0, "two-sided", 1.0),
+    ],
+)
+def test_sign_flip_test_known_answers(differences, margin, alternative, p):
+    assert sign_flip_test(differences, margin, alternative) == pytest.approx(p)
+
+
+def test_sign_flip_test_floor_with_five_seeds():
+    # five seeds: the smallest two-sided p is 2/32, so no difference can be called at 0.05 by this test alone
+    assert sign_flip_test([5, 4, 3, 2, 1]) == pytest.approx(2 / 32)
+    assert sign_flip_test([5, 4, 3, 2, 1], alternative="greater") == pytest.approx(1 / 32)
+
+
+def test_paired_t_test_known_answer():
+    # d = (1, 2, 3): mean 2, sd 1, se 1/sqrt(3), t = 2 sqrt(3) on 2 degrees of freedom;
+    # the t(2) survival function is (1 - t / sqrt(t**2 + 2)) / 2
+    t = 2 * math.sqrt(3)
+    one_sided = (1 - t / math.sqrt(t**2 + 2)) / 2
+    assert paired_t_test([1, 2, 3], alternative="greater") == pytest.approx(one_sided, rel=1e-9)
+    assert paired_t_test([1, 2, 3]) == pytest.approx(2 * one_sided, rel=1e-9)
+    # against a margin of 1: d - 1 = (0, 1, 2), t = sqrt(3)
+    t = math.sqrt(3)
+    assert paired_t_test([1, 2, 3], margin=1, alternative="greater") == pytest.approx(
+        (1 - t / math.sqrt(t**2 + 2)) / 2, rel=1e-9
+    )
+    assert math.isnan(paired_t_test([0.5]))
+    assert math.isnan(paired_t_test([0.2, 0.2, 0.2]))  # no spread: undefined, not zero
+
+
+def test_holm_known_answers():
+    assert holm([0.01, 0.04, 0.03]) == [0.03, 0.06, 0.06]
+    assert holm([0.5, 0.2]) == [0.5, 0.4]
+    assert holm([0.04, 0.03]) == [0.06, 0.06]  # monotone in the order of the raw p-values
+    assert holm([0.9, 0.8]) == [1.0, 1.0]  # capped at 1
+    adjusted = holm([0.02, math.nan, 0.01])
+    assert adjusted[0] == 0.02 and adjusted[2] == 0.02 and math.isnan(adjusted[1])  # NaN does not count in m
+    assert holm([]) == []
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (lambda: sign_flip_test([]), "differences"),
+        (lambda: sign_flip_test([1.0, math.nan]), "differences"),
+        (lambda: sign_flip_test([1.0] * 21), "at most 20"),
+        (lambda: sign_flip_test([1.0], alternative="bigger"), "alternative"),
+        (lambda: paired_t_test([[1.0, 2.0]]), "differences"),
+        (lambda: holm([1.5]), "p_values"),
+    ],
+)
+def test_seed_tests_reject_bad_input(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
