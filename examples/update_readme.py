@@ -9,6 +9,10 @@ each between ``<!-- generated:NAME -->`` and ``<!-- /generated:NAME -->``:
 ``verdict``
     one table of the paper reproduction's key comparison, ASGT against mixed AT, ART's Madry PGD-AT and no
     defence, with 95% intervals (``results/mnist_standard.json``, ``results/cifar10_standard.json``);
+``objectives``
+    where the objectives study stands: the screening's evaluated runs and the rule's choice
+    (``results/mnist_screening.json``), then the decisive study's goal and, once it is assessed, the best trainer
+    for robustness and for maps (``results/mnist_decisive.json``);
 ``speed``
     the benchmarks' ratios against ART (``results/bench_trainers.json``) and, once it exists, against
     torchattacks' AutoAttack (``results/bench_autoattack.json``).
@@ -299,7 +303,68 @@ def speed(results: Path) -> list[str]:
     return lines
 
 
-BLOCKS: dict[str, Callable[[Path], list[str]]] = {"make-run": make_run, "verdict": verdict, "speed": speed}
+def _screening(payload: dict[str, Any]) -> str:
+    runs = sum(len(v["runs"]) for v in payload["variants"].values())
+    expected = len(payload["expected"]["variants"]) * len(payload["expected"]["seeds"])
+    head = f"**Screening** (MNIST, 20,000 training images, 3 epochs, 2 seeds, eps 0.3): {runs} of {expected} runs"
+    selection = payload["selection"]
+    if selection is None:
+        return (
+            f"{head} evaluated; the pre-registered rule picks the decisive study's variants once all are "
+            "(`results/mnist_screening.md`)."
+        )
+    outcome = "passed" if selection["passed"] else "no candidate was eligible, so the best worst case goes on"
+    chosen = ", ".join(f"`{n}`" for n in selection["chosen"])
+    return (
+        f"{head} evaluated. Best control `{selection['best_control']}`; the pre-registered rule chose {chosen} "
+        f"({outcome}; `results/mnist_screening.md`)."
+    )
+
+
+def _decisive(payload: dict[str, Any] | None) -> list[str]:
+    goal = None if payload is None else payload.get("goal")
+    if goal is None:
+        return ["**Decisive study** (full MNIST, 5 seeds for the candidates and the best controls): not started."]
+    lines = [f"**Decisive study** (full MNIST), best control `{goal['best_control']}`:", ""]
+    for name, entry in goal["candidates"].items():
+        ni = entry["tests"]["worst_case"]
+        bound = "undefined" if ni is None or ni["lower_bound"] is None else f"{100 * ni['lower_bound']:+.1f}"
+        state = "meets the goal" if entry["met"] else "does not meet the goal"
+        lines.append(
+            f"- `{name}` ({len(entry['seeds'])} seeds) {state}: worst case at eps 0.3 minus the control's, one-sided "
+            f"95% lower bound {bound} points (non-inferior above -1), maps better on {entry['map_wins_holm']} of 3 "
+            "after Holm's adjustment."
+        )
+    results = payload["results"]
+    robust = max(results, key=lambda m: results[m]["worst_case_standard_eps"]["mean"])
+    maps = max(results, key=lambda m: results[m]["morf_gain"]["mean"])
+    lines.append("")
+    if goal["met"]:
+        lines.append(
+            f"Recommended: {', '.join(f'`{n}`' for n in goal['met'])}. Full report: `results/mnist_decisive.md`."
+        )
+    else:
+        lines.append(
+            "No saliency-guided objective earns its cost at this budget. Best for robustness (mean worst case at eps "
+            f"0.3): `{robust}`; best for maps (mean MoRF gain): `{maps}`. The paper's ASGT stays the faithful "
+            "reproduction, with its gradient-masking caveat. Full report: `results/mnist_decisive.md`."
+        )
+    return lines
+
+
+def objectives(results: Path) -> list[str]:
+    """Where the objectives study stands: the screening's runs and choice, then the decisive study's goal."""
+    screening = _load(results / "mnist_screening.json")
+    lines = _missing("mnist_screening.json") if screening is None else [_screening(screening)]
+    return [*lines, "", *_decisive(_load(results / "mnist_decisive.json"))]
+
+
+BLOCKS: dict[str, Callable[[Path], list[str]]] = {
+    "make-run": make_run,
+    "verdict": verdict,
+    "objectives": objectives,
+    "speed": speed,
+}
 
 
 def update(text: str, results: Path) -> str:

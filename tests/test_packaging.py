@@ -109,7 +109,7 @@ def test_readme_is_a_front_page():
     """Short, no line a reader has to scroll, no p-values or CPU bookkeeping, and every file it names exists."""
     readme = (ROOT / "README.md").read_text()
     lines = readme.splitlines()
-    assert len(lines) <= 170, len(lines)
+    assert len(lines) <= 180, len(lines)  # room for the objectives study's verdict, a few bullets
     assert max(map(len, lines)) <= 200, max(lines, key=len)
     assert not re.search(r"p = \d|e-\d\d|CPU-hours", readme)
     named = set(re.findall(r"`((?:results|docs|examples|benchmarks|art_sgt)/[^`\s*]+|[A-Z]+\.(?:md|cff))`", readme))
@@ -211,6 +211,45 @@ def test_readme_run_time_and_speed_are_read_from_results(tmp_path):
     assert "torchattacks' `AutoAttack`" in "\n".join(update.speed(tmp_path)) and "0.50x" in update.speed(tmp_path)[1]
     (tmp_path / "bench_autoattack.json").write_text(json.dumps({"command": "b", "ratio_cpu": 0.25}))
     assert "(`b`): 0.25x (torchattacks' standard version runs" in update.speed(tmp_path)[1]
+
+
+def test_readme_objectives_block_follows_the_screening_and_the_decisive_study(tmp_path):
+    update = _update_readme()
+    text = "\n".join(update.objectives(tmp_path))
+    assert "`results/mnist_screening.json`: not produced yet." in text and "not started" in text
+    run = {"name": "asgt", "seed": 0, "worst_case": 0.433}
+    screening = {
+        "label": "MNIST screening",
+        "variants": {"asgt": {"runs": [run]}},
+        "expected": {"variants": ["asgt", "mixed_at"], "seeds": [0, 1]},
+        "selection": None,
+    }
+    (tmp_path / "mnist_screening.json").write_text(json.dumps(screening))
+    text = "\n".join(update.objectives(tmp_path))
+    assert "1 of 4 runs evaluated; the pre-registered rule picks" in text
+    screening["selection"] = {"best_control": "mixed_at", "chosen": ["asgt"], "passed": False}
+    (tmp_path / "mnist_screening.json").write_text(json.dumps(screening))
+    assert "Best control `mixed_at`; the pre-registered rule chose `asgt` (no candidate was eligible" in "\n".join(
+        update.objectives(tmp_path)
+    )
+
+    test = {"lower_bound": -0.031}
+    entry = {"seeds": [0, 1, 2, 3, 4], "tests": {"worst_case": test}, "met": False, "map_wins_holm": 1}
+    results = {
+        "asgt": {"worst_case_standard_eps": {"mean": 0.80}, "morf_gain": {"mean": 0.30}},
+        "mixed_at": {"worst_case_standard_eps": {"mean": 0.85}, "morf_gain": {"mean": 0.45}},
+        "trades_at": {"worst_case_standard_eps": {"mean": 0.88}, "morf_gain": {"mean": 0.20}},
+    }
+    goal = {"best_control": "trades_at", "candidates": {"asgt": entry}, "met": []}
+    decisive = {"label": "MNIST decisive", "goal": goal, "results": results}
+    (tmp_path / "mnist_decisive.json").write_text(json.dumps(decisive))
+    text = "\n".join(update.objectives(tmp_path))
+    assert "`asgt` (5 seeds) does not meet the goal: " in text and "lower bound -3.1 points" in text
+    assert "No saliency-guided objective earns its cost" in text
+    assert "robustness (mean worst case at eps 0.3): `trades_at`; best for maps (mean MoRF gain): `mixed_at`" in text
+    entry["met"], goal["met"] = True, ["asgt"]
+    (tmp_path / "mnist_decisive.json").write_text(json.dumps(decisive))
+    assert "Recommended: `asgt`." in "\n".join(update.objectives(tmp_path))
 
 
 def test_update_readme_refuses_a_readme_without_its_blocks(tmp_path):
