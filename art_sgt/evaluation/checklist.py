@@ -19,7 +19,6 @@ the p-value, the counts it rests on, and whether its attack budget was adequate 
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +26,7 @@ import numpy as np
 from scipy.stats import binomtest
 
 from art_sgt.evaluation._art_attacks import build_attack, build_fgsm, build_pgd, run_attack, square_supported
+from art_sgt.evaluation._steps import AttackSteps
 
 __all__ = ["CHECKS", "LARGE_EPS_RATE", "ADEQUATE", "GradientMaskingCheck", "paired_test", "run_checklist"]
 
@@ -113,6 +113,7 @@ def run_checklist(
     bar: Any,
     seconds: dict[str, float],
     notes: list[str] | None = None,
+    steps: AttackSteps | None = None,
 ) -> tuple[list[GradientMaskingCheck], dict[str, np.ndarray]]:
     """Run the five checks at ``p["check_eps"]``, reusing attack runs of the report where they exist.
 
@@ -133,19 +134,27 @@ def run_checklist(
     :param seconds: Filled in place with the wall-clock seconds of each check, as ``check_<name>``.
     :param notes: Filled with a line per attack that got no input gradient (see
         :func:`~art_sgt.evaluation._art_attacks.run_attack`).
+    :param steps: Keeps each check's attack run, or hands back a kept one (the report's ``resume`` file);
+        ``None``: every run is computed.
     :return: One :class:`GradientMaskingCheck` per key of :data:`CHECKS`, in that order, and the per-sample
         correctness of every attack the checks ran at ``check_eps`` (for the report's worst case).
     """
     e, norm, bs = p["check_eps"], p["norm"], p["batch_size"]
     alpha, tol = p["alpha"], p["tolerance"]
     runs: dict[str, np.ndarray] = {}
+    notes = [] if notes is None else notes
+    steps = AttackSteps(None, "") if steps is None else steps
 
     def outcome(key: str, make: Any, target: Any = classifier) -> np.ndarray:
         bar.set_postfix_str(f"check {key}")
-        started = time.perf_counter()
         reused = correct.get((key, e)) if key in ("pgd", "square") else None
-        runs[key] = reused if reused is not None else run_attack(make(), target, x, onehot, labels, p, notes)
-        seconds[f"check_{key}"] = round(time.perf_counter() - started, 3)
+        spent = 0.0
+        if reused is None:
+            reused, spent = steps.run(
+                f"check_{key}", lambda: run_attack(make(), target, x, onehot, labels, p, notes), notes
+            )
+        runs[key] = reused
+        seconds[f"check_{key}"] = round(spent, 3)
         bar.update()
         return runs[key]
 

@@ -38,7 +38,7 @@ from __future__ import annotations
 import contextlib
 import math
 import numbers
-import time
+import os
 import warnings
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -69,6 +69,7 @@ from art_sgt.evaluation._art_attacks import (
     run_attack,
     square_supported,
 )
+from art_sgt.evaluation._steps import AttackSteps, fingerprint, model_digest
 from art_sgt.evaluation.budget import PRESETS, AttackBudget
 from art_sgt.evaluation.checklist import GradientMaskingCheck, run_checklist
 from art_sgt.evaluation.report import RobustnessReport
@@ -100,6 +101,7 @@ def robustness_report(
     tolerance: float = 0.0,
     batch_size: int = 128,
     seed: int = 0,
+    resume: str | os.PathLike | None = None,
     verbose: bool = True,
 ) -> RobustnessReport:
     """Accuracy of ``classifier`` under ART's attacks at every ``eps``, the worst case, and the checklist.
@@ -125,6 +127,12 @@ def robustness_report(
     The worst case at an ``eps`` counts a sample as robust only if it is classified correctly clean and under
     every attack run at that ``eps``, the checklist's attacks at ``check_eps`` included.
 
+    With ``resume``, each attack run's per-sample outcomes are kept in that JSON file as soon as the run ends, and
+    a report started again with the same classifier weights, inputs and parameters takes the kept runs instead of
+    attacking again, so an interrupted report loses at most the run under way and, every attack being seeded
+    just before it runs, resumes to the report an uninterrupted one gives. A file made for another classifier,
+    other inputs or other parameters is ignored; the file is removed once the report is complete.
+
     :param classifier: An ART ``PyTorchClassifier`` returning logits.
     :param x: Inputs ``(n, *input_shape)`` within the classifier's ``clip_values``. Not modified.
     :param y: True labels, indices ``(n,)`` or one-hot ``(n, nb_classes)``.
@@ -146,6 +154,7 @@ def robustness_report(
     :param tolerance: Accuracy drop a paired check must also exceed to fire, in [0, 1).
     :param batch_size: Batch size of the attacks and predictions.
     :param seed: Seed of numpy's and torch's global generators, set before every attack.
+    :param resume: A JSON file keeping the finished attack runs (see above), or ``None``.
     :param verbose: Show a progress bar over the attack runs, and print the report's
         :meth:`~art_sgt.evaluation.report.RobustnessReport.table` at the end.
     :return: The report; its ``params`` record the budget's name and fields.
@@ -216,20 +225,25 @@ def robustness_report(
 
     onehot = np.eye(classifier.nb_classes, dtype=np.float32)[labels]
     x = x.astype(np.float32, copy=False)
+    steps = AttackSteps(None, "")
+    if resume is not None:
+        source = None if transfer_from is None else model_digest(transfer_from.model)
+        key = fingerprint(classifier, x, labels, p, [eps_list, names, checklist, source])
+        steps = AttackSteps(resume, key)
     # ART's predict and attacks leave a model in eval mode; the user's models get their own modes back
     with contextlib.ExitStack() as modes:
         for model in (classifier.model, *([] if transfer_from is None else [transfer_from.model])):
             modes.enter_context(preserved_modes(model))
         clean = correct_mask(classifier, x, labels, p["batch_size"])
         bar = tqdm(total=len(names) * len(eps_list) + (6 if checklist else 0), desc="robustness", disable=not verbose)
-        correct, seconds = _run_attacks(classifier, x, onehot, labels, clean, names, eps_list, p, bar, notes)
+        correct, seconds = _run_attacks(classifier, x, onehot, labels, clean, names, eps_list, p, bar, notes, steps)
         checks: list[GradientMaskingCheck] = []
         check_runs: dict[str, np.ndarray] = {}
         if checklist:
             # a paired check needs PGD and its challenger on the same samples: a cascade's runs are not reused
             reusable = correct if mode == "independent" else {}
             checks, check_runs = run_checklist(
-                classifier, x, onehot, labels, p, reusable, transfer_from, bar, seconds, notes
+                classifier, x, onehot, labels, p, reusable, transfer_from, bar, seconds, notes, steps
             )
         bar.close()
     worst, worst_attacks = [], []
@@ -254,6 +268,7 @@ def robustness_report(
         notes=list(dict.fromkeys(notes)),
         worst_case_correct=[[bool(c) for c in w] for w in worst],
     )
+    steps.finish()
     if verbose:
         print(report.table())
     return report
@@ -270,25 +285,32 @@ def _run_attacks(
     p: dict[str, Any],
     bar: Any,
     notes: list[str],
+    steps: AttackSteps,
 ) -> tuple[dict[tuple[str, float], np.ndarray], dict[str, float]]:
     """Every attack at every ``eps``, in ``p["mode"]``: per ``(attack, eps)`` the samples correct under it (and, in
-    a cascade, under every attack before it), and each attack's wall-clock seconds summed over ``eps``."""
+    a cascade, under every attack before it), and each attack's wall-clock seconds summed over ``eps``. Each run
+    goes through ``steps``, which keeps it or hands back a kept one."""
     seconds: dict[str, float] = dict.fromkeys(names, 0.0)
     correct: dict[tuple[str, float], np.ndarray] = {}
     still = {e: clean.copy() for e in eps_list}  # the cascade's survivors at each eps
     for name in names:
         for e in eps_list:
             bar.set_postfix_str(f"{name} eps={e:g}")
-            started = time.perf_counter()
-            attack = None if e == 0 else build_attack(name, classifier, e, p["norm"], p)
-            if p["mode"] == "independent":
-                correct[(name, e)] = run_attack(attack, classifier, x, onehot, labels, p, notes)
+            sub = np.arange(len(x)) if p["mode"] == "independent" else np.flatnonzero(still[e])
+            if e == 0 or not sub.size:  # eps 0 is the clean accuracy; a cascade may have nothing left to attack
+                outcome = clean[sub]
             else:
-                sub = np.flatnonzero(still[e])
-                if attack is not None and sub.size:
-                    still[e][sub] = run_attack(attack, classifier, x[sub], onehot[sub], labels[sub], p, notes)
-                correct[(name, e)] = still[e].copy()
-            seconds[name] += time.perf_counter() - started
+
+                def work(name: str = name, e: float = e, sub: np.ndarray = sub) -> np.ndarray:
+                    attack = build_attack(name, classifier, e, p["norm"], p)
+                    return run_attack(attack, classifier, x[sub], onehot[sub], labels[sub], p, notes)
+
+                outcome, spent = steps.run(f"{name} eps={e!r}", work, notes)
+                seconds[name] += spent
+            still[e][sub] = outcome
+            correct[(name, e)] = still[e].copy()
+            if p["mode"] == "independent":
+                still[e] = clean.copy()  # every attack on every clean-correct sample
             bar.update()
     return correct, seconds
 

@@ -5,7 +5,9 @@
 - ``checkpoint/``: the trainer's checkpoint while training (removed once training is done);
 - ``progress.json``: CPU and wall seconds spent so far, over every session;
 - ``weights.pt`` and ``train_log.json``: the trained model and its training log;
-- ``evaluation_partial.json``: the finished stages of an evaluation under way (removed once it is done);
+- ``evaluation_partial.json``: the finished stages of an evaluation under way (removed once it is done), and
+  ``robustness_runs_eps<eps>.json``: the finished attack runs of its worst-case stage under way (removed once
+  that stage is done);
 - ``evaluation.json``: the evaluation, with the hash of the evaluation configuration it was made with.
 
 A run is ``done`` when its evaluation matches the current evaluation configuration, ``trained`` when its

@@ -110,8 +110,10 @@ def _robustness(
     ev: EvaluationRecipe,
     transfer_from: Any,
     seed: int,
+    resume: Path | None,
 ) -> dict[str, Any]:
-    """``robustness_report`` at one ``eps`` with the recipe's budget (the checklist at ``check_eps`` only)."""
+    """``robustness_report`` at one ``eps`` with the recipe's budget (the checklist at ``check_eps`` only), its
+    finished attack runs kept in ``resume``."""
     from art_sgt.evaluation import AttackBudget, robustness_report
 
     checklist = math.isclose(eps, check_eps, rel_tol=1e-9)
@@ -127,6 +129,7 @@ def _robustness(
         budget=budget,
         mode=ev.report_mode,
         seed=seed,
+        resume=resume,
         verbose=False,
     )
     return report.to_dict()
@@ -242,6 +245,11 @@ class _Stages:
         return out
 
 
+def _attack_runs(partial: str | Path | None, eps: float) -> Path | None:
+    """Where the report at ``eps`` keeps its finished attack runs: beside ``partial``, or nowhere."""
+    return None if partial is None else Path(partial).with_name(f"robustness_runs_eps{eps:.6g}.json")
+
+
 def evaluate_run(
     spec: RunSpec,
     classifier: Any,
@@ -259,9 +267,12 @@ def evaluate_run(
 
     The work runs in stages (PGD; the worst case at each ``eps`` of the grid, the checklist at the first radius of
     the recipe's ``eps_keys``; saliency), each kept in ``partial`` as soon as it ends, so an evaluation interrupted
-    (a session's end, Ctrl-C) resumes after its last finished stage. Every attack is seeded alike per stage, so the
-    numbers equal those of one uninterrupted pass (:meth:`RobustnessReport.concatenate
-    <art_sgt.evaluation.report.RobustnessReport.concatenate>`).
+    (a session's end, Ctrl-C) resumes after its last finished stage; within a worst-case stage, each attack run is
+    kept beside ``partial`` in ``robustness_runs_eps<eps>.json`` (the ``resume`` file of
+    :func:`~art_sgt.evaluation.robustness_report`), so the stage resumes after its last finished attack run (its
+    CPU seconds then count the last session's only; the report's per-attack wall seconds count every session).
+    Every attack is seeded alike per stage, so the numbers equal those of one uninterrupted pass
+    (:meth:`RobustnessReport.concatenate <art_sgt.evaluation.report.RobustnessReport.concatenate>`).
 
     :param spec: The run (its evaluation recipe and seed).
     :param classifier: The trained classifier.
@@ -311,7 +322,9 @@ def evaluate_run(
     parts = [
         stages.run(
             f"report eps {e:.6g}",
-            lambda e=e: _robustness(classifier, xr, yr, e, check_eps, ev, transfer_from, spec.seed),
+            lambda e=e: _robustness(
+                classifier, xr, yr, e, check_eps, ev, transfer_from, spec.seed, _attack_runs(partial, e)
+            ),
         )
         for e in grid
     ]

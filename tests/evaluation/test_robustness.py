@@ -407,3 +407,84 @@ def test_reports_per_eps_concatenate_to_the_report_of_one_call() -> None:
         RobustnessReport.concatenate([parts[0], robustness_report(clf, x, y, eps=(0.2,), **{**kwargs, "seed": 4})])
     with pytest.raises(ValueError, match="at least one"):
         RobustnessReport.concatenate([])
+
+
+class _Interrupt(Exception):
+    """Stands for a session's end in the middle of a report."""
+
+
+def _counting(monkeypatch, fail_at: int | None = None) -> list[int]:
+    """Count the report's attack runs (the cascade's and the checklist's); raise at run number ``fail_at``."""
+    from art_sgt.evaluation import checklist, robustness
+
+    calls, original = [], robustness.run_attack
+
+    def run_attack(*args, **kwargs):
+        calls.append(1)
+        if fail_at is not None and len(calls) == fail_at:
+            raise _Interrupt
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(robustness, "run_attack", run_attack)
+    monkeypatch.setattr(checklist, "run_attack", run_attack)
+    return calls
+
+
+def _without_times(report: RobustnessReport) -> dict:
+    out = report.to_dict()
+    out.pop("seconds")
+    return out
+
+
+@pytest.mark.parametrize("mode", ["cascade", "independent"])
+def test_an_interrupted_report_resumes_from_its_kept_runs_to_the_uninterrupted_report(tmp_path, monkeypatch, mode):
+    x, y = _data(n=24, classes=3)
+    kwargs = dict(eps=(0.1, 0.3), budget="quick", mode=mode, transfer_from=_classifier(classes=3), verbose=False)
+    whole = robustness_report(_classifier(classes=3), x, y, **kwargs)
+    resume = tmp_path / "steps.json"
+
+    with monkeypatch.context() as patch:
+        total = _counting(patch)
+        robustness_report(_classifier(classes=3), x, y, resume=resume, **kwargs)
+    assert not resume.exists()  # a complete report removes its file
+    with monkeypatch.context() as patch:
+        _counting(patch, fail_at=4)
+        with pytest.raises(_Interrupt):
+            robustness_report(_classifier(classes=3), x, y, resume=resume, **kwargs)
+    kept = json.loads(resume.read_text())  # plain JSON: nothing in it can run code
+    assert len(kept["runs"]) == 3 and all(set(r["correct"]) <= {"0", "1"} for r in kept["runs"].values())
+
+    with monkeypatch.context() as patch:
+        again = _counting(patch)
+        resumed = robustness_report(_classifier(classes=3), x, y, resume=resume, **kwargs)
+    assert len(again) == len(total) - 3  # the kept runs are not attacked again
+    assert _without_times(resumed) == _without_times(whole)
+    assert set(resumed.seconds) == set(whole.seconds) and not resume.exists()
+
+
+def test_a_kept_file_of_another_model_or_budget_is_ignored(tmp_path, monkeypatch):
+    x, y = _data(n=24, classes=3)
+    resume = tmp_path / "steps.json"
+    with monkeypatch.context() as patch:
+        _counting(patch, fail_at=3)
+        with pytest.raises(_Interrupt):
+            robustness_report(_classifier(classes=3), x, y, eps=0.3, budget="quick", resume=resume, verbose=False)
+    other = _classifier(classes=3)
+    with torch.no_grad():
+        other.model[1].bias.add_(0.5)
+    with monkeypatch.context() as patch:
+        calls = _counting(patch)
+        robustness_report(_classifier(classes=3), x, y, eps=0.3, budget="quick", verbose=False)
+        expected = len(calls)
+        calls.clear()
+        robustness_report(other, x, y, eps=0.3, budget="quick", resume=resume, verbose=False)
+        assert len(calls) == expected  # another model's runs are not reused
+    with monkeypatch.context() as patch:
+        _counting(patch, fail_at=3)
+        with pytest.raises(_Interrupt):
+            robustness_report(_classifier(classes=3), x, y, eps=0.3, budget="quick", resume=resume, verbose=False)
+    with monkeypatch.context() as patch:
+        calls = _counting(patch)
+        budget = AttackBudget.preset("quick").replace(pgd_max_iter=3)
+        robustness_report(_classifier(classes=3), x, y, eps=0.3, budget=budget, resume=resume, verbose=False)
+        assert len(calls) == expected  # nor those of another budget

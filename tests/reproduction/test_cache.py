@@ -418,6 +418,45 @@ def test_an_interrupted_evaluation_resumes_after_its_last_finished_stage(tmp_pat
     assert calls == [0.1, 0.2, 0.3]
 
 
+def test_an_evaluation_interrupted_within_a_worst_case_stage_resumes_after_its_last_attack_run(
+    tmp_path, data, monkeypatch
+):
+    from art_sgt.evaluation import robustness
+    from art_sgt.reproduction import evaluate
+
+    x, y, x_test, y_test = data
+    run = spec("asgt")
+    classifier, _ = train_run(run, x, y, tmp_path / "train", network=TinyNet)
+    reference = evaluate.evaluate_run(run, classifier, x_test, y_test)
+    calls, original = [], robustness.run_attack
+
+    def run_attack(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 5:  # the PGD stage's two runs, then two of the first worst-case stage
+            raise KeyboardInterrupt
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(robustness, "run_attack", run_attack)
+    partial = tmp_path / "evaluation_partial.json"
+    with pytest.raises(KeyboardInterrupt):
+        evaluate.evaluate_run(run, classifier, x_test, y_test, partial=partial)
+    runs = tmp_path / "robustness_runs_eps0.1.json"
+    assert len(json.loads(runs.read_text())["runs"]) == 2  # the first stage's two finished attack runs
+    monkeypatch.undo()
+    monkeypatch.setattr(robustness, "run_attack", lambda *a, **k: (calls.append(1), original(*a, **k))[1])
+    calls.clear()
+    resumed = evaluate.evaluate_run(run, classifier, x_test, y_test, partial=partial)
+    assert not runs.exists()
+    assert resumed["per_sample"] == reference["per_sample"] and resumed["flags"] == reference["flags"]
+    assert resumed["robustness"]["accuracy"] == reference["robustness"]["accuracy"]
+    monkeypatch.undo()
+    monkeypatch.setattr(robustness, "run_attack", lambda *a, **k: (calls.append(1), original(*a, **k))[1])
+    total = len(calls)
+    calls.clear()
+    evaluate.evaluate_run(run, classifier, x_test, y_test)
+    assert total == len(calls) - 4  # neither the kept PGD stage (two runs) nor the two kept attack runs ran again
+
+
 def test_a_run_trained_with_the_same_configuration_elsewhere_is_reused_not_retrained(tmp_path, data):
     from art_sgt.reproduction import cost_summary
 

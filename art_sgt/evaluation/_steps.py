@@ -1,0 +1,112 @@
+"""The finished attack runs of one robustness report, kept in a JSON file so that an interrupted report resumes.
+
+An AutoAttack-strength report on a robust model runs for an hour or more, its attacks one after another. Given a
+file, :func:`~art_sgt.evaluation.robustness.robustness_report` keeps each attack run's per-sample outcomes there as
+soon as the run ends (with its seconds and the notes it raised), and a report started again on the same
+classifier, inputs and parameters takes the kept runs instead of attacking again. Every attack is seeded just
+before it runs, so a resumed report equals one that was never interrupted. The file holds JSON only (nothing in
+it can run code), is ignored and replaced when it was made for another classifier, other inputs or other
+parameters, and is removed once the report is complete.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+logger = logging.getLogger(__name__)
+
+
+def _weights_digest(model: torch.nn.Module, digest: Any) -> None:
+    for name, tensor in model.state_dict().items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+
+
+def fingerprint(classifier: Any, x: np.ndarray, labels: np.ndarray, params: dict[str, Any], extra: Any) -> str:
+    """A SHA-256 of what a report's attack runs depend on: the weights, the inputs, the labels, the parameters.
+
+    :param classifier: The ART classifier under test.
+    :param x: The inputs, float32.
+    :param labels: The class indices.
+    :param params: The report's parameters.
+    :param extra: Anything else the runs depend on, JSON-serialisable (the eps, the attacks, the transfer model's
+        digest).
+    :return: The hex digest.
+    """
+    digest = hashlib.sha256()
+    _weights_digest(classifier.model, digest)
+    digest.update(np.ascontiguousarray(x).tobytes())
+    digest.update(np.ascontiguousarray(labels, dtype=np.int64).tobytes())
+    digest.update(json.dumps([params, extra], sort_keys=True, default=str).encode())
+    return digest.hexdigest()
+
+
+def model_digest(model: torch.nn.Module) -> str:
+    """:return: A SHA-256 of ``model``'s ``state_dict``."""
+    digest = hashlib.sha256()
+    _weights_digest(model, digest)
+    return digest.hexdigest()
+
+
+class AttackSteps:
+    """Attack runs, each done once: kept in ``path`` (when given) as soon as it ends.
+
+    :param path: The JSON file, or ``None`` (nothing kept: every run is computed).
+    :param key: The report's :func:`fingerprint`; a file made under another key is ignored and replaced.
+    """
+
+    def __init__(self, path: str | os.PathLike | None, key: str) -> None:
+        self.path, self.key = (None if path is None else Path(path)), key
+        self.done: dict[str, dict[str, Any]] = {}
+        if self.path is not None and self.path.is_file():
+            kept = json.loads(self.path.read_text())
+            if kept.get("key") == key:
+                self.done = dict(kept["runs"])
+                logger.info("resuming a robustness report: %d attack runs kept in %s", len(self.done), self.path)
+            else:
+                logger.warning("%s was made for another classifier, inputs or parameters: ignored", self.path)
+
+    def run(self, name: str, work: Callable[[], np.ndarray], notes: list[str]) -> tuple[np.ndarray, float]:
+        """The outcomes of run ``name``: kept, or computed by ``work()`` and kept.
+
+        :param name: The run's name, unique within the report (e.g. ``"apgd-ce eps=0.3"``).
+        :param work: Computes the per-sample correctness (a boolean vector), appending to ``notes``.
+        :param notes: The report's notes; a kept run's notes are appended again.
+        :return: The outcomes and the run's wall-clock seconds (those it took when it ran).
+        """
+        if name not in self.done:
+            first, started = len(notes), time.perf_counter()
+            correct = np.asarray(work(), dtype=bool)
+            self.done[name] = {
+                "correct": "".join("1" if c else "0" for c in correct),
+                "seconds": time.perf_counter() - started,
+                "notes": notes[first:],
+            }
+            if self.path is not None:
+                self._write()
+            return correct, self.done[name]["seconds"]
+        kept = self.done[name]
+        notes.extend(kept["notes"])
+        return np.frombuffer(kept["correct"].encode(), dtype=np.uint8) == ord("1"), float(kept["seconds"])
+
+    def _write(self) -> None:
+        assert self.path is not None
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(self.path.suffix + ".tmp")
+        tmp.write_text(json.dumps({"key": self.key, "runs": self.done}))
+        os.replace(tmp, self.path)  # atomic: an interruption leaves the last complete file
+
+    def finish(self) -> None:
+        """Remove the file: the report is complete and holds every run."""
+        if self.path is not None:
+            self.path.unlink(missing_ok=True)
