@@ -325,6 +325,13 @@ def _decisive(payload: dict[str, Any] | None) -> list[str]:
     goal = None if payload is None else payload.get("goal")
     if goal is None:
         return ["**Decisive study** (full MNIST, 5 seeds for the candidates and the best controls): not started."]
+    if not goal["complete"]:
+        runs = sum(len(e["seeds"]) for e in goal["candidates"].values())
+        runs += sum(len(c["seeds"]) for c in goal["controls"].values())
+        return [
+            f"**Decisive study** (full MNIST): under way, {runs} runs of its candidates and best-control candidates "
+            "evaluated; no verdict before every seed is in (`results/mnist_decisive.md`)."
+        ]
     lines = [f"**Decisive study** (full MNIST), best control `{goal['best_control']}`:", ""]
     for name, entry in goal["candidates"].items():
         ni = entry["tests"]["worst_case"]
@@ -336,8 +343,12 @@ def _decisive(payload: dict[str, Any] | None) -> list[str]:
             "after Holm's adjustment."
         )
     results = payload["results"]
-    robust = max(results, key=lambda m: results[m]["worst_case_standard_eps"]["mean"])
-    maps = max(results, key=lambda m: results[m]["morf_gain"]["mean"])
+
+    def best(key: str) -> str:
+        defined = [m for m in results if results[m][key]["mean"] is not None]
+        return max(defined, key=lambda m: results[m][key]["mean"])
+
+    robust, maps = best("worst_case_standard_eps"), best("morf_gain")
     lines.append("")
     if goal["met"]:
         lines.append(

@@ -240,8 +240,14 @@ def test_readme_objectives_block_follows_the_screening_and_the_decisive_study(tm
         "mixed_at": {"worst_case_standard_eps": {"mean": 0.85}, "morf_gain": {"mean": 0.45}},
         "trades_at": {"worst_case_standard_eps": {"mean": 0.88}, "morf_gain": {"mean": 0.20}},
     }
-    goal = {"best_control": "trades_at", "candidates": {"asgt": entry}, "met": []}
+    controls = {"trades_at": {"seeds": [0, 1]}, "mixed_at": {"seeds": [0, 1, 2]}}
+    goal = {"best_control": "trades_at", "candidates": {"asgt": entry}, "met": [], "complete": False}
+    goal["controls"] = controls
     decisive = {"label": "MNIST decisive", "goal": goal, "results": results}
+    (tmp_path / "mnist_decisive.json").write_text(json.dumps(decisive))
+    text = "\n".join(update.objectives(tmp_path))
+    assert "under way, 10 runs" in text and "no verdict before every seed is in" in text and "earns" not in text
+    goal["complete"] = True
     (tmp_path / "mnist_decisive.json").write_text(json.dumps(decisive))
     text = "\n".join(update.objectives(tmp_path))
     assert "`asgt` (5 seeds) does not meet the goal: " in text and "lower bound -3.1 points" in text

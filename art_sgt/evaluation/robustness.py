@@ -227,7 +227,7 @@ def robustness_report(
     x = x.astype(np.float32, copy=False)
     steps = AttackSteps(None, "")
     if resume is not None:
-        source = None if transfer_from is None else model_digest(transfer_from.model)
+        source = None if transfer_from is None else model_digest(transfer_from)
         key = fingerprint(classifier, x, labels, p, [eps_list, names, checklist, source])
         steps = AttackSteps(resume, key)
     # ART's predict and attacks leave a model in eval mode; the user's models get their own modes back
@@ -294,7 +294,7 @@ def _run_attacks(
     correct: dict[tuple[str, float], np.ndarray] = {}
     still = {e: clean.copy() for e in eps_list}  # the cascade's survivors at each eps
     for name in names:
-        for e in eps_list:
+        for position, e in enumerate(eps_list):
             bar.set_postfix_str(f"{name} eps={e:g}")
             sub = np.arange(len(x)) if p["mode"] == "independent" else np.flatnonzero(still[e])
             if e == 0 or not sub.size:  # eps 0 is the clean accuracy; a cascade may have nothing left to attack
@@ -305,7 +305,7 @@ def _run_attacks(
                     attack = build_attack(name, classifier, e, p["norm"], p)
                     return run_attack(attack, classifier, x[sub], onehot[sub], labels[sub], p, notes)
 
-                outcome, spent = steps.run(f"{name} eps={e!r}", work, notes)
+                outcome, spent = steps.run(f"{name} eps={e!r} ({position})", work, notes, samples=sub)
                 seconds[name] += spent
             still[e][sub] = outcome
             correct[(name, e)] = still[e].copy()

@@ -219,7 +219,7 @@ def run(args: argparse.Namespace) -> int:
         payload["label"] = f"Ablations, one seed each, each variant changing one setting of the recipe: {profile.label}"
     payload["setup"] = payload["label"]
     if args.profile == "decisive":
-        payload["goal"] = decisive.assess(records)
+        payload["goal"] = decisive.assess(records, seeds=profile.seeds)
     pending = [r for r in runs if cache.status(r) != "done"]
     trained = [t for t in map(cache.train_record, pending) if t is not None]
     payload["cost"] = report.cost_summary(records, pending, trained=trained)

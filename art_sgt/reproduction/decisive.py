@@ -121,16 +121,23 @@ def _train_minutes(runs: Sequence[TrainedRun]) -> float | None:
     return round(float(np.mean(complete)) / 60, 2) if complete else None
 
 
-def assess(records: Iterable[Mapping[str, Any] | TrainedRun], alpha: float = 0.05) -> dict[str, Any] | None:
+def assess(
+    records: Iterable[Mapping[str, Any] | TrainedRun], seeds: Sequence[int] | None = None, alpha: float = 0.05
+) -> dict[str, Any] | None:
     """Apply :data:`DECISIVE_RULE` to the decisive study's evaluated runs.
 
+    The rule is stated over every seed: until each control of :data:`DECISIVE_CONTROLS` and each candidate has
+    all of ``seeds``, the assessment is marked incomplete (``"complete": False``) and renders as provisional.
+
     :param records: The runs, or their records as the run cache holds them; runs not yet evaluated are left out.
+    :param seeds: The study's seeds (``None``: the assessment counts as complete with the seeds there are).
     :param alpha: Level of the one-sided tests, before and after Holm's adjustment.
-    :return: ``{"rule", "best_control", "controls", "candidates": {name: {...}}, "family_size", "met": [names]}``,
-        or ``None`` while no control and no candidate are evaluated. A candidate holds its ``tests`` (the
-        non-inferiority test ``worst_case`` and one per map quality: seeds, differences, lower bound, t and
-        sign-flip p-values, the Holm-adjusted t p-value), its ``per_seed`` McNemar tests, its mean training CPU
-        minutes beside the control's, and ``meets`` (the interval criterion), ``meets_holm`` and ``met``.
+    :return: ``{"rule", "complete", "seeds", "best_control", "controls", "candidates": {name: {...}},
+        "family_size", "met": [names]}``, or ``None`` while no control and no candidate are evaluated. A candidate
+        holds its ``tests`` (the non-inferiority test ``worst_case`` and one per map quality: seeds, differences,
+        lower bound, t and sign-flip p-values, the Holm-adjusted t p-value), its ``per_seed`` McNemar tests, its
+        mean training CPU minutes beside the control's, and ``meets`` (the interval criterion), ``meets_holm`` and
+        ``met``.
     """
     groups = _runs(records)
     controls = {c: _mean(groups[c], WORST_CASE) for c in DECISIVE_CONTROLS if c in groups}
@@ -149,8 +156,12 @@ def assess(records: Iterable[Mapping[str, Any] | TrainedRun], alpha: float = 0.0
             "train_cpu_minutes": _train_minutes(groups[name]),
             "control_train_cpu_minutes": _train_minutes(groups[best]),
         }
-    family = [(n, t) for n in table for t, v in table[n]["tests"].items() if v is not None]
+    family = [(n, t) for n in table for t, v in table[n]["tests"].items() if v is not None and not math.isnan(v["t_p"])]
     adjusted = holm([table[n]["tests"][t]["t_p"] for n, t in family])
+    for entry in table.values():
+        for test in entry["tests"].values():
+            if test is not None:
+                test["holm_p"] = math.nan  # a test without a p-value (no spread over seeds) is not in the family
     for (n, t), p in zip(family, adjusted):
         table[n]["tests"][t]["holm_p"] = p
     for entry in table.values():
@@ -163,9 +174,15 @@ def assess(records: Iterable[Mapping[str, Any] | TrainedRun], alpha: float = 0.0
         entry["meets"] = entry["non_inferior"] and entry["map_wins"] >= 2
         entry["meets_holm"] = ni is not None and ni["holm_p"] < alpha and entry["map_wins_holm"] >= 2
         entry["met"] = entry["meets"] and entry["meets_holm"]
+    wanted = set(seeds) if seeds is not None else None
+    complete = wanted is None or all(
+        {r.seed for r in groups.get(name, [])} >= wanted for name in (*DECISIVE_CONTROLS, *candidates)
+    )
     return _json_safe(
         {
             "rule": DECISIVE_RULE,
+            "complete": complete,
+            "seeds": None if seeds is None else sorted(seeds),
             "alpha": alpha,
             "best_control": best,
             "controls": {c: {"seeds": [r.seed for r in groups[c]], "worst_case": v} for c, v in controls.items()},
@@ -215,8 +232,8 @@ def goal_lines(goal: Mapping[str, Any] | None) -> list[str]:
         "Rule, fixed before the decisive runs were evaluated: " + goal["rule"],
         "",
         f"Best control: {_label(best)} (seeds {', '.join(map(str, goal['controls'][best]['seeds']))}). "
-        f"{goal['family_size']} one-sided tests in the family. With n seeds the exact sign-flip test cannot fall "
-        "below 2^-n (1/32 for five seeds).",
+        f"{goal['family_size']} one-sided tests with a p-value in the family. With n seeds the exact sign-flip test "
+        "cannot fall below 2^-n (1/32 for five seeds).",
         "",
         "| candidate | worst case eps 0.3 minus control, points | "
         + " | ".join(f"{label} minus control" for label in GOAL_MAPS.values())
@@ -236,12 +253,18 @@ def goal_lines(goal: Mapping[str, Any] | None) -> list[str]:
         lines.append(f"| {_label(name)} | {_cell(tests['worst_case'], 100.0, 1)} | {maps} | {minutes} | {outcome} |")
     lines.append("")
     met = goal["met"]
-    lines.append(
-        f"Goal met by: {', '.join(map(_label, met))}."
-        if met
-        else "No candidate meets the goal at this budget: none is both non-inferior to the best control's worst "
-        "case and better on two of the three map qualities."
-    )
+    if not goal["complete"]:
+        lines.append(
+            "**Provisional**: not every control and candidate has every seed yet, and the rule is stated over all "
+            "of them; the table shows where the tests stand, not a verdict."
+        )
+    elif met:
+        lines.append(f"Goal met by: {', '.join(map(_label, met))}.")
+    else:
+        lines.append(
+            "No candidate meets the goal at this budget: none is both non-inferior to the best control's worst "
+            "case and better on two of the three map qualities."
+        )
     lines += ["", "Per seed, exact McNemar tests of the worst case against the best control on the same images:", ""]
     for name, entry in goal["candidates"].items():
         for row in entry["per_seed"]:

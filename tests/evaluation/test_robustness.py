@@ -488,3 +488,39 @@ def test_a_kept_file_of_another_model_or_budget_is_ignored(tmp_path, monkeypatch
         budget = AttackBudget.preset("quick").replace(pgd_max_iter=3)
         robustness_report(_classifier(classes=3), x, y, eps=0.3, budget=budget, resume=resume, verbose=False)
         assert len(calls) == expected  # nor those of another budget
+
+
+def test_a_repeated_eps_attacks_the_cascade_s_survivors_again_without_a_resume_file(tmp_path):
+    x, y = _data(n=24, classes=3)
+    report = robustness_report(_classifier(classes=3), x, y, eps=(0.05, 0.05), budget="quick", verbose=False)
+    assert len(report.worst_case) == 2 and not list(tmp_path.iterdir())
+
+
+def test_a_kept_file_of_another_loss_clip_range_or_a_corrupt_one_is_not_reused(tmp_path, monkeypatch):
+    from art_sgt.evaluation._steps import fingerprint
+
+    x, y = _data(n=24, classes=3)
+    base = _classifier(classes=3)
+    key = fingerprint(base, x, y, {}, None)
+    other_loss = PyTorchClassifier(
+        base.model, loss=torch.nn.NLLLoss(), input_shape=SHAPE, nb_classes=3, clip_values=(0.0, 1.0)
+    )
+    other_clip = PyTorchClassifier(
+        base.model, loss=torch.nn.CrossEntropyLoss(), input_shape=SHAPE, nb_classes=3, clip_values=(0.0, 0.9)
+    )
+    scaled = PyTorchClassifier(
+        base.model,
+        loss=torch.nn.CrossEntropyLoss(),
+        input_shape=SHAPE,
+        nb_classes=3,
+        clip_values=(0.0, 1.0),
+        preprocessing=(0.5, 0.5),
+    )
+    assert len({key, *(fingerprint(c, x, y, {}, None) for c in (other_loss, other_clip, scaled))}) == 4
+    assert fingerprint(_classifier(classes=3), x, y, {}, None) == key  # the same classifier built again
+
+    resume = tmp_path / "steps.json"
+    for content in ("{not json", "[1, 2]", '{"key": 3}'):
+        resume.write_text(content)
+        report = robustness_report(base, x, y, eps=0.3, budget="quick", resume=resume, verbose=False)
+        assert report.clean_accuracy > 0 and not resume.exists()

@@ -72,9 +72,10 @@ def _study(candidate_diffs, morf_diffs, sparse_diffs, stab_diffs, name="asgt[kl 
 
 def test_a_non_inferior_candidate_with_two_clear_map_wins_meets_the_goal():
     wins = [0.10, 0.12, 0.09, 0.11, 0.10]
-    goal = decisive.assess(_study([0.005, 0.01, 0.0, 0.008, 0.004], wins, wins, [-0.1] * 4 + [-0.12]))
+    goal = decisive.assess(_study([0.005, 0.01, 0.0, 0.008, 0.004], wins, wins, [-0.1] * 4 + [-0.12]), seeds=range(5))
     entry = goal["candidates"]["asgt[kl 0.3]"]
-    assert goal["best_control"] == "mixed_at"
+    assert goal["best_control"] == "mixed_at" and goal["complete"]
+    assert "Goal met by: ASGT [kl 0.3]." in decisive.goal_lines(goal)
     assert entry["non_inferior"] and entry["map_wins"] == 2 and entry["map_wins_holm"] == 2
     assert goal["met"] == ["asgt[kl 0.3]"]
     assert goal["family_size"] == 4
@@ -144,3 +145,22 @@ def test_the_decisive_report_carries_the_goal_section(tmp_path):
     assert main([*argv, "--cache-dir", str(tmp_path / "c"), "--out-dir", str(tmp_path)]) == 0
     assert json.loads((tmp_path / "mnist_decisive.json").read_text())["goal"] is None
     assert "## The goal: non-inferior worst case, better maps" in (tmp_path / "mnist_decisive.md").read_text()
+
+
+def test_until_every_seed_is_in_the_assessment_is_provisional():
+    wins = [0.10, 0.12, 0.09, 0.11, 0.10]
+    records = _study([0.005, 0.01, 0.0, 0.008, 0.004], wins, wins, wins)
+    partial = [r for r in records if not (r["name"] == "trades_at" and r["seed"] == 4)]
+    goal = decisive.assess(partial, seeds=range(5))
+    assert not goal["complete"] and goal["met"] == ["asgt[kl 0.3]"]  # the tests stand; the verdict waits
+    text = "\n".join(decisive.goal_lines(goal))
+    assert "**Provisional**" in text and "Goal met by" not in text and "No candidate meets" not in text
+    assert decisive.assess(records, seeds=range(5))["complete"]
+
+
+def test_a_test_without_spread_is_left_out_of_the_family():
+    constant = [0.05] * 5  # every seed the same difference: no t p-value
+    goal = decisive.assess(_study([0.005, 0.01, 0.0, 0.008, 0.004], constant, BORDERLINE, [-0.1] * 4 + [-0.12]))
+    tests = goal["candidates"]["asgt[kl 0.3]"]["tests"]
+    assert tests["MoRF gain"]["t_p"] is None and tests["MoRF gain"]["holm_p"] is None
+    assert goal["family_size"] == 3
