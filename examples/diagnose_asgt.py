@@ -137,24 +137,27 @@ def summarise(out: Path) -> dict[str, Any]:
         ("kl_saliency", "saliency KL term (training mean)"),
     ]
     fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.2))
-    colours = {v: f"C{i}" for i, v in enumerate(VARIANTS)}
+    colours = {v: f"C{i}" for i, v in enumerate(VARIANTS)}  # a colour per variant, a marker and dash per seed
+    markers, dashes = "os^vD", ["-", "--", ":", "-.", (0, (5, 1))]
     for r in runs:
         epochs = [e["epoch"] for e in r["epochs"]]
         for ax, (key, _) in zip(axes, panels):
             ax.plot(
                 epochs,
                 [e.get(key, np.nan) for e in r["epochs"]],
-                marker="o",
+                marker=markers[r["seed"] % len(markers)],
+                linestyle=dashes[r["seed"] % len(dashes)],
                 color=colours[r["variant"]],
-                label=f"{r['variant']} s{r['seed']}",
+                label=f"{r['variant']}, seed {r['seed']}",
             )
     for ax, (_, title) in zip(axes, panels):
         ax.set_title(title, fontsize=9)
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    axes[-1].legend(fontsize=6, ncol=2)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
     fig.tight_layout()
-    fig.savefig(out.with_suffix(".png"), dpi=120)
+    fig.savefig(out.with_suffix(".png"), dpi=120, bbox_inches="tight")
     plt.close(fig)
     rows = [
         {
