@@ -169,7 +169,10 @@ def summarise(out: Path) -> dict[str, Any]:
         }
         for r in runs
     ]
-    return {"runs": rows, "figure": str(out.with_suffix(".png"))}
+    by_run = {
+        f"{r['variant']}, seed {r['seed']}": {k: v for k, v in r.items() if k not in ("variant", "seed")} for r in rows
+    }
+    return {"runs": rows, "by_run": by_run, "figure": str(out.with_suffix(".png"))}
 
 
 def main() -> None:
