@@ -82,10 +82,10 @@ def run(args: argparse.Namespace, variant: str, seed: int, data: tuple[np.ndarra
     path = Path(args.out) / variant / f"seed{seed}.json"
     if path.is_file():
         done = json.loads(path.read_text())
-        if (done["n_train"], done["epochs"]) != (args.n_train, args.epochs):
+        trained = (done["n_train"], len(done["epochs"]))  # "epochs" holds the trace: one record per epoch
+        if trained != (args.n_train, args.epochs):
             raise SystemExit(
-                f"{path} was trained with --n-train {done['n_train']} --epochs {done['epochs']}: "
-                "give those, or another --out"
+                f"{path} was trained with --n-train {trained[0]} --epochs {trained[1]}: give those, or another --out"
             )
         print(f"== {variant}, seed {seed}: done, skipped")
         return

@@ -57,3 +57,29 @@ def test_the_trace_records_every_epoch_and_ends_with_the_weights_of_one_uninterr
     _trainer(plain).fit(x, y, batch_size=16, nb_epochs=2, seed=3, verbose=False, robust_validation=(x_val, y_val))
     for a, b in zip(traced.model.state_dict().values(), plain.model.state_dict().values()):
         assert torch.equal(a, b)
+
+
+def _script():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "examples" / "diagnose_asgt.py"
+    spec = importlib.util.spec_from_file_location("diagnose_asgt", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_diagnosis_script_skips_a_finished_trace_and_refuses_one_of_another_length(tmp_path, capsys):
+    import argparse
+    import json
+
+    script = _script()
+    done = tmp_path / "paper" / "seed0.json"
+    done.parent.mkdir()
+    done.write_text(json.dumps({"n_train": 100, "epochs": [{"epoch": 1}, {"epoch": 2}]}))
+    args = argparse.Namespace(out=str(tmp_path), n_train=100, epochs=2)
+    script.run(args, "paper", 0, data=())  # no data needed: nothing is trained
+    assert "done, skipped" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="--n-train 100 --epochs 2"):
+        script.run(argparse.Namespace(out=str(tmp_path), n_train=100, epochs=3), "paper", 0, data=())
