@@ -34,7 +34,9 @@ def run_numbers(run: TrainedRun) -> dict[str, Any]:
     :param run: An evaluated run (:meth:`TrainedRun.from_payload <art_sgt.reproduction.records.TrainedRun.from_payload>`
         of a record of :func:`~art_sgt.reproduction.run_pieces`).
     :return: ``{"name", "seed", "clean", "pgd", "worst_case", "morf_gain", "lerf_gain", "sparseness",
-        "stability", "flags", "train_cpu_seconds", "eval_cpu_seconds"}`` (accuracies and gains as fractions).
+        "stability", "flags", "train_cpu_seconds", "train_threads", "eval_cpu_seconds"}`` (accuracies and gains as
+        fractions; ``train_threads``: torch's threads while training, ``None`` where not recorded: CPU seconds on
+        two threads are not those of one).
     :raises ValueError: If the run is not evaluated.
     """
     ev = run.evaluation
@@ -50,6 +52,7 @@ def run_numbers(run: TrainedRun) -> dict[str, Any]:
         "stability": ev.value("stability_spearman"),
         "flags": list(ev.flags),
         "train_cpu_seconds": run.train.cpu_seconds,
+        "train_threads": run.train.payload.get("torch_threads"),
         "eval_cpu_seconds": round(sum((ev.cpu_seconds or {}).values()), 2),
     }
 
@@ -160,6 +163,11 @@ def _label(name: str) -> str:
     return LABELS.get(model, model) + (f" [{variant}" if variant else "")
 
 
+def _threads(runs: Sequence[Mapping[str, Any]]) -> str:
+    """The torch threads the runs trained on, e.g. ``"1"`` or ``"2, 1"`` (``"?"`` where not recorded)."""
+    return ", ".join(dict.fromkeys(str(r.get("train_threads") or "?") for r in runs))
+
+
 def write_markdown(payload: Mapping[str, Any], path: str | Path) -> str:
     """Write the screening's markdown table (seed means) and the rule's outcome to ``path``.
 
@@ -179,7 +187,7 @@ def write_markdown(payload: Mapping[str, Any], path: str | Path) -> str:
         "the variants for the decisive study; they make no claim).",
         "",
         "| variant | seeds | clean | PGD-40 eps 0.3 | worst case eps 0.3 | MoRF gain | LeRF gain | sparseness "
-        "| stability | flags | train CPU min |",
+        "| stability | flags | train CPU min (threads) |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, v in variants.items():
@@ -188,7 +196,7 @@ def write_markdown(payload: Mapping[str, Any], path: str | Path) -> str:
         lines.append(
             f"| {_label(name)} | {','.join(map(str, v['seeds']))} | {m['clean']:.3f} | {m['pgd']:.3f} "
             f"| {m['worst_case']:.3f} | {m['morf_gain']:.3f} | {m['lerf_gain']:.3f} | {m['sparseness']:.3f} "
-            f"| {m['stability']:.3f} | {flags} | {m['train_cpu_seconds'] / 60:.1f} |"
+            f"| {m['stability']:.3f} | {flags} | {m['train_cpu_seconds'] / 60:.1f} ({_threads(v['runs'])}) |"
         )
     lines += ["", "Rule, fixed before the runs were evaluated: " + payload["rule"], ""]
     selection = payload["selection"]

@@ -244,3 +244,14 @@ def test_the_command_lists_the_decisive_study_with_the_variants_a_complete_scree
 
     with pytest.raises(ValueError, match="--ablations modifies the quick or the standard profile"):
         main([*argv, "--ablations"])
+
+
+def test_the_markdown_states_the_threads_each_variant_trained_on(tmp_path):
+    one, two = _record("asgt", 0, 0.8), _record("asgt", 1, 0.8)
+    one["train"]["torch_threads"], two["train"]["torch_threads"] = 1, 2
+    payload = screening.screening_payload(
+        [one, two, _record("mixed_at", 0, 0.8)], "label", ["asgt", "mixed_at"], [0, 1]
+    )
+    text = screening.write_markdown(payload, tmp_path / "s.md")
+    assert "| train CPU min (threads) |" in text
+    assert "| 1.0 (1, 2) |" in text and "| 1.0 (?) |" in text  # a log without the field says so
